@@ -1,0 +1,52 @@
+# Two commands do all the set-up on a fresh machine (Python 3.11+):
+#   make run    install, create .env with fresh random keys if absent, migrate, serve
+#   make test   install (with test tools) and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1:8000
+
+.PHONY: run serve test test-only lint bench superuser clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# A development .env with fresh random secrets; an existing .env is never overwritten.
+.env: | $(BIN)/.installed
+	$(BIN)/python -c "import secrets; from sharing.crypto import generate_key_entry as g; \
+	print('SECRET_KEY=' + secrets.token_urlsafe(50)); print('DEBUG=True'); \
+	print('ENCRYPTION_KEYS=' + g('k1'))" > .env
+	chmod 600 .env
+	@echo "Created .env with a new SECRET_KEY and ENCRYPTION_KEYS (keep it; files need its key)."
+
+run: $(BIN)/.installed .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@echo "Create a first user with: $(BIN)/python manage.py createsuperuser"
+	$(BIN)/python manage.py runserver $(HOST)
+
+serve: $(BIN)/.installed .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/gunicorn securefiles.wsgi -c gunicorn.conf.py
+
+superuser: $(BIN)/.installed .env
+	$(BIN)/python manage.py createsuperuser
+
+test: $(BIN)/.installed test-only
+
+# pytest exits 5 when it collected no test: make fails on any non-zero code, so does CI.
+test-only:
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/transfer.py
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class SharingConfig(AppConfig):
+    name = "sharing"
+    verbose_name = "Secure file sharing"
+
+    def ready(self) -> None:
+        from sharing import checks, services  # noqa: F401  (register checks and signals)

@@ -1,0 +1,421 @@
+"""Streaming authenticated encryption for stored files, and master-key handling.
+
+Pure Python over pycryptodome: nothing here imports Django, so the format can be read and
+tested on its own. The byte layout is specified in ``docs/FORMAT.md``; in short:
+
+    blob    = header || segment_0 || ... || segment_n          (n >= 0, last one flagged)
+    header  = magic "SFEC" | version u8 | suite u8 | segment size u32be | salt[32] | prefix[7]
+    segment = AES-256-GCM(content key, nonce, plaintext segment) || tag[16]
+    nonce   = prefix[7] || segment index u32be || last flag u8 (0x00 or 0x01)
+    content key = HKDF-SHA-256(data key, salt, info = label || header || file UUID)
+
+The per-file data key is random and is stored only wrapped by a master key (AES-256-GCM,
+with the file's UUID and the master key id as associated data), outside the blob.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import io
+import secrets
+import struct
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import BinaryIO
+
+from Crypto.Cipher import AES
+from Crypto.Hash import SHA256
+from Crypto.Protocol.KDF import HKDF
+
+MAGIC = b"SFEC"
+VERSION = 1
+SUITE_AES256GCM_HKDF_SHA256 = 1
+SALT_SIZE = 32
+PREFIX_SIZE = 7
+TAG_SIZE = 16
+KEY_SIZE = 32
+NONCE_SIZE = 12
+_HEADER = struct.Struct(">4sBBI32s7s")
+HEADER_SIZE = _HEADER.size  # 49 bytes
+DEFAULT_SEGMENT_SIZE = 1 << 20
+# A reader accepts only these plaintext segment sizes: a header cannot make it allocate
+# more than 4 MiB, and every size here is one a writer of this project may have used.
+SEGMENT_SIZES = frozenset(1 << n for n in range(16, 23))  # 64 KiB .. 4 MiB
+MAX_SEGMENTS = 1 << 32  # the counter is 32 bits; GCM nonces must never repeat
+
+_CONTENT_LABEL = b"securefiles/v1 content key"
+_DIGEST_LABEL = b"securefiles/v1 plaintext digest key"
+_WRAP_LABEL = b"securefiles/v1 wrapped data key"
+WRAPPED_KEY_SIZE = NONCE_SIZE + KEY_SIZE + TAG_SIZE
+
+
+class BlobIntegrityError(Exception):
+    """The blob is not an authentic, complete encryption of a file under this key.
+
+    One error for every failure (bad tag, truncation, trailing bytes, unknown version,
+    wrong key, wrong file): a caller cannot tell them apart, so neither can an attacker.
+    """
+
+
+class KeyProblem(Exception):
+    """Base for key configuration and unwrapping problems."""
+
+
+class KeyConfigError(KeyProblem):
+    """ENCRYPTION_KEYS is missing or unusable."""
+
+
+class KeyUnwrapError(KeyProblem):
+    """A wrapped data key does not open under the named master key."""
+
+
+@dataclass(frozen=True)
+class FileKey:
+    """The key context of one stored file: its UUID and its plaintext data key."""
+
+    file_id: uuid.UUID
+    data_key: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.data_key) != KEY_SIZE:
+            raise ValueError("a data key is exactly 32 bytes")
+
+    def __repr__(self) -> str:  # never print key material in a traceback or log
+        return f"FileKey(file_id={self.file_id!s}, data_key=<hidden>)"
+
+    @classmethod
+    def generate(cls, file_id: uuid.UUID | None = None) -> FileKey:
+        return cls(file_id=file_id or uuid.uuid4(), data_key=secrets.token_bytes(KEY_SIZE))
+
+    def digest_key(self) -> bytes:
+        """Key for the stored plaintext HMAC, so a leaked database confirms no guess."""
+        info = _DIGEST_LABEL + self.file_id.bytes
+        return HKDF(self.data_key, KEY_SIZE, b"", SHA256, context=info)
+
+
+# ---------------------------------------------------------------------------- header
+
+
+def _pack_header(segment_size: int, salt: bytes, prefix: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, VERSION, SUITE_AES256GCM_HKDF_SHA256, segment_size, salt, prefix)
+
+
+def _parse_header(header: bytes) -> tuple[int, bytes, bytes]:
+    """Return (segment size, salt, prefix), or raise for anything this reader does not know."""
+    if len(header) != HEADER_SIZE:
+        raise BlobIntegrityError("blob is shorter than its header")
+    magic, version, suite, segment_size, salt, prefix = _HEADER.unpack(header)
+    if magic != MAGIC or version != VERSION or suite != SUITE_AES256GCM_HKDF_SHA256:
+        raise BlobIntegrityError("unknown blob format or version")
+    if segment_size not in SEGMENT_SIZES:
+        raise BlobIntegrityError("unsupported segment size")
+    return segment_size, salt, prefix
+
+
+def _content_key(key: FileKey, header: bytes, salt: bytes) -> bytes:
+    # The header and the file id are in `info`: a blob moved onto another row, or a header
+    # with an altered segment size or prefix, yields a different key and fails segment 0.
+    info = _CONTENT_LABEL + header + key.file_id.bytes
+    return HKDF(key.data_key, KEY_SIZE, salt, SHA256, context=info)
+
+
+def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    if index >= MAX_SEGMENTS:
+        raise BlobIntegrityError("segment counter exhausted")
+    return prefix + struct.pack(">IB", index, 1 if last else 0)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+class StreamEncryptor:
+    """Encrypt plaintext pushed in arbitrary chunks; memory stays about one segment.
+
+    ``header`` is emitted first; ``update`` returns whole sealed segments as they fill;
+    ``finalize`` seals the last (possibly empty) segment with the last-segment flag.
+    It also counts the plaintext and computes its keyed digest on the way.
+    """
+
+    def __init__(self, key: FileKey, segment_size: int = DEFAULT_SEGMENT_SIZE) -> None:
+        if segment_size not in SEGMENT_SIZES:
+            raise ValueError(f"segment size must be one of {sorted(SEGMENT_SIZES)}")
+        self._segment_size = segment_size
+        self._prefix = secrets.token_bytes(PREFIX_SIZE)
+        salt = secrets.token_bytes(SALT_SIZE)
+        self.header = _pack_header(segment_size, salt, self._prefix)
+        self._key = _content_key(key, self.header, salt)
+        self._mac = hmac.new(key.digest_key(), digestmod=sha256)
+        self._buffer = bytearray()
+        self._index = 0
+        self._finished = False
+        self.plaintext_size = 0
+
+    def update(self, data: bytes) -> list[bytes]:
+        """Take plaintext; return the segments it completed (possibly none)."""
+        if self._finished:
+            raise ValueError("encryptor already finalized")
+        self._mac.update(data)
+        self.plaintext_size += len(data)
+        self._buffer += data
+        if len(self._buffer) <= self._segment_size:
+            return []
+        # Keep at least one byte back: a segment is known not to be the last (which must
+        # carry the last-segment flag) only once more data has arrived after it.
+        size = self._segment_size
+        full = (len(self._buffer) - 1) // size
+        with memoryview(self._buffer) as view:
+            sealed = [self._seal(view[i * size : (i + 1) * size], last=False) for i in range(full)]
+            self._buffer = bytearray(view[full * size :])
+        return sealed
+
+    def finalize(self) -> bytes:
+        """Seal and return the final segment."""
+        if self._finished:
+            raise ValueError("encryptor already finalized")
+        self._finished = True
+        sealed = self._seal(bytes(self._buffer), last=True)
+        self._buffer = bytearray()
+        return sealed
+
+    def digest(self) -> bytes:
+        """Keyed HMAC-SHA-256 of all plaintext seen so far."""
+        return self._mac.digest()
+
+    def _seal(self, plaintext: bytes | memoryview, last: bool) -> bytes:
+        nonce = _nonce(self._prefix, self._index, last)
+        self._index += 1
+        cipher = AES.new(self._key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
+        ciphertext, tag = cipher.encrypt_and_digest(plaintext)
+        return ciphertext + tag
+
+
+def encrypt_chunks(
+    chunks: Iterable[bytes], key: FileKey, segment_size: int = DEFAULT_SEGMENT_SIZE
+) -> Iterator[bytes]:
+    """Yield the whole blob for a plaintext given as an iterable of chunks."""
+    encryptor = StreamEncryptor(key, segment_size)
+    yield encryptor.header
+    for chunk in chunks:
+        yield from encryptor.update(chunk)
+    yield encryptor.finalize()
+
+
+def encrypt_bytes(
+    plaintext: bytes, key: FileKey, segment_size: int = DEFAULT_SEGMENT_SIZE
+) -> bytes:
+    return b"".join(encrypt_chunks([plaintext], key, segment_size))
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _read_exactly(source: BinaryIO, size: int) -> bytes:
+    """Read up to ``size`` bytes, looping over short reads (sockets, S3 bodies)."""
+    parts = []
+    remaining = size
+    while remaining > 0:
+        part = source.read(remaining)
+        if not part:
+            break
+        parts.append(part)
+        remaining -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class DecryptingReader(io.RawIOBase):
+    """A read-only file object of the plaintext of a blob.
+
+    Each segment is authenticated before any of its bytes are returned. The source is
+    read one segment (plus one byte of look-ahead, to know whether a segment is the last)
+    at a time. It deliberately has no ``fileno()``: a server must never ``sendfile`` the
+    ciphertext in its place.
+    """
+
+    def __init__(self, source: BinaryIO, key: FileKey) -> None:
+        super().__init__()
+        self._source = source
+        header = _read_exactly(source, HEADER_SIZE)
+        self._segment_size, salt, self._prefix = _parse_header(header)
+        self._key = _content_key(key, header, salt)
+        self._index = 0
+        self._lookahead = b""
+        self._done = False
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("a decrypting reader has no file descriptor")
+
+    def segments(self) -> Iterator[bytes]:
+        """Yield each verified plaintext segment in order (the fast path for streaming)."""
+        if self._pending:
+            yield bytes(self._pending)
+            self._pending = memoryview(b"")
+        while not self._done:
+            yield self._next_segment()
+
+    def _next_segment(self) -> bytes:
+        wanted = self._segment_size + TAG_SIZE
+        sealed = self._lookahead + _read_exactly(self._source, wanted - len(self._lookahead))
+        self._lookahead = _read_exactly(self._source, 1)
+        last = not self._lookahead
+        if len(sealed) < TAG_SIZE or (not last and len(sealed) != wanted):
+            raise BlobIntegrityError("blob is truncated")
+        nonce = _nonce(self._prefix, self._index, last)
+        cipher = AES.new(self._key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
+        view = memoryview(sealed)
+        try:
+            plaintext = cipher.decrypt_and_verify(view[:-TAG_SIZE], view[-TAG_SIZE:])
+        except ValueError:
+            # Wrong key, wrong file, flipped bit, reordered, truncated at a segment
+            # boundary (the new last segment was sealed with flag 0): all end here.
+            raise BlobIntegrityError("segment failed authentication") from None
+        self._index += 1
+        self._done = last
+        return plaintext
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending and not self._done:
+            self._pending = memoryview(self._next_segment())
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def close(self) -> None:
+        try:
+            self._source.close()
+        finally:
+            super().close()
+
+
+def decrypt_bytes(blob: bytes, key: FileKey) -> bytes:
+    return b"".join(DecryptingReader(io.BytesIO(blob), key).segments())
+
+
+def ciphertext_size(plaintext_size: int, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int:
+    """Exact blob size for a plaintext size (an empty file is one empty last segment)."""
+    segments = max(1, -(-plaintext_size // segment_size))
+    return HEADER_SIZE + plaintext_size + segments * TAG_SIZE
+
+
+# ---------------------------------------------------------------------------- master keys
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    key_id: str
+    secret: bytes
+
+    def __repr__(self) -> str:
+        return f"MasterKey(key_id={self.key_id!r}, secret=<hidden>)"
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The master keys from ENCRYPTION_KEYS; the first one wraps new data keys."""
+
+    keys: tuple[MasterKey, ...]
+
+    @property
+    def primary(self) -> MasterKey:
+        return self.keys[0]
+
+    def get(self, key_id: str) -> MasterKey:
+        for key in self.keys:
+            if key.key_id == key_id:
+                return key
+        raise KeyUnwrapError(f"master key {key_id!r} is not in ENCRYPTION_KEYS")
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(key.key_id for key in self.keys)
+
+
+KEY_ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+HOW_TO_MAKE_A_KEY = "Generate one with: python manage.py generate_encryption_key"
+
+
+def _looks_human_typed(secret: bytes) -> bool:
+    """A random 32-byte key is printable ASCII with odds of about 1e-14, and has fewer
+    than 16 distinct byte values with odds far below that; a passphrase is and has."""
+    printable = all(32 <= byte < 127 for byte in secret)
+    return printable or len(set(secret)) < 16
+
+
+def _parse_key_entry(entry: str) -> MasterKey:
+    key_id, sep, encoded = entry.strip().partition(":")
+    if not sep or not key_id or not encoded:
+        raise KeyConfigError("each ENCRYPTION_KEYS entry must look like <id>:<base64 key>")
+    if not set(key_id) <= KEY_ID_ALPHABET or len(key_id) > 32:
+        raise KeyConfigError(f"ENCRYPTION_KEYS: key id {key_id!r} must be 1-32 of [A-Za-z0-9_.-]")
+    try:
+        secret = base64.urlsafe_b64decode(encoded.strip().encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise KeyConfigError(f"ENCRYPTION_KEYS: key {key_id!r} is not valid base64") from None
+    if len(secret) != KEY_SIZE:
+        raise KeyConfigError(
+            f"ENCRYPTION_KEYS: key {key_id!r} decodes to {len(secret)} bytes, not 32 random bytes"
+        )
+    if _looks_human_typed(secret):
+        raise KeyConfigError(f"ENCRYPTION_KEYS: key {key_id!r} is not random (low entropy)")
+    return MasterKey(key_id=key_id, secret=secret)
+
+
+def parse_keyring(value: str) -> Keyring:
+    """Parse ``id:base64,id:base64``; raise KeyConfigError with a fix for any problem."""
+    try:
+        if not value or not value.strip():
+            raise KeyConfigError("ENCRYPTION_KEYS is not set")
+        keys = tuple(_parse_key_entry(entry) for entry in value.split(","))
+        ids = [key.key_id for key in keys]
+        if len(set(ids)) != len(ids):
+            raise KeyConfigError("ENCRYPTION_KEYS has a duplicate key id")
+        if len({key.secret for key in keys}) != len(keys):
+            raise KeyConfigError("ENCRYPTION_KEYS lists the same key under two ids")
+    except KeyConfigError as exc:
+        raise KeyConfigError(f"{exc}. {HOW_TO_MAKE_A_KEY}") from None
+    return Keyring(keys=keys)
+
+
+def generate_key_entry(key_id: str) -> str:
+    entry = f"{key_id}:{base64.urlsafe_b64encode(secrets.token_bytes(KEY_SIZE)).decode()}"
+    _parse_key_entry(entry)  # the id is validated the same way a reader would
+    return entry
+
+
+def _wrap_aad(key_id: str, file_id: uuid.UUID) -> bytes:
+    return _WRAP_LABEL + b"\x00" + key_id.encode() + b"\x00" + file_id.bytes
+
+
+def wrap_key(key: FileKey, master: MasterKey) -> bytes:
+    """Seal a data key under a master key, bound to the file id and the master key id."""
+    nonce = secrets.token_bytes(NONCE_SIZE)
+    cipher = AES.new(master.secret, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
+    cipher.update(_wrap_aad(master.key_id, key.file_id))
+    sealed, tag = cipher.encrypt_and_digest(key.data_key)
+    return nonce + sealed + tag
+
+
+def unwrap_key(wrapped: bytes, file_id: uuid.UUID, master: MasterKey) -> FileKey:
+    if len(wrapped) != WRAPPED_KEY_SIZE:
+        raise KeyUnwrapError("wrapped key has the wrong length")
+    nonce, sealed, tag = wrapped[:NONCE_SIZE], wrapped[NONCE_SIZE:-TAG_SIZE], wrapped[-TAG_SIZE:]
+    cipher = AES.new(master.secret, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
+    cipher.update(_wrap_aad(master.key_id, file_id))
+    try:
+        data_key = cipher.decrypt_and_verify(sealed, tag)
+    except ValueError:
+        raise KeyUnwrapError(
+            f"wrapped key does not open under master key {master.key_id!r}"
+        ) from None
+    return FileKey(file_id=file_id, data_key=data_key)
+
+
+def digests_match(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)

@@ -1,0 +1,205 @@
+"""Encrypted blob storage: a Django storage that only ever holds ciphertext.
+
+It wraps an inner storage (FileSystemStorage over MEDIA_ROOT by default) and works with an
+explicit key context (sharing.crypto.FileKey): the caller brings the file's UUID and data
+key, the storage never queries the database. Opening a blob by name alone (``open()``)
+is refused, so no code path yields plaintext without the row's key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from django.core.files.base import File
+from django.core.files.storage import Storage, storages
+from django.utils.deconstruct import deconstructible
+from django.utils.functional import cached_property
+
+from sharing.crypto import DEFAULT_SEGMENT_SIZE, DecryptingReader, FileKey, StreamEncryptor
+
+BLOB_PREFIX = "blobs"
+
+
+class PlaintextAccessRefused(Exception):
+    """Raised when code tries to read or write a blob without a key context."""
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """What a finished write produced: where it is, and facts about its plaintext."""
+
+    name: str
+    plaintext_size: int
+    digest: bytes
+
+
+class BlobSink(Protocol):
+    """Where ciphertext goes while an upload streams in."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class LocalFileSink:
+    """Write ciphertext to a new file that nothing else can have claimed (O_EXCL, 0600)."""
+
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        self._path = path
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._require_fd(), view)
+            view = view[written:]
+
+    def commit(self) -> None:
+        # fsync before the row that points here is committed: a row without its blob
+        # after a power cut is a lost file.
+        fd = self._require_fd()
+        os.fsync(fd)
+        self._close()
+
+    def abort(self) -> None:
+        self._close()
+        try:
+            os.unlink(self._path)
+        except FileNotFoundError:
+            pass
+
+    def _require_fd(self) -> int:
+        if self._fd is None:
+            raise ValueError("sink is closed")
+        return self._fd
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class BlobWriter:
+    """Encrypt plaintext pushed in pieces and pass the ciphertext to a sink."""
+
+    def __init__(self, name: str, sink: BlobSink, key: FileKey, segment_size: int) -> None:
+        self.name = name
+        self._sink = sink
+        self._encryptor = StreamEncryptor(key, segment_size)
+        self._sink.write(self._encryptor.header)
+        self.closed = False
+
+    @property
+    def plaintext_size(self) -> int:
+        return self._encryptor.plaintext_size
+
+    def write(self, data: bytes) -> None:
+        for segment in self._encryptor.update(data):
+            self._sink.write(segment)
+
+    def close(self) -> StoredBlob:
+        """Seal the last segment and make the blob durable."""
+        self._sink.write(self._encryptor.finalize())
+        self._sink.commit()
+        self.closed = True
+        return StoredBlob(self.name, self._encryptor.plaintext_size, self._encryptor.digest())
+
+    def abort(self) -> None:
+        """Remove whatever was written; safe to call more than once."""
+        if not self.closed:
+            self.closed = True
+            self._sink.abort()
+
+
+@deconstructible(path="sharing.storage.EncryptedStorage")
+class EncryptedStorage(Storage):
+    """Ciphertext-only storage over an inner storage named in settings.STORAGES."""
+
+    def __init__(self, inner: str = "ciphertext", segment_size: int = DEFAULT_SEGMENT_SIZE):
+        self.inner_alias = inner
+        self.segment_size = segment_size
+
+    @cached_property
+    def inner(self) -> Storage:
+        return storages[self.inner_alias]
+
+    # -- the key-aware API used by the app
+
+    def new_name(self) -> str:
+        """A random name (128 bits) that says nothing about the file."""
+        token = secrets.token_hex(16)
+        return f"{BLOB_PREFIX}/{token[:2]}/{token}"
+
+    def open_writer(self, key: FileKey) -> BlobWriter:
+        name = self.new_name()
+        return BlobWriter(name, self._open_sink(name), key, self.segment_size)
+
+    def save_plaintext(self, chunks: Iterable[bytes], key: FileKey) -> StoredBlob:
+        """Encrypt an iterable of plaintext chunks into a new blob (imports, tests)."""
+        writer = self.open_writer(key)
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+            return writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def open_plaintext(self, name: str, key: FileKey) -> DecryptingReader:
+        """A reader that authenticates each segment before releasing it."""
+        source = self.open_ciphertext(name)
+        try:
+            return DecryptingReader(source, key)
+        except BaseException:
+            source.close()
+            raise
+
+    def open_ciphertext(self, name: str) -> BinaryIO:
+        return self.inner.open(name, "rb")
+
+    def _open_sink(self, name: str) -> BlobSink:
+        path_of = getattr(self.inner, "path", None)
+        if path_of is None:
+            raise NotImplementedError(f"no streaming writer for {type(self.inner).__name__}")
+        return LocalFileSink(path_of(name))
+
+    # -- Django's Storage API: metadata passes through; plaintext access is refused
+
+    def _open(self, name: str, mode: str = "rb") -> File:
+        raise PlaintextAccessRefused("blobs are opened with open_plaintext(name, key)")
+
+    def _save(self, name: str, content: File) -> str:
+        raise PlaintextAccessRefused("blobs are written with open_writer(key)")
+
+    def url(self, name: str | None) -> str:
+        raise PlaintextAccessRefused("ciphertext is never served by URL")
+
+    def path(self, name: str) -> str:
+        raise NotImplementedError("blobs have no plaintext path")
+
+    def delete(self, name: str) -> None:
+        self.inner.delete(name)
+
+    def exists(self, name: str) -> bool:
+        return self.inner.exists(name)
+
+    def size(self, name: str) -> int:
+        return self.inner.size(name)
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        return self.inner.listdir(path)
+
+    def get_modified_time(self, name: str):  # type: ignore[no-untyped-def]
+        return self.inner.get_modified_time(name)
+
+
+def get_encrypted_storage() -> EncryptedStorage:
+    """Callable for FileField(storage=...): migrations record the callable, not keys."""
+    return storages["encrypted"]  # type: ignore[return-value]

@@ -1,0 +1,96 @@
+"""The encrypting upload handler: request body -> AES-GCM segments -> storage.
+
+Installed by the upload view only, after the user is authenticated. Django's default
+handlers would spool big uploads to a plaintext temp file; this one encrypts each chunk
+as it arrives, so memory stays about one segment and no plaintext reaches a disk.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.http import HttpRequest
+
+from sharing.crypto import FileKey
+from sharing.storage import BlobWriter, EncryptedStorage, StoredBlob
+
+
+class EncryptedUpload(UploadedFile):
+    """An uploaded file as it appears in request.FILES: already encrypted and stored.
+
+    It holds no plaintext; ``key`` and ``blob`` are what the row needs.
+    """
+
+    def __init__(self, *, key: FileKey, blob: StoredBlob, name: str, content_type: str) -> None:
+        super().__init__(file=None, name=name, content_type=content_type, size=blob.plaintext_size)
+        self.key = key
+        self.blob = blob
+
+    def open(self, mode: str | None = None) -> UploadedFile:
+        raise ValueError("an encrypted upload has no plaintext to open")
+
+
+class EncryptingUploadHandler(FileUploadHandler):
+    """Encrypt every file part of one request straight into the storage.
+
+    Remembers every blob it opened, so the view can delete those it did not adopt.
+    """
+
+    def __init__(self, request: HttpRequest, *, storage: EncryptedStorage, max_bytes: int) -> None:
+        super().__init__(request)
+        self.chunk_size = settings.UPLOAD_CHUNK_SIZE
+        self._storage = storage
+        self._max_bytes = max_bytes
+        self._received = 0
+        self._writers: list[BlobWriter] = []
+        self._current: BlobWriter | None = None
+        self._key: FileKey | None = None
+        self.too_large = False
+
+    def new_file(self, *args: object, **kwargs: object) -> None:
+        super().new_file(*args, **kwargs)  # type: ignore[arg-type]
+        self._key = FileKey.generate()
+        self._current = self._storage.open_writer(self._key)
+        self._writers.append(self._current)
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        assert self._current is not None
+        self._received += len(raw_data)
+        if self._received > self._max_bytes:
+            # A body without Content-Length (chunked) can still be too big: stop reading
+            # it here. StopUpload is handled by the parser only in this hook.
+            self.too_large = True
+            self._current.abort()
+            raise StopUpload(connection_reset=True)
+        self._current.write(raw_data)
+
+    def file_complete(self, file_size: int) -> EncryptedUpload | None:
+        if self._current is None or self._key is None:
+            return None
+        blob = self._current.close()
+        upload = EncryptedUpload(
+            key=self._key, blob=blob, name=self.file_name or "", content_type=self.content_type
+        )
+        self._current, self._key = None, None
+        return upload
+
+    def upload_interrupted(self) -> None:
+        if self._current is not None:
+            self._current.abort()
+            self._current = None
+
+    def discard_unadopted(self, adopted: set[str]) -> None:
+        """Delete every blob of this request that no committed row points to."""
+        for writer in self._writers:
+            if writer.name in adopted:
+                continue
+            if writer.closed:
+                self._delete_quietly(writer.name)
+            writer.abort()
+
+    def _delete_quietly(self, name: str) -> None:
+        try:
+            self._storage.delete(name)
+        except OSError:
+            pass  # left for cleanup_storage; it holds only ciphertext under a lost key
