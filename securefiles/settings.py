@@ -188,3 +188,18 @@ LOGGING = {
         },
     },
 }
+
+# -- sharing, links and the audit log
+
+# Key of the audit log's HMAC chain. Defaults to a key derived from SECRET_KEY; production
+# sets its own so that rotating SECRET_KEY does not break verification of the old log.
+AUDIT_LOG_KEY = env.str("AUDIT_LOG_KEY", default="")
+# Proxies whose X-Forwarded-For is believed for the client IP (exact addresses).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+LINK_DEFAULT_HOURS = _positive_int("LINK_DEFAULT_HOURS", 168, minimum=1)
+LINK_MAX_HOURS = _positive_int("LINK_MAX_HOURS", 720, minimum=1)
+# Wrong link passwords allowed per link per window before answering 429.
+LINK_PASSWORD_ATTEMPTS = _positive_int("LINK_PASSWORD_ATTEMPTS", 5, minimum=1)
+LINK_PASSWORD_WINDOW_SECONDS = _positive_int("LINK_PASSWORD_WINDOW_SECONDS", 900, minimum=1)
+# Throttle counters: the database (shared by all workers) unless a Redis URL is given.
+THROTTLE_REDIS_URL = env.str("THROTTLE_REDIS_URL", default="")

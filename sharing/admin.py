@@ -1,11 +1,25 @@
-"""Admin: metadata only. No admin page can read a file's content."""
+"""Admin: metadata, shares, links and the audit log. No admin page can read a file's content.
 
-from django.contrib import admin
+Every change an administrator makes through these pages is itself audit-logged.
+"""
+
+import csv
+from collections.abc import Iterator
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
 
 from sharing import services
-from sharing.models import StoredFile
+from sharing.audit import actor_from_request
+from sharing.models import AuditEntry, Share, ShareLink, StoredFile
+
+
+class TransferForm(forms.Form):
+    new_owner = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True))
 
 
 @admin.register(StoredFile)
@@ -26,6 +40,7 @@ class StoredFileAdmin(admin.ModelAdmin):
         "format_version",
     )
     readonly_fields = fields
+    actions = ["delete_selected", "transfer_files"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # files arrive encrypted through the upload view only
@@ -34,8 +49,202 @@ class StoredFileAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: StoredFile) -> None:
-        services.file_delete(file=obj)
+        services.file_delete(file=obj, actor=actor_from_request(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[StoredFile]) -> None:
+        actor = actor_from_request(request)
         for stored in queryset:
-            services.file_delete(file=stored)
+            services.file_delete(file=stored, actor=actor)
+
+    @admin.action(description="Transfer selected files to another user", permissions=["delete"])
+    def transfer_files(
+        self, request: HttpRequest, queryset: QuerySet[StoredFile]
+    ) -> HttpResponse | None:
+        form = TransferForm(request.POST if "new_owner" in request.POST else None)
+        if form.is_valid():
+            actor = actor_from_request(request)
+            for stored in queryset:
+                services.file_transfer(
+                    file=stored, new_owner=form.cleaned_data["new_owner"], actor=actor
+                )
+            self.message_user(request, f"Transferred {queryset.count()} file(s).", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "files": queryset,
+            "title": "Transfer files",
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/sharing/transfer.html", context)
+
+
+@admin.register(Share)
+class ShareAdmin(admin.ModelAdmin):
+    list_display = ("file", "colleague", "owner", "created_at")
+    list_filter = ("created_at", ("colleague", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("file__name", "colleague__username", "file__owner__username")
+    list_select_related = ("file", "file__owner", "colleague")
+    readonly_fields = ("file", "colleague", "created_at")
+    actions = ["revoke_shares"]
+
+    @admin.display(description="Owner")
+    def owner(self, obj: Share) -> str:
+        return obj.file.owner.get_username()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # owners share their own files
+
+    def has_change_permission(self, request: HttpRequest, obj: Share | None = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # revocation is audited; use the action below
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: Share) -> None:
+        services.share_revoke(share=obj, actor=actor_from_request(request))
+
+    @admin.action(description="Revoke selected shares", permissions=["delete"])
+    def revoke_shares(self, request: HttpRequest, queryset: QuerySet[Share]) -> None:
+        actor = actor_from_request(request)
+        count = 0
+        for share in queryset.select_related("file", "colleague"):
+            services.share_revoke(share=share, actor=actor)
+            count += 1
+        self.message_user(request, f"Revoked {count} share(s).", messages.SUCCESS)
+
+
+class LinkStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "file",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "download_count",
+        "max_downloads",
+        "has_password",
+        "revoked_at",
+    )
+    list_filter = (LinkStateFilter, "created_at", "expires_at")
+    search_fields = ("file__name", "created_by__username", "=id")
+    list_select_related = ("file", "created_by")
+    fields = (
+        "id",
+        "file",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "max_downloads",
+        "download_count",
+        "revoked_at",
+    )
+    readonly_fields = fields
+    actions = ["revoke_links"]
+
+    @admin.display(boolean=True, description="Password")
+    def has_password(self, obj: ShareLink) -> bool:
+        return obj.has_password
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ShareLink | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ShareLink | None = None) -> bool:
+        return False  # links are revoked, never deleted, so the record stays
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        if request.user.has_perm("sharing.change_sharelink") or request.user.is_superuser:
+            return actions
+        return {}
+
+    @admin.action(description="Revoke selected links")
+    def revoke_links(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
+        actor = actor_from_request(request)
+        for link in queryset.select_related("file"):
+            services.link_revoke(link=link, actor=actor)
+        self.message_user(request, f"Revoked {queryset.count()} link(s).", messages.SUCCESS)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only: no add, change or delete, not even for superusers."""
+
+    list_display = ("seq", "created_at", "actor", "event", "file_name", "link_id", "ip")
+    list_filter = ("event", "created_at", "actor")
+    search_fields = ("actor", "file_name", "=file_id", "ip", "detail")
+    date_hierarchy = "created_at"
+    actions = ["export_csv"]
+    CSV_FIELDS = (
+        "seq",
+        "created_at",
+        "actor",
+        "actor_user_id",
+        "ip",
+        "user_agent",
+        "event",
+        "file_id",
+        "file_name",
+        "link_id",
+        "detail",
+        "prev_mac",
+        "mac",
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AuditEntry | None = None) -> tuple:
+        return self.CSV_FIELDS
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    @admin.action(description="Export selected entries as CSV", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> HttpResponse:
+        # Select all on a date-filtered list to export a date range.
+        rows = queryset.order_by("seq").values_list(*self.CSV_FIELDS)
+        response = StreamingHttpResponse(self._csv_lines(rows), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
+        return response
+
+    def _csv_lines(self, rows: QuerySet) -> Iterator[str]:
+        writer = csv.writer(_Echo())
+        yield writer.writerow(self.CSV_FIELDS)
+        for row in rows.iterator(chunk_size=2000):
+            yield writer.writerow([_csv_safe(value) for value in row])
+
+
+def _csv_safe(value: object) -> str:
+    """Neutralise spreadsheet formulas (CSV injection through names and user agents)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -6,4 +6,4 @@ class SharingConfig(AppConfig):
     verbose_name = "Secure file sharing"
 
     def ready(self) -> None:
-        from sharing import checks, services  # noqa: F401  (register checks and signals)
+        from sharing import checks, services, signals  # noqa: F401  (checks, receivers)

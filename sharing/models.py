@@ -38,3 +38,104 @@ class StoredFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Share(models.Model):
+    """Read-only access to a file for a named colleague, granted by the file's owner."""
+
+    file = models.ForeignKey(StoredFile, on_delete=models.CASCADE, related_name="shares")
+    colleague = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shares_received"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["file", "colleague"], name="one_share_per_colleague")
+        ]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.file} → {self.colleague}"
+
+
+class ShareLink(models.Model):
+    """A link for people without an account. Only the SHA-256 of its token is stored."""
+
+    file = models.ForeignKey(StoredFile, on_delete=models.CASCADE, related_name="links")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="links_created"
+    )
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    max_downloads = models.PositiveIntegerField(null=True, blank=True)
+    download_count = models.PositiveIntegerField(default=0)
+    password_hash = models.CharField(max_length=255, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"link {self.pk}"
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_hash)
+
+    @property
+    def downloads_left(self) -> int | None:
+        if self.max_downloads is None:
+            return None
+        return max(0, self.max_downloads - self.download_count)
+
+
+class ThrottleCounter(models.Model):
+    """A fixed-window counter every worker shares (the database is the default store)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"
+
+
+class AuditEntry(models.Model):
+    """One security-relevant event, chained to the previous one by an HMAC.
+
+    Everything the MAC covers is a plain value (ids and names as text), never a foreign
+    key that a later deletion could null, so the chain verifies forever.
+    """
+
+    seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    created_at = models.DateTimeField(db_index=True, editable=False)
+    actor = models.CharField(max_length=200, editable=False)
+    actor_user_id = models.BigIntegerField(null=True, blank=True, db_index=True, editable=False)
+    ip = models.CharField(max_length=45, blank=True, editable=False)
+    user_agent = models.CharField(max_length=300, blank=True, editable=False)
+    event = models.CharField(max_length=40, db_index=True, editable=False)
+    file_id = models.UUIDField(null=True, blank=True, db_index=True, editable=False)
+    file_name = models.TextField(blank=True, editable=False)
+    link_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    detail = models.TextField(blank=True, editable=False)
+    prev_mac = models.CharField(max_length=64, editable=False)
+    mac = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        ordering = ["-seq"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.event} by {self.actor}"
+
+
+class AuditHead(models.Model):
+    """The chain's last sequence number and MAC: one row, locked by every writer."""
+
+    seq = models.PositiveBigIntegerField(default=0)
+    mac = models.CharField(max_length=64, default="")
+
+    def __str__(self) -> str:
+        return f"audit head #{self.seq}"

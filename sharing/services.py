@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 from collections.abc import Sequence
+from datetime import timedelta
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F, Q
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from sharing import names
+from sharing import names, throttle
+from sharing.audit import SYSTEM, Actor, Event, audit_record
 from sharing.crypto import VERSION, wrap_key
 from sharing.keyring import get_keyring
-from sharing.models import StoredFile
+from sharing.models import Share, ShareLink, StoredFile
 from sharing.storage import get_encrypted_storage
 from sharing.uploads import EncryptedUpload
 
 logger = logging.getLogger(__name__)
+# 256 bits from secrets: 43 URL-safe characters.
+LINK_TOKEN_BYTES = 32
 
 
 def _stored_file_from_upload(*, owner: AbstractBaseUser, upload: EncryptedUpload) -> StoredFile:
@@ -37,24 +51,29 @@ def _stored_file_from_upload(*, owner: AbstractBaseUser, upload: EncryptedUpload
 
 
 def file_create_many(
-    *, owner: AbstractBaseUser, uploads: Sequence[EncryptedUpload]
+    *, owner: AbstractBaseUser, uploads: Sequence[EncryptedUpload], actor: Actor | None = None
 ) -> list[StoredFile]:
     """Record already-stored encrypted uploads; all rows commit together or none do."""
     files = [_stored_file_from_upload(owner=owner, upload=upload) for upload in uploads]
+    actor = actor or Actor(label=owner.get_username(), user_id=owner.pk)
     with transaction.atomic():
         for stored in files:
             stored.save(force_insert=True)
-    for stored in files:
-        logger.info("file uploaded id=%s owner=%s size=%d", stored.id, owner.pk, stored.size)
+            audit_record(
+                event=Event.UPLOAD,
+                actor=actor,
+                file_id=stored.id,
+                file_name=stored.name,
+                detail=f"size={stored.size}",
+            )
     return files
 
 
-def file_delete(*, file: StoredFile) -> None:
-    """Delete a file: the row (and with it the wrapped key) now, the blob on commit."""
-    file_id = file.pk
+def file_delete(*, file: StoredFile, actor: Actor = SYSTEM) -> None:
+    """Delete a file: row, wrapped key, shares and links now; the blob once committed."""
     with transaction.atomic():
+        audit_record(event=Event.DELETE, actor=actor, file_id=file.id, file_name=file.name)
         file.delete()
-    logger.info("file deleted id=%s", file_id)
 
 
 @receiver(post_delete, sender=StoredFile)
@@ -73,3 +92,223 @@ def _delete_blob(name: str) -> None:
         # The row and its wrapped key are gone, so the blob is unreadable; the storage
         # sweep (cleanup_storage) removes it later.
         logger.warning("blob of a deleted file could not be removed name=%s", name)
+
+
+# -- shares with named colleagues
+
+
+class ShareError(Exception):
+    """A share request that cannot be granted; the message is safe to show the owner."""
+
+
+def _find_colleague(query: str) -> AbstractBaseUser | None:
+    query = query.strip()[:254]
+    if not query:
+        return None
+    users = get_user_model().objects.filter(is_active=True)
+    match = users.filter(username=query).first()
+    if match is None and "@" in query:
+        match = users.filter(email__iexact=query).order_by("pk").first()
+    return match
+
+
+def share_grant(*, file: StoredFile, query: str, actor: Actor) -> Share:
+    """Give a colleague (by username or e-mail) read access to a file; notify them."""
+    colleague = _find_colleague(query)
+    if colleague is None:
+        raise ShareError(_("No active user with that username or e-mail."))
+    if colleague.pk == file.owner_id:
+        raise ShareError(_("You already own this file."))
+    with transaction.atomic():
+        share, created = Share.objects.get_or_create(file=file, colleague=colleague)
+        if not created:
+            raise ShareError(_("This file is already shared with that user."))
+        audit_record(
+            event=Event.SHARE_GRANTED,
+            actor=actor,
+            file_id=file.id,
+            file_name=file.name,
+            detail=f"colleague={colleague.get_username()}",
+        )
+        transaction.on_commit(lambda: _notify_colleague(share))
+    return share
+
+
+def _notify_colleague(share: Share) -> None:
+    colleague, file = share.colleague, share.file
+    if not colleague.email:
+        return
+    context = {"share": share, "file": file, "owner": file.owner, "colleague": colleague}
+    subject = _("%(owner)s shared a file with you") % {"owner": file.owner.get_username()}
+    body = render_to_string("sharing/email/shared_with_you.txt", context)
+    try:
+        send_mail(subject, body, None, [colleague.email])
+    except OSError:
+        logger.warning("share notification could not be sent share=%s", share.pk)
+
+
+def share_revoke(*, share: Share, actor: Actor) -> None:
+    with transaction.atomic():
+        audit_record(
+            event=Event.SHARE_REVOKED,
+            actor=actor,
+            file_id=share.file_id,
+            file_name=share.file.name,
+            detail=f"colleague={share.colleague.get_username()}",
+        )
+        share.delete()
+
+
+# -- share links
+
+
+def link_token_digest(token: str) -> str:
+    """Links are found by the SHA-256 of their token; the token itself is never stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def link_create(
+    *,
+    file: StoredFile,
+    actor: Actor,
+    created_by: AbstractBaseUser,
+    expires_in_hours: int,
+    max_downloads: int | None,
+    password: str,
+) -> tuple[ShareLink, str]:
+    """Create a link; return it with its token, which exists only in this return value."""
+    token = secrets.token_urlsafe(LINK_TOKEN_BYTES)
+    with transaction.atomic():
+        link = ShareLink.objects.create(
+            file=file,
+            created_by=created_by,
+            token_digest=link_token_digest(token),
+            expires_at=timezone.now() + timedelta(hours=expires_in_hours),
+            max_downloads=max_downloads,
+            password_hash=make_password(password, hasher="argon2") if password else "",
+        )
+        audit_record(
+            event=Event.LINK_CREATED,
+            actor=actor,
+            file_id=file.id,
+            file_name=file.name,
+            link_id=link.pk,
+            detail=f"expires={link.expires_at.isoformat()} max_downloads={max_downloads} "
+            f"password={'yes' if password else 'no'}",
+        )
+    return link, token
+
+
+def link_revoke(*, link: ShareLink, actor: Actor) -> None:
+    with transaction.atomic():
+        updated = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if updated:
+            audit_record(
+                event=Event.LINK_REVOKED,
+                actor=actor,
+                file_id=link.file_id,
+                file_name=link.file.name,
+                link_id=link.pk,
+            )
+
+
+def link_claim_download(*, link: ShareLink, actor: Actor) -> bool:
+    """Atomically take one download from a link; False when it is no longer usable.
+
+    One conditional UPDATE: the database decides, so N+k parallel requests on a link
+    with max_downloads=N deliver exactly N files, whatever the number of workers.
+    """
+    usable = Q(revoked_at__isnull=True, expires_at__gt=timezone.now()) & (
+        Q(max_downloads__isnull=True) | Q(download_count__lt=F("max_downloads"))
+    )
+    with transaction.atomic():
+        claimed = ShareLink.objects.filter(usable, pk=link.pk).update(
+            download_count=F("download_count") + 1
+        )
+        if not claimed:
+            return False
+        link.refresh_from_db(fields=["download_count"])
+        audit_record(
+            event=Event.DOWNLOAD,
+            actor=actor,
+            file_id=link.file_id,
+            file_name=link.file.name,
+            link_id=link.pk,
+            detail=f"via=link count={link.download_count}",
+        )
+        if link.max_downloads is not None and link.download_count >= link.max_downloads:
+            audit_record(
+                event=Event.LINK_USED_UP,
+                actor=actor,
+                file_id=link.file_id,
+                file_name=link.file.name,
+                link_id=link.pk,
+            )
+    return True
+
+
+def link_release_download(*, link: ShareLink, actor: Actor) -> None:
+    """Give back a claimed download whose transfer did not reach its last byte."""
+    with transaction.atomic():
+        ShareLink.objects.filter(pk=link.pk, download_count__gt=0).update(
+            download_count=F("download_count") - 1
+        )
+        audit_record(
+            event=Event.DOWNLOAD,
+            actor=actor,
+            file_id=link.file_id,
+            file_name=link.file.name,
+            link_id=link.pk,
+            detail="via=link aborted; download given back",
+        )
+
+
+def link_password_failed(*, link: ShareLink, actor: Actor) -> int:
+    """Count a wrong password for this link (shared by all workers); return the count."""
+    count = throttle.add_failure(f"link-password:{link.pk}", settings.LINK_PASSWORD_WINDOW_SECONDS)
+    audit_record(
+        event=Event.LINK_PASSWORD_DENIED,
+        actor=actor,
+        file_id=link.file_id,
+        file_name=link.file.name,
+        link_id=link.pk,
+        detail=f"failures={count}",
+    )
+    return count
+
+
+# -- offboarding and administration
+
+
+def user_offboard(*, user: AbstractBaseUser, actor: Actor) -> None:
+    """Revoke every link a deactivated user created and every share they granted."""
+    with transaction.atomic():
+        links = ShareLink.objects.filter(created_by=user, revoked_at__isnull=True)
+        revoked_links = links.update(revoked_at=timezone.now())
+        shares = Share.objects.filter(file__owner=user)
+        revoked_shares = shares.count()
+        shares.delete()
+        audit_record(
+            event=Event.USER_DEACTIVATED,
+            actor=actor,
+            detail=f"user={user.get_username()} links_revoked={revoked_links} "
+            f"shares_revoked={revoked_shares}",
+        )
+
+
+def file_transfer(*, file: StoredFile, new_owner: AbstractBaseUser, actor: Actor) -> None:
+    """Give a file to another user (offboarding); its shares with colleagues stay."""
+    with transaction.atomic():
+        previous = file.owner.get_username()
+        file.owner = new_owner
+        file.save(update_fields=["owner"])
+        Share.objects.filter(file=file, colleague=new_owner).delete()
+        audit_record(
+            event=Event.TRANSFER,
+            actor=actor,
+            file_id=file.id,
+            file_name=file.name,
+            detail=f"from={previous} to={new_owner.get_username()}",
+        )

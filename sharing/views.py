@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.hashers import check_password
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from sharing import names, selectors, services
+from sharing import names, selectors, services, throttle
+from sharing.audit import Event, actor_from_request, audit_record
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
-from sharing.models import StoredFile
+from sharing.forms import LinkForm, LinkPasswordForm, ShareForm
+from sharing.models import ShareLink, StoredFile
 from sharing.storage import get_encrypted_storage
 from sharing.uploads import EncryptedUpload, EncryptingUploadHandler
 
@@ -34,17 +44,58 @@ FILES_PER_PAGE = 50
 def home(request: HttpRequest) -> HttpResponse:
     paginator = Paginator(selectors.files_owned_by(user=request.user), FILES_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
-    return render(
-        request, "sharing/home.html", {"page": page, "max_upload_mb": settings.MAX_UPLOAD_MB}
-    )
+    shared = selectors.files_shared_with(user=request.user)[:FILES_PER_PAGE]
+    context = {"page": page, "shared": shared, "max_upload_mb": settings.MAX_UPLOAD_MB}
+    return render(request, "sharing/home.html", context)
 
 
 @never_cache
 @login_required
 @require_safe
 def file_detail(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
-    stored = selectors.file_get_for_owner(user=request.user, file_id=file_id)
-    return render(request, "sharing/file_detail.html", {"file": stored})
+    stored = _owned_file_or_404(request, file_id)
+    return _render_detail(request, stored)
+
+
+def _render_detail(
+    request: HttpRequest, stored: StoredFile, *, status: int = 200, **extra: object
+) -> HttpResponse:
+    context = {
+        "file": stored,
+        "shares": selectors.shares_of(file=stored),
+        "links": selectors.links_of(file=stored),
+        "activity": selectors.activity_of(user=request.user, file=stored)[:50],
+        "share_form": extra.pop("share_form", None) or ShareForm(),
+        "link_form": extra.pop("link_form", None) or LinkForm(),
+        "link_max_hours": settings.LINK_MAX_HOURS,
+        **extra,
+    }
+    return render(request, "sharing/file_detail.html", context, status=status)
+
+
+def _deny(request: HttpRequest, file_id: uuid.UUID) -> Http404:
+    """Audit a logged-in user's request for a real file they may not see; return the 404."""
+    existing = selectors.file_exists(file_id=file_id)
+    if existing is not None:
+        audit_record(
+            event=Event.ACCESS_DENIED, actor=actor_from_request(request), file_id=existing.id,
+            file_name=existing.name, detail=f"path={request.path[:200]}",
+        )
+    return Http404("No such file")
+
+
+def _owned_file_or_404(request: HttpRequest, file_id: uuid.UUID) -> StoredFile:
+    try:
+        return selectors.file_get_for_owner(user=request.user, file_id=file_id)
+    except Http404:
+        raise _deny(request, file_id) from None
+
+
+def _readable_file_or_404(request: HttpRequest, file_id: uuid.UUID) -> StoredFile:
+    try:
+        return selectors.file_get_for_reader(user=request.user, file_id=file_id)
+    except Http404:
+        raise _deny(request, file_id) from None
 
 
 # -- upload
@@ -98,7 +149,9 @@ def _upload_checked(
         return render(
             request, "error.html", {"title": _("No file"), "message": message}, status=400
         )
-    created = services.file_create_many(owner=request.user, uploads=uploads)
+    created = services.file_create_many(
+        owner=request.user, uploads=uploads, actor=actor_from_request(request)
+    )
     adopted.update(stored.blob.name for stored in created)
     for stored in created:
         messages.success(
@@ -113,7 +166,13 @@ def _upload_checked(
 @login_required
 @require_safe
 def download(request: HttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
-    stored = selectors.file_get_for_reader(user=request.user, file_id=file_id)
+    stored = _readable_file_or_404(request, file_id)
+    if request.method == "GET":
+        via = "owner" if stored.owner_id == request.user.pk else "colleague"
+        audit_record(
+            event=Event.DOWNLOAD, actor=actor_from_request(request), file_id=stored.id,
+            file_name=stored.name, detail=f"via={via}",
+        )
     return stream_file(request, stored)
 
 
@@ -139,10 +198,17 @@ def _integrity_failure(request: HttpRequest, stored: StoredFile, reason: str) ->
     return render(request, "error.html", context, status=502)
 
 
-def _stream_rest(reader: DecryptingReader, stored: StoredFile, first: bytes) -> Iterator[bytes]:
+def _stream_rest(
+    reader: DecryptingReader,
+    stored: StoredFile,
+    first: bytes,
+    on_incomplete: Callable[[], None] | None,
+) -> Iterator[bytes]:
+    complete = False
     try:
         yield first
         yield from reader.segments()
+        complete = True
     except BlobIntegrityError:
         # Headers are gone: the only honest signal left is to break the connection before
         # the promised Content-Length, so no client takes this for a complete file.
@@ -150,26 +216,44 @@ def _stream_rest(reader: DecryptingReader, stored: StoredFile, first: bytes) -> 
         raise
     finally:
         reader.close()
+        if not complete and on_incomplete is not None:
+            on_incomplete()
 
 
-def stream_file(request: HttpRequest, stored: StoredFile) -> HttpResponseBase:
-    """Answer with the plaintext of a file the caller may read, verified segment by segment."""
+def stream_file(
+    request: HttpRequest,
+    stored: StoredFile,
+    *,
+    on_incomplete: Callable[[], None] | None = None,
+) -> HttpResponseBase:
+    """Answer with the plaintext of a file the caller may read, verified segment by segment.
+
+    ``on_incomplete`` runs if the transfer stops before its last byte (a link gives its
+    download back).
+    """
     if request.method == "HEAD":
         return _download_headers(HttpResponse(content_type=stored.content_type), stored)
     try:
         reader = selectors.file_open_plaintext(file=stored)
     except (BlobIntegrityError, KeyProblem, OSError) as exc:
+        _run(on_incomplete)
         return _integrity_failure(request, stored, type(exc).__name__)
     segments = reader.segments()
     try:
         first = next(segments)  # verified before any header is sent
     except BlobIntegrityError:
         reader.close()
+        _run(on_incomplete)
         return _integrity_failure(request, stored, "first segment failed")
     response = StreamingHttpResponse(
-        _stream_rest(reader, stored, first), content_type=stored.content_type
+        _stream_rest(reader, stored, first, on_incomplete), content_type=stored.content_type
     )
     return _download_headers(response, stored)
+
+
+def _run(callback: Callable[[], None] | None) -> None:
+    if callback is not None:
+        callback()
 
 
 # -- delete
@@ -178,8 +262,134 @@ def stream_file(request: HttpRequest, stored: StoredFile) -> HttpResponseBase:
 @login_required
 @require_POST
 def delete(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
-    stored = selectors.file_get_for_owner(user=request.user, file_id=file_id)
+    stored = _owned_file_or_404(request, file_id)
     display_name = names.attachment_name(stored.name)
-    services.file_delete(file=stored)
+    services.file_delete(file=stored, actor=actor_from_request(request))
     messages.success(request, _("Deleted “%(name)s”.") % {"name": display_name})
     return redirect("sharing:home")
+
+
+# -- sharing with colleagues
+
+
+@login_required
+@require_POST
+def share_create(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
+    stored = _owned_file_or_404(request, file_id)
+    form = ShareForm(request.POST)
+    if not form.is_valid():
+        return _render_detail(request, stored, status=400, share_form=form)
+    try:
+        share = services.share_grant(
+            file=stored, query=form.cleaned_data["username"], actor=actor_from_request(request)
+        )
+    except services.ShareError as exc:
+        form.add_error("username", str(exc))
+        return _render_detail(request, stored, status=400, share_form=form)
+    messages.success(request, _("Shared with %(user)s.") % {"user": share.colleague.get_username()})
+    return redirect("sharing:file_detail", file_id=stored.id)
+
+
+@login_required
+@require_POST
+def share_revoke(request: HttpRequest, file_id: uuid.UUID, share_id: int) -> HttpResponse:
+    stored = _owned_file_or_404(request, file_id)
+    share = selectors.share_get_for_owner(user=request.user, file=stored, share_id=share_id)
+    services.share_revoke(share=share, actor=actor_from_request(request))
+    messages.success(request, _("Access removed."))
+    return redirect("sharing:file_detail", file_id=stored.id)
+
+
+# -- share links
+
+
+@login_required
+@require_POST
+def link_create(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
+    stored = _owned_file_or_404(request, file_id)
+    form = LinkForm(request.POST)
+    if not form.is_valid():
+        return _render_detail(request, stored, status=400, link_form=form)
+    link, token = services.link_create(
+        file=stored,
+        actor=actor_from_request(request),
+        created_by=request.user,
+        expires_in_hours=form.cleaned_data["expires_in_hours"],
+        max_downloads=form.cleaned_data["max_downloads"],
+        password=form.cleaned_data["password"],
+    )
+    # Shown once, in this response only: the token is stored nowhere, not even in the
+    # session, so it cannot be shown again.
+    url = request.build_absolute_uri(reverse("sharing:link", kwargs={"token": token}))
+    response = _render_detail(request, stored, status=201, new_link=link, new_link_url=url)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def link_revoke(request: HttpRequest, file_id: uuid.UUID, link_id: int) -> HttpResponse:
+    stored = _owned_file_or_404(request, file_id)
+    link = selectors.link_get_for_owner(user=request.user, file=stored, link_id=link_id)
+    services.link_revoke(link=link, actor=actor_from_request(request))
+    messages.success(request, _("Link revoked."))
+    return redirect("sharing:file_detail", file_id=stored.id)
+
+
+def _no_referrer(response: HttpResponseBase) -> HttpResponseBase:
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _link_not_found(request: HttpRequest) -> HttpResponse:
+    # One page for unknown, expired, revoked and used-up links: no oracle for which.
+    return render(request, "404.html", status=404)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def link(request: HttpRequest, token: str) -> HttpResponseBase:
+    """A share link: GET shows the landing page, POST (from its form) downloads."""
+    try:
+        found = selectors.link_get_by_token(token=token)
+    except Http404:
+        return _no_referrer(_link_not_found(request))
+    if request.method == "POST":
+        return _no_referrer(_link_download(request, found))
+    context = {"link": found, "file": found.file}
+    return _no_referrer(render(request, "sharing/link.html", context))
+
+
+def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
+    actor = actor_from_request(request, label=f"link {found.pk}")
+    limit, window = settings.LINK_PASSWORD_ATTEMPTS, settings.LINK_PASSWORD_WINDOW_SECONDS
+    throttle_key = f"link-password:{found.pk}"
+    if found.has_password:
+        if throttle.is_throttled(throttle_key, limit, window):
+            return _link_throttled(request, found, actor)
+        form = LinkPasswordForm(request.POST)
+        password = form.cleaned_data["password"] if form.is_valid() else ""
+        if not check_password(password, found.password_hash):
+            if services.link_password_failed(link=found, actor=actor) >= limit:
+                return _link_throttled(request, found, actor)
+            context = {"link": found, "file": found.file, "password_error": _("Wrong password.")}
+            return render(request, "sharing/link.html", context, status=403)
+    if not services.link_claim_download(link=found, actor=actor):
+        return _link_not_found(request)
+    return stream_file(
+        request,
+        found.file,
+        on_incomplete=lambda: services.link_release_download(link=found, actor=actor),
+    )
+
+
+def _link_throttled(request: HttpRequest, found: ShareLink, actor: object) -> HttpResponse:
+    audit_record(
+        event=Event.LINK_THROTTLED, actor=actor, file_id=found.file_id,  # type: ignore[arg-type]
+        file_name=found.file.name, link_id=found.pk,
+    )
+    message = _("Too many wrong passwords for this link. Try again later.")
+    context = {"title": _("Too many attempts"), "message": message}
+    response = render(request, "error.html", context, status=429)
+    response["Retry-After"] = str(settings.LINK_PASSWORD_WINDOW_SECONDS)
+    return response

@@ -1,0 +1,47 @@
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+
+class ShareForm(forms.Form):
+    username = forms.CharField(label=_("Username or e-mail"), max_length=254)
+
+
+class LinkForm(forms.Form):
+    expires_in_hours = forms.IntegerField(
+        label=_("Expires in (hours)"), min_value=1, required=False
+    )
+    max_downloads = forms.IntegerField(
+        label=_("Download limit"), min_value=1, max_value=1_000_000, required=False
+    )
+    password = forms.CharField(
+        label=_("Password (optional)"),
+        required=False,
+        max_length=128,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        field = self.fields["expires_in_hours"]
+        field.widget.attrs.update(min=1, max=settings.LINK_MAX_HOURS)
+        field.initial = settings.LINK_DEFAULT_HOURS
+
+    def clean_expires_in_hours(self) -> int:
+        hours = self.cleaned_data.get("expires_in_hours") or settings.LINK_DEFAULT_HOURS
+        if hours > settings.LINK_MAX_HOURS:
+            raise forms.ValidationError(
+                _("A link can live at most %(max)d hours.") % {"max": settings.LINK_MAX_HOURS}
+            )
+        return hours
+
+
+class LinkPasswordForm(forms.Form):
+    password = forms.CharField(
+        label=_("Password"),
+        required=False,
+        max_length=128,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+    )

@@ -1,0 +1,46 @@
+"""Audit log entries for authentication, and offboarding when a user is deactivated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from sharing import services
+from sharing.audit import SYSTEM, Actor, Event, actor_from_request, audit_record
+
+User = get_user_model()
+
+
+@receiver(user_logged_in)
+def _audit_login(sender: type, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    audit_record(event=Event.LOGIN, actor=actor_from_request(request, user=user))
+
+
+@receiver(user_login_failed)
+def _audit_login_failure(
+    sender: type, credentials: dict, request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    # `credentials` has the password already masked by Django; only the username is kept.
+    username = str(credentials.get("username", ""))[:150]
+    actor = actor_from_request(request, label="anonymous") if request else SYSTEM
+    audit_record(event=Event.LOGIN_FAILED, actor=actor, detail=f"username={username}")
+
+
+@receiver(pre_save, sender=User)
+def _remember_active(sender: type, instance: Any, **kwargs: Any) -> None:
+    if instance.pk:
+        previous = sender.objects.filter(pk=instance.pk).values_list("is_active", flat=True).first()
+        instance._was_active = previous
+    else:
+        instance._was_active = None
+
+
+@receiver(post_save, sender=User)
+def _offboard_on_deactivation(sender: type, instance: Any, created: bool, **kwargs: Any) -> None:
+    if not created and getattr(instance, "_was_active", None) and not instance.is_active:
+        services.user_offboard(user=instance, actor=Actor(label="system"))

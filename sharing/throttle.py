@@ -1,0 +1,62 @@
+"""Fixed-window failure counters shared by every worker process.
+
+The database is the default store (one row per key, updated under a row lock); Redis when
+THROTTLE_REDIS_URL is set. Never a per-process memory cache: with N workers it would let
+N times the limit through.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from sharing.models import ThrottleCounter
+
+
+@lru_cache(maxsize=1)
+def _redis():  # type: ignore[no-untyped-def]
+    import redis
+
+    return redis.Redis.from_url(settings.THROTTLE_REDIS_URL)
+
+
+def failures(key: str, window_seconds: int) -> int:
+    """How many failures are counted for ``key`` in the current window."""
+    if settings.THROTTLE_REDIS_URL:
+        return int(_redis().get(f"securefiles:throttle:{key}") or 0)
+    since = timezone.now() - timedelta(seconds=window_seconds)
+    row = ThrottleCounter.objects.filter(key=key, window_start__gt=since).first()
+    return row.count if row else 0
+
+
+def add_failure(key: str, window_seconds: int) -> int:
+    """Count one more failure; return the new count in the current window."""
+    if settings.THROTTLE_REDIS_URL:
+        return _redis_add(key, window_seconds)
+    now = timezone.now()
+    with transaction.atomic():
+        row, _ = ThrottleCounter.objects.select_for_update().get_or_create(
+            key=key, defaults={"window_start": now, "count": 0}
+        )
+        if row.window_start <= now - timedelta(seconds=window_seconds):
+            row.window_start, row.count = now, 0
+        row.count += 1
+        row.save(update_fields=["window_start", "count"])
+    return row.count
+
+
+def _redis_add(key: str, window_seconds: int) -> int:
+    name = f"securefiles:throttle:{key}"
+    pipe = _redis().pipeline()
+    pipe.incr(name)
+    pipe.expire(name, window_seconds, nx=True)
+    count, _ = pipe.execute()
+    return int(count)
+
+
+def is_throttled(key: str, limit: int, window_seconds: int) -> bool:
+    return failures(key, window_seconds) >= limit
