@@ -121,16 +121,34 @@ WHITENOISE_USE_FINDERS = True
 # encrypted storage's url() refuses. Plaintext is only ever streamed by the download view.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media"))).resolve()
 
-STORAGES = {
-    # The inner storage holds ciphertext only; the app never writes to it directly.
-    "ciphertext": {
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
+if STORAGE_BACKEND == "local":
+    CIPHERTEXT_STORAGE = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {
             "location": MEDIA_ROOT,
             "file_permissions_mode": 0o600,
             "directory_permissions_mode": 0o700,
         },
-    },
+    }
+elif STORAGE_BACKEND == "s3":
+    # django-storages reads its own AWS_* settings; the bucket must be private.
+    AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME")
+    AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default=None)
+    AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default=None)
+    AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default=None)
+    AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default=None)
+    AWS_LOCATION = env.str("AWS_LOCATION", default="")
+    AWS_DEFAULT_ACL = None
+    AWS_QUERYSTRING_AUTH = True
+    AWS_S3_FILE_OVERWRITE = False
+    CIPHERTEXT_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {}}
+else:
+    raise ImproperlyConfigured(f"STORAGE_BACKEND must be 'local' or 's3', not {STORAGE_BACKEND!r}")
+
+STORAGES = {
+    # The inner storage holds ciphertext only; the app never writes to it directly.
+    "ciphertext": CIPHERTEXT_STORAGE,
     "encrypted": {
         "BACKEND": "sharing.storage.EncryptedStorage",
         "OPTIONS": {"inner": "ciphertext"},

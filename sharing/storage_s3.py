@@ -1,0 +1,103 @@
+"""Streaming ciphertext to and from an S3-compatible bucket through django-storages' client.
+
+django-storages' own S3File buffers a whole object (in memory or a temp file) before
+upload; here an upload is a multipart upload whose buffer is one part, and a download
+reads boto's streaming body, so memory stays bounded whatever the file size.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, BinaryIO
+
+from storages.backends.s3 import S3Storage
+from storages.utils import clean_name
+
+# S3 needs every part but the last to be at least 5 MiB; one part is the write buffer.
+PART_SIZE = 8 * 1024 * 1024
+
+
+def is_s3(storage: object) -> bool:
+    return isinstance(storage, S3Storage)
+
+
+def _client(storage: S3Storage) -> Any:
+    return storage.connection.meta.client
+
+
+def _key(storage: S3Storage, name: str) -> str:
+    return storage._normalize_name(clean_name(name))
+
+
+class S3MultipartSink:
+    """Write ciphertext as a multipart upload; nothing is visible until commit()."""
+
+    def __init__(self, storage: S3Storage, name: str) -> None:
+        self._client = _client(storage)
+        self._bucket = storage.bucket_name
+        self._key = _key(storage, name)
+        upload = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)
+        self._upload_id: str | None = upload["UploadId"]
+        self._parts: list[dict] = []
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= PART_SIZE:
+            self._flush()
+
+    def commit(self) -> None:
+        if self._buffer or not self._parts:
+            self._flush()  # the last part may be small (or empty, for an empty blob)
+        self._client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+        self._upload_id = None
+
+    def abort(self) -> None:
+        if self._upload_id is not None:
+            self._client.abort_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+            )
+            self._upload_id = None
+        self._buffer = bytearray()
+
+    def _flush(self) -> None:
+        number = len(self._parts) + 1
+        result = self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=bytes(self._buffer),
+        )
+        self._parts.append({"PartNumber": number, "ETag": result["ETag"]})
+        self._buffer = bytearray()
+
+
+def open_body(storage: S3Storage, name: str) -> BinaryIO:
+    """The object's streaming body: read(n) pulls from the socket, nothing is buffered whole."""
+    try:
+        response = _client(storage).get_object(Bucket=storage.bucket_name, Key=_key(storage, name))
+    except _client(storage).exceptions.NoSuchKey:
+        raise FileNotFoundError(name) from None
+    return response["Body"]
+
+
+def abort_stale_uploads(storage: S3Storage, older_than: datetime, *, dry_run: bool) -> int:
+    """Abort multipart uploads started before ``older_than`` (left by a killed server)."""
+    client = _client(storage)
+    paginator = client.get_paginator("list_multipart_uploads")
+    aborted = 0
+    for page in paginator.paginate(Bucket=storage.bucket_name):
+        for upload in page.get("Uploads", ()):
+            if upload["Initiated"] < older_than:
+                if not dry_run:
+                    client.abort_multipart_upload(
+                        Bucket=storage.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                aborted += 1
+    return aborted

@@ -1,0 +1,160 @@
+"""The whole upload / download / delete flow with STORAGE_BACKEND=s3 against moto_server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import timedelta
+
+import boto3
+import pytest
+from django.core.files.storage import storages
+from django.utils import timezone
+
+from sharing import storage_s3
+from sharing.models import StoredFile
+from sharing.storage import get_encrypted_storage
+from tests.conftest import MiB, streamed, upload
+from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def bucket(moto_server: str, settings) -> str:
+    """A fresh private bucket, and the ciphertext storage pointed at it."""
+    name = f"securefiles-test-{uuid.uuid4().hex[:12]}"
+    s3_client(moto_server).create_bucket(Bucket=name)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "ciphertext": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": name,
+                "endpoint_url": moto_server,
+                "access_key": ACCESS_KEY,
+                "secret_key": SECRET_KEY,
+                "region_name": REGION,
+                "file_overwrite": False,
+                "default_acl": None,
+            },
+        },
+    }
+    assert storage_s3.is_s3(storages["ciphertext"])
+    return name
+
+
+def s3_client(endpoint: str):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name=REGION,
+    )
+
+
+def objects(endpoint: str, bucket: str) -> dict[str, bytes]:
+    client = s3_client(endpoint)
+    listing = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {
+        o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing
+    }
+
+
+def pending_uploads(endpoint: str, bucket: str) -> list:
+    return s3_client(endpoint).list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+
+
+def test_it_round_trips_a_multipart_file_through_the_bucket(
+    alice_client,
+    moto_server,
+    bucket,
+):
+    data = os.urandom(20 * MiB + 123)  # three 8 MiB parts
+    response = upload(alice_client, ("scan.pdf", data, "application/pdf"))
+    assert response.status_code == 302
+    stored = StoredFile.objects.get()
+
+    stored_objects = objects(moto_server, bucket)
+    assert list(stored_objects) == [stored.blob.name]
+    blob = stored_objects[stored.blob.name]
+    assert blob.startswith(b"SFEC")
+    assert data[:4096] not in blob and data[-4096:] not in blob
+    assert "scan" not in stored.blob.name
+
+    download = alice_client.get(f"/files/{stored.id}/download/")
+    assert download.status_code == 200
+    assert int(download["Content-Length"]) == len(data)
+    assert streamed(download) == data
+
+
+def test_it_round_trips_an_empty_file(alice_client, moto_server, bucket):
+    assert upload(alice_client, ("empty.txt", b"")).status_code == 302
+    stored = StoredFile.objects.get()
+    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == b""
+
+
+def test_it_deletes_the_object_with_the_file(
+    alice_client,
+    moto_server,
+    bucket,
+    django_capture_on_commit_callbacks,
+):
+    upload(alice_client, ("a.txt", b"confidential"))
+    stored = StoredFile.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alice_client.post(f"/files/{stored.id}/delete/").status_code == 302
+    assert objects(moto_server, bucket) == {}
+
+
+def test_it_leaves_no_object_or_pending_upload_when_refused(
+    alice_client,
+    moto_server,
+    bucket,
+    small_upload_limit,
+):
+    body_limit = small_upload_limit
+    # Two files, the second pushes the request over the limit while it streams.
+    from tests.conftest import files_body, post_body
+
+    body = files_body(("ok.txt", b"x" * 1000), ("big.bin", os.urandom(body_limit)))
+    response = post_body(alice_client, body, CONTENT_LENGTH="1000")  # a lying length
+    assert response.status_code in (400, 413)
+    assert StoredFile.objects.count() == 0
+    assert objects(moto_server, bucket) == {}
+    assert pending_uploads(moto_server, bucket) == []
+
+
+def test_it_detects_a_tampered_object(alice_client, moto_server, bucket):
+    upload(alice_client, ("a.txt", b"secret " * 100))
+    stored = StoredFile.objects.get()
+    client = s3_client(moto_server)
+    blob = bytearray(objects(moto_server, bucket)[stored.blob.name])
+    blob[60] ^= 1
+    client.put_object(Bucket=bucket, Key=stored.blob.name, Body=bytes(blob))
+    response = alice_client.get(f"/files/{stored.id}/download/")
+    assert response.status_code == 502
+    assert b"secret" not in response.content
+
+
+def test_it_aborts_stale_multipart_uploads(moto_server, bucket):
+    client = s3_client(moto_server)
+    client.create_multipart_upload(Bucket=bucket, Key="blobs/ab/left-by-a-crash")
+    storage = storages["ciphertext"]
+    future = timezone.now() + timedelta(hours=1)
+    assert storage_s3.abort_stale_uploads(storage, future, dry_run=True) == 1
+    assert len(pending_uploads(moto_server, bucket)) == 1
+    assert storage_s3.abort_stale_uploads(storage, future, dry_run=False) == 1
+    assert pending_uploads(moto_server, bucket) == []
+
+
+def test_it_never_uses_s3file_for_reading(moto_server, bucket):
+    storage = get_encrypted_storage()
+    from sharing.crypto import FileKey
+
+    key = FileKey.generate()
+    blob = storage.save_plaintext([b"a" * 100], key)
+    source = storage.open_ciphertext(blob.name)
+    assert type(source).__name__ == "StreamingBody"
+    source.close()
