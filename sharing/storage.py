@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, Protocol
 
 from django.core.files.base import File
@@ -19,6 +20,7 @@ from django.core.files.storage import Storage, storages
 from django.utils.deconstruct import deconstructible
 from django.utils.functional import cached_property
 
+from sharing import storage_s3
 from sharing.crypto import DEFAULT_SEGMENT_SIZE, DecryptingReader, FileKey, StreamEncryptor
 
 BLOB_PREFIX = "blobs"
@@ -162,9 +164,13 @@ class EncryptedStorage(Storage):
             raise
 
     def open_ciphertext(self, name: str) -> BinaryIO:
+        if storage_s3.is_s3(self.inner):
+            return storage_s3.open_body(self.inner, name)  # not S3File: it buffers it all
         return self.inner.open(name, "rb")
 
     def _open_sink(self, name: str) -> BlobSink:
+        if storage_s3.is_s3(self.inner):
+            return storage_s3.S3MultipartSink(self.inner, name)
         path_of = getattr(self.inner, "path", None)
         if path_of is None:
             raise NotImplementedError(f"no streaming writer for {type(self.inner).__name__}")
@@ -198,6 +204,26 @@ class EncryptedStorage(Storage):
 
     def get_modified_time(self, name: str):  # type: ignore[no-untyped-def]
         return self.inner.get_modified_time(name)
+
+    def list_blobs(self) -> Iterator[tuple[str, datetime]]:
+        """Every blob name under ``blobs/`` with its modified time (maintenance commands).
+
+        Walks the inner storage folder by folder, so memory stays one folder's listing.
+        A blob deleted while the walk runs is skipped.
+        """
+        pending = [BLOB_PREFIX]
+        while pending:
+            folder = pending.pop()
+            try:
+                folders, files = self.inner.listdir(folder)
+            except FileNotFoundError:
+                continue
+            pending.extend(f"{folder}/{sub}" for sub in sorted(folders, reverse=True))
+            for name in sorted(files):
+                try:
+                    yield f"{folder}/{name}", self.inner.get_modified_time(f"{folder}/{name}")
+                except FileNotFoundError:
+                    continue
 
 
 def get_encrypted_storage() -> EncryptedStorage:
