@@ -221,3 +221,13 @@ LINK_PASSWORD_ATTEMPTS = _positive_int("LINK_PASSWORD_ATTEMPTS", 5, minimum=1)
 LINK_PASSWORD_WINDOW_SECONDS = _positive_int("LINK_PASSWORD_WINDOW_SECONDS", 900, minimum=1)
 # Throttle counters: the database (shared by all workers) unless a Redis URL is given.
 THROTTLE_REDIS_URL = env.str("THROTTLE_REDIS_URL", default="")
+
+# -- retention and quotas
+
+# Storage quota per user in MiB (0 = none); overridable per user in the admin.
+USER_QUOTA_MB = _positive_int("USER_QUOTA_MB", 0)
+# "Delete after N days" offered at upload: the default (0 = keep) and the maximum (0 = none).
+FILE_DEFAULT_DAYS = _positive_int("FILE_DEFAULT_DAYS", 0)
+FILE_MAX_DAYS = _positive_int("FILE_MAX_DAYS", 0)
+# Site-wide retention: purge_expired deletes files older than this many days (0 = never).
+RETENTION_DAYS = _positive_int("RETENTION_DAYS", 0)

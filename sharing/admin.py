@@ -9,13 +9,32 @@ from collections.abc import Iterator
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from sharing import services
 from sharing.audit import actor_from_request
-from sharing.models import AuditEntry, Share, ShareLink, StoredFile
+from sharing.models import AuditEntry, Share, ShareLink, StorageQuota, StoredFile
+
+User = get_user_model()
+
+
+class StorageQuotaInline(admin.StackedInline):
+    model = StorageQuota
+    can_delete = True
+    extra = 0
+    max_num = 1
+    verbose_name = "storage quota override"
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserWithQuotaAdmin(UserAdmin):
+    inlines = [*UserAdmin.inlines, StorageQuotaInline]
 
 
 class TransferForm(forms.Form):
@@ -44,6 +63,13 @@ class StoredFileAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # files arrive encrypted through the upload view only
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[StoredFile], search_term: str
+    ) -> tuple[QuerySet[StoredFile], bool]:
+        # PostgreSQL refuses a NUL in a query parameter (DataError, a 500); no stored name
+        # holds one (names.stored_name drops it), so dropping it here loses nothing.
+        return super().get_search_results(request, queryset, search_term.replace("\x00", ""))
 
     def has_change_permission(self, request: HttpRequest, obj: StoredFile | None = None) -> bool:
         return False

@@ -5,7 +5,9 @@ from collections.abc import Sequence
 from django.apps import AppConfig
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, transaction
 
+from sharing import selectors
 from sharing.keyring import get_keyring
 
 
@@ -16,3 +18,28 @@ def check_encryption_keys(app_configs: Sequence[AppConfig] | None, **kwargs: obj
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), id="sharing.E001")]
     return []
+
+
+@checks.register(checks.Tags.security)
+def check_key_ids_in_use(app_configs: Sequence[AppConfig] | None, **kwargs: object) -> list:
+    """Warn while files need a master key that ENCRYPTION_KEYS no longer holds."""
+    try:
+        configured = set(get_keyring().ids)
+    except ImproperlyConfigured:
+        return []  # sharing.E001 already says what is wrong
+    try:
+        with transaction.atomic():  # a savepoint: a failed query spoils no outer transaction
+            in_use = selectors.key_ids_in_use()
+    except DatabaseError:
+        return []  # no table yet (before migrate) or no database reachable: nothing to compare
+    return [
+        checks.Warning(
+            f"{count} file(s) need master key {key_id!r}, which is not in ENCRYPTION_KEYS: "
+            "they cannot be downloaded.",
+            hint="Put the key back in ENCRYPTION_KEYS (after the primary), run "
+            "`manage.py rotate_keys`, and only then remove it.",
+            id="sharing.W001",
+        )
+        for key_id, count in sorted(in_use.items())
+        if key_id not in configured
+    ]

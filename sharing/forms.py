@@ -1,5 +1,8 @@
 from django import forms
+from datetime import datetime, timedelta
+
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -45,3 +48,23 @@ class LinkPasswordForm(forms.Form):
         strip=False,
         widget=forms.PasswordInput(render_value=False),
     )
+
+
+class UploadOptionsForm(forms.Form):
+    """Options sent with an upload: "delete after N days" (0 or empty = keep)."""
+
+    expires_in_days = forms.IntegerField(min_value=0, max_value=36_500, required=False)
+
+    def clean_expires_in_days(self) -> int:
+        days = self.cleaned_data.get("expires_in_days")
+        if days is None:
+            days = settings.FILE_DEFAULT_DAYS or settings.FILE_MAX_DAYS
+        if settings.FILE_MAX_DAYS and not 0 < days <= settings.FILE_MAX_DAYS:
+            raise forms.ValidationError(
+                _("Files can be kept at most %(max)d days.") % {"max": settings.FILE_MAX_DAYS}
+            )
+        return days
+
+    def expires_at(self) -> datetime | None:
+        days = self.cleaned_data["expires_in_days"]
+        return timezone.now() + timedelta(days=days) if days else None

@@ -25,6 +25,9 @@ class StoredFile(models.Model):
         max_length=32, editable=False, help_text="HMAC-SHA-256 of the plaintext, keyed per file."
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="purge_expired deletes it after this."
+    )
     blob = models.FileField(
         storage=get_encrypted_storage, max_length=255, editable=False, unique=True
     )
@@ -38,6 +41,18 @@ class StoredFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class StorageQuota(models.Model):
+    """A per-user override of USER_QUOTA_MB (0 = unlimited for this user)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="storage_quota"
+    )
+    quota_mb = models.PositiveIntegerField(help_text="Storage quota in MiB; 0 means no quota.")
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.quota_mb} MiB"
 
 
 class Share(models.Model):

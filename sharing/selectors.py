@@ -7,14 +7,15 @@ import hmac
 import re
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from sharing.crypto import DecryptingReader, unwrap_key
+from sharing.crypto import DecryptingReader, FileKey, unwrap_key
 from sharing.keyring import get_keyring
-from sharing.models import AuditEntry, Share, ShareLink, StoredFile
+from sharing.models import AuditEntry, Share, ShareLink, StorageQuota, StoredFile
 from sharing.storage import get_encrypted_storage
 
 # What secrets.token_urlsafe(32) produces: 43 characters of the URL-safe alphabet.
@@ -120,3 +121,52 @@ def file_open_plaintext(*, file: StoredFile) -> DecryptingReader:
     master = get_keyring().get(file.key_id)
     key = unwrap_key(bytes(file.wrapped_key), file.id, master)
     return get_encrypted_storage().open_plaintext(file.blob.name, key)
+
+
+# -- maintenance: for the operator's management commands only, never for a view
+
+
+def files_for_maintenance(*, owner: AbstractBaseUser | None = None) -> QuerySet[StoredFile]:
+    """Every file (or one owner's), oldest first, in a stable order commands can resume in."""
+    files = StoredFile.objects.select_related("owner").order_by("created_at", "id")
+    return files if owner is None else files.filter(owner=owner)
+
+
+def file_data_key(*, file: StoredFile) -> FileKey:
+    """A file's data key, for commands that check or re-encrypt its content.
+
+    Raises KeyUnwrapError when its master key is not in ENCRYPTION_KEYS or the wrapped key
+    does not open under it.
+    """
+    return unwrap_key(bytes(file.wrapped_key), file.id, get_keyring().get(file.key_id))
+
+
+def key_ids_in_use() -> dict[str, int]:
+    """How many files each master key id wraps."""
+    counts = StoredFile.objects.order_by().values_list("key_id").annotate(files=Count("pk"))
+    return dict(counts)
+
+
+def blob_names_referenced(*, names: list[str]) -> set[str]:
+    """Which of these blob names a file row points at (ask in batches of a few hundred)."""
+    return set(StoredFile.objects.filter(blob__in=names).values_list("blob", flat=True))
+
+
+# -- quotas
+
+
+def quota_of(*, user: AbstractBaseUser) -> int | None:
+    """The user's storage quota in bytes, or None for no quota."""
+    override = StorageQuota.objects.filter(user=user).values_list("quota_mb", flat=True).first()
+    quota_mb = settings.USER_QUOTA_MB if override is None else override
+    return quota_mb * 1024 * 1024 if quota_mb else None
+
+
+def usage_of(*, user: AbstractBaseUser) -> int:
+    """Plaintext bytes the user's files take."""
+    return StoredFile.objects.filter(owner=user).aggregate(total=Sum("size"))["total"] or 0
+
+
+def quota_left(*, user: AbstractBaseUser) -> int | None:
+    quota = quota_of(user=user)
+    return None if quota is None else quota - usage_of(user=user)

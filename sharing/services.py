@@ -6,7 +6,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -21,12 +21,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from sharing import names, throttle
+from sharing import names, selectors, throttle
 from sharing.audit import SYSTEM, Actor, Event, audit_record
-from sharing.crypto import VERSION, wrap_key
+from sharing.crypto import VERSION, FileKey, unwrap_key, wrap_key
 from sharing.keyring import get_keyring
 from sharing.models import Share, ShareLink, StoredFile
-from sharing.storage import get_encrypted_storage
+from sharing.storage import StoredBlob, get_encrypted_storage
 from sharing.uploads import EncryptedUpload
 
 logger = logging.getLogger(__name__)
@@ -50,14 +50,35 @@ def _stored_file_from_upload(*, owner: AbstractBaseUser, upload: EncryptedUpload
     )
 
 
+class QuotaExceeded(Exception):
+    """The owner's files would exceed their storage quota."""
+
+
+def _check_quota(*, owner: AbstractBaseUser, adding: int) -> None:
+    """Inside the creating transaction, with the owner's row locked (PostgreSQL; SQLite
+    serialises writers anyway), so two parallel uploads cannot both squeeze in."""
+    quota = selectors.quota_of(user=owner)
+    if quota is None:
+        return
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+    if selectors.usage_of(user=owner) + adding > quota:
+        raise QuotaExceeded
+
+
 def file_create_many(
-    *, owner: AbstractBaseUser, uploads: Sequence[EncryptedUpload], actor: Actor | None = None
+    *,
+    owner: AbstractBaseUser,
+    uploads: Sequence[EncryptedUpload],
+    actor: Actor | None = None,
+    expires_at: datetime | None = None,
 ) -> list[StoredFile]:
     """Record already-stored encrypted uploads; all rows commit together or none do."""
     files = [_stored_file_from_upload(owner=owner, upload=upload) for upload in uploads]
     actor = actor or Actor(label=owner.get_username(), user_id=owner.pk)
     with transaction.atomic():
+        _check_quota(owner=owner, adding=sum(stored.size for stored in files))
         for stored in files:
+            stored.expires_at = expires_at
             stored.save(force_insert=True)
             audit_record(
                 event=Event.UPLOAD,
@@ -312,3 +333,90 @@ def file_transfer(*, file: StoredFile, new_owner: AbstractBaseUser, actor: Actor
             file_name=file.name,
             detail=f"from={previous} to={new_owner.get_username()}",
         )
+
+
+# -- maintenance: imports, key rotation and re-encryption (management commands)
+
+
+def file_create_imported(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    content_type: str,
+    key: FileKey,
+    blob: StoredBlob,
+    actor: Actor | None = None,
+) -> StoredFile:
+    """Record a file whose content was encrypted and stored outside an upload (imports).
+
+    Exactly like an upload: the data key is wrapped under the primary master key.
+    """
+    upload = EncryptedUpload(key=key, blob=blob, name=name, content_type=content_type)
+    return file_create_many(owner=owner, uploads=[upload], actor=actor)[0]
+
+
+def file_rewrap_key(*, file: StoredFile) -> bool:
+    """Re-wrap a file's data key under the primary master key; False if it already was.
+
+    The row is re-read locked and committed on its own, so a crash leaves each row on its
+    old key or on the primary, never in between. Content is never touched. Raises
+    KeyUnwrapError if the row's master key is not configured or its wrapped key does not
+    open, and StoredFile.DoesNotExist if the file was deleted meanwhile.
+    """
+    keyring = get_keyring()
+    with transaction.atomic():
+        locked = StoredFile.objects.select_for_update().get(pk=file.pk)
+        if locked.key_id == keyring.primary.key_id:
+            return False
+        key = unwrap_key(bytes(locked.wrapped_key), locked.id, keyring.get(locked.key_id))
+        locked.wrapped_key = wrap_key(key, keyring.primary)
+        locked.key_id = keyring.primary.key_id
+        locked.save(update_fields=["wrapped_key", "key_id"])
+    file.wrapped_key, file.key_id = locked.wrapped_key, locked.key_id
+    return True
+
+
+def file_replace_content(
+    *, file: StoredFile, old_blob: str, key: FileKey, blob: StoredBlob
+) -> bool:
+    """Point a file at a re-encrypted copy of its content; remove the old blob once committed.
+
+    The caller has checked that ``blob`` decrypts under ``key`` to the file's plaintext.
+    Returns False, changing nothing, if the file was deleted or its blob replaced meanwhile.
+    """
+    if key.file_id != file.id or blob.plaintext_size != file.size:
+        raise ValueError("the new blob is not this file's content")
+    master = get_keyring().primary
+    with transaction.atomic():
+        locked = StoredFile.objects.select_for_update().filter(pk=file.pk, blob=old_blob).first()
+        if locked is None:
+            return False
+        locked.blob, locked.digest, locked.format_version = blob.name, blob.digest, VERSION
+        locked.wrapped_key, locked.key_id = wrap_key(key, master), master.key_id
+        locked.save(update_fields=["blob", "digest", "format_version", "wrapped_key", "key_id"])
+        transaction.on_commit(lambda: _delete_blob(old_blob))
+    return True
+
+
+# -- retention
+
+
+def files_purge_expired(*, now: datetime, dry_run: bool = False) -> list[StoredFile]:
+    """Delete files past their own expiry or the site-wide retention; return them."""
+    expired = Q(expires_at__lte=now)
+    if settings.RETENTION_DAYS:
+        expired |= Q(created_at__lt=now - timedelta(days=settings.RETENTION_DAYS))
+    files = list(StoredFile.objects.filter(expired).order_by("created_at"))
+    if not dry_run:
+        for stored in files:
+            file_delete(file=stored, actor=Actor(label="retention"))
+    return files
+
+
+def links_purge_expired(*, now: datetime, dry_run: bool = False) -> int:
+    """Delete link rows that expired; the audit log keeps their history."""
+    links = ShareLink.objects.filter(expires_at__lte=now)
+    count = links.count()
+    if not dry_run:
+        links.delete()
+    return count

@@ -30,6 +30,12 @@ class EncryptedUpload(UploadedFile):
     def open(self, mode: str | None = None) -> UploadedFile:
         raise ValueError("an encrypted upload has no plaintext to open")
 
+    def close(self) -> None:
+        # There is no file object to close (File.close would fail on None). Django closes
+        # every uploaded file when a request ends and when parsing fails midway (too many
+        # files, bad base64); an AttributeError there would turn a 400 into a 500.
+        pass
+
 
 class EncryptingUploadHandler(FileUploadHandler):
     """Encrypt every file part of one request straight into the storage.
@@ -37,16 +43,26 @@ class EncryptingUploadHandler(FileUploadHandler):
     Remembers every blob it opened, so the view can delete those it did not adopt.
     """
 
-    def __init__(self, request: HttpRequest, *, storage: EncryptedStorage, max_bytes: int) -> None:
+    def __init__(
+        self,
+        request: HttpRequest,
+        *,
+        storage: EncryptedStorage,
+        max_bytes: int,
+        quota_left: int | None = None,
+    ) -> None:
         super().__init__(request)
         self.chunk_size = settings.UPLOAD_CHUNK_SIZE
         self._storage = storage
         self._max_bytes = max_bytes
+        self._quota_left = quota_left
+        self.over_quota = False
         self._received = 0
         self._writers: list[BlobWriter] = []
         self._current: BlobWriter | None = None
         self._key: FileKey | None = None
         self.too_large = False
+        self.interrupted = False
 
     def new_file(self, *args: object, **kwargs: object) -> None:
         super().new_file(*args, **kwargs)  # type: ignore[arg-type]
@@ -63,6 +79,10 @@ class EncryptingUploadHandler(FileUploadHandler):
             self.too_large = True
             self._current.abort()
             raise StopUpload(connection_reset=True)
+        if self._quota_left is not None and self._received > self._quota_left:
+            self.over_quota = True  # refused while streaming: the rest is never stored
+            self._current.abort()
+            raise StopUpload(connection_reset=True)
         self._current.write(raw_data)
 
     def file_complete(self, file_size: int) -> EncryptedUpload | None:
@@ -76,6 +96,9 @@ class EncryptingUploadHandler(FileUploadHandler):
         return upload
 
     def upload_interrupted(self) -> None:
+        # The body ended inside a file part (a client gone, a proxy cutting it short):
+        # the request is incomplete, so the view stores none of its files.
+        self.interrupted = True
         if self._current is not None:
             self._current.abort()
             self._current = None

@@ -29,7 +29,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from sharing import names, selectors, services, throttle
 from sharing.audit import Event, actor_from_request, audit_record
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
-from sharing.forms import LinkForm, LinkPasswordForm, ShareForm
+from sharing.forms import LinkForm, LinkPasswordForm, ShareForm, UploadOptionsForm
 from sharing.models import ShareLink, StoredFile
 from sharing.storage import get_encrypted_storage
 from sharing.uploads import EncryptedUpload, EncryptingUploadHandler
@@ -45,7 +45,15 @@ def home(request: HttpRequest) -> HttpResponse:
     paginator = Paginator(selectors.files_owned_by(user=request.user), FILES_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     shared = selectors.files_shared_with(user=request.user)[:FILES_PER_PAGE]
-    context = {"page": page, "shared": shared, "max_upload_mb": settings.MAX_UPLOAD_MB}
+    context = {
+        "page": page,
+        "shared": shared,
+        "max_upload_mb": settings.MAX_UPLOAD_MB,
+        "usage": selectors.usage_of(user=request.user),
+        "quota": selectors.quota_of(user=request.user),
+        "max_days": settings.FILE_MAX_DAYS,
+        "default_days": settings.FILE_DEFAULT_DAYS or settings.FILE_MAX_DAYS,
+    }
     return render(request, "sharing/home.html", context)
 
 
@@ -117,15 +125,30 @@ def _too_large(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _over_quota(request: HttpRequest) -> HttpResponse:
+    message = _(
+        "This upload would exceed your storage quota. Delete files you no longer need, or ask "
+        "an administrator for more space. Nothing was stored."
+    )
+    return render(request, "error.html", {"title": _("Quota exceeded"), "message": message}, status=413)
+
+
 @csrf_exempt  # CSRF is checked by _upload_checked, once our handler is in place
 @login_required
 @require_POST
 def upload(request: HttpRequest) -> HttpResponseBase:
-    # Refuse an over-size body before one byte of it is read.
+    # Refuse an over-size body, or any body from a user with no space left, before one
+    # byte of it is read.
     if _content_length(request) > settings.MAX_UPLOAD_BYTES:
         return _too_large(request)
+    quota_left = selectors.quota_left(user=request.user)
+    if quota_left is not None and quota_left <= 0 and _content_length(request) > 0:
+        return _over_quota(request)
     handler = EncryptingUploadHandler(
-        request, storage=get_encrypted_storage(), max_bytes=settings.MAX_UPLOAD_BYTES
+        request,
+        storage=get_encrypted_storage(),
+        max_bytes=settings.MAX_UPLOAD_BYTES,
+        quota_left=quota_left,
     )
     request.upload_handlers = [handler]
     adopted: set[str] = set()
@@ -144,14 +167,33 @@ def _upload_checked(
     uploads = [f for f in request.FILES.getlist("file") if isinstance(f, EncryptedUpload)]
     if handler.too_large:
         return _too_large(request)
+    if handler.over_quota:
+        return _over_quota(request)
+    if handler.interrupted:
+        message = _("The upload ended before its last file was complete; nothing was stored.")
+        return render(
+            request, "error.html", {"title": _("Upload incomplete"), "message": message}, status=400
+        )
     if not uploads:
         message = _("Choose at least one file to upload.")
         return render(
             request, "error.html", {"title": _("No file"), "message": message}, status=400
         )
-    created = services.file_create_many(
-        owner=request.user, uploads=uploads, actor=actor_from_request(request)
-    )
+    form = UploadOptionsForm(request.POST)
+    if not form.is_valid():
+        message = " ".join(str(error) for error in form.errors.get("expires_in_days", []))
+        return render(
+            request, "error.html", {"title": _("Invalid expiry"), "message": message}, status=400
+        )
+    try:
+        created = services.file_create_many(
+            owner=request.user,
+            uploads=uploads,
+            actor=actor_from_request(request),
+            expires_at=form.expires_at(),
+        )
+    except services.QuotaExceeded:
+        return _over_quota(request)
     adopted.update(stored.blob.name for stored in created)
     for stored in created:
         messages.success(
