@@ -32,6 +32,10 @@ class Event:
 
     LOGIN = "login.success"
     LOGIN_FAILED = "login.failure"
+    LOGIN_LOCKED_OUT = "login.locked_out"
+    TWO_FACTOR_ENROLLED = "2fa.enrolled"
+    TWO_FACTOR_REMOVED = "2fa.removed"
+    SIGNED_UP = "user.signed_up"
     UPLOAD = "file.upload"
     DOWNLOAD = "file.download"
     DELETE = "file.delete"

@@ -1,6 +1,6 @@
-from django import forms
 from datetime import datetime, timedelta
 
+from django import forms
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _

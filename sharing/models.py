@@ -154,3 +154,18 @@ class AuditHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit head #{self.seq}"
+
+
+class RecoveryCode(models.Model):
+    """A one-time code that stands in for a lost authenticator. Stored as SHA-256 only:
+    each code carries 80 random bits, so a leaked table yields nothing to guess from."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes"
+    )
+    code_digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import post_save, pre_save
@@ -44,3 +45,9 @@ def _remember_active(sender: type, instance: Any, **kwargs: Any) -> None:
 def _offboard_on_deactivation(sender: type, instance: Any, created: bool, **kwargs: Any) -> None:
     if not created and getattr(instance, "_was_active", None) and not instance.is_active:
         services.user_offboard(user=instance, actor=Actor(label="system"))
+
+
+@receiver(user_locked_out)
+def _audit_lockout(sender: Any, request: HttpRequest, username: str, **kwargs: Any) -> None:
+    actor = actor_from_request(request, label="anonymous") if request else SYSTEM
+    audit_record(event=Event.LOGIN_LOCKED_OUT, actor=actor, detail=f"username={username[:150]}")

@@ -86,8 +86,11 @@ def _deny(request: HttpRequest, file_id: uuid.UUID) -> Http404:
     existing = selectors.file_exists(file_id=file_id)
     if existing is not None:
         audit_record(
-            event=Event.ACCESS_DENIED, actor=actor_from_request(request), file_id=existing.id,
-            file_name=existing.name, detail=f"path={request.path[:200]}",
+            event=Event.ACCESS_DENIED,
+            actor=actor_from_request(request),
+            file_id=existing.id,
+            file_name=existing.name,
+            detail=f"path={request.path[:200]}",
         )
     return Http404("No such file")
 
@@ -130,7 +133,9 @@ def _over_quota(request: HttpRequest) -> HttpResponse:
         "This upload would exceed your storage quota. Delete files you no longer need, or ask "
         "an administrator for more space. Nothing was stored."
     )
-    return render(request, "error.html", {"title": _("Quota exceeded"), "message": message}, status=413)
+    return render(
+        request, "error.html", {"title": _("Quota exceeded"), "message": message}, status=413
+    )
 
 
 @csrf_exempt  # CSRF is checked by _upload_checked, once our handler is in place
@@ -212,8 +217,11 @@ def download(request: HttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
     if request.method == "GET":
         via = "owner" if stored.owner_id == request.user.pk else "colleague"
         audit_record(
-            event=Event.DOWNLOAD, actor=actor_from_request(request), file_id=stored.id,
-            file_name=stored.name, detail=f"via={via}",
+            event=Event.DOWNLOAD,
+            actor=actor_from_request(request),
+            file_id=stored.id,
+            file_name=stored.name,
+            detail=f"via={via}",
         )
     return stream_file(request, stored)
 
@@ -427,8 +435,11 @@ def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
 
 def _link_throttled(request: HttpRequest, found: ShareLink, actor: object) -> HttpResponse:
     audit_record(
-        event=Event.LINK_THROTTLED, actor=actor, file_id=found.file_id,  # type: ignore[arg-type]
-        file_name=found.file.name, link_id=found.pk,
+        event=Event.LINK_THROTTLED,
+        actor=actor,
+        file_id=found.file_id,  # type: ignore[arg-type]
+        file_name=found.file.name,
+        link_id=found.pk,
     )
     message = _("Too many wrong passwords for this link. Try again later.")
     context = {"title": _("Too many attempts"), "message": message}

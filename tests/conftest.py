@@ -93,9 +93,22 @@ def bob_client(bob: User) -> Client:
     return client_for(bob)
 
 
+def verified_client_for(user: User) -> Client:
+    """A client logged in with a confirmed TOTP authenticator, as the admin requires."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    client = client_for(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
 @pytest.fixture
 def admin_client(admin_user: User) -> Client:
-    return client_for(admin_user)
+    return verified_client_for(admin_user)
 
 
 # ---------------------------------------------------------------------------- files

@@ -1,0 +1,182 @@
+"""Log-in with an optional second step, second-factor enrolment, and optional sign-up."""
+
+from __future__ import annotations
+
+import time
+
+import segno
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.views import LoginView
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+from django_otp import login as otp_login
+
+from sharing import throttle, twofactor
+from sharing.audit import Event, actor_from_request, audit_record
+
+PENDING_KEY = "securefiles_pending_2fa"
+PENDING_SECONDS = 300
+OTP_FAILURES = 10
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label=gettext_lazy("Code from your authenticator app, or a recovery code"),
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text"}),
+    )
+
+
+class PortalLoginView(LoginView):
+    """Password first; users with an authenticator then give a code before any session."""
+
+    redirect_authenticated_user = False
+
+    def form_valid(self, form: forms.Form) -> HttpResponse:
+        user = form.get_user()  # type: ignore[attr-defined]
+        if not twofactor.has_device(user):
+            return super().form_valid(form)
+        # Not logged in yet: remember who passed the password step, briefly.
+        self.request.session[PENDING_KEY] = {
+            "user_id": user.pk,
+            "at": time.time(),
+            "next": self.get_success_url(),
+        }
+        return redirect("login_otp")
+
+
+def _pending_user(request: HttpRequest):  # type: ignore[no-untyped-def]
+    pending = request.session.get(PENDING_KEY)
+    if not pending or time.time() - pending["at"] > PENDING_SECONDS:
+        return None, None
+    user = get_user_model().objects.filter(pk=pending["user_id"], is_active=True).first()
+    return user, pending.get("next")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login_otp(request: HttpRequest) -> HttpResponseBase:
+    """The second step of logging in: a TOTP code or a one-time recovery code."""
+    user, next_url = _pending_user(request)
+    if user is None:
+        request.session.pop(PENDING_KEY, None)
+        return redirect("login")
+    throttle_key = f"otp-login:{user.pk}"
+    window = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    if throttle.is_throttled(throttle_key, OTP_FAILURES, window):
+        request.session.pop(PENDING_KEY, None)
+        return _locked(request, user)
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        device = twofactor.confirmed_device(user)
+        code = form.cleaned_data["code"]
+        if device and (device.verify_token(code.strip()) or _recovery(user, code)):
+            request.session.pop(PENDING_KEY, None)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            otp_login(request, device)
+            return redirect(_safe_next(request, next_url))
+        throttle.add_failure(throttle_key, window)
+        audit_record(
+            event=Event.LOGIN_FAILED,
+            actor=actor_from_request(request, label="anonymous"),
+            detail=f"username={user.get_username()} step=second-factor",
+        )
+        form.add_error("code", _("That code is not valid."))
+    return render(request, "registration/login_otp.html", {"form": form})
+
+
+def _recovery(user, code: str) -> bool:  # type: ignore[no-untyped-def]
+    return twofactor.use_recovery_code(user=user, code=code)
+
+
+def _locked(request: HttpRequest, user) -> HttpResponse:  # type: ignore[no-untyped-def]
+    audit_record(
+        event=Event.LOGIN_LOCKED_OUT,
+        actor=actor_from_request(request, label="anonymous"),
+        detail=f"username={user.get_username()} step=second-factor",
+    )
+    return render(request, "registration/locked_out.html", status=429)
+
+
+def _safe_next(request: HttpRequest, next_url: str | None) -> str:
+    if next_url and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return next_url
+    return settings.LOGIN_REDIRECT_URL
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def two_factor(request: HttpRequest) -> HttpResponse:
+    """Enrol an authenticator (QR code made here, no outside service), or show its state."""
+    if twofactor.has_device(request.user):
+        context = {"codes_left": twofactor.recovery_codes_left(request.user)}
+        return render(request, "accounts/two_factor_status.html", context)
+    device = twofactor.pending_device(request.user)
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        codes = twofactor.confirm_device(
+            device=device, token=form.cleaned_data["code"], actor=actor_from_request(request)
+        )
+        if codes is not None:
+            otp_login(request, device)
+            return render(request, "accounts/recovery_codes.html", {"codes": codes})
+        form.add_error("code", _("That code is not valid. Check the time on your phone."))
+    qr = segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2)
+    context = {
+        "form": form,
+        "qr": qr,
+        "secret": device.bin_key.hex(),
+        "config_url": device.config_url,
+    }
+    return render(request, "accounts/two_factor_enrol.html", context)
+
+
+class RemoveTwoFactorForm(forms.Form):
+    password = forms.CharField(widget=forms.PasswordInput, strip=False, max_length=256)
+
+
+@never_cache
+@login_required
+@require_http_methods(["POST"])
+def two_factor_remove(request: HttpRequest) -> HttpResponse:
+    form = RemoveTwoFactorForm(request.POST)
+    if not form.is_valid() or not request.user.check_password(form.cleaned_data["password"]):
+        messages.error(request, _("Wrong password: the authenticator was kept."))
+        return redirect("two_factor")
+    twofactor.remove_devices(user=request.user, actor=actor_from_request(request))
+    messages.success(request, _("Two-factor authentication is off."))
+    return redirect("two_factor")
+
+
+class SignUpForm(UserCreationForm):
+    email = forms.EmailField(required=True)
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username", "email")
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if not settings.SIGNUP_ENABLED:
+        raise Http404("Sign-up is disabled")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        audit_record(event=Event.SIGNED_UP, actor=actor_from_request(request, user=user))
+        messages.success(request, _("Account created. You can log in now."))
+        return redirect("login")
+    return render(request, "registration/signup.html", {"form": form})

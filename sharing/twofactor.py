@@ -1,0 +1,83 @@
+"""Second factor: TOTP authenticators (django-otp) and one-time recovery codes.
+
+django-otp keeps each TOTP secret in clear in its table (otp_totp_totpdevice.key); the
+README's threat model says so: whoever reads the database can mint codes, but still needs
+the password, which is stored as an Argon2 hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from sharing.audit import Actor, Event, audit_record
+from sharing.models import RecoveryCode
+
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off paper
+RECOVERY_CODE_LENGTH = 16  # 16 characters of a 32-letter alphabet: 80 bits
+
+
+def has_device(user: AbstractBaseUser) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def pending_device(user: AbstractBaseUser) -> TOTPDevice:
+    """The unconfirmed authenticator being enrolled (a fresh secret if there is none)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    return device or TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+
+
+def _digest(code: str) -> str:
+    normalised = code.strip().upper().replace("-", "").replace(" ", "")
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def _new_code() -> str:
+    raw = "".join(secrets.choice(_ALPHABET) for _ in range(RECOVERY_CODE_LENGTH))
+    return "-".join(raw[i : i + 4] for i in range(0, RECOVERY_CODE_LENGTH, 4))
+
+
+def confirm_device(*, device: TOTPDevice, token: str, actor: Actor) -> list[str] | None:
+    """Confirm enrolment with a code from the app; return fresh recovery codes (shown once)."""
+    if not device.verify_token(token.strip()):
+        return None
+    codes = [_new_code() for _ in range(settings.RECOVERY_CODES)]
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=device.user, confirmed=True).delete()
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        RecoveryCode.objects.filter(user=device.user).delete()
+        RecoveryCode.objects.bulk_create(
+            RecoveryCode(user=device.user, code_digest=_digest(code)) for code in codes
+        )
+        audit_record(event=Event.TWO_FACTOR_ENROLLED, actor=actor)
+    return codes
+
+
+def use_recovery_code(*, user: AbstractBaseUser, code: str) -> bool:
+    """Spend one recovery code; True if it was valid and unused."""
+    used = RecoveryCode.objects.filter(
+        user=user, code_digest=_digest(code), used_at__isnull=True
+    ).update(used_at=timezone.now())
+    return used == 1
+
+
+def remove_devices(*, user: AbstractBaseUser, actor: Actor) -> None:
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user).delete()
+        RecoveryCode.objects.filter(user=user).delete()
+        audit_record(event=Event.TWO_FACTOR_REMOVED, actor=actor)
+
+
+def recovery_codes_left(user: AbstractBaseUser) -> int:
+    return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
