@@ -11,6 +11,10 @@ tested on its own. The byte layout is specified in ``docs/FORMAT.md``; in short:
 
 The per-file data key is random and is stored only wrapped by a master key (AES-256-GCM,
 with the file's UUID and the master key id as associated data), outside the blob.
+
+Every AES-256-GCM operation in this module goes through ``gcm_seal`` / ``gcm_open`` (12-byte
+explicit nonce, 16-byte tag, 32-byte key), so the Wycheproof vectors in the tests exercise
+exactly the code path that seals segments and wraps keys.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeAlias
 
 from Crypto.Cipher import AES
 from Crypto.Hash import SHA256
 from Crypto.Protocol.KDF import HKDF
+
+if TYPE_CHECKING:
+    from Crypto.Cipher._mode_gcm import GcmMode
 
 MAGIC = b"SFEC"
 VERSION = 1
@@ -51,6 +58,8 @@ _DIGEST_LABEL = b"securefiles/v1 plaintext digest key"
 _WRAP_LABEL = b"securefiles/v1 wrapped data key"
 WRAPPED_KEY_SIZE = NONCE_SIZE + KEY_SIZE + TAG_SIZE
 
+Buffer: TypeAlias = bytes | bytearray | memoryview
+
 
 class BlobIntegrityError(Exception):
     """The blob is not an authentic, complete encryption of a file under this key.
@@ -58,6 +67,10 @@ class BlobIntegrityError(Exception):
     One error for every failure (bad tag, truncation, trailing bytes, unknown version,
     wrong key, wrong file): a caller cannot tell them apart, so neither can an attacker.
     """
+
+
+class InvalidTag(Exception):
+    """``gcm_open``: the sealed bytes do not authenticate under this key, nonce and AAD."""
 
 
 class KeyProblem(Exception):
@@ -94,6 +107,49 @@ class FileKey:
         """Key for the stored plaintext HMAC, so a leaked database confirms no guess."""
         info = _DIGEST_LABEL + self.file_id.bytes
         return HKDF(self.data_key, KEY_SIZE, b"", SHA256, context=info)
+
+
+# ---------------------------------------------------------------------------- AES-256-GCM
+
+
+def _gcm(key: Buffer, nonce: Buffer) -> GcmMode:
+    # Explicit checks: AES.new would silently accept a 16/24-byte key (AES-128/192) and
+    # any nonce length (a 16-byte nonce goes through GHASH, unlike the 12-byte one).
+    if len(key) != KEY_SIZE:
+        raise ValueError("AES-256-GCM takes a 32-byte key")
+    if len(nonce) != NONCE_SIZE:
+        raise ValueError("AES-256-GCM nonces here are exactly 12 bytes")
+    return AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
+
+
+def gcm_seal(key: Buffer, nonce: Buffer, plaintext: Buffer, aad: Buffer = b"") -> bytes:
+    """AES-256-GCM encrypt; return ciphertext || 16-byte tag."""
+    cipher = _gcm(key, nonce)
+    if aad:
+        cipher.update(aad)
+    ciphertext, tag = cipher.encrypt_and_digest(plaintext)
+    return ciphertext + tag
+
+
+def gcm_open(key: Buffer, nonce: Buffer, sealed: Buffer, aad: Buffer = b"") -> bytes:
+    """AES-256-GCM decrypt ciphertext || tag; raise InvalidTag for anything inauthentic.
+
+    No plaintext leaves this function unless the whole tag verified.
+    """
+    if len(sealed) < TAG_SIZE:
+        raise InvalidTag("sealed message is shorter than a tag")
+    cipher = _gcm(key, nonce)
+    if aad:
+        cipher.update(aad)
+    with memoryview(sealed) as view:
+        try:
+            return cipher.decrypt_and_verify(view[:-TAG_SIZE], view[-TAG_SIZE:])
+        except ValueError:
+            pass
+    # Raised outside the ``except`` block on purpose: an exception raised inside it keeps
+    # the ValueError as __context__, whose traceback holds pycryptodome's frame with the
+    # unverified plaintext (and this frame with the key) alive for as long as the error is.
+    raise InvalidTag("MAC check failed")
 
 
 # ---------------------------------------------------------------------------- header
@@ -176,7 +232,7 @@ class StreamEncryptor:
         if self._finished:
             raise ValueError("encryptor already finalized")
         self._finished = True
-        sealed = self._seal(bytes(self._buffer), last=True)
+        sealed = self._seal(self._buffer, last=True)
         self._buffer = bytearray()
         return sealed
 
@@ -184,12 +240,10 @@ class StreamEncryptor:
         """Keyed HMAC-SHA-256 of all plaintext seen so far."""
         return self._mac.digest()
 
-    def _seal(self, plaintext: bytes | memoryview, last: bool) -> bytes:
+    def _seal(self, plaintext: Buffer, last: bool) -> bytes:
         nonce = _nonce(self._prefix, self._index, last)
         self._index += 1
-        cipher = AES.new(self._key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
-        ciphertext, tag = cipher.encrypt_and_digest(plaintext)
-        return ciphertext + tag
+        return gcm_seal(self._key, nonce, plaintext)
 
 
 def encrypt_chunks(
@@ -231,7 +285,8 @@ class DecryptingReader(io.RawIOBase):
     Each segment is authenticated before any of its bytes are returned. The source is
     read one segment (plus one byte of look-ahead, to know whether a segment is the last)
     at a time. It deliberately has no ``fileno()``: a server must never ``sendfile`` the
-    ciphertext in its place.
+    ciphertext in its place. Once anything has failed, every later read fails too: the
+    position in the source is no longer trustworthy, so the reader never resynchronises.
     """
 
     def __init__(self, source: BinaryIO, key: FileKey) -> None:
@@ -243,6 +298,7 @@ class DecryptingReader(io.RawIOBase):
         self._index = 0
         self._lookahead = b""
         self._done = False
+        self._failed = False
         self._pending = memoryview(b"")
 
     def readable(self) -> bool:
@@ -260,6 +316,17 @@ class DecryptingReader(io.RawIOBase):
             yield self._next_segment()
 
     def _next_segment(self) -> bytes:
+        if self._failed:
+            raise BlobIntegrityError("an earlier segment failed; the blob cannot be read on")
+        try:
+            return self._open_next_segment()
+        except Exception:
+            # Without this, a caller that catches the error and reads again would have the
+            # reader skip over inserted bytes and go on at the same segment index.
+            self._failed = True
+            raise
+
+    def _open_next_segment(self) -> bytes:
         wanted = self._segment_size + TAG_SIZE
         sealed = self._lookahead + _read_exactly(self._source, wanted - len(self._lookahead))
         self._lookahead = _read_exactly(self._source, 1)
@@ -267,14 +334,14 @@ class DecryptingReader(io.RawIOBase):
         if len(sealed) < TAG_SIZE or (not last and len(sealed) != wanted):
             raise BlobIntegrityError("blob is truncated")
         nonce = _nonce(self._prefix, self._index, last)
-        cipher = AES.new(self._key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
-        view = memoryview(sealed)
         try:
-            plaintext = cipher.decrypt_and_verify(view[:-TAG_SIZE], view[-TAG_SIZE:])
-        except ValueError:
+            plaintext = gcm_open(self._key, nonce, sealed)
+        except InvalidTag:
             # Wrong key, wrong file, flipped bit, reordered, truncated at a segment
             # boundary (the new last segment was sealed with flag 0): all end here.
-            raise BlobIntegrityError("segment failed authentication") from None
+            plaintext = None
+        if plaintext is None:  # raised outside the except block: no chained context
+            raise BlobIntegrityError("segment failed authentication")
         self._index += 1
         self._done = last
         return plaintext
@@ -339,6 +406,7 @@ class Keyring:
 
 KEY_ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 HOW_TO_MAKE_A_KEY = "Generate one with: python manage.py generate_encryption_key"
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 
 def _looks_human_typed(secret: bytes) -> bool:
@@ -353,9 +421,14 @@ def _parse_key_entry(entry: str) -> MasterKey:
     if not sep or not key_id or not encoded:
         raise KeyConfigError("each ENCRYPTION_KEYS entry must look like <id>:<base64 key>")
     if not set(key_id) <= KEY_ID_ALPHABET or len(key_id) > 32:
-        raise KeyConfigError(f"ENCRYPTION_KEYS: key id {key_id!r} must be 1-32 of [A-Za-z0-9_.-]")
+        # The bad id is not quoted: with the entry written the wrong way round
+        # (<base64 key>:<id>) it would be the key, and this message ends up in logs.
+        raise KeyConfigError("ENCRYPTION_KEYS: a key id must be 1-32 of [A-Za-z0-9_.-]")
     try:
-        secret = base64.urlsafe_b64decode(encoded.strip().encode("ascii"))
+        # Strict: the standard and the URL-safe alphabets, nothing else. The default
+        # decoder silently drops any other character, so a mangled key would still "parse".
+        text = encoded.strip().encode("ascii").translate(_URLSAFE_TO_STANDARD)
+        secret = base64.b64decode(text, validate=True)
     except (ValueError, UnicodeEncodeError):
         raise KeyConfigError(f"ENCRYPTION_KEYS: key {key_id!r} is not valid base64") from None
     if len(secret) != KEY_SIZE:
@@ -396,24 +469,21 @@ def _wrap_aad(key_id: str, file_id: uuid.UUID) -> bytes:
 def wrap_key(key: FileKey, master: MasterKey) -> bytes:
     """Seal a data key under a master key, bound to the file id and the master key id."""
     nonce = secrets.token_bytes(NONCE_SIZE)
-    cipher = AES.new(master.secret, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
-    cipher.update(_wrap_aad(master.key_id, key.file_id))
-    sealed, tag = cipher.encrypt_and_digest(key.data_key)
-    return nonce + sealed + tag
+    return nonce + gcm_seal(
+        master.secret, nonce, key.data_key, _wrap_aad(master.key_id, key.file_id)
+    )
 
 
 def unwrap_key(wrapped: bytes, file_id: uuid.UUID, master: MasterKey) -> FileKey:
     if len(wrapped) != WRAPPED_KEY_SIZE:
         raise KeyUnwrapError("wrapped key has the wrong length")
-    nonce, sealed, tag = wrapped[:NONCE_SIZE], wrapped[NONCE_SIZE:-TAG_SIZE], wrapped[-TAG_SIZE:]
-    cipher = AES.new(master.secret, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
-    cipher.update(_wrap_aad(master.key_id, file_id))
+    nonce, sealed = wrapped[:NONCE_SIZE], wrapped[NONCE_SIZE:]
     try:
-        data_key = cipher.decrypt_and_verify(sealed, tag)
-    except ValueError:
-        raise KeyUnwrapError(
-            f"wrapped key does not open under master key {master.key_id!r}"
-        ) from None
+        data_key = gcm_open(master.secret, nonce, sealed, _wrap_aad(master.key_id, file_id))
+    except InvalidTag:
+        data_key = None
+    if data_key is None:  # raised outside the except block: no chained context
+        raise KeyUnwrapError(f"wrapped key does not open under master key {master.key_id!r}")
     return FileKey(file_id=file_id, data_key=data_key)
 
 
