@@ -1,0 +1,135 @@
+"""What the maintenance commands share: verbosity-gated output, a progress line, and
+streaming a file's plaintext through its keyed digest without keeping any of it.
+
+The leading underscore keeps Django from taking this module for a command.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from argparse import ArgumentTypeError
+from collections.abc import Callable
+from hashlib import sha256
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from sharing.crypto import DecryptingReader, FileKey
+
+PROGRESS_INTERVAL = 0.2  # seconds between redraws of the progress line
+
+
+class Progress:
+    """A one-line `label: done/total` counter on stderr, redrawn in place.
+
+    Shown only to a person watching: verbosity >= 1 and stderr a terminal. Logs and cron
+    mails get the summary line alone.
+    """
+
+    def __init__(self, command: BaseCommand, *, label: str, total: int, verbosity: int) -> None:
+        self._stderr = command.stderr
+        self._enabled = verbosity >= 1 and command.stderr.isatty()
+        self._label, self._total, self._done = label, total, 0
+        self._drawn_at = 0.0
+        self._visible = False
+
+    def advance(self, count: int = 1) -> None:
+        self._done += count
+        now = time.monotonic()
+        if self._enabled and (
+            now - self._drawn_at >= PROGRESS_INTERVAL or self._done >= self._total
+        ):
+            self._drawn_at = now
+            self._write(f"\r{self._label}: {self._done}/{self._total}")
+            self._visible = True
+
+    def clear(self) -> None:
+        """Erase the line (before other output, and at the end)."""
+        if self._visible:
+            self._write("\r\x1b[K")
+            self._visible = False
+
+    def _write(self, text: str) -> None:
+        # Plain: Django styles a terminal's stderr as an error by default.
+        self._stderr.write(text, style_func=_plain, ending="")
+        self._stderr.flush()
+
+
+def _plain(text: str) -> str:
+    return text
+
+
+class MaintenanceCommand(BaseCommand):
+    """A command whose output is gated on --verbosity and keeps clear of its progress line."""
+
+    verbosity = 1
+    progress: Progress | None = None
+
+    def execute(self, *args: object, **options: object) -> str | None:
+        self.verbosity = int(options.get("verbosity", 1))  # type: ignore[call-overload]
+        return super().execute(*args, **options)
+
+    def start_progress(self, *, label: str, total: int) -> Progress:
+        self.progress = Progress(self, label=label, total=total, verbosity=self.verbosity)
+        return self.progress
+
+    def say(
+        self, message: str, *, level: int = 1, style: Callable[[str], str] | None = None
+    ) -> None:
+        """Write a line to stdout if --verbosity is at least ``level``."""
+        if self.verbosity < level:
+            return
+        if self.progress is not None:
+            self.progress.clear()
+        self.stdout.write(message, style_func=style)
+
+    def finish(self, summary: str, *, failed: bool) -> None:
+        """The last line: the summary, in the error style when something failed."""
+        if self.progress is not None:
+            self.progress.clear()
+        self.say(summary, style=self.style.ERROR if failed else self.style.SUCCESS)
+
+
+def add_batch_size(parser: CommandParser, default: int = 200) -> None:
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=default,
+        help=f"Rows read from the database per query (default {default}); each file "
+        "still commits on its own.",
+    )
+
+
+def add_dry_run(parser: CommandParser, what: str) -> None:
+    parser.add_argument(
+        "--dry-run", action="store_true", help=f"Report what would be {what}; change nothing."
+    )
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
+def measure(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes]:
+    """Read a blob to its end: (plaintext size, keyed digest). Nothing is kept or written.
+
+    Raises BlobIntegrityError as soon as a segment fails authentication.
+    """
+    mac = hmac.new(key.digest_key(), digestmod=sha256)
+    size = 0
+    with reader:
+        for segment in reader.segments():
+            mac.update(segment)
+            size += len(segment)
+    return size, mac.digest()
+
+
+def shown(name: str) -> str:
+    """A file or user name as a terminal can safely show it (no control characters)."""
+    return repr(name)

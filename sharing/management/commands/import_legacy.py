@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.management.base import CommandError, CommandParser
+from django.db import transaction
+
+from sharing import services
+from sharing.audit import Actor
+from sharing.crypto import FileKey
+from sharing.legacy import LegacyFileError, LegacyKeyError, decrypt_chunks, read_key_file
+from sharing.management.commands._maintenance import MaintenanceCommand, add_dry_run, shown
+from sharing.storage import StoredBlob, get_encrypted_storage
+
+SUFFIX = ".enc"
+ACTOR = Actor(label="import_legacy")
+
+
+@dataclass(frozen=True)
+class _Imported:
+    name: str
+    key: FileKey
+    blob: StoredBlob
+
+
+class Command(MaintenanceCommand):
+    help = (
+        "Import the Flask prototype's encrypted uploads: every DIR/*.enc file "
+        "(IV || AES-CBC(PKCS#7(plaintext)) under the raw key of the prototype's .env) becomes "
+        "a file owned by USERNAME, named without .enc, its type guessed from the name. Each "
+        "file is decrypted as a stream straight into this portal's encrypted storage under a "
+        "new data key; no plaintext is written to disk. Files that are too short, not whole "
+        "16-byte blocks or badly padded are reported and skipped, leaving nothing behind. "
+        "CBC has no integrity check, so a wrong key still lets about one file in 256 through: "
+        "when more than half of the files fail, the command stops and imports nothing, "
+        "assuming the key is wrong. Rows are created together at the end, so an interrupted "
+        "run imports nothing (cleanup_storage removes its blobs). Running it twice imports "
+        "the files twice. Exits with status 1 if any file was skipped."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "directory",
+            type=Path,
+            metavar="DIR",
+            help="The prototype's uploads/ folder holding the *.enc files (not recursive).",
+        )
+        parser.add_argument(
+            "--key-file",
+            type=Path,
+            required=True,
+            metavar="PATH",
+            help="The prototype's .env file, with a line AES_KEY=<16, 24 or 32 ASCII characters>.",
+        )
+        parser.add_argument(
+            "--owner", required=True, metavar="USERNAME", help="Existing user to own the files."
+        )
+        add_dry_run(parser, "imported (every file is still decrypted and its padding checked)")
+
+    def handle(
+        self,
+        *args: object,
+        directory: Path,
+        key_file: Path,
+        owner: str,
+        dry_run: bool,
+        **options: object,
+    ) -> None:
+        try:
+            key = read_key_file(key_file)
+        except LegacyKeyError as exc:
+            raise CommandError(str(exc)) from None
+        user = _owner(owner)
+        paths = _legacy_files(directory)
+        done: list[_Imported] = []
+        try:
+            skipped = self._import_all(paths, key, done, dry_run=dry_run)
+            _record(user, done)
+        except services.QuotaExceeded:
+            _discard(done)
+            raise CommandError(
+                f"the files would exceed the storage quota of {shown(owner)}; nothing was imported"
+            ) from None
+        except BaseException:
+            _discard(done)
+            raise
+        self._summarise(len(paths) - skipped, skipped, owner=owner, dry_run=dry_run)
+
+    def _import_all(
+        self, paths: list[Path], key: bytes, done: list[_Imported], *, dry_run: bool
+    ) -> int:
+        """Store every file's blob (in ``done``); return how many files were skipped."""
+        progress = self.start_progress(label="importing", total=len(paths))
+        skipped = 0
+        for path in paths:
+            ok = self._import_one(path, key, done, dry_run=dry_run)
+            progress.advance()
+            if ok:
+                continue
+            skipped += 1
+            if skipped * 2 > len(paths):
+                raise CommandError(
+                    f"{skipped} of {len(paths)} files failed to decrypt: the key is probably "
+                    "wrong. Nothing was imported."
+                )
+        return skipped
+
+    def _import_one(self, path: Path, key: bytes, done: list[_Imported], *, dry_run: bool) -> bool:
+        try:
+            source = path.open("rb")
+        except OSError as exc:
+            return self._skip(path, f"cannot read it: {exc.strerror}")
+        file_key = FileKey.generate()
+        try:
+            with source:
+                plaintext = decrypt_chunks(source, key)
+                if dry_run:
+                    for _chunk in plaintext:
+                        pass  # decrypted and checked, then dropped
+                else:
+                    blob = get_encrypted_storage().save_plaintext(plaintext, file_key)
+                    done.append(_Imported(path.name[: -len(SUFFIX)], file_key, blob))
+        except LegacyFileError as exc:  # save_plaintext has already removed its blob
+            return self._skip(path, str(exc))
+        self.say(f"{'would import' if dry_run else 'imported'} {shown(path.name)}", level=2)
+        return True
+
+    def _skip(self, path: Path, reason: str) -> bool:
+        self.say(f"skipped {shown(path.name)}: {reason}", style=self.style.ERROR)
+        return False
+
+    def _summarise(self, imported: int, skipped: int, *, owner: str, dry_run: bool) -> None:
+        verb = "would import" if dry_run else "imported"
+        summary = f"{verb} {imported} legacy files for {shown(owner)}, skipped {skipped}"
+        self.finish(summary, failed=bool(skipped))
+        if skipped:
+            raise CommandError(f"{skipped} file(s) could not be imported (see above); {summary}")
+
+
+def _owner(username: str) -> AbstractBaseUser:
+    try:
+        return get_user_model().objects.get_by_natural_key(username)
+    except get_user_model().DoesNotExist:
+        raise CommandError(f"no user {shown(username)}") from None
+
+
+def _legacy_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise CommandError(f"{str(directory)!r} is not a directory")
+    paths = sorted(path for path in directory.glob(f"*{SUFFIX}") if path.is_file())
+    if not paths:
+        raise CommandError(f"no *{SUFFIX} files in {str(directory)!r}")
+    return paths
+
+
+def _record(owner: AbstractBaseUser, imported: list[_Imported]) -> None:
+    """Create every row in one transaction: all files appear, or none."""
+    with transaction.atomic():
+        for item in imported:
+            content_type, _encoding = mimetypes.guess_type(item.name, strict=False)
+            services.file_create_imported(
+                owner=owner,
+                name=item.name,
+                content_type=content_type or "application/octet-stream",
+                key=item.key,
+                blob=item.blob,
+                actor=ACTOR,
+            )
+
+
+def _discard(imported: list[_Imported]) -> None:
+    """Delete the blobs of a run that stopped: nothing partial is kept."""
+    storage = get_encrypted_storage()
+    for item in imported:
+        storage.delete(item.blob.name)
