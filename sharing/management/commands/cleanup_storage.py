@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from sharing import selectors
+from sharing import selectors, storage_s3
 from sharing.management.commands._maintenance import (
     MaintenanceCommand,
     add_dry_run,
@@ -25,7 +25,8 @@ class Command(MaintenanceCommand):
         "in the middle of an upload, or an interrupted reencrypt_files, leaves such blobs; "
         "the grace period keeps uploads still in progress. Also lists files whose blob is "
         "missing from storage (their rows are kept: run verify_files, restore the blob from "
-        "a backup, or delete the file). Exits with status 1 if a blob could not be deleted."
+        "a backup, or delete the file). On S3, also aborts multipart uploads started before "
+        "the grace period. Exits with status 1 if a blob could not be deleted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -50,7 +51,15 @@ class Command(MaintenanceCommand):
                 batch = []
         counts.update(self._sweep(batch, cutoff, dry_run=dry_run))
         counts["missing"] = self._list_missing()
+        counts["multipart"] = self._abort_stale_uploads(cutoff, dry_run=dry_run)
         self._summarise(counts, grace_hours=grace_hours, dry_run=dry_run)
+
+    def _abort_stale_uploads(self, cutoff: datetime, *, dry_run: bool) -> int:
+        """On S3, multipart uploads left by a killed server hold parts but no object."""
+        inner = get_encrypted_storage().inner
+        if not storage_s3.is_s3(inner):
+            return 0
+        return storage_s3.abort_stale_uploads(inner, cutoff, dry_run=dry_run)
 
     def _sweep(
         self, blobs: list[tuple[str, datetime]], cutoff: datetime, *, dry_run: bool
@@ -100,6 +109,9 @@ class Command(MaintenanceCommand):
             f"kept {counts['young']} recent orphans and {counts['referenced']} blobs in use; "
             f"{counts['missing']} files with a missing blob"
         )
+        if counts["multipart"]:
+            verb = "would abort" if dry_run else "aborted"
+            summary += f"; {verb} {counts['multipart']} stale multipart uploads"
         if counts["failed"]:
             summary += f"; {counts['failed']} blobs could not be deleted"
         self.finish(summary, failed=bool(counts["failed"]))
