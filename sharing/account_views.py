@@ -180,3 +180,8 @@ def signup(request: HttpRequest) -> HttpResponse:
         messages.success(request, _("Account created. You can log in now."))
         return redirect("login")
     return render(request, "registration/signup.html", {"form": form})
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """The site's own page for a missing or wrong CSRF token (status 403)."""
+    return render(request, "403_csrf.html", status=403)

@@ -22,8 +22,26 @@ from sharing.storage import get_encrypted_storage
 LINK_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-def files_owned_by(*, user: AbstractBaseUser) -> QuerySet[StoredFile]:
-    return StoredFile.objects.filter(owner=user).order_by("-created_at", "-id")
+# The orderings the file list offers; the id makes every order total and pages stable.
+FILE_ORDERINGS = {
+    "name": ("name", "id"),
+    "-name": ("-name", "-id"),
+    "size": ("size", "id"),
+    "-size": ("-size", "-id"),
+    "date": ("created_at", "id"),
+    "-date": ("-created_at", "-id"),
+}
+_LIST_FIELDS = ("id", "name", "size", "content_type", "created_at", "expires_at", "owner_id")
+
+
+def files_owned_by(
+    *, user: AbstractBaseUser, search: str = "", ordering: str = "-date"
+) -> QuerySet[StoredFile]:
+    """The user's files for the list page: one query per page, whatever the count."""
+    files = StoredFile.objects.filter(owner=user).only(*_LIST_FIELDS)
+    if search:
+        files = files.filter(name__icontains=search)
+    return files.order_by(*FILE_ORDERINGS[ordering])
 
 
 def file_get_for_owner(*, user: AbstractBaseUser, file_id: uuid.UUID) -> StoredFile:
@@ -48,12 +66,19 @@ def file_exists(*, file_id: uuid.UUID) -> StoredFile | None:
     return StoredFile.objects.filter(pk=file_id).only("id", "name").first()
 
 
-def files_shared_with(*, user: AbstractBaseUser) -> QuerySet[StoredFile]:
-    return (
-        StoredFile.objects.filter(shares__colleague=user)
-        .select_related("owner")
-        .order_by("-created_at", "-id")
-    )
+def files_shared_with(*, user: AbstractBaseUser, search: str = "") -> QuerySet[StoredFile]:
+    files = StoredFile.objects.filter(shares__colleague=user).select_related("owner")
+    if search:
+        files = files.filter(name__icontains=search)
+    return files.order_by("-created_at", "-id")
+
+
+def colleagues_known_to(*, user: AbstractBaseUser) -> list[str]:
+    """Usernames to suggest when sharing: only people this user already shares with, in
+    either direction, so the form reveals no one the user could not already see."""
+    granted = Share.objects.filter(file__owner=user).values_list("colleague__username", flat=True)
+    received = Share.objects.filter(colleague=user).values_list("file__owner__username", flat=True)
+    return sorted(set(granted) | set(received))[:200]
 
 
 def shares_of(*, file: StoredFile) -> QuerySet[Share]:

@@ -16,9 +16,11 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
+    JsonResponse,
     StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
@@ -32,6 +34,7 @@ from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
 from sharing.forms import LinkForm, LinkPasswordForm, ShareForm, UploadOptionsForm
 from sharing.models import ShareLink, StoredFile
 from sharing.storage import get_encrypted_storage
+from sharing.templatetags.sharing_extras import file_kind
 from sharing.uploads import EncryptedUpload, EncryptingUploadHandler
 
 logger = logging.getLogger(__name__)
@@ -42,13 +45,19 @@ FILES_PER_PAGE = 50
 @login_required
 @require_safe
 def home(request: HttpRequest) -> HttpResponse:
-    paginator = Paginator(selectors.files_owned_by(user=request.user), FILES_PER_PAGE)
-    page = paginator.get_page(request.GET.get("page"))
-    shared = selectors.files_shared_with(user=request.user)[:FILES_PER_PAGE]
+    sort = request.GET.get("sort", "-date")
+    sort = sort if sort in selectors.FILE_ORDERINGS else "-date"
+    query = request.GET.get("q", "").strip()[:200]
+    files = selectors.files_owned_by(user=request.user, search=query, ordering=sort)
+    page = Paginator(files, FILES_PER_PAGE).get_page(request.GET.get("page"))
+    shared = selectors.files_shared_with(user=request.user, search=query)[:FILES_PER_PAGE]
     context = {
         "page": page,
         "shared": shared,
+        "sort": sort,
+        "query": query,
         "max_upload_mb": settings.MAX_UPLOAD_MB,
+        "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
         "usage": selectors.usage_of(user=request.user),
         "quota": selectors.quota_of(user=request.user),
         "max_days": settings.FILE_MAX_DAYS,
@@ -76,6 +85,7 @@ def _render_detail(
         "share_form": extra.pop("share_form", None) or ShareForm(),
         "link_form": extra.pop("link_form", None) or LinkForm(),
         "link_max_hours": settings.LINK_MAX_HOURS,
+        "colleagues": selectors.colleagues_known_to(user=request.user),
         **extra,
     }
     return render(request, "sharing/file_detail.html", context, status=status)
@@ -119,13 +129,22 @@ def _content_length(request: HttpRequest) -> int:
         return 0
 
 
+def _wants_json(request: HttpRequest) -> bool:
+    """The page's upload script asks for JSON; the plain form gets HTML."""
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _upload_refused(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"error": message}, status=status)
+    return render(request, "error.html", {"title": title, "message": message}, status=status)
+
+
 def _too_large(request: HttpRequest) -> HttpResponse:
-    message = _("The upload is larger than the limit of %(mb)d MB.") % {
+    message = _("The upload is larger than the limit of %(mb)d MB. Nothing was stored.") % {
         "mb": settings.MAX_UPLOAD_MB
     }
-    return render(
-        request, "error.html", {"title": _("Upload too large"), "message": message}, status=413
-    )
+    return _upload_refused(request, 413, _("Upload too large"), message)
 
 
 def _over_quota(request: HttpRequest) -> HttpResponse:
@@ -133,9 +152,31 @@ def _over_quota(request: HttpRequest) -> HttpResponse:
         "This upload would exceed your storage quota. Delete files you no longer need, or ask "
         "an administrator for more space. Nothing was stored."
     )
-    return render(
-        request, "error.html", {"title": _("Quota exceeded"), "message": message}, status=413
-    )
+    return _upload_refused(request, 413, _("Quota exceeded"), message)
+
+
+def _uploaded(request: HttpRequest, created: list[StoredFile]) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"files": [_file_json(stored) for stored in created]}, status=201)
+    for stored in created:
+        messages.success(
+            request, _("Uploaded “%(name)s”.") % {"name": names.attachment_name(stored.name)}
+        )
+    return redirect("sharing:home")
+
+
+def _file_json(stored: StoredFile) -> dict:
+    return {
+        "id": str(stored.id),
+        "name": stored.name,
+        "size": stored.size,
+        "size_display": filesizeformat(stored.size),
+        "content_type": stored.content_type,
+        "kind": file_kind(stored.content_type),
+        "created_at": stored.created_at.isoformat(),
+        "download_url": reverse("sharing:download", args=[stored.id]),
+        "detail_url": reverse("sharing:file_detail", args=[stored.id]),
+    }
 
 
 @csrf_exempt  # CSRF is checked by _upload_checked, once our handler is in place
@@ -176,20 +217,14 @@ def _upload_checked(
         return _over_quota(request)
     if handler.interrupted:
         message = _("The upload ended before its last file was complete; nothing was stored.")
-        return render(
-            request, "error.html", {"title": _("Upload incomplete"), "message": message}, status=400
-        )
+        return _upload_refused(request, 400, _("Upload incomplete"), message)
     if not uploads:
         message = _("Choose at least one file to upload.")
-        return render(
-            request, "error.html", {"title": _("No file"), "message": message}, status=400
-        )
+        return _upload_refused(request, 400, _("No file"), message)
     form = UploadOptionsForm(request.POST)
     if not form.is_valid():
         message = " ".join(str(error) for error in form.errors.get("expires_in_days", []))
-        return render(
-            request, "error.html", {"title": _("Invalid expiry"), "message": message}, status=400
-        )
+        return _upload_refused(request, 400, _("Invalid expiry"), message)
     try:
         created = services.file_create_many(
             owner=request.user,
@@ -200,11 +235,7 @@ def _upload_checked(
     except services.QuotaExceeded:
         return _over_quota(request)
     adopted.update(stored.blob.name for stored in created)
-    for stored in created:
-        messages.success(
-            request, _("Uploaded “%(name)s”.") % {"name": names.attachment_name(stored.name)}
-        )
-    return redirect("sharing:home")
+    return _uploaded(request, created)
 
 
 # -- download

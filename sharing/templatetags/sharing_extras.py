@@ -1,0 +1,67 @@
+"""Template helpers for the file list: a kind of file for its icon, sort links."""
+
+from django import template
+from django.http import QueryDict
+
+register = template.Library()
+
+_KINDS = (
+    ("application/pdf", "pdf"),
+    ("image/", "image"),
+    ("audio/", "audio"),
+    ("video/", "video"),
+    ("text/", "text"),
+    ("application/zip", "archive"),
+    ("application/x-7z", "archive"),
+    ("application/x-tar", "archive"),
+    ("application/gzip", "archive"),
+    ("application/vnd.ms-excel", "sheet"),
+    ("application/vnd.openxmlformats-officedocument.spreadsheetml", "sheet"),
+    ("text/csv", "sheet"),
+    ("application/msword", "doc"),
+    ("application/vnd.openxmlformats-officedocument.wordprocessingml", "doc"),
+    ("application/vnd.oasis.opendocument.text", "doc"),
+)
+
+
+@register.filter
+def file_kind(content_type: str) -> str:
+    """pdf, image, audio, video, text, archive, sheet, doc or other."""
+    content_type = (content_type or "").lower()
+    for prefix, kind in _KINDS:
+        if content_type.startswith(prefix):
+            return kind
+    return "other"
+
+
+@register.simple_tag(takes_context=True)
+def sort_query(context: template.Context, column: str) -> str:
+    """The query string that sorts by ``column``, flipping direction if it already is."""
+    current = context.get("sort", "-date")
+    wanted = f"-{column}" if current == column else column
+    params = QueryDict(mutable=True)
+    params["sort"] = wanted
+    if context.get("query"):
+        params["q"] = context["query"]
+    return params.urlencode()
+
+
+@register.simple_tag(takes_context=True)
+def aria_sort(context: template.Context, column: str) -> str:
+    current = context.get("sort", "-date")
+    if current == column:
+        return "ascending"
+    if current == f"-{column}":
+        return "descending"
+    return "none"
+
+
+@register.simple_tag(takes_context=True)
+def page_query(context: template.Context, number: int) -> str:
+    params = QueryDict(mutable=True)
+    params["page"] = str(number)
+    if context.get("sort") and context["sort"] != "-date":
+        params["sort"] = context["sort"]
+    if context.get("query"):
+        params["q"] = context["query"]
+    return params.urlencode()
