@@ -1,13 +1,14 @@
-"""ASGI entry point. Refuses to start without usable ENCRYPTION_KEYS, like wsgi.py."""
+"""ASGI is not supported: use WSGI (gunicorn with securefiles.wsgi).
 
-import os
+Django's ASGI handler copies every request body into a SpooledTemporaryFile before the
+view runs, and bodies over FILE_UPLOAD_MAX_MEMORY_SIZE go to a temp file on disk: for an
+upload, that is plaintext on a disk, which this portal never allows. Starting it fails
+with this explanation instead.
+"""
 
-from django.core.asgi import get_asgi_application
+from django.core.exceptions import ImproperlyConfigured
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "securefiles.settings")
-
-application = get_asgi_application()
-
-from sharing.keyring import get_keyring  # noqa: E402  (needs the app registry)
-
-get_keyring()
+raise ImproperlyConfigured(
+    "securefiles does not run under ASGI: Django's ASGI handler spools request bodies "
+    "(plaintext uploads) to temporary files. Serve securefiles.wsgi with gunicorn."
+)

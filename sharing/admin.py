@@ -64,13 +64,6 @@ class StoredFileAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # files arrive encrypted through the upload view only
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[StoredFile], search_term: str
-    ) -> tuple[QuerySet[StoredFile], bool]:
-        # PostgreSQL refuses a NUL in a query parameter (DataError, a 500); no stored name
-        # holds one (names.stored_name drops it), so dropping it here loses nothing.
-        return super().get_search_results(request, queryset, search_term.replace("\x00", ""))
-
     def has_change_permission(self, request: HttpRequest, obj: StoredFile | None = None) -> bool:
         return False
 

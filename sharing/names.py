@@ -19,6 +19,13 @@ def _is_unsafe_char(char: str) -> bool:
     return unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
 
+def display_name(name: str) -> str:
+    """A name to show in a page (HTML escaping does the rest): one line, and no control
+    or bidi-override character that could make it read as another name."""
+    cleaned = "".join(" " if _is_unsafe_char(c) else c for c in name)
+    return " ".join(cleaned.split()) or "unnamed"
+
+
 def attachment_name(name: str) -> str:
     """A name for Content-Disposition and display: one line, no path, no spoofing."""
     cleaned = "".join(" " if _is_unsafe_char(c) else c for c in name)

@@ -17,8 +17,6 @@ urlpatterns = [
         name="share_revoke",
     ),
     path("files/<uuid:file_id>/links/", views.link_create, name="link_create"),
-    path(
-        "files/<uuid:file_id>/links/<int:link_id>/revoke/", views.link_revoke, name="link_revoke"
-    ),
+    path("files/<uuid:file_id>/links/<int:link_id>/revoke/", views.link_revoke, name="link_revoke"),
     path("s/<str:token>/", views.link, name="link"),
 ]

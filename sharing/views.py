@@ -168,7 +168,7 @@ def _uploaded(request: HttpRequest, created: list[StoredFile]) -> HttpResponse:
 def _file_json(stored: StoredFile) -> dict:
     return {
         "id": str(stored.id),
-        "name": stored.name,
+        "name": names.display_name(stored.name),
         "size": stored.size,
         "size_display": filesizeformat(stored.size),
         "content_type": stored.content_type,
@@ -428,6 +428,13 @@ def _link_not_found(request: HttpRequest) -> HttpResponse:
     return render(request, "404.html", status=404)
 
 
+# No CSRF check on share links, on purpose. The landing page sends
+# `Referrer-Policy: no-referrer` so the token never leaks in a Referer header, and under
+# that policy browsers post its form with `Origin: null`, which Django's CSRF check
+# rejects. CSRF defends a session's authority; a link POST carries none: it changes no
+# account and needs the 256-bit token (and the password, throttled per link), which an
+# attacker who could forge the request could use directly.
+@csrf_exempt
 @require_http_methods(["GET", "HEAD", "POST"])
 def link(request: HttpRequest, token: str) -> HttpResponseBase:
     """A share link: GET shows the landing page, POST (from its form) downloads."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.http import HttpResponseBase, StreamingHttpResponse
 from django.test import Client
 
 from sharing import services
@@ -168,18 +169,20 @@ def files_body(*files: tuple[str, bytes] | tuple[str, bytes, str]) -> bytes:
     return multipart(file_part(*spec) for spec in files)
 
 
-def post_body(client: Client, body: bytes, **extra: object):
+def post_body(client: Client, body: bytes, **extra: object) -> HttpResponseBase:
     """POST a raw body to the upload view through the whole middleware stack."""
     content_type = str(extra.pop("content_type", MULTIPART))
     return client.generic("POST", UPLOAD_URL, body, content_type=content_type, **extra)
 
 
-def upload(client: Client, *files: tuple[str, bytes] | tuple[str, bytes, str], **extra: object):
+def upload(
+    client: Client, *files: tuple[str, bytes] | tuple[str, bytes, str], **extra: object
+) -> HttpResponseBase:
     """Upload (name, data[, content type]) files in one request through the real view."""
     return post_body(client, files_body(*files), **extra)
 
 
-def streamed(response) -> bytes:
+def streamed(response: StreamingHttpResponse) -> bytes:
     return b"".join(response.streaming_content)
 
 
@@ -187,7 +190,7 @@ def streamed(response) -> bytes:
 
 
 @pytest.fixture
-def small_upload_limit(settings):
+def small_upload_limit(settings) -> int:
     """MAX_UPLOAD_MB = 1 (1 MiB), as an operator would set it."""
     settings.MAX_UPLOAD_MB = 1
     settings.MAX_UPLOAD_BYTES = MiB
@@ -208,3 +211,16 @@ def sharing_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureF
 
 # A real S3-compatible server (moto_server on loopback), started on first use.
 from tests.s3server import moto_server  # noqa: E402, F401
+
+# ---------------------------------------------------------------------------- passwords
+
+# Long and uncommon enough for the validators (minimum length 12).
+ALICE_PASSWORD = "Quill-Harbor-7-Lantern"
+
+
+@pytest.fixture
+def alice_with_password(alice: User) -> User:
+    """alice with a real (Argon2-hashed) password, for tests that log in through the form."""
+    alice.set_password(ALICE_PASSWORD)
+    alice.save()
+    return alice

@@ -17,3 +17,8 @@ os.environ["ENCRYPTION_KEYS"] = generate_key_entry("test1")
 os.environ["MEDIA_ROOT"] = TEST_MEDIA_ROOT
 os.environ["DEBUG"] = "False"
 os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")
+if os.environ["DATABASE_URL"].startswith("sqlite"):
+    # A file, not the shared in-memory database: the browser tests' live server handles
+    # parallel uploads on several threads, each of which needs its own connection.
+    os.environ["DATABASE_TEST_NAME"] = os.path.join(TEST_MEDIA_ROOT + "-db", "test.sqlite3")
+    os.makedirs(TEST_MEDIA_ROOT + "-db", exist_ok=True)

@@ -3,6 +3,8 @@
 from django import template
 from django.http import QueryDict
 
+from sharing import names
+
 register = template.Library()
 
 _KINDS = (
@@ -65,3 +67,9 @@ def page_query(context: template.Context, number: int) -> str:
     if context.get("query"):
         params["q"] = context["query"]
     return params.urlencode()
+
+
+@register.filter
+def display_name(name: str) -> str:
+    """A file name safe to show: no control or bidi-override characters."""
+    return names.display_name(name or "")

@@ -1,0 +1,220 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright, against
+pytest-django's live server. Skipped, with a message saying so, where Chromium is absent
+(`apt-get install chromium`; .ci/run installs it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.contrib.auth.models import User
+
+from sharing.models import ShareLink, StoredFile
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "a long enough password 1"  # noqa: S105 (test user)
+
+pytestmark = [
+    pytest.mark.skipif(
+        not shutil.which(CHROMIUM),
+        reason=f"browser tests skipped: no Chromium at {CHROMIUM} (apt-get install chromium)",
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls made here are
+# plain synchronous set-up and assertions, never inside that loop's callbacks.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Watch:
+    """A browser context that records console errors and every request's origin."""
+
+    def __init__(self, browser, origin: str, **options) -> None:
+        self.context = browser.new_context(accept_downloads=True, **options)
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        self.origin = origin
+        self.context.on("request", self._request)
+        self.page = self.new_page()
+
+    def new_page(self):
+        page = self.context.new_page()
+        page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        return page
+
+    def _request(self, request) -> None:
+        parts = urlsplit(request.url)
+        if parts.scheme in ("data", "blob"):
+            return
+        if f"{parts.scheme}://{parts.netloc}" != self.origin:
+            self.foreign.append(request.url)
+
+    def expect_clean(self, allowed_errors: tuple[str, ...] = ()) -> None:
+        unexpected = [e for e in self.errors if not any(a in e for a in allowed_errors)]
+        assert unexpected == []
+        assert self.foreign == []
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def users(db):
+    alice = User.objects.create_user("alice", "alice@example.org", password=PASSWORD)
+    bob = User.objects.create_user("bob", "bob@example.org", password=PASSWORD)
+    return alice, bob
+
+
+def log_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def drop_file(page, name: str, text: str) -> None:
+    """Drag and drop a file onto the drop zone, as a person would from their desktop."""
+    handle = page.evaluate_handle(
+        """([name, text]) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([text], name, {type: "text/plain"}));
+            return transfer;
+        }""",
+        [name, text],
+    )
+    page.dispatch_event("#dropzone", "dragenter", {"dataTransfer": handle})
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": handle})
+
+
+def test_it_shares_and_links_files_end_to_end(browser, live_server, users, tmp_path: Path):
+    from playwright.sync_api import expect
+
+    base = live_server.url
+    alice_ctx = Watch(browser, base)
+    page = alice_ctx.page
+    log_in(page, base, "alice")
+
+    # Two files through the picker, one by drag and drop; every progress bar completes.
+    first, second = tmp_path / "contract.pdf", tmp_path / "notes.txt"
+    first.write_bytes(b"%PDF-1.4 " + os.urandom(300_000))
+    second.write_text("patient notes, confidential\n" * 1000)
+    page.set_input_files("#id_file", [str(first), str(second)])
+    drop_file(page, "dropped.txt", "dropped by drag and drop")
+    expect(page.locator(".upload-item.done")).to_have_count(3, timeout=20_000)
+    expect(page.locator("#my-files")).to_contain_text("dropped.txt")
+    progress = page.locator(".upload-item progress").first
+    assert progress.get_attribute("value") == progress.get_attribute("max")
+    assert StoredFile.objects.count() == 3
+
+    # Open a file, share it with bob.
+    page.goto(f"{base}/")
+    page.click("text=Details >> nth=0")
+    stored = StoredFile.objects.get(name=page.locator("h1").inner_text().strip())
+    page.fill("#id_username", "bob")
+    page.click("button:text-is('Share')")
+    expect(page.locator(".shares")).to_contain_text("bob")
+
+    # bob logs in elsewhere and downloads it.
+    bob_ctx = Watch(browser, base)
+    log_in(bob_ctx.page, base, "bob")
+    expect(bob_ctx.page.locator("#shared-title + table")).to_contain_text(stored.name)
+    with bob_ctx.page.expect_download() as download:
+        bob_ctx.page.click(f"#shared-title + table >> text={stored.name}")
+    expected = (tmp_path / stored.name).read_bytes() if (tmp_path / stored.name).exists() else None
+    got = Path(download.value.path()).read_bytes()
+    assert len(got) == stored.size
+    if expected is not None:
+        assert got == expected
+    bob_ctx.expect_clean()
+    bob_ctx.close()
+
+    # A password link, used in a fresh browser context with no session at all.
+    page.goto(f"{base}/files/{stored.id}/")
+    page.fill("#id_password", "link password")
+    page.click("button:text-is('Create link')")
+    link_url = page.input_value("#new-link-url")
+    assert "/s/" in link_url
+    visitor = Watch(browser, base)
+    visitor.page.goto(link_url)
+    expect(visitor.page.locator("h1")).to_have_text(stored.name)
+    visitor.page.fill("#id_password", "link password")
+    with visitor.page.expect_download() as download:
+        visitor.page.click("button:text-is('Download')")
+    assert len(Path(download.value.path()).read_bytes()) == stored.size
+
+    # Revoked: the same link now shows the not-found page.
+    page.goto(f"{base}/files/{stored.id}/")
+    page.click("button:text-is('Revoke')")
+    assert ShareLink.objects.get().revoked_at is not None
+    response = visitor.page.goto(link_url)
+    assert response.status == 404
+    expect(visitor.page.locator("h1")).to_have_text("Not found")
+    # The 404 itself is the only console error a revoked link may cause.
+    visitor.expect_clean(allowed_errors=("404",))
+    visitor.close()
+
+    # Delete a file behind its confirmation.
+    page.goto(f"{base}/files/{stored.id}/")
+    page.click("summary:has-text('Delete this file')")
+    page.check("input[name=confirm]")
+    page.click("button:text-is('Delete permanently')")
+    page.wait_for_url(f"{base}/")
+    assert not StoredFile.objects.filter(pk=stored.id).exists()
+    expect(page.locator("#my-files")).not_to_contain_text(stored.name)
+
+    alice_ctx.expect_clean()
+    alice_ctx.close()
+
+
+def test_it_shows_a_clear_error_for_a_file_over_the_limit(
+    browser, live_server, users, settings, tmp_path: Path
+):
+    from playwright.sync_api import expect
+
+    settings.MAX_UPLOAD_MB = 1
+    settings.MAX_UPLOAD_BYTES = 1024 * 1024
+    ctx = Watch(browser, live_server.url)
+    log_in(ctx.page, live_server.url, "alice")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2 * 1024 * 1024))
+    ctx.page.set_input_files("#id_file", [str(big)])
+    expect(ctx.page.locator(".upload-item.error")).to_contain_text("limit")
+    assert StoredFile.objects.count() == 0
+    ctx.expect_clean()
+    ctx.close()
+
+
+def test_it_works_without_javascript(browser, live_server, users, tmp_path: Path):
+    ctx = Watch(browser, live_server.url, java_script_enabled=False)
+    log_in(ctx.page, live_server.url, "alice")
+    upload = tmp_path / "plain.txt"
+    upload.write_text("uploaded by the plain form")
+    ctx.page.set_input_files("#id_file", [str(upload)])
+    ctx.page.click("#upload-submit")
+    ctx.page.wait_for_url(f"{live_server.url}/")
+    assert StoredFile.objects.filter(name="plain.txt").exists()
+    assert "plain.txt" in ctx.page.locator("#my-files").inner_text()
+    ctx.close()
