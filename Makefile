@@ -44,6 +44,7 @@ test-only:
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/bandit -q -c bandit.yaml -r sharing securefiles
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/transfer.py

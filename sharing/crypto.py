@@ -55,6 +55,8 @@ MAX_SEGMENTS = 1 << 32  # the counter is 32 bits; GCM nonces must never repeat
 
 _CONTENT_LABEL = b"securefiles/v1 content key"
 _DIGEST_LABEL = b"securefiles/v1 plaintext digest key"
+_SHA256_SEAL_LABEL = b"securefiles/v1 plaintext sha256 seal key"
+SEALED_SHA256_SIZE = 12 + 32 + 16  # nonce, SHA-256, tag
 _WRAP_LABEL = b"securefiles/v1 wrapped data key"
 WRAPPED_KEY_SIZE = NONCE_SIZE + KEY_SIZE + TAG_SIZE
 
@@ -107,6 +109,31 @@ class FileKey:
         """Key for the stored plaintext HMAC, so a leaked database confirms no guess."""
         info = _DIGEST_LABEL + self.file_id.bytes
         return HKDF(self.data_key, KEY_SIZE, b"", SHA256, context=info)
+
+    def sha256_seal_key(self) -> bytes:
+        """Key that seals the file's plain SHA-256 in its row (shown to people with access)."""
+        info = _SHA256_SEAL_LABEL + self.file_id.bytes
+        return HKDF(self.data_key, KEY_SIZE, b"", SHA256, context=info)
+
+
+def keyed_digest(key: FileKey, plaintext_sha256: bytes) -> bytes:
+    """The row's digest: HMAC-SHA-256 under the file's digest key, over the plaintext's
+    SHA-256. Without the data key it confirms nothing about a guessed file."""
+    return hmac.digest(key.digest_key(), plaintext_sha256, "sha256")
+
+
+def seal_sha256(key: FileKey, plaintext_sha256: bytes) -> bytes:
+    """Encrypt the plaintext's SHA-256 for the row: readable only with the data key."""
+    nonce = secrets.token_bytes(NONCE_SIZE)
+    return nonce + gcm_seal(key.sha256_seal_key(), nonce, plaintext_sha256, key.file_id.bytes)
+
+
+def open_sha256(key: FileKey, sealed: bytes) -> bytes:
+    """The SHA-256 sealed by seal_sha256; raises InvalidTag if it was altered."""
+    if len(sealed) != SEALED_SHA256_SIZE:
+        raise InvalidTag("sealed SHA-256 has the wrong length")
+    nonce, body = sealed[:NONCE_SIZE], sealed[NONCE_SIZE:]
+    return gcm_open(key.sha256_seal_key(), nonce, body, key.file_id.bytes)
 
 
 # ---------------------------------------------------------------------------- AES-256-GCM
@@ -192,7 +219,7 @@ class StreamEncryptor:
 
     ``header`` is emitted first; ``update`` returns whole sealed segments as they fill;
     ``finalize`` seals the last (possibly empty) segment with the last-segment flag.
-    It also counts the plaintext and computes its keyed digest on the way.
+    It also counts the plaintext and hashes it (SHA-256, one pass) on the way.
     """
 
     def __init__(self, key: FileKey, segment_size: int = DEFAULT_SEGMENT_SIZE) -> None:
@@ -203,7 +230,8 @@ class StreamEncryptor:
         salt = secrets.token_bytes(SALT_SIZE)
         self.header = _pack_header(segment_size, salt, self._prefix)
         self._key = _content_key(key, self.header, salt)
-        self._mac = hmac.new(key.digest_key(), digestmod=sha256)
+        self._file_key = key
+        self._sha256 = sha256()
         self._buffer = bytearray()
         self._index = 0
         self._finished = False
@@ -213,7 +241,7 @@ class StreamEncryptor:
         """Take plaintext; return the segments it completed (possibly none)."""
         if self._finished:
             raise ValueError("encryptor already finalized")
-        self._mac.update(data)
+        self._sha256.update(data)
         self.plaintext_size += len(data)
         self._buffer += data
         if len(self._buffer) <= self._segment_size:
@@ -236,9 +264,13 @@ class StreamEncryptor:
         self._buffer = bytearray()
         return sealed
 
+    def sha256(self) -> bytes:
+        """SHA-256 of all plaintext seen so far."""
+        return self._sha256.digest()
+
     def digest(self) -> bytes:
-        """Keyed HMAC-SHA-256 of all plaintext seen so far."""
-        return self._mac.digest()
+        """The keyed digest of all plaintext seen so far (see keyed_digest)."""
+        return keyed_digest(self._file_key, self._sha256.digest())
 
     def _seal(self, plaintext: Buffer, last: bool) -> bytes:
         nonce = _nonce(self._prefix, self._index, last)

@@ -24,6 +24,12 @@ class StoredFile(models.Model):
     digest = models.BinaryField(
         max_length=32, editable=False, help_text="HMAC-SHA-256 of the plaintext, keyed per file."
     )
+    sha256_sealed = models.BinaryField(
+        max_length=60,
+        editable=False,
+        default=b"",
+        help_text="The plaintext's SHA-256, AES-GCM sealed under a key from the data key.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     expires_at = models.DateTimeField(
         null=True, blank=True, db_index=True, help_text="purge_expired deletes it after this."

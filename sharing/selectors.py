@@ -13,7 +13,14 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from sharing.crypto import DecryptingReader, FileKey, unwrap_key
+from sharing.crypto import (
+    DecryptingReader,
+    FileKey,
+    InvalidTag,
+    KeyProblem,
+    open_sha256,
+    unwrap_key,
+)
 from sharing.keyring import get_keyring
 from sharing.models import AuditEntry, Share, ShareLink, StorageQuota, StoredFile
 from sharing.storage import get_encrypted_storage
@@ -195,3 +202,13 @@ def usage_of(*, user: AbstractBaseUser) -> int:
 def quota_left(*, user: AbstractBaseUser) -> int | None:
     quota = quota_of(user=user)
     return None if quota is None else quota - usage_of(user=user)
+
+
+def file_sha256(*, file: StoredFile) -> str:
+    """The hex SHA-256 of a file the caller may read ('' for rows that predate it)."""
+    if not file.sha256_sealed:
+        return ""
+    try:
+        return open_sha256(file_data_key(file=file), bytes(file.sha256_sealed)).hex()
+    except (InvalidTag, KeyProblem):
+        return ""

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from sharing import names, selectors, throttle
 from sharing.audit import SYSTEM, Actor, Event, audit_record
-from sharing.crypto import VERSION, FileKey, unwrap_key, wrap_key
+from sharing.crypto import VERSION, FileKey, seal_sha256, unwrap_key, wrap_key
 from sharing.keyring import get_keyring
 from sharing.models import Share, ShareLink, StoredFile
 from sharing.storage import StoredBlob, get_encrypted_storage
@@ -43,6 +43,7 @@ def _stored_file_from_upload(*, owner: AbstractBaseUser, upload: EncryptedUpload
         content_type=names.content_type(upload.content_type),
         size=upload.blob.plaintext_size,
         digest=upload.blob.digest,
+        sha256_sealed=seal_sha256(upload.key, upload.blob.sha256),
         blob=upload.blob.name,
         wrapped_key=wrap_key(upload.key, master),
         key_id=master.key_id,
@@ -392,8 +393,18 @@ def file_replace_content(
         if locked is None:
             return False
         locked.blob, locked.digest, locked.format_version = blob.name, blob.digest, VERSION
+        locked.sha256_sealed = seal_sha256(key, blob.sha256)
         locked.wrapped_key, locked.key_id = wrap_key(key, master), master.key_id
-        locked.save(update_fields=["blob", "digest", "format_version", "wrapped_key", "key_id"])
+        locked.save(
+            update_fields=[
+                "blob",
+                "digest",
+                "sha256_sealed",
+                "format_version",
+                "wrapped_key",
+                "key_id",
+            ]
+        )
         transaction.on_commit(lambda: _delete_blob(old_blob))
     return True
 

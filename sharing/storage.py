@@ -37,6 +37,7 @@ class StoredBlob:
     name: str
     plaintext_size: int
     digest: bytes
+    sha256: bytes = b""
 
 
 class BlobSink(Protocol):
@@ -111,7 +112,10 @@ class BlobWriter:
         self._sink.write(self._encryptor.finalize())
         self._sink.commit()
         self.closed = True
-        return StoredBlob(self.name, self._encryptor.plaintext_size, self._encryptor.digest())
+        encryptor = self._encryptor
+        return StoredBlob(
+            self.name, encryptor.plaintext_size, encryptor.digest(), encryptor.sha256()
+        )
 
     def abort(self) -> None:
         """Remove whatever was written; safe to call more than once."""

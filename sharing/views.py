@@ -86,6 +86,7 @@ def _render_detail(
         "link_form": extra.pop("link_form", None) or LinkForm(),
         "link_max_hours": settings.LINK_MAX_HOURS,
         "colleagues": selectors.colleagues_known_to(user=request.user),
+        "sha256": selectors.file_sha256(file=stored),
         **extra,
     }
     return render(request, "sharing/file_detail.html", context, status=status)
@@ -265,7 +266,9 @@ def _download_headers(response: HttpResponseBase, stored: StoredFile) -> HttpRes
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     # Belt and braces: even if a browser ignored "attachment", nothing in it may run.
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    # frame-ancestors does not fall back to default-src, so it is spelled out: no site
+    # may frame a download, as no site may frame a page.
+    response["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'; sandbox"
     return response
 
 

@@ -142,7 +142,10 @@ def test_it_round_trips_across_small_segment_boundaries(size: int) -> None:
         streamed, encryptor = encrypt_in_chunks(plaintext, key, S, chunks)
         assert len(streamed) == ciphertext_size(size, S)
         assert encryptor.plaintext_size == size
-        assert encryptor.digest() == hmac.digest(key.digest_key(), plaintext, "sha256")
+        assert encryptor.sha256() == hashlib.sha256(plaintext).digest()
+        assert encryptor.digest() == hmac.digest(
+            key.digest_key(), hashlib.sha256(plaintext).digest(), "sha256"
+        )
         assert decrypt_bytes(streamed, key) == plaintext
 
     for n in (1, 1000, S - 1, S, S + 1, 10 * MIB):
@@ -555,7 +558,9 @@ def test_it_matches_an_independent_reading_of_the_format_spec() -> None:
     )
     assert key.digest_key() == digest_key
     _, encryptor = encrypt_in_chunks(plaintext, key, S, [S])
-    assert encryptor.digest() == hmac.digest(digest_key, plaintext, hashlib.sha256)
+    assert encryptor.digest() == hmac.digest(
+        digest_key, hashlib.sha256(plaintext).digest(), hashlib.sha256
+    )
 
 
 def test_it_wraps_keys_as_the_spec_says() -> None:

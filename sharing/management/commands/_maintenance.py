@@ -6,7 +6,6 @@ The leading underscore keeps Django from taking this module for a command.
 
 from __future__ import annotations
 
-import hmac
 import time
 from argparse import ArgumentTypeError
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from hashlib import sha256
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from sharing.crypto import DecryptingReader, FileKey
+from sharing.crypto import DecryptingReader, FileKey, keyed_digest
 
 PROGRESS_INTERVAL = 0.2  # seconds between redraws of the progress line
 
@@ -121,13 +120,13 @@ def measure(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes]:
 
     Raises BlobIntegrityError as soon as a segment fails authentication.
     """
-    mac = hmac.new(key.digest_key(), digestmod=sha256)
+    hashed = sha256()
     size = 0
     with reader:
         for segment in reader.segments():
-            mac.update(segment)
+            hashed.update(segment)
             size += len(segment)
-    return size, mac.digest()
+    return size, keyed_digest(key, hashed.digest())
 
 
 def shown(name: str) -> str:

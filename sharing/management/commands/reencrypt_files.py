@@ -4,14 +4,13 @@ import hmac
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from hashlib import sha256
 
 from django.core.management.base import CommandError, CommandParser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from sharing import selectors, services
-from sharing.crypto import BlobIntegrityError, FileKey, KeyProblem
+from sharing.crypto import BlobIntegrityError, FileKey, KeyProblem, keyed_digest
 from sharing.management.commands._maintenance import (
     MaintenanceCommand,
     add_batch_size,
@@ -139,20 +138,19 @@ def _copy(storage: EncryptedStorage, stored: StoredFile, old: FileKey, new: File
     """
     writer = storage.open_writer(new)
     try:
-        old_mac = hmac.new(old.digest_key(), digestmod=sha256)
         with storage.open_plaintext(stored.blob.name, old) as reader:
             for segment in reader.segments():
-                old_mac.update(segment)
                 writer.write(segment)
-        if writer.plaintext_size != stored.size or not hmac.compare_digest(
-            old_mac.digest(), bytes(stored.digest)
-        ):
-            raise ContentMismatch("old blob's plaintext does not match the row's size and digest")
         blob = writer.close()
     except BaseException:
         writer.abort()
         raise
     try:
+        # The writer hashed the plaintext on its way through: it must be the row's file.
+        if blob.plaintext_size != stored.size or not hmac.compare_digest(
+            keyed_digest(old, blob.sha256), bytes(stored.digest)
+        ):
+            raise ContentMismatch("old blob's plaintext does not match the row's size and digest")
         size, digest = measure(storage.open_plaintext(blob.name, new), new)
         if size != blob.plaintext_size or not hmac.compare_digest(digest, blob.digest):
             raise ContentMismatch("new blob does not read back to the same content")

@@ -1,0 +1,108 @@
+"""The file list (sort, search, pagination at scale) and the file page's details."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from sharing.models import StoredFile
+from tests.conftest import make_file, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def names_listed(response) -> list[str]:
+    table = response.content.decode().split('id="my-files"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r'class="filename">([^<]+)</a>', table)
+
+
+def test_it_sorts_by_name_size_and_date(alice, alice_client):
+    make_file(alice, b"x" * 30, name="b.txt")
+    make_file(alice, b"x" * 10, name="c.txt")
+    make_file(alice, b"x" * 20, name="a.txt")
+    assert names_listed(alice_client.get("/")) == ["a.txt", "c.txt", "b.txt"]
+    assert names_listed(alice_client.get("/?sort=name")) == ["a.txt", "b.txt", "c.txt"]
+    assert names_listed(alice_client.get("/?sort=-name")) == ["c.txt", "b.txt", "a.txt"]
+    assert names_listed(alice_client.get("/?sort=size")) == ["c.txt", "a.txt", "b.txt"]
+    assert names_listed(alice_client.get("/?sort=-size")) == ["b.txt", "a.txt", "c.txt"]
+    assert names_listed(alice_client.get("/?sort=date")) == ["b.txt", "c.txt", "a.txt"]
+    assert names_listed(alice_client.get("/?sort=bogus")) == ["a.txt", "c.txt", "b.txt"]
+
+
+def test_it_searches_by_name_within_own_and_shared_files(alice, bob, alice_client):
+    make_file(alice, b"1", name="Quarterly report.pdf")
+    make_file(alice, b"2", name="holiday.jpg")
+    make_file(bob, b"3", name="bob's report.pdf")  # not shared: never listed for alice
+    assert names_listed(alice_client.get("/?q=REPORT")) == ["Quarterly report.pdf"]
+    assert names_listed(alice_client.get("/?q=nothing-like-this")) == []
+
+
+def test_it_lists_10000_files_with_a_constant_number_of_queries(alice, alice_client):
+    now = timezone.now()
+    StoredFile.objects.bulk_create(
+        StoredFile(
+            id=uuid.uuid4(), owner=alice, name=f"file-{i:05}.txt", size=i, digest=b"",
+            blob=f"blobs/xx/{i:032x}", wrapped_key=b"", key_id="test1", created_at=now,
+        )
+        for i in range(10_000)
+    )
+    counts = []
+    for query in ("/", "/?page=100", "/?page=200&sort=size", "/?q=file-09&sort=name"):
+        with CaptureQueriesContext(connection) as captured:
+            response = alice_client.get(query)
+        assert response.status_code == 200
+        assert len(names_listed(response)) == 50
+        counts.append(len(captured))
+    assert len(set(counts)) == 1, counts
+    assert counts[0] <= 12, counts
+
+
+def test_it_shows_the_sha256_that_a_download_can_be_checked_against(alice_client):
+    data = os.urandom(300_000)
+    upload(alice_client, ("evidence.bin", data))
+    stored = StoredFile.objects.get()
+    page = alice_client.get(f"/files/{stored.id}/").content.decode()
+    plain_sha = hashlib.sha256(data).hexdigest()
+    assert plain_sha in page
+    # The row keeps it sealed: the database alone does not hold the plain hash.
+    row = StoredFile.objects.filter(pk=stored.pk).values().get()
+    for value in row.values():
+        raw = bytes(value) if isinstance(value, (bytes, memoryview)) else str(value).encode()
+        assert bytes.fromhex(plain_sha) not in raw and plain_sha.encode() not in raw
+
+
+def test_it_answers_the_upload_script_with_json(alice_client):
+    response = upload(alice_client, ("a.txt", b"hello"), HTTP_ACCEPT="application/json")
+    assert response.status_code == 201
+    [item] = json.loads(response.content)["files"]
+    stored = StoredFile.objects.get()
+    assert item["id"] == str(stored.id)
+    assert item["download_url"] == f"/files/{stored.id}/download/"
+    assert item["size"] == 5
+
+
+def test_it_answers_the_upload_script_with_a_json_error(alice_client, small_upload_limit):
+    body_too_big = os.urandom(small_upload_limit + 1)
+    response = upload(alice_client, ("big.bin", body_too_big), HTTP_ACCEPT="application/json")
+    assert response.status_code == 413
+    assert "limit" in json.loads(response.content)["error"]
+    assert StoredFile.objects.count() == 0
+
+
+def test_it_suggests_only_colleagues_already_known(alice, bob, alice_client, django_user_model):
+    django_user_model.objects.create_user("mallory")
+    stored = make_file(alice, b"x")
+    page = alice_client.get(f"/files/{stored.id}/").content.decode()
+    assert 'value="bob"' not in page and 'value="mallory"' not in page
+    alice_client.post(f"/files/{stored.id}/shares/", {"username": "bob"})
+    page = alice_client.get(f"/files/{stored.id}/").content.decode()
+    assert '<option value="bob">' in page
+    assert 'value="mallory"' not in page
