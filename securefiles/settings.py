@@ -144,7 +144,8 @@ WHITENOISE_USE_FINDERS = True
 
 # Ciphertext lives here. Nothing serves MEDIA_URL: there is no media URL pattern, and the
 # encrypted storage's url() refuses. Plaintext is only ever streamed by the download view.
-MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media"))).resolve()
+# A relative MEDIA_ROOT is taken from the project folder, whatever the working directory.
+MEDIA_ROOT = (BASE_DIR / env.str("MEDIA_ROOT", default="media")).resolve()
 
 STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
 if STORAGE_BACKEND == "local":
@@ -159,10 +160,10 @@ if STORAGE_BACKEND == "local":
 elif STORAGE_BACKEND == "s3":
     # django-storages reads its own AWS_* settings; the bucket must be private.
     AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME")
-    AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default=None)
-    AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default=None)
-    AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default=None)
-    AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default=None)
+    AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+    AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None
+    AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
+    AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
     AWS_LOCATION = env.str("AWS_LOCATION", default="")
     AWS_DEFAULT_ACL = None
     AWS_QUERYSTRING_AUTH = True
