@@ -232,7 +232,10 @@ class StreamEncryptor:
         self._key = _content_key(key, self.header, salt)
         self._file_key = key
         self._sha256 = sha256()
-        self._buffer = bytearray()
+        # One segment's worth of plaintext, allocated once: a growing bytearray re-faults
+        # fresh pages from the kernel for every MiB that passes through.
+        self._buffer = bytearray(segment_size)
+        self._filled = 0
         self._index = 0
         self._finished = False
         self.plaintext_size = 0
@@ -243,16 +246,20 @@ class StreamEncryptor:
             raise ValueError("encryptor already finalized")
         self._sha256.update(data)
         self.plaintext_size += len(data)
-        self._buffer += data
-        if len(self._buffer) <= self._segment_size:
-            return []
-        # Keep at least one byte back: a segment is known not to be the last (which must
-        # carry the last-segment flag) only once more data has arrived after it.
+        sealed = []
         size = self._segment_size
-        full = (len(self._buffer) - 1) // size
-        with memoryview(self._buffer) as view:
-            sealed = [self._seal(view[i * size : (i + 1) * size], last=False) for i in range(full)]
-            self._buffer = bytearray(view[full * size :])
+        with memoryview(data).cast("B") as view:
+            offset = 0
+            while offset < len(view):
+                if self._filled == size:
+                    # More data follows a full segment, so it is not the last one (which
+                    # must carry the last-segment flag): seal it now, flag clear.
+                    sealed.append(self._seal(self._buffer, last=False))
+                    self._filled = 0
+                take = min(size - self._filled, len(view) - offset)
+                self._buffer[self._filled : self._filled + take] = view[offset : offset + take]
+                self._filled += take
+                offset += take
         return sealed
 
     def finalize(self) -> bytes:
@@ -260,8 +267,9 @@ class StreamEncryptor:
         if self._finished:
             raise ValueError("encryptor already finalized")
         self._finished = True
-        sealed = self._seal(self._buffer, last=True)
-        self._buffer = bytearray()
+        with memoryview(self._buffer) as view:
+            sealed = self._seal(view[: self._filled], last=True)
+        self._buffer, self._filled = bytearray(), 0
         return sealed
 
     def sha256(self) -> bytes:
@@ -298,6 +306,27 @@ def encrypt_bytes(
 # ---------------------------------------------------------------------------- reading
 
 
+def _read_into(source: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``source`` as far as it goes (short reads looped); return the count.
+
+    Uses readinto when the source has it (files, boto's streaming body), so a segment is
+    read into the reader's own buffer instead of a fresh 1 MiB object each time.
+    """
+    readinto = getattr(source, "readinto", None)
+    filled = 0
+    while filled < len(view):
+        if readinto is not None:
+            count = readinto(view[filled:])
+        else:
+            part = source.read(len(view) - filled)
+            count = len(part)
+            view[filled : filled + count] = part
+        if not count:
+            break
+        filled += count
+    return filled
+
+
 def _read_exactly(source: BinaryIO, size: int) -> bytes:
     """Read up to ``size`` bytes, looping over short reads (sockets, S3 bodies)."""
     parts = []
@@ -329,6 +358,7 @@ class DecryptingReader(io.RawIOBase):
         self._key = _content_key(key, header, salt)
         self._index = 0
         self._lookahead = b""
+        self._sealed = bytearray()
         self._done = False
         self._failed = False
         self._pending = memoryview(b"")
@@ -360,23 +390,32 @@ class DecryptingReader(io.RawIOBase):
 
     def _open_next_segment(self) -> bytes:
         wanted = self._segment_size + TAG_SIZE
-        sealed = self._lookahead + _read_exactly(self._source, wanted - len(self._lookahead))
-        self._lookahead = _read_exactly(self._source, 1)
-        last = not self._lookahead
-        if len(sealed) < TAG_SIZE or (not last and len(sealed) != wanted):
-            raise BlobIntegrityError("blob is truncated")
-        nonce = _nonce(self._prefix, self._index, last)
-        try:
-            plaintext = gcm_open(self._key, nonce, sealed)
-        except InvalidTag:
-            # Wrong key, wrong file, flipped bit, reordered, truncated at a segment
-            # boundary (the new last segment was sealed with flag 0): all end here.
-            plaintext = None
+        if len(self._sealed) != wanted:
+            self._sealed = bytearray(wanted)  # allocated once, reused for every segment
+        with memoryview(self._sealed) as view:
+            ahead = len(self._lookahead)
+            view[:ahead] = self._lookahead
+            length = ahead + _read_into(self._source, view[ahead:])
+            self._lookahead = _read_exactly(self._source, 1)
+            last = not self._lookahead
+            if length < TAG_SIZE or (not last and length != wanted):
+                raise BlobIntegrityError("blob is truncated")
+            nonce = _nonce(self._prefix, self._index, last)
+            plaintext = self._open(nonce, view[:length])
         if plaintext is None:  # raised outside the except block: no chained context
             raise BlobIntegrityError("segment failed authentication")
         self._index += 1
         self._done = last
         return plaintext
+
+    def _open(self, nonce: bytes, sealed: memoryview) -> bytes | None:
+        """The segment's plaintext, or None if it is not authentic."""
+        try:
+            return gcm_open(self._key, nonce, sealed)
+        except InvalidTag:
+            # Wrong key, wrong file, flipped bit, reordered, truncated at a segment
+            # boundary (the new last segment was sealed with flag 0): all end here.
+            return None
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         while not self._pending and not self._done:
