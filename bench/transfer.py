@@ -48,7 +48,7 @@ from sharing.crypto import (  # noqa: E402
 )
 
 MIB = 1 << 20
-FEED_SIZE = 256 * 1024  # what the upload handler is given per call (UPLOAD_CHUNK_SIZE)
+FEED_SIZE = 1024 * 1024  # what the upload handler is given per call (UPLOAD_CHUNK_SIZE)
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 RESULTS = ROOT / "bench" / "results" / "latest.json"

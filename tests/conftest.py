@@ -224,3 +224,43 @@ def alice_with_password(alice: User) -> User:
     alice.set_password(ALICE_PASSWORD)
     alice.save()
     return alice
+
+
+# ---------------------------------------------------------------------------- sharing
+
+import hashlib  # noqa: E402
+import re  # noqa: E402
+
+from sharing.models import Share, ShareLink  # noqa: E402
+
+# The share link as the owner's page shows it, once, right after creating it.
+NEW_LINK_URL = re.compile(r"http://testserver/s/([A-Za-z0-9_-]+)/")
+
+
+@pytest.fixture
+def charlie(db: None) -> User:
+    """A logged-in user with no access to alice's files: the stranger."""
+    return User.objects.create_user("charlie", email="charlie@example.com")
+
+
+@pytest.fixture
+def charlie_client(charlie: User) -> Client:
+    return client_for(charlie)
+
+
+def make_share(owner_client: Client, stored: StoredFile, username: str) -> Share:
+    """Share a file through the owner's real form; return the new share."""
+    response = owner_client.post(f"/files/{stored.id}/shares/", {"username": username})
+    assert response.status_code == 302, response.content[:500]
+    return Share.objects.get(file=stored, colleague__username=username)
+
+
+def make_link(owner_client: Client, stored: StoredFile, **fields: object) -> tuple[str, ShareLink]:
+    """Create a share link through the owner's real form; return its token and its row.
+
+    The token exists only in the page that answers the POST, so it is read from there.
+    """
+    response = owner_client.post(f"/files/{stored.id}/links/", fields)
+    assert response.status_code == 201, response.content[:500]
+    [token] = NEW_LINK_URL.findall(response.content.decode())
+    return token, ShareLink.objects.get(token_digest=hashlib.sha256(token.encode()).hexdigest())
