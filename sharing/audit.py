@@ -50,6 +50,8 @@ class Event:
     LINK_THROTTLED = "link.throttled"
     INTEGRITY_ERROR = "file.integrity_error"
     USER_DEACTIVATED = "user.deactivated"
+    KEYS_ROTATED = "keys.rotated"
+    CONTENT_REENCRYPTED = "keys.reencrypted"
 
 
 @dataclass(frozen=True)

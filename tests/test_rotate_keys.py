@@ -146,3 +146,21 @@ def test_it_checks_cleanly_before_the_tables_exist(tmp_path):
 
     assert done.returncode == 0, done.stderr
     assert "System check identified no issues" in done.stdout
+
+
+def test_it_records_a_rotation_in_the_audit_log(alice, settings):
+    from sharing.audit import verify_chain
+    from sharing.crypto import generate_key_entry
+    from sharing.models import AuditEntry
+    from tests.conftest import make_file
+
+    make_file(alice, b"rotate me")
+    settings.ENCRYPTION_KEYS = f"{generate_key_entry('new')},{settings.ENCRYPTION_KEYS}"
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("rotate_keys", stdout=StringIO())
+    entry = AuditEntry.objects.get(event="keys.rotated")
+    assert entry.actor == "rotate_keys" and "rotated 1 files" in entry.detail
+    assert verify_chain().intact

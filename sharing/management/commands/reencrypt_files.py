@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from sharing import selectors, services
+from sharing.audit import Actor, Event, audit_record
 from sharing.crypto import BlobIntegrityError, FileKey, KeyProblem, keyed_digest
 from sharing.management.commands._maintenance import (
     MaintenanceCommand,
@@ -122,6 +123,9 @@ class Command(MaintenanceCommand):
         summary = f"{verb} {counts['reencrypted']} files, {counts['failed']} failed"
         if counts["gone"]:
             summary += f", {counts['gone']} deleted or changed meanwhile"
+        if not dry_run and (counts["reencrypted"] or counts["failed"]):
+            actor = Actor(label="reencrypt_files")
+            audit_record(event=Event.CONTENT_REENCRYPTED, actor=actor, detail=summary)
         self.finish(summary, failed=bool(counts["failed"]))
         if counts["failed"]:
             raise CommandError(

@@ -7,6 +7,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db.models import QuerySet
 
 from sharing import selectors, services
+from sharing.audit import Actor, Event, audit_record
 from sharing.crypto import KeyProblem
 from sharing.keyring import get_keyring
 from sharing.management.commands._maintenance import MaintenanceCommand, add_batch_size, add_dry_run
@@ -68,6 +69,8 @@ class Command(MaintenanceCommand):
         )
         if counts["gone"]:
             summary += f", {counts['gone']} deleted meanwhile"
+        if not dry_run and (counts["rotated"] or counts["failed"]):
+            audit_record(event=Event.KEYS_ROTATED, actor=Actor(label="rotate_keys"), detail=summary)
         self.finish(summary, failed=bool(counts["failed"]))
         if counts["failed"]:
             raise CommandError(
