@@ -62,14 +62,11 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
-SEED = (
-    """
+SEED = f"""
 from django.contrib.auth.models import User
 for name in ("alice", "bob"):
-    User.objects.create_user(name, f"{name}@example.org", password=%r)
+    User.objects.create_user(name, name + "@example.org", password={PASSWORD!r})
 """
-    % PASSWORD
-)
 
 
 def wait_for(url: str, process: subprocess.Popen) -> None:

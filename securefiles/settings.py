@@ -57,6 +57,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before the session is looked up: a NUL in its cookie made PostgreSQL fail (a 500).
+    "sharing.middleware.DropNulCookiesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "sharing.middleware.RejectNulQueryMiddleware",
@@ -68,6 +70,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "sharing.middleware.PermissionsPolicyMiddleware",
+    # Refuses big bodies outside the upload view before CsrfViewMiddleware.process_view
+    # reads them (every __call__ runs before any process_view); here, its 413 still gets
+    # the CSP, frame and permissions headers of the middlewares above.
+    "sharing.middleware.RequestBodyLimitMiddleware",
     # Last, as django-axes requires: it turns lockouts into responses.
     "axes.middleware.AxesMiddleware",
 ]
@@ -316,5 +322,5 @@ CONTENT_SECURITY_POLICY = {
 }
 PERMISSIONS_POLICY = (
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
-    "microphone=(), payment=(), usb=(), interest-cohort=()"
+    "microphone=(), payment=(), usb=()"
 )

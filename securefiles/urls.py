@@ -4,6 +4,8 @@ from django.urls import include, path
 
 from sharing import account_views
 
+FORM_METHODS = ["get", "post", "head", "options"]
+
 urlpatterns = [
     path("accounts/login/", account_views.PortalLoginView.as_view(), name="login"),
     path("accounts/login/code/", account_views.login_otp, name="login_otp"),
@@ -11,7 +13,20 @@ urlpatterns = [
     path("accounts/2fa/", account_views.two_factor, name="two_factor"),
     path("accounts/2fa/remove/", account_views.two_factor_remove, name="two_factor_remove"),
     path("accounts/signup/", account_views.signup, name="signup"),
-    # Password change and reset by e-mail: Django's views, the site's templates.
+    # Password change and reset by e-mail: Django's views, the site's templates. Only GET
+    # and POST: Django's form views would otherwise treat PUT as a POST.
+    *[
+        path(f"accounts/{route}", view.as_view(http_method_names=FORM_METHODS), name=name)
+        for route, view, name in (
+            ("password_change/", auth_views.PasswordChangeView, "password_change"),
+            ("password_reset/", auth_views.PasswordResetView, "password_reset"),
+            (
+                "reset/<uidb64>/<token>/",
+                auth_views.PasswordResetConfirmView,
+                "password_reset_confirm",
+            ),
+        )
+    ],
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("", include("sharing.urls")),

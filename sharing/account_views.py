@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.views import LoginView
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
@@ -37,10 +37,29 @@ class CodeForm(forms.Form):
     )
 
 
+class PortalAuthenticationForm(AuthenticationForm):
+    """Django's login form, refusing an over-long username before authentication.
+
+    AuthenticationForm sets the username's max_length after the field is built, so no
+    validator enforces it: a 10,000-character username reached authenticate(), and
+    django-axes then stored it in its 255-character column (a 500 on PostgreSQL). No user
+    has such a name; the answer is the same as for any wrong password.
+    """
+
+    def clean(self) -> dict:
+        username = self.cleaned_data.get("username") or ""
+        if len(username) > self.fields["username"].max_length:
+            raise self.get_invalid_login_error()
+        return super().clean()
+
+
 class PortalLoginView(LoginView):
     """Password first; users with an authenticator then give a code before any session."""
 
+    authentication_form = PortalAuthenticationForm
     redirect_authenticated_user = False
+    # Django's form views treat PUT as POST; the login form is GET and POST only (405).
+    http_method_names = ["get", "post", "head", "options"]
 
     def form_valid(self, form: forms.Form) -> HttpResponse:
         user = form.get_user()  # type: ignore[attr-defined]
@@ -167,6 +186,13 @@ class SignUpForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
         fields = ("username", "email")
+
+    def clean_email(self) -> str:
+        # Files are shared by e-mail address: nobody may claim one that is already in use.
+        email = self.cleaned_data["email"]
+        if get_user_model().objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(_("An account with this e-mail address exists."))
+        return email
 
 
 @require_http_methods(["GET", "POST"])

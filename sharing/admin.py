@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from sharing import services
-from sharing.audit import actor_from_request
+from sharing.audit import Actor, actor_from_request
 from sharing.models import AuditEntry, Share, ShareLink, StorageQuota, StoredFile
 
 User = get_user_model()
@@ -35,6 +35,28 @@ admin.site.unregister(User)
 @admin.register(User)
 class UserWithQuotaAdmin(UserAdmin):
     inlines = [*UserAdmin.inlines, StorageQuotaInline]
+
+    def save_model(self, request: HttpRequest, obj: User, form: forms.Form, change: bool) -> None:
+        # Deactivating a user offboards them (sharing.signals): logged as this admin's act.
+        obj._audit_actor = actor_from_request(request)
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        _delete_files_of(obj, actor_from_request(request))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        actor = actor_from_request(request)
+        for user in queryset:
+            _delete_files_of(user, actor)
+        super().delete_queryset(request, queryset)
+
+
+def _delete_files_of(user: User, actor: Actor) -> None:
+    """Delete a user's files one by one through the service, so each deletion is audited
+    (the cascade from the user's row would remove them without a trace in the log)."""
+    for stored in StoredFile.objects.filter(owner=user):
+        services.file_delete(file=stored, actor=actor)
 
 
 class TransferForm(forms.Form):

@@ -100,7 +100,9 @@ def actor_from_request(
         label=label,
         user_id=user_id,
         ip=client_ip(request),
-        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+        # No database text holds NUL (PostgreSQL refuses it): a client must not be able to
+        # turn its own audit entry, and so its request, into an error.
+        user_agent=request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:300],
     )
 
 
@@ -193,13 +195,19 @@ def _walk(entries: Iterable[AuditEntry], key: bytes) -> Iterator[tuple[AuditEntr
                 entry,
                 f"expected entry #{expected_seq}, found #{entry.seq} (entry missing or inserted)",
             )
-        elif not hmac.compare_digest(entry.prev_mac, prev_mac):
+        elif not _same(entry.prev_mac, prev_mac):
             yield entry, "does not follow the previous entry (entry missing, inserted or reordered)"
-        elif not hmac.compare_digest(entry.mac, compute_mac(key, prev_mac, entry)):
+        elif not _same(entry.mac, compute_mac(key, prev_mac, entry)):
             yield entry, "content does not match its MAC (entry edited)"
         else:
             yield entry, ""
         expected_seq, prev_mac = entry.seq + 1, entry.mac
+
+
+def _same(stored: str, expected: str) -> bool:
+    # As bytes: compare_digest raises TypeError on a str with non-ASCII characters, and a
+    # forged row may hold anything; it must be reported, not crash the verifier.
+    return hmac.compare_digest(stored.encode(), expected.encode())
 
 
 def verify_chain(expect_head: tuple[int, str] | None = None) -> ChainReport:
@@ -222,4 +230,6 @@ def verify_chain(expect_head: tuple[int, str] | None = None) -> ChainReport:
 
 
 def _mac_at(seq: int) -> str | None:
+    if seq == 0:
+        return GENESIS_MAC  # the head an empty log prints
     return AuditEntry.objects.filter(seq=seq).values_list("mac", flat=True).first()

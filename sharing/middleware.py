@@ -5,6 +5,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from sharing import twofactor
 
@@ -28,6 +30,62 @@ class RejectNulQueryMiddleware:
 
 def _has_nul(request: HttpRequest) -> bool:
     return any("\x00" in key or "\x00" in value for key, value in request.GET.items())
+
+
+class DropNulCookiesMiddleware:
+    """Ignore a cookie whose value holds a NUL character, as if it had not been sent.
+
+    Django unquotes cookie values, so `sessionid="\\000…"` (plain ASCII, which gunicorn
+    lets through) arrives as NUL characters; the session lookup then made PostgreSQL fail
+    (a 500 on every page, for anyone). No cookie the portal sets holds one; the client
+    simply gets a fresh session. Must come before SessionMiddleware.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        for name, value in list(request.COOKIES.items()):
+            if "\x00" in name or "\x00" in value:
+                del request.COOKIES[name]
+        return self.get_response(request)
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # what Django reads then, too: no body at all
+
+
+class RequestBodyLimitMiddleware:
+    """Answer 413, before a byte is read, to a body over DATA_UPLOAD_MAX_MEMORY_SIZE sent
+    anywhere but the upload view.
+
+    Django limits the form fields of a body to that size, not a multipart body as a whole,
+    and with FILE_UPLOAD_HANDLERS empty its parser reads in pieces of up to 2 GiB: a big
+    multipart POST was read into memory whole while CsrfViewMiddleware looked for its
+    token, from anyone holding a CSRF cookie (any visitor of the login page). Only the
+    upload view, which streams through its encrypting handler and enforces MAX_UPLOAD_MB
+    itself, takes big bodies. A body without Content-Length is never read by Django.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if (
+            limit is not None
+            and _content_length(request) > limit
+            and request.path_info != reverse("sharing:upload")
+        ):
+            context = {
+                "title": _("Request too large"),
+                "message": _("The request is larger than this page accepts. Nothing was changed."),
+            }
+            return render(request, "error.html", context, status=413)
+        return self.get_response(request)
 
 
 class PermissionsPolicyMiddleware:

@@ -15,7 +15,7 @@ def stored_name(name: str) -> str:
 
 def _is_unsafe_char(char: str) -> bool:
     # Cc: control characters; Cf: format characters such as U+202E RIGHT-TO-LEFT OVERRIDE,
-    # which make "evil‮fdp.exe" display as "evilexe.pdf"; Zl/Zp: line breaks.
+    # which make "evil<U+202E>fdp.exe" display as "evilexe.pdf"; Zl/Zp: line breaks.
     return unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
 

@@ -93,9 +93,13 @@ def file_create_many(
 
 def file_delete(*, file: StoredFile, actor: Actor = SYSTEM) -> None:
     """Delete a file: row, wrapped key, shares and links now; the blob once committed."""
+    file_id, file_name = file.id, file.name  # delete() forgets the id
     with transaction.atomic():
-        audit_record(event=Event.DELETE, actor=actor, file_id=file.id, file_name=file.name)
         file.delete()
+        # The audit entry comes last, as in every service: the chain head is the last lock
+        # a transaction takes. Taken first, it would be held while the cascade waits for a
+        # link row that a parallel download holds while it waits for the head: deadlock.
+        audit_record(event=Event.DELETE, actor=actor, file_id=file_id, file_name=file_name)
 
 
 @receiver(post_delete, sender=StoredFile)
@@ -130,7 +134,11 @@ def _find_colleague(query: str) -> AbstractBaseUser | None:
     users = get_user_model().objects.filter(is_active=True)
     match = users.filter(username=query).first()
     if match is None and "@" in query:
-        match = users.filter(email__iexact=query).order_by("pk").first()
+        matches = list(users.filter(email__iexact=query).order_by("pk")[:2])
+        if len(matches) > 1:
+            # Addresses are not unique (nor verified at sign-up): never guess who is meant.
+            raise ShareError(_("Several users have that e-mail address; share by username."))
+        match = matches[0] if matches else None
     return match
 
 
@@ -170,15 +178,17 @@ def _notify_colleague(share: Share) -> None:
 
 
 def share_revoke(*, share: Share, actor: Actor) -> None:
+    file_name, colleague = share.file.name, share.colleague.get_username()
     with transaction.atomic():
+        share.delete()
+        # Last, like every audit entry (see file_delete): no lock is awaited holding the head.
         audit_record(
             event=Event.SHARE_REVOKED,
             actor=actor,
             file_id=share.file_id,
-            file_name=share.file.name,
-            detail=f"colleague={share.colleague.get_username()}",
+            file_name=file_name,
+            detail=f"colleague={colleague}",
         )
-        share.delete()
 
 
 # -- share links
@@ -287,18 +297,34 @@ def link_release_download(*, link: ShareLink, actor: Actor) -> None:
         )
 
 
-def link_password_failed(*, link: ShareLink, actor: Actor) -> int:
-    """Count a wrong password for this link (shared by all workers); return the count."""
-    count = throttle.add_failure(f"link-password:{link.pk}", settings.LINK_PASSWORD_WINDOW_SECONDS)
+def _password_key(link: ShareLink) -> str:
+    return f"link-password:{link.pk}"
+
+
+def link_password_attempt(*, link: ShareLink) -> int:
+    """Count an attempt at a link's password before it is checked; return the count.
+
+    Shared by all workers and atomic, so at most LINK_PASSWORD_ATTEMPTS passwords are ever
+    checked per window, however many arrive at once. An attempt that turns out not to be a
+    wrong password is given back with link_password_attempt_undone.
+    """
+    return throttle.add_failure(_password_key(link), settings.LINK_PASSWORD_WINDOW_SECONDS)
+
+
+def link_password_attempt_undone(*, link: ShareLink) -> None:
+    throttle.remove_failure(_password_key(link))
+
+
+def link_password_failed(*, link: ShareLink, actor: Actor, failures: int) -> None:
+    """Audit a wrong password (link_password_attempt has already counted it)."""
     audit_record(
         event=Event.LINK_PASSWORD_DENIED,
         actor=actor,
         file_id=link.file_id,
         file_name=link.file.name,
         link_id=link.pk,
-        detail=f"failures={count}",
+        detail=f"failures={failures}",
     )
-    return count
 
 
 # -- offboarding and administration

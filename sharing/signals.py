@@ -44,7 +44,9 @@ def _remember_active(sender: type, instance: Any, **kwargs: Any) -> None:
 @receiver(post_save, sender=User)
 def _offboard_on_deactivation(sender: type, instance: Any, created: bool, **kwargs: Any) -> None:
     if not created and getattr(instance, "_was_active", None) and not instance.is_active:
-        services.user_offboard(user=instance, actor=Actor(label="system"))
+        # The admin's user form names its administrator; any other save is the system's.
+        actor = getattr(instance, "_audit_actor", None) or Actor(label="system")
+        services.user_offboard(user=instance, actor=actor)
 
 
 @receiver(user_locked_out)

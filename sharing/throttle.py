@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from sharing.models import ThrottleCounter
@@ -56,6 +57,23 @@ def _redis_add(key: str, window_seconds: int) -> int:
     pipe.expire(name, window_seconds, nx=True)
     count, _ = pipe.execute()
     return int(count)
+
+
+# Decrement, but never below zero nor on a key that already expired (DECR would recreate
+# it without a TTL).
+_REDIS_GIVE_BACK = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
+
+def remove_failure(key: str) -> None:
+    """Take back one counted failure (an attempt counted before its check, which passed)."""
+    if settings.THROTTLE_REDIS_URL:
+        _redis().eval(_REDIS_GIVE_BACK, 1, f"securefiles:throttle:{key}")
+        return
+    ThrottleCounter.objects.filter(key=key, count__gt=0).update(count=F("count") - 1)
 
 
 def is_throttled(key: str, limit: int, window_seconds: int) -> bool:

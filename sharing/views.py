@@ -29,7 +29,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from sharing import names, selectors, services, throttle
-from sharing.audit import Event, actor_from_request, audit_record
+from sharing.audit import Actor, Event, actor_from_request, audit_record
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
 from sharing.forms import LinkForm, LinkPasswordForm, ShareForm, UploadOptionsForm
 from sharing.models import ShareLink, StoredFile
@@ -453,18 +453,10 @@ def link(request: HttpRequest, token: str) -> HttpResponseBase:
 
 def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
     actor = actor_from_request(request, label=f"link {found.pk}")
-    limit, window = settings.LINK_PASSWORD_ATTEMPTS, settings.LINK_PASSWORD_WINDOW_SECONDS
-    throttle_key = f"link-password:{found.pk}"
     if found.has_password:
-        if throttle.is_throttled(throttle_key, limit, window):
-            return _link_throttled(request, found, actor)
-        form = LinkPasswordForm(request.POST)
-        password = form.cleaned_data["password"] if form.is_valid() else ""
-        if not check_password(password, found.password_hash):
-            if services.link_password_failed(link=found, actor=actor) >= limit:
-                return _link_throttled(request, found, actor)
-            context = {"link": found, "file": found.file, "password_error": _("Wrong password.")}
-            return render(request, "sharing/link.html", context, status=403)
+        refused = _link_password_refused(request, found, actor)
+        if refused is not None:
+            return refused
     if not services.link_claim_download(link=found, actor=actor):
         return _link_not_found(request)
     return stream_file(
@@ -472,6 +464,28 @@ def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
         found.file,
         on_incomplete=lambda: services.link_release_download(link=found, actor=actor),
     )
+
+
+def _link_password_refused(
+    request: HttpRequest, found: ShareLink, actor: Actor
+) -> HttpResponse | None:
+    """None when the right password came with the request; else the 403 or 429 answer."""
+    limit, window = settings.LINK_PASSWORD_ATTEMPTS, settings.LINK_PASSWORD_WINDOW_SECONDS
+    if throttle.is_throttled(f"link-password:{found.pk}", limit, window):
+        return _link_throttled(request, found, actor)
+    # Counted before the slow Argon2 check, in one atomic step: a burst of parallel guesses
+    # cannot all pass the check above before the first of them is counted.
+    attempts = services.link_password_attempt(link=found)
+    form = LinkPasswordForm(request.POST)
+    password = form.cleaned_data["password"] if form.is_valid() else ""
+    if attempts > limit or check_password(password, found.password_hash):
+        services.link_password_attempt_undone(link=found)  # not a wrong password
+        return _link_throttled(request, found, actor) if attempts > limit else None
+    services.link_password_failed(link=found, actor=actor, failures=attempts)
+    if attempts >= limit:
+        return _link_throttled(request, found, actor)
+    context = {"link": found, "file": found.file, "password_error": _("Wrong password.")}
+    return render(request, "sharing/link.html", context, status=403)
 
 
 def _link_throttled(request: HttpRequest, found: ShareLink, actor: object) -> HttpResponse:

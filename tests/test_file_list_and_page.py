@@ -49,8 +49,15 @@ def test_it_lists_10000_files_with_a_constant_number_of_queries(alice, alice_cli
     now = timezone.now()
     StoredFile.objects.bulk_create(
         StoredFile(
-            id=uuid.uuid4(), owner=alice, name=f"file-{i:05}.txt", size=i, digest=b"",
-            blob=f"blobs/xx/{i:032x}", wrapped_key=b"", key_id="test1", created_at=now,
+            id=uuid.uuid4(),
+            owner=alice,
+            name=f"file-{i:05}.txt",
+            size=i,
+            digest=b"",
+            blob=f"blobs/xx/{i:032x}",
+            wrapped_key=b"",
+            key_id="test1",
+            created_at=now,
         )
         for i in range(10_000)
     )

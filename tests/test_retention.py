@@ -94,11 +94,19 @@ def test_purge_deletes_expired_links(alice):
     stored = make_file(alice, b"data")
     actor = Actor(label="alice")
     live, _ = services.link_create(
-        file=stored, actor=actor, created_by=alice, expires_in_hours=1, max_downloads=None,
+        file=stored,
+        actor=actor,
+        created_by=alice,
+        expires_in_hours=1,
+        max_downloads=None,
         password="",
     )
     dead, _ = services.link_create(
-        file=stored, actor=actor, created_by=alice, expires_in_hours=1, max_downloads=None,
+        file=stored,
+        actor=actor,
+        created_by=alice,
+        expires_in_hours=1,
+        max_downloads=None,
         password="",
     )
     ShareLink.objects.filter(pk=dead.pk).update(expires_at=timezone.now() - timedelta(hours=1))

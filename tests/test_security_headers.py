@@ -1,0 +1,305 @@
+"""Security headers on every kind of page, no third-party origin, inert downloads, and
+`manage.py check --deploy` with production settings.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.http import HttpResponseBase
+from django.test import Client
+
+from sharing import services
+from sharing.audit import SYSTEM
+from sharing.crypto import generate_key_entry
+from sharing.models import StoredFile
+from tests.conftest import make_file, streamed, upload
+
+pytestmark = pytest.mark.django_db
+
+# A Django response, or the headers of a requests.Response (the live-server test).
+Headers = HttpResponseBase | Mapping[str, str]
+SCRIPT_UNSAFE = ("'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", "'wasm-unsafe-eval'")
+
+
+def csp_directives(response: Headers) -> dict[str, list[str]]:
+    header = response["Content-Security-Policy"]
+    directives: dict[str, list[str]] = {}
+    for part in header.split(";"):
+        name, *values = part.split()
+        directives[name.lower()] = values
+    return directives
+
+
+def assert_security_headers(response: Headers, *, referrer: str = "same-origin") -> None:
+    """The headers every page and download carries (``response``: a response or headers)."""
+    csp = csp_directives(response)
+    # 'none' is stricter than 'self' (downloads use it): anything else is a failure.
+    assert csp["default-src"] in (["'self'"], ["'none'"])
+    for directive in ("script-src", "default-src"):
+        assert not set(csp.get(directive, [])) & set(SCRIPT_UNSAFE), csp
+    assert "'unsafe-inline'" not in response["Content-Security-Policy"]
+    assert "'unsafe-eval'" not in response["Content-Security-Policy"]
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == referrer
+    assert "camera=()" in response["Permissions-Policy"]
+    assert "geolocation=()" in response["Permissions-Policy"]
+
+
+class _Resources(HTMLParser):
+    """Every URL a page loads or points to, and anything inline a strict CSP would block."""
+
+    URL_ATTRIBUTES = {"src", "href", "action", "formaction", "poster", "data", "srcset"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.inline: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in self.URL_ATTRIBUTES and value is not None:
+                self.urls += [value.split()[0]] if name == "srcset" else [value]
+            if name.startswith("on") or name == "style":
+                self.inline.append(f"<{tag} {name}=…>")
+        if tag == "style":
+            self.inline.append("<style>")
+        self._in_script = tag == "script"
+        if tag == "script" and not dict(attrs).get("src"):
+            self.inline.append("<script> without src")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.inline.append("inline script")
+
+
+def assert_first_party_only(html: bytes, *, host: str = "testserver") -> None:
+    """Every URL in the page is relative or on ``host``, and nothing is inline."""
+    parser = _Resources()
+    parser.feed(html.decode())
+    assert parser.urls, "a page with no link at all: the parser saw nothing"
+    for url in parser.urls:
+        parts = urlsplit(url)
+        if parts.scheme == "data":
+            continue
+        assert parts.scheme in ("", "http", "https"), url
+        assert parts.netloc in ("", host), url
+        assert not url.startswith("//"), url
+    assert parser.inline == []
+
+
+# ---------------------------------------------------------------------------- pages
+
+
+@pytest.fixture
+def alices_file(alice) -> StoredFile:
+    return make_file(alice, b"quarterly numbers\n", name="report.txt")
+
+
+@pytest.fixture
+def link_token(alice, alices_file) -> str:
+    _, token = services.link_create(
+        file=alices_file,
+        actor=SYSTEM,
+        created_by=alice,
+        expires_in_hours=24,
+        max_downloads=None,
+        password="",
+    )
+    return token
+
+
+def test_it_sends_the_headers_on_the_file_list(alice_client, alices_file) -> None:
+    response = alice_client.get("/")
+
+    assert response.status_code == 200
+    assert_security_headers(response)
+    assert_first_party_only(response.content)
+
+
+def test_it_sends_the_headers_on_the_login_page(client) -> None:
+    response = client.get("/accounts/login/")
+
+    assert response.status_code == 200
+    assert_security_headers(response)
+    assert_first_party_only(response.content)
+
+
+def test_it_sends_the_headers_on_the_file_page(alice_client, alices_file) -> None:
+    response = alice_client.get(f"/files/{alices_file.id}/")
+
+    assert response.status_code == 200
+    assert_security_headers(response)
+    assert_first_party_only(response.content)
+
+
+def test_it_sends_no_referrer_on_the_share_landing_page(client, link_token) -> None:
+    response = client.get(f"/s/{link_token}/")
+
+    assert response.status_code == 200
+    assert b"report.txt" in response.content
+    assert_security_headers(response, referrer="no-referrer")
+    assert_first_party_only(response.content)
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_it_sends_no_referrer_on_an_unknown_link(client) -> None:
+    response = client.get(f"/s/{'A' * 43}/")
+
+    assert response.status_code == 404
+    assert_security_headers(response, referrer="no-referrer")
+
+
+@pytest.mark.parametrize(
+    "url,status",
+    [("/no-such-page/", 404), ("/accounts/password_reset/", 200), ("/accounts/logout/", 405)],
+)
+def test_it_sends_the_headers_on_other_pages(client, url, status) -> None:
+    response = client.get(url)
+
+    assert response.status_code == status
+    assert_security_headers(response)
+
+
+def test_it_sends_the_headers_on_a_download(alice_client, alices_file) -> None:
+    response = alice_client.get(f"/files/{alices_file.id}/download/")
+
+    assert response.status_code == 200
+    assert streamed(response) == b"quarterly numbers\n"
+    assert_security_headers(response)
+    assert response["Content-Disposition"] == 'attachment; filename="report.txt"'
+
+
+def test_it_sends_the_headers_on_a_link_download(client, link_token) -> None:
+    response = client.post(f"/s/{link_token}/")
+
+    assert response.status_code == 200
+    assert streamed(response) == b"quarterly numbers\n"
+    assert_security_headers(response, referrer="no-referrer")
+    assert response["Content-Disposition"].startswith("attachment;")
+
+
+# ---------------------------------------------------------------------------- downloads
+
+ACTIVE_CONTENT = {
+    "page.html": ("text/html", b"<script>alert(document.cookie)</script>"),
+    "drawing.svg": (
+        "image/svg+xml",
+        b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
+    ),
+    "page.xhtml": ("application/xhtml+xml", b"<html xmlns='http://www.w3.org/1999/xhtml'/>"),
+    "note.txt": ("text/plain", b"<script>alert(1)</script>"),
+}
+
+
+def _downloads(client: Client, stored: StoredFile, token: str) -> Iterator[HttpResponseBase]:
+    yield client.get(f"/files/{stored.id}/download/")
+    yield client.head(f"/files/{stored.id}/download/")
+    yield Client().post(f"/s/{token}/")
+
+
+@pytest.mark.parametrize("name", ACTIVE_CONTENT)
+def test_it_never_serves_active_content_inline(alice, alice_client, name) -> None:
+    content_type, data = ACTIVE_CONTENT[name]
+    assert upload(alice_client, (name, data, content_type)).status_code == 302
+    stored = StoredFile.objects.get()
+    _, token = services.link_create(
+        file=stored,
+        actor=SYSTEM,
+        created_by=alice,
+        expires_in_hours=1,
+        max_downloads=None,
+        password="",
+    )
+
+    for response in _downloads(alice_client, stored, token):
+        assert response.status_code == 200
+        assert response["Content-Disposition"] == f'attachment; filename="{name}"'
+        assert response["Content-Type"] == content_type  # the stored type, as the brief says
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert "sandbox" in csp_directives(response)
+        assert csp_directives(response)["default-src"] == ["'none'"]
+
+
+HOSTILE_NAMES = {
+    "../../etc/passwd": "passwd",
+    "..\\..\\boot.ini": "_.._boot.ini",
+    'evil"; filename="x.html': "evil_; filename=_x.html",
+    "line\r\nSet-Cookie: a=b.txt": "line Set-Cookie_ a=b.txt",
+    "invoice\u202efdp.exe": "invoice fdp.exe",
+    "nul\x00byte.txt": "nulbyte.txt",
+    "tab\tand\x07bell.txt": "tab and bell.txt",
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
+def test_it_sends_a_sanitised_attachment_name(alice, alice_client, name) -> None:
+    stored = make_file(alice, b"x", name=name, content_type="text/html")
+
+    response = alice_client.get(f"/files/{stored.id}/download/")
+
+    disposition = response["Content-Disposition"]
+    assert disposition == f'attachment; filename="{HOSTILE_NAMES[name]}"'
+    assert not any(c in disposition for c in "\r\n\x00\u202e/\\")
+
+
+# ---------------------------------------------------------------------------- check --deploy
+
+
+def _production_env(**overrides: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_", "HSTS_", "SECURE_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="securefiles.settings",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ENCRYPTION_KEYS=generate_key_entry("k1"),
+        DEBUG="False",
+        HTTPS="True",
+        ALLOWED_HOSTS="files.example.org",
+        DATABASE_URL="sqlite:///:memory:",
+    )
+    env.update(overrides)
+    return env
+
+
+def _check_deploy(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603  (our own interpreter and manage.py, no shell)
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=Path(settings.BASE_DIR),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_it_passes_check_deploy_with_production_settings() -> None:
+    production = _check_deploy(_production_env())
+    plain_http = _check_deploy(_production_env(HTTPS="False"))
+
+    output, _ = production.communicate(timeout=120)
+    assert production.returncode == 0, output
+    assert "no issues" in output
+    # The same check does fail when the transport settings are off: it is not vacuous.
+    output, _ = plain_http.communicate(timeout=120)
+    assert plain_http.returncode != 0
+    for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
+        assert warning in output

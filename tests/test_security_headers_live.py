@@ -1,0 +1,227 @@
+"""The security headers as a real client sees them from gunicorn over loopback.
+
+One gunicorn (the project's gunicorn.conf.py) per module, on a free port, with its own
+SQLite file, MEDIA_ROOT and fresh keys. Everything after creating the user goes over HTTP:
+log in, upload, create a link, open its landing page, download. About 5 seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from django.conf import settings
+
+from sharing.crypto import generate_key_entry
+from tests.test_security_headers import assert_first_party_only, assert_security_headers
+
+# A real server process: still run by default, like the other slow tests.
+pytestmark = pytest.mark.slow
+
+ROOT = Path(settings.BASE_DIR)
+PASSWORD = "Live-Server-Password-91"
+CONTENT = b"live plaintext " * 1000
+TIMEOUT = 10
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _server_env(tmp: Path, port: int) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_", "GUNICORN_", "MEDIA_", "HTTPS"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="securefiles.settings",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ENCRYPTION_KEYS=generate_key_entry("live1"),
+        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
+        MEDIA_ROOT=str(tmp / "media"),
+        STORAGE_BACKEND="local",
+        DEBUG="False",
+        HTTPS="False",
+        ALLOWED_HOSTS="127.0.0.1",
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS="1",
+        GUNICORN_THREADS="4",
+    )
+    return env
+
+
+def _manage(env: dict[str, str], *args: str) -> None:
+    result = subprocess.run(  # noqa: S603  (our own interpreter and manage.py, no shell)
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not answer within 20 seconds")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a running gunicorn with one user, alice."""
+    tmp = tmp_path_factory.mktemp("live")
+    port = _free_port()
+    env = _server_env(tmp, port)
+    _manage(env, "migrate", "--noinput")
+    create = "from django.contrib.auth.models import User; User.objects.create_user"
+    _manage(env, "shell", "-c", f"{create}('alice', password={PASSWORD!r})")
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "gunicorn", "securefiles.wsgi", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_until_up(f"{base}/accounts/login/", process)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _csrf(session: requests.Session) -> str:
+    return session.cookies["csrftoken"]
+
+
+@dataclass
+class Portal:
+    base: str
+    session: requests.Session
+    file_id: str
+    link_url: str
+
+
+@pytest.fixture(scope="module")
+def portal(server: str) -> Portal:
+    """Logged in as alice, with one uploaded file and one share link, all over HTTP."""
+    session = requests.Session()
+    session.get(f"{server}/accounts/login/", timeout=TIMEOUT)
+    login = session.post(
+        f"{server}/accounts/login/",
+        data={"username": "alice", "password": PASSWORD, "csrfmiddlewaretoken": _csrf(session)},
+        allow_redirects=False,
+        timeout=TIMEOUT,
+    )
+    assert login.status_code == 302, login.text
+    uploaded = session.post(
+        f"{server}/files/upload/",
+        files={"file": ("notes.txt", CONTENT, "text/plain")},
+        headers={"X-CSRFToken": _csrf(session), "Accept": "application/json"},
+        timeout=TIMEOUT,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    [stored] = uploaded.json()["files"]
+    created = session.post(
+        f"{server}/files/{stored['id']}/links/",
+        data={"expires_in_hours": "2", "csrfmiddlewaretoken": _csrf(session)},
+        timeout=TIMEOUT,
+    )
+    assert created.status_code == 201
+    link_url = re.search(r'value="(http://[^"]+/s/[A-Za-z0-9_-]{43}/)"', created.text).group(1)
+    return Portal(server, session, stored["id"], link_url)
+
+
+def _check(response: requests.Response, *, referrer: str = "same-origin") -> None:
+    assert_security_headers(response.headers, referrer=referrer)
+
+
+def test_it_sends_the_headers_on_the_login_page(server: str) -> None:
+    response = requests.get(f"{server}/accounts/login/", timeout=TIMEOUT)
+
+    assert response.status_code == 200
+    _check(response)
+    assert_first_party_only(response.content, host=urlsplit(response.url).netloc)
+
+
+def test_it_sends_the_headers_on_the_file_list(portal: Portal) -> None:
+    response = portal.session.get(f"{portal.base}/", timeout=TIMEOUT)
+
+    assert response.status_code == 200
+    assert b"notes.txt" in response.content
+    _check(response)
+    assert_first_party_only(response.content, host=urlsplit(response.url).netloc)
+
+
+def test_it_sends_the_headers_on_a_share_landing_page(portal: Portal) -> None:
+    response = requests.get(portal.link_url, timeout=TIMEOUT)
+
+    assert response.status_code == 200
+    assert b"notes.txt" in response.content
+    _check(response, referrer="no-referrer")
+    assert_first_party_only(response.content, host=urlsplit(response.url).netloc)
+
+
+def test_it_sends_the_headers_on_a_download(portal: Portal) -> None:
+    url = f"{portal.base}/files/{portal.file_id}/download/"
+
+    response = portal.session.get(url, timeout=TIMEOUT)
+
+    assert response.status_code == 200
+    assert response.content == CONTENT
+    assert response.headers["Content-Length"] == str(len(CONTENT))
+    assert response.headers["Content-Disposition"] == 'attachment; filename="notes.txt"'
+    assert "sandbox" in response.headers["Content-Security-Policy"]
+    _check(response)
+
+
+def test_it_sends_the_headers_on_a_link_download(portal: Portal) -> None:
+    visitor = requests.Session()
+    visitor.get(portal.link_url, timeout=TIMEOUT)
+
+    response = visitor.post(portal.link_url, timeout=TIMEOUT)
+
+    assert response.status_code == 200
+    assert response.content == CONTENT
+    assert response.headers["Content-Disposition"] == 'attachment; filename="notes.txt"'
+    _check(response, referrer="no-referrer")
+
+
+def test_it_sends_the_headers_on_a_not_found_page(server: str) -> None:
+    response = requests.get(f"{server}/s/{'A' * 43}/", timeout=TIMEOUT)
+
+    assert response.status_code == 404
+    _check(response, referrer="no-referrer")
+
+
+def test_it_does_not_serve_the_media_folder(server: str) -> None:
+    for path in ("/media/", "/db.sqlite3", "/static/../manage.py", "/.env"):
+        assert requests.get(f"{server}{path}", timeout=TIMEOUT).status_code == 404, path
