@@ -97,14 +97,19 @@ def login_otp(request: HttpRequest) -> HttpResponseBase:
         return _locked(request, user)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        # Counted before it is checked, atomically: parallel guesses cannot slip past the
+        # limit between a check and its count. A right code gives its attempt back.
+        if throttle.add_failure(throttle_key, window) > OTP_FAILURES:
+            request.session.pop(PENDING_KEY, None)
+            return _locked(request, user)
         device = twofactor.confirmed_device(user)
         code = form.cleaned_data["code"]
         if device and (device.verify_token(code.strip()) or _recovery(user, code)):
+            throttle.remove_failure(throttle_key)
             request.session.pop(PENDING_KEY, None)
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             otp_login(request, device)
             return redirect(_safe_next(request, next_url))
-        throttle.add_failure(throttle_key, window)
         audit_record(
             event=Event.LOGIN_FAILED,
             actor=actor_from_request(request, label="anonymous"),

@@ -92,6 +92,9 @@ class ShareLink(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     max_downloads = models.PositiveIntegerField(null=True, blank=True)
     download_count = models.PositiveIntegerField(default=0)
+    # Aborted transfers given back so far; capped, or a visitor could fetch all but the
+    # last bytes of a one-download link again and again.
+    refunds = models.PositiveIntegerField(default=0)
     password_hash = models.CharField(max_length=255, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

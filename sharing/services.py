@@ -282,18 +282,23 @@ def link_claim_download(*, link: ShareLink, actor: Actor) -> bool:
 
 
 def link_release_download(*, link: ShareLink, actor: Actor) -> None:
-    """Give back a claimed download whose transfer did not reach its last byte."""
+    """Give back a claimed download whose transfer did not reach its last byte.
+
+    At most LINK_MAX_REFUNDS times per link: past that, an aborted transfer counts, so
+    aborting near the end cannot turn a limited link into an unlimited one.
+    """
     with transaction.atomic():
-        ShareLink.objects.filter(pk=link.pk, download_count__gt=0).update(
-            download_count=F("download_count") - 1
-        )
+        refunded = ShareLink.objects.filter(
+            pk=link.pk, download_count__gt=0, refunds__lt=settings.LINK_MAX_REFUNDS
+        ).update(download_count=F("download_count") - 1, refunds=F("refunds") + 1)
+        outcome = "download given back" if refunded else "counted (no give-backs left)"
         audit_record(
             event=Event.DOWNLOAD,
             actor=actor,
             file_id=link.file_id,
             file_name=link.file.name,
             link_id=link.pk,
-            detail="via=link aborted; download given back",
+            detail=f"via=link aborted; {outcome}",
         )
 
 

@@ -266,6 +266,34 @@ def test_it_gives_back_the_count_of_an_aborted_transfer(alice, alice_client) -> 
 
 
 @pytest.mark.django_db(transaction=True)
+def test_it_stops_giving_back_after_link_max_refunds_aborts(alice, alice_client, settings):
+    settings.LINK_MAX_REFUNDS = 2
+    data = bytes(range(256)) * (3 * MiB // 256)
+    stored = make_file(alice, data, name="big.bin")
+    token, link = make_link(alice_client, stored, max_downloads="1")
+
+    for _ in range(3):  # abort near the start, three times
+        response = _fetch(token)
+        assert response.status_code == 200
+        next(iter(response.streaming_content))
+        response.close()
+
+    # Two aborts were given back; the third counted, so the one download is used up.
+    assert _count(link) == 1
+    assert _fetch(token).status_code == 404
+    details = list(
+        AuditEntry.objects.filter(link_id=link.pk, detail__contains="aborted")
+        .order_by("seq")
+        .values_list("detail", flat=True)
+    )
+    assert details == [
+        "via=link aborted; download given back",
+        "via=link aborted; download given back",
+        "via=link aborted; counted (no give-backs left)",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_it_keeps_the_count_of_a_complete_transfer(alice_client, stored) -> None:
     token, link = make_link(alice_client, stored, max_downloads="1")
 
