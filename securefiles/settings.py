@@ -240,10 +240,21 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="securefiles@localhos
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # Share-link tokens live in URL paths; no log line may carry one (sharing.log_filters).
+    "filters": {"redact_link_tokens": {"()": "sharing.log_filters.RedactLinkTokens"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_link_tokens"],
+        },
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # runserver's request lines ("GET /s/... 200").
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "sharing": {
             "handlers": ["console"],
             "level": env.str("LOG_LEVEL", default="INFO"),

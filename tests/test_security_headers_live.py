@@ -89,6 +89,9 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("gunicorn did not answer within 20 seconds")
 
 
+SERVER_LOGS: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of a running gunicorn with one user, alice."""
@@ -98,15 +101,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _manage(env, "migrate", "--noinput")
     create = "from django.contrib.auth.models import User; User.objects.create_user"
     _manage(env, "shell", "-c", f"{create}('alice', password={PASSWORD!r})")
+    log = (tmp / "gunicorn.log").open("wb")
     process = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "gunicorn", "securefiles.wsgi", "-c", "gunicorn.conf.py"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
+        SERVER_LOGS[base] = tmp / "gunicorn.log"
         _wait_until_up(f"{base}/accounts/login/", process)
         yield base
     finally:
@@ -116,6 +121,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
 
 
 def _csrf(session: requests.Session) -> str:
@@ -225,3 +231,15 @@ def test_it_sends_the_headers_on_a_not_found_page(server: str) -> None:
 def test_it_does_not_serve_the_media_folder(server: str) -> None:
     for path in ("/media/", "/db.sqlite3", "/static/../manage.py", "/.env"):
         assert requests.get(f"{server}{path}", timeout=TIMEOUT).status_code == 404, path
+
+
+def test_it_keeps_link_tokens_out_of_the_access_log(portal: Portal) -> None:
+    token = portal.link_url.rstrip("/").rsplit("/", 1)[1]
+    assert requests.get(portal.link_url, timeout=TIMEOUT).status_code == 200
+    wrong = portal.link_url.replace(token, token[::-1])
+    assert requests.get(wrong, timeout=TIMEOUT).status_code == 404
+    time.sleep(0.5)  # the access log line is written after the response
+
+    log = SERVER_LOGS[portal.base].read_text()
+    assert "GET /s/<token>" in log
+    assert token not in log and token[::-1] not in log

@@ -1,0 +1,74 @@
+"""Share-link tokens never reach a log line, whatever logs the request path."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from sharing.log_filters import RedactLinkTokens, redact
+from tests.conftest import make_file
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "A" * 20 + "b-_" + "9" * 20  # 43 URL-safe characters, like a real token
+
+
+def test_it_redacts_link_paths_in_text():
+    assert redact(f"Not Found: /s/{TOKEN}/") == "Not Found: /s/<token>/"
+    assert redact(f'"GET /s/{TOKEN}/?x=1 HTTP/1.1" 404') == '"GET /s/<token>/?x=1 HTTP/1.1" 404'
+    assert redact("GET /files/abc/ 200") == "GET /files/abc/ 200"
+
+
+@pytest.fixture
+def django_log() -> Iterator[io.StringIO]:
+    """What the configured console handlers of Django's loggers write, captured."""
+    stream = io.StringIO()
+    handlers = [
+        handler
+        for name in ("django", "django.request", "django.server")
+        for handler in logging.getLogger(name).handlers
+        if type(handler) is logging.StreamHandler  # ours, not pytest's capture handlers
+    ]
+    assert handlers, "Django's loggers have no console handler"
+    previous = [handler.stream for handler in handlers]
+    for handler in handlers:
+        handler.setStream(stream)
+    yield stream
+    for handler, old in zip(handlers, previous, strict=True):
+        handler.setStream(old)
+
+
+def test_it_keeps_a_refused_link_token_out_of_djangos_log(client, django_log):
+    assert client.get(f"/s/{TOKEN}/").status_code == 404
+    assert client.post(f"/s/{TOKEN}/").status_code == 404
+    assert TOKEN not in django_log.getvalue()
+
+
+def test_it_keeps_a_live_token_out_of_the_log_on_a_wrong_password(alice, client, django_log):
+    from sharing import services
+    from sharing.audit import Actor
+
+    stored = make_file(alice, b"secret")
+    _, token = services.link_create(
+        file=stored,
+        actor=Actor(label="alice"),
+        created_by=alice,
+        expires_in_hours=1,
+        max_downloads=None,
+        password="right one",
+    )
+    assert client.post(f"/s/{token}/", {"password": "wrong"}).status_code == 403
+    logged = django_log.getvalue()
+    assert "Forbidden: /s/<token>/" in logged
+    assert token not in logged
+
+
+def test_every_django_console_handler_redacts():
+    for name in ("django", "django.server", "sharing"):
+        ours = [h for h in logging.getLogger(name).handlers if type(h) is logging.StreamHandler]
+        assert ours, name
+        for handler in ours:
+            assert any(isinstance(f, RedactLinkTokens) for f in handler.filters), name
