@@ -218,3 +218,24 @@ def test_it_works_without_javascript(browser, live_server, users, tmp_path: Path
     assert StoredFile.objects.filter(name="plain.txt").exists()
     assert "plain.txt" in ctx.page.locator("#my-files").inner_text()
     ctx.close()
+
+
+def test_it_reaches_the_upload_picker_by_keyboard_with_a_visible_focus(browser, live_server, users):
+    ctx = Watch(browser, live_server.url)
+    page = ctx.page
+    log_in(page, live_server.url, "alice")
+    page.goto(f"{live_server.url}/")
+    focused = []
+    for _ in range(25):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("() => document.activeElement.id"))
+        if focused[-1] == "id_file":
+            break
+    assert focused[-1] == "id_file", focused
+    # The picker itself is visually hidden; its label shows the focus ring.
+    outline = page.evaluate(
+        "() => getComputedStyle(document.querySelector('label[for=id_file]')).outlineStyle"
+    )
+    assert outline not in ("", "none")
+    ctx.expect_clean()
+    ctx.close()
