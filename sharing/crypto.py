@@ -25,7 +25,7 @@ import io
 import secrets
 import struct
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import TYPE_CHECKING, BinaryIO, TypeAlias
@@ -158,6 +158,21 @@ def gcm_seal(key: Buffer, nonce: Buffer, plaintext: Buffer, aad: Buffer = b"") -
     return ciphertext + tag
 
 
+def gcm_seal_into(key: Buffer, nonce: Buffer, plaintext: Buffer, out: memoryview) -> int:
+    """AES-256-GCM encrypt into ``out`` (ciphertext || tag); return the bytes written.
+
+    The same operation as gcm_seal without allocating: a fresh MiB-sized object per
+    segment costs more (page faults) than encrypting it.
+    """
+    length = len(plaintext)
+    if len(out) < length + TAG_SIZE:
+        raise ValueError("output buffer too small for ciphertext and tag")
+    cipher = _gcm(key, nonce)
+    cipher.encrypt(plaintext, output=out[:length])
+    out[length : length + TAG_SIZE] = cipher.digest()
+    return length + TAG_SIZE
+
+
 def gcm_open(key: Buffer, nonce: Buffer, sealed: Buffer, aad: Buffer = b"") -> bytes:
     """AES-256-GCM decrypt ciphertext || tag; raise InvalidTag for anything inauthentic.
 
@@ -236,17 +251,27 @@ class StreamEncryptor:
         # fresh pages from the kernel for every MiB that passes through.
         self._buffer = bytearray(segment_size)
         self._filled = 0
+        self._out = bytearray(segment_size + TAG_SIZE)  # one sealed segment, reused
         self._index = 0
         self._finished = False
         self.plaintext_size = 0
 
     def update(self, data: bytes) -> list[bytes]:
         """Take plaintext; return the segments it completed (possibly none)."""
+        sealed: list[bytes] = []
+        self.update_into(data, lambda segment: sealed.append(bytes(segment)))
+        return sealed
+
+    def update_into(self, data: Buffer, write: Callable[[memoryview], object]) -> None:
+        """Take plaintext; pass each completed segment to ``write``.
+
+        The view ``write`` gets is reused for the next segment: write must consume it
+        (copy or send it) before returning. The upload path writes it straight out.
+        """
         if self._finished:
             raise ValueError("encryptor already finalized")
         self._sha256.update(data)
         self.plaintext_size += len(data)
-        sealed = []
         size = self._segment_size
         with memoryview(data).cast("B") as view:
             offset = 0
@@ -254,23 +279,27 @@ class StreamEncryptor:
                 if self._filled == size:
                     # More data follows a full segment, so it is not the last one (which
                     # must carry the last-segment flag): seal it now, flag clear.
-                    sealed.append(self._seal(self._buffer, last=False))
+                    self._seal_into(self._buffer, last=False, write=write)
                     self._filled = 0
                 take = min(size - self._filled, len(view) - offset)
                 self._buffer[self._filled : self._filled + take] = view[offset : offset + take]
                 self._filled += take
                 offset += take
-        return sealed
 
     def finalize(self) -> bytes:
         """Seal and return the final segment."""
+        sealed: list[bytes] = []
+        self.finalize_into(lambda segment: sealed.append(bytes(segment)))
+        return sealed[0]
+
+    def finalize_into(self, write: Callable[[memoryview], object]) -> None:
+        """Seal the final segment and pass it to ``write`` (same rules as update_into)."""
         if self._finished:
             raise ValueError("encryptor already finalized")
         self._finished = True
         with memoryview(self._buffer) as view:
-            sealed = self._seal(view[: self._filled], last=True)
-        self._buffer, self._filled = bytearray(), 0
-        return sealed
+            self._seal_into(view[: self._filled], last=True, write=write)
+        self._buffer, self._filled, self._out = bytearray(), 0, bytearray()
 
     def sha256(self) -> bytes:
         """SHA-256 of all plaintext seen so far."""
@@ -280,10 +309,14 @@ class StreamEncryptor:
         """The keyed digest of all plaintext seen so far (see keyed_digest)."""
         return keyed_digest(self._file_key, self._sha256.digest())
 
-    def _seal(self, plaintext: Buffer, last: bool) -> bytes:
+    def _seal_into(
+        self, plaintext: Buffer, *, last: bool, write: Callable[[memoryview], object]
+    ) -> None:
         nonce = _nonce(self._prefix, self._index, last)
         self._index += 1
-        return gcm_seal(self._key, nonce, plaintext)
+        with memoryview(self._out) as out:
+            length = gcm_seal_into(self._key, nonce, plaintext, out)
+            write(out[:length])
 
 
 def encrypt_chunks(

@@ -43,7 +43,7 @@ class StoredBlob:
 class BlobSink(Protocol):
     """Where ciphertext goes while an upload streams in."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | memoryview) -> None: ...
 
     def commit(self) -> None: ...
 
@@ -58,7 +58,7 @@ class LocalFileSink:
         self._path = path
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             written = os.write(self._require_fd(), view)
@@ -104,12 +104,12 @@ class BlobWriter:
         return self._encryptor.plaintext_size
 
     def write(self, data: bytes) -> None:
-        for segment in self._encryptor.update(data):
-            self._sink.write(segment)
+        # Each sealed segment goes straight to the sink from the encryptor's own buffer.
+        self._encryptor.update_into(data, self._sink.write)
 
     def close(self) -> StoredBlob:
         """Seal the last segment and make the blob durable."""
-        self._sink.write(self._encryptor.finalize())
+        self._encryptor.finalize_into(self._sink.write)
         self._sink.commit()
         self.closed = True
         encryptor = self._encryptor

@@ -41,8 +41,8 @@ class S3MultipartSink:
         self._parts: list[dict] = []
         self._buffer = bytearray()
 
-    def write(self, data: bytes) -> None:
-        self._buffer += data
+    def write(self, data: bytes | memoryview) -> None:
+        self._buffer += data  # a copy: the encryptor reuses the view it passes
         if len(self._buffer) >= PART_SIZE:
             self._flush()
 

@@ -11,6 +11,7 @@ import importlib.resources
 import io
 import json
 import random
+import secrets
 import struct
 import uuid
 from collections.abc import Callable, Iterator
@@ -704,3 +705,37 @@ def test_it_hides_key_bytes_in_reprs() -> None:
                 assert encoded[:12] not in text
     assert str(key.file_id) in repr(key)
     assert "k1" in repr(master)
+
+
+def test_it_seals_into_a_buffer_exactly_as_gcm_seal_does() -> None:
+    from sharing.crypto import gcm_seal_into
+
+    key, nonce, plaintext = (
+        secrets.token_bytes(32),
+        secrets.token_bytes(12),
+        secrets.token_bytes(70_000),
+    )
+    out = bytearray(len(plaintext) + 16 + 5)
+    written = gcm_seal_into(key, nonce, plaintext, memoryview(out))
+    assert written == len(plaintext) + 16
+    assert bytes(out[:written]) == gcm_seal(key, nonce, plaintext)
+    with pytest.raises(ValueError):
+        gcm_seal_into(key, nonce, plaintext, memoryview(bytearray(len(plaintext) + 15)))
+
+
+def test_update_into_hands_out_segments_that_must_be_consumed_at_once() -> None:
+    key = FileKey.generate()
+    plaintext = secrets.token_bytes(3 * S + 123)
+    encryptor = StreamEncryptor(key, S)
+    consumed, views = [encryptor.header], []
+
+    def write(view: memoryview) -> None:
+        consumed.append(bytes(view))  # copied now, as the sinks do
+        views.append(view)
+
+    for offset in range(0, len(plaintext), 50_000):
+        encryptor.update_into(plaintext[offset : offset + 50_000], write)
+    encryptor.finalize_into(write)
+    assert decrypt_bytes(b"".join(consumed), key) == plaintext
+    # The views share one buffer: keeping them instead of copying would be a bug.
+    assert len(views) == 4 and views[0].obj is views[1].obj
