@@ -194,6 +194,18 @@ def share_revoke(*, share: Share, actor: Actor) -> None:
 # -- share links
 
 
+def _audit_link(event: str, link: ShareLink, actor: Actor, detail: str = "") -> None:
+    """Audit an event of a share link: its file, name snapshot and link id."""
+    audit_record(
+        event=event,
+        actor=actor,
+        file_id=link.file_id,
+        file_name=link.file.name,
+        link_id=link.pk,
+        detail=detail,
+    )
+
+
 def link_token_digest(token: str) -> str:
     """Links are found by the SHA-256 of their token; the token itself is never stored."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -237,13 +249,7 @@ def link_revoke(*, link: ShareLink, actor: Actor) -> None:
             revoked_at=timezone.now()
         )
         if updated:
-            audit_record(
-                event=Event.LINK_REVOKED,
-                actor=actor,
-                file_id=link.file_id,
-                file_name=link.file.name,
-                link_id=link.pk,
-            )
+            _audit_link(Event.LINK_REVOKED, link, actor)
 
 
 def link_claim_download(*, link: ShareLink, actor: Actor) -> bool:
@@ -262,22 +268,9 @@ def link_claim_download(*, link: ShareLink, actor: Actor) -> bool:
         if not claimed:
             return False
         link.refresh_from_db(fields=["download_count"])
-        audit_record(
-            event=Event.DOWNLOAD,
-            actor=actor,
-            file_id=link.file_id,
-            file_name=link.file.name,
-            link_id=link.pk,
-            detail=f"via=link count={link.download_count}",
-        )
+        _audit_link(Event.DOWNLOAD, link, actor, f"via=link count={link.download_count}")
         if link.max_downloads is not None and link.download_count >= link.max_downloads:
-            audit_record(
-                event=Event.LINK_USED_UP,
-                actor=actor,
-                file_id=link.file_id,
-                file_name=link.file.name,
-                link_id=link.pk,
-            )
+            _audit_link(Event.LINK_USED_UP, link, actor)
     return True
 
 
@@ -292,14 +285,7 @@ def link_release_download(*, link: ShareLink, actor: Actor) -> None:
             pk=link.pk, download_count__gt=0, refunds__lt=settings.LINK_MAX_REFUNDS
         ).update(download_count=F("download_count") - 1, refunds=F("refunds") + 1)
         outcome = "download given back" if refunded else "counted (no give-backs left)"
-        audit_record(
-            event=Event.DOWNLOAD,
-            actor=actor,
-            file_id=link.file_id,
-            file_name=link.file.name,
-            link_id=link.pk,
-            detail=f"via=link aborted; {outcome}",
-        )
+        _audit_link(Event.DOWNLOAD, link, actor, f"via=link aborted; {outcome}")
 
 
 def _password_key(link: ShareLink) -> str:
@@ -322,14 +308,7 @@ def link_password_attempt_undone(*, link: ShareLink) -> None:
 
 def link_password_failed(*, link: ShareLink, actor: Actor, failures: int) -> None:
     """Audit a wrong password (link_password_attempt has already counted it)."""
-    audit_record(
-        event=Event.LINK_PASSWORD_DENIED,
-        actor=actor,
-        file_id=link.file_id,
-        file_name=link.file.name,
-        link_id=link.pk,
-        detail=f"failures={failures}",
-    )
+    _audit_link(Event.LINK_PASSWORD_DENIED, link, actor, f"failures={failures}")
 
 
 # -- offboarding and administration
