@@ -1,12 +1,19 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from sharing import account_views
 
 FORM_METHODS = ["get", "post", "head", "options"]
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico on pages that name no icon (the admin's).
+    path(
+        "favicon.ico",
+        RedirectView.as_view(url=static("img/favicon.svg"), permanent=True),
+    ),
     path("accounts/login/", account_views.PortalLoginView.as_view(), name="login"),
     path("accounts/login/code/", account_views.login_otp, name="login_otp"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -55,7 +55,9 @@ class Watch:
         self.errors: list[str] = []
         self.foreign: list[str] = []
         self.origin = origin
+        self.failed: list[str] = []
         self.context.on("request", self._request)
+        self.context.on("response", self._response)
         self.page = self.new_page()
 
     def new_page(self):
@@ -63,6 +65,10 @@ class Watch:
         page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         return page
+
+    def _response(self, response) -> None:
+        if response.status >= 400:
+            self.failed.append(f"{response.status} {response.url}")
 
     def _request(self, request) -> None:
         parts = urlsplit(request.url)
@@ -73,7 +79,7 @@ class Watch:
 
     def expect_clean(self, allowed_errors: tuple[str, ...] = ()) -> None:
         unexpected = [e for e in self.errors if not any(a in e for a in allowed_errors)]
-        assert unexpected == []
+        assert unexpected == [], self.failed
         assert self.foreign == []
 
     def close(self) -> None:
@@ -237,5 +243,33 @@ def test_it_reaches_the_upload_picker_by_keyboard_with_a_visible_focus(browser, 
         "() => getComputedStyle(document.querySelector('label[for=id_file]')).outlineStyle"
     )
     assert outline not in ("", "none")
+    ctx.expect_clean()
+    ctx.close()
+
+
+def test_staff_log_in_with_a_second_factor_and_use_the_admin(browser, live_server, users):
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.conftest import make_file
+
+    admin = User.objects.create_superuser("root", "root@example.org", password=PASSWORD)
+    device = TOTPDevice.objects.create(user=admin, name="phone", confirmed=True)
+    make_file(users[0], b"quarterly numbers", name="numbers.csv", content_type="text/csv")
+    ctx = Watch(browser, live_server.url)
+    page = ctx.page
+    page.goto(f"{live_server.url}/accounts/login/?next=/admin/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/accounts/login/code/")
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    page.fill("#id_code", f"{totp.token():06d}")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    for path in ("sharing/storedfile/", "sharing/auditentry/", "sharing/sharelink/", "auth/user/"):
+        response = page.goto(f"{live_server.url}/admin/{path}")
+        assert response.status == 200, path
+    assert "numbers.csv" in page.goto(f"{live_server.url}/admin/sharing/storedfile/").text()
     ctx.expect_clean()
     ctx.close()

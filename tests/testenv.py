@@ -16,9 +16,12 @@ os.environ["SECRET_KEY"] = "test-only-secret-key-not-for-production-0123456789"
 os.environ["ENCRYPTION_KEYS"] = generate_key_entry("test1")
 os.environ["MEDIA_ROOT"] = TEST_MEDIA_ROOT
 os.environ["DEBUG"] = "False"
-os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")
+_DB_DIR = TEST_MEDIA_ROOT + "-db"
+os.makedirs(_DB_DIR, exist_ok=True)
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{_DB_DIR}/base.sqlite3")
 if os.environ["DATABASE_URL"].startswith("sqlite"):
-    # A file, not the shared in-memory database: the browser tests' live server handles
-    # parallel uploads on several threads, each of which needs its own connection.
-    os.environ["DATABASE_TEST_NAME"] = os.path.join(TEST_MEDIA_ROOT + "-db", "test.sqlite3")
-    os.makedirs(TEST_MEDIA_ROOT + "-db", exist_ok=True)
+    # Files, never SQLite's in-memory database: for an in-memory database the live server
+    # (browser tests) hands the test thread's one connection to all its request threads,
+    # which then use it at the same time (corrupt savepoints, even segmentation faults).
+    # With files, every thread opens its own connection.
+    os.environ["DATABASE_TEST_NAME"] = os.path.join(_DB_DIR, "test.sqlite3")
