@@ -213,8 +213,12 @@ class EncryptedStorage(Storage):
         """Every blob name under ``blobs/`` with its modified time (maintenance commands).
 
         Walks the inner storage folder by folder, so memory stays one folder's listing.
-        A blob deleted while the walk runs is skipped.
+        A blob deleted while the walk runs is skipped. On S3 the listing pages carry the
+        times, so no object is asked about one by one.
         """
+        if storage_s3.is_s3(self.inner):
+            yield from storage_s3.list_objects(self.inner, BLOB_PREFIX + "/")
+            return
         pending = [BLOB_PREFIX]
         while pending:
             folder = pending.pop()

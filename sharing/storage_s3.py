@@ -7,6 +7,7 @@ reads boto's streaming body, so memory stays bounded whatever the file size.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -101,3 +102,16 @@ def abort_stale_uploads(storage: S3Storage, older_than: datetime, *, dry_run: bo
                     )
                 aborted += 1
     return aborted
+
+
+def list_objects(storage: S3Storage, prefix: str) -> Iterator[tuple[str, datetime]]:
+    """(name, last modified) of every object under ``prefix``, a page of 1,000 at a time.
+
+    Names are the storage's own (without AWS_LOCATION), as the rows record them.
+    """
+    location = _key(storage, prefix)
+    strip = len(location) - len(prefix)
+    paginator = _client(storage).get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=storage.bucket_name, Prefix=location):
+        for item in page.get("Contents", ()):
+            yield item["Key"][strip:], item["LastModified"]

@@ -50,7 +50,8 @@ def home(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
     files = selectors.files_owned_by(user=request.user, search=query, ordering=sort)
     page = Paginator(files, FILES_PER_PAGE).get_page(request.GET.get("page"))
-    shared = selectors.files_shared_with(user=request.user, search=query)[:FILES_PER_PAGE]
+    shared = Paginator(selectors.files_shared_with(user=request.user, search=query), FILES_PER_PAGE)
+    shared = shared.get_page(request.GET.get("shared_page"))
     context = {
         "page": page,
         "shared": shared,

@@ -113,3 +113,20 @@ def test_it_suggests_only_colleagues_already_known(alice, bob, alice_client, dja
     page = alice_client.get(f"/files/{stored.id}/").content.decode()
     assert '<option value="bob">' in page
     assert 'value="mallory"' not in page
+
+
+def test_it_pages_the_files_shared_with_me(alice, bob, bob_client):
+    from sharing.models import Share
+
+    files = [make_file(alice, b"x", name=f"shared-{i:02}.txt") for i in range(53)]
+    Share.objects.bulk_create(Share(file=f, colleague=bob) for f in files)
+
+    def shared_names(response) -> list[str]:
+        section = response.content.decode().split('id="shared-title"', 1)[1]
+        return re.findall(r'class="filename">([^<]+)</a>', section.split("</table>", 1)[0])
+
+    first = bob_client.get("/")
+    second = bob_client.get("/?shared_page=2")
+    assert len(shared_names(first)) == 50
+    assert shared_names(second) == ["shared-02.txt", "shared-01.txt", "shared-00.txt"]
+    assert "?shared_page=2" in first.content.decode()

@@ -59,9 +59,10 @@ def aria_sort(context: template.Context, column: str) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def page_query(context: template.Context, number: int) -> str:
+def page_query(context: template.Context, number: int, param: str = "page") -> str:
+    """The query string of page ``number`` of a list (``param`` names which list)."""
     params = QueryDict(mutable=True)
-    params["page"] = str(number)
+    params[param] = str(number)
     if context.get("sort") and context["sort"] != "-date":
         params["sort"] = context["sort"]
     if context.get("query"):
