@@ -56,6 +56,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost after SecurityMiddleware: every response, errors that an inner middleware
+    # answers by itself included (400 for a NUL, 413, 429), carries these headers.
+    "csp.middleware.CSPMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "sharing.middleware.PermissionsPolicyMiddleware",
+    "sharing.middleware.NoStoreForUsersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the session is looked up: a NUL in its cookie made PostgreSQL fail (a 500).
     "sharing.middleware.DropNulCookiesMiddleware",
@@ -65,14 +71,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "sharing.middleware.StaffTwoFactorMiddleware",
+    "sharing.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
-    "sharing.middleware.PermissionsPolicyMiddleware",
     # Refuses big bodies outside the upload view before CsrfViewMiddleware.process_view
-    # reads them (every __call__ runs before any process_view); here, its 413 still gets
-    # the CSP, frame and permissions headers of the middlewares above.
+    # reads them (every __call__ runs before any process_view).
     "sharing.middleware.RequestBodyLimitMiddleware",
     # Last, as django-axes requires: it turns lockouts into responses.
     "axes.middleware.AxesMiddleware",
@@ -233,6 +235,10 @@ if HTTPS:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CSRF_FAILURE_VIEW = "sharing.account_views.csrf_failure"
 
+# Messages ("Uploaded “name”") live in the session, on the server: the cookie storage
+# is signed but not encrypted, and would carry file names to the browser in clear.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="securefiles@localhost")
@@ -293,15 +299,20 @@ RETENTION_DAYS = _positive_int("RETENTION_DAYS", 0)
 
 # -- accounts and sessions
 
-# Login lockout (django-axes, database handler: counters shared by every worker). After
-# AXES_FAILURE_LIMIT failures for a username or from an IP, further attempts are refused
-# for the cool-off period, right password or not. An admin clears lockouts in the admin
-# (Axes → Access attempts) or with `manage.py axes_reset`.
+# Login lockout: three limits, one design (sharing.login_policy, README "Login lockout").
+# django-axes locks a username-and-address pair after LOGIN_FAILURE_LIMIT failures, and
+# only that account's own success clears them. sharing.login_policy adds the account-wide
+# and address-wide limits, which spare browsers that have signed in to the account before.
+# An admin clears axes lockouts in the admin (Axes → Access attempts) or `axes_reset`.
 AXES_FAILURE_LIMIT = _positive_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=_positive_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Only the pair: with "ip_address" alone, any success from an address (the attacker's own
+# account) deleted every failure counted from it, other accounts' included.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "sharing.audit.client_ip"  # REMOTE_ADDR unless TRUSTED_PROXIES
 AXES_RESET_ON_SUCCESS = True
+LOGIN_ACCOUNT_FAILURE_LIMIT = _positive_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 30, minimum=1)
+LOGIN_ADDRESS_FAILURE_LIMIT = _positive_int("LOGIN_ADDRESS_FAILURE_LIMIT", 30, minimum=1)
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 

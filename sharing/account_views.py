@@ -21,7 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 
-from sharing import throttle, twofactor
+from sharing import login_policy, throttle, twofactor
 from sharing.audit import Event, actor_from_request, audit_record
 
 PENDING_KEY = "securefiles_pending_2fa"
@@ -61,10 +61,26 @@ class PortalLoginView(LoginView):
     # Django's form views treat PUT as POST; the login form is GET and POST only (405).
     http_method_names = ["get", "post", "head", "options"]
 
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        # The account-wide and address-wide limits (sharing.login_policy) refuse before the
+        # password is checked, so a refused guess learns nothing about the password.
+        username = str(request.POST.get("username", ""))[:150]
+        reason = login_policy.refusal(request, username)
+        if reason is not None:
+            audit_record(
+                event=Event.LOGIN_LOCKED_OUT,
+                actor=actor_from_request(request, label="anonymous"),
+                detail=f"username={username} limit={reason}",
+            )
+            return render(request, "registration/locked_out.html", status=429)
+        return super().post(request, *args, **kwargs)
+
     def form_valid(self, form: forms.Form) -> HttpResponse:
         user = form.get_user()  # type: ignore[attr-defined]
         if not twofactor.has_device(user):
-            return super().form_valid(form)
+            response = super().form_valid(form)
+            login_policy.success_record(self.request, user, response)
+            return response
         # Not logged in yet: remember who passed the password step, briefly.
         self.request.session[PENDING_KEY] = {
             "user_id": user.pk,
@@ -75,6 +91,15 @@ class PortalLoginView(LoginView):
 
 
 def _pending_user(request: HttpRequest):  # type: ignore[no-untyped-def]
+    """Who is at the code step, and where to go next: (user, next) or (None, None).
+
+    Either someone who just passed the password step (not logged in yet), or a session
+    logged in without the second factor (before the account had one, or by an
+    administrator's tools) that must now pass it to go on (SecondFactorMiddleware).
+    """
+    user = request.user
+    if user.is_authenticated and not user.is_verified() and twofactor.has_device(user):
+        return user, request.GET.get("next") or request.POST.get("next")
     pending = request.session.get(PENDING_KEY)
     if not pending or time.time() - pending["at"] > PENDING_SECONDS:
         return None, None
@@ -89,6 +114,8 @@ def login_otp(request: HttpRequest) -> HttpResponseBase:
     user, next_url = _pending_user(request)
     if user is None:
         request.session.pop(PENDING_KEY, None)
+        if request.user.is_authenticated:
+            return redirect(settings.LOGIN_REDIRECT_URL)  # verified already, or no factor
         return redirect("login")
     throttle_key = f"otp-login:{user.pk}"
     window = int(settings.AXES_COOLOFF_TIME.total_seconds())
@@ -107,9 +134,14 @@ def login_otp(request: HttpRequest) -> HttpResponseBase:
         if device and (device.verify_token(code.strip()) or _recovery(user, code)):
             throttle.remove_failure(throttle_key)
             request.session.pop(PENDING_KEY, None)
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            if request.user.is_authenticated:
+                request.session.cycle_key()  # a new privilege level: a new session key
+            else:
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             otp_login(request, device)
-            return redirect(_safe_next(request, next_url))
+            response = redirect(_safe_next(request, next_url))
+            login_policy.success_record(request, user, response)
+            return response
         audit_record(
             event=Event.LOGIN_FAILED,
             actor=actor_from_request(request, label="anonymous"),
@@ -148,7 +180,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     if twofactor.has_device(request.user):
         context = {"codes_left": twofactor.recovery_codes_left(request.user)}
         return render(request, "accounts/two_factor_status.html", context)
-    device = twofactor.pending_device(request.user)
+    device = twofactor.pending_device(request.user, request.session)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         codes = twofactor.confirm_device(
@@ -168,7 +200,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/two_factor_enrol.html", context)
 
 
-class RemoveTwoFactorForm(forms.Form):
+class RemoveTwoFactorForm(CodeForm):
     password = forms.CharField(widget=forms.PasswordInput, strip=False, max_length=256)
 
 
@@ -176,10 +208,26 @@ class RemoveTwoFactorForm(forms.Form):
 @login_required
 @require_http_methods(["POST"])
 def two_factor_remove(request: HttpRequest) -> HttpResponse:
+    """Turn the second factor off: the password *and* a current or recovery code.
+
+    A password alone is never enough: a session that stole or guessed it must not be
+    able to strip the factor that guards the account. Code guesses share the code step's
+    throttle.
+    """
     form = RemoveTwoFactorForm(request.POST)
-    if not form.is_valid() or not request.user.check_password(form.cleaned_data["password"]):
-        messages.error(request, _("Wrong password: the authenticator was kept."))
+    throttle_key = f"otp-login:{request.user.pk}"
+    window = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    if throttle.add_failure(throttle_key, window) > OTP_FAILURES:
+        messages.error(request, _("Too many wrong codes: try again later."))
         return redirect("two_factor")
+    if not (
+        form.is_valid()
+        and request.user.check_password(form.cleaned_data["password"])
+        and twofactor.verify_code(user=request.user, code=form.cleaned_data["code"])
+    ):
+        messages.error(request, _("Wrong password or code: the authenticator was kept."))
+        return redirect("two_factor")
+    throttle.remove_failure(throttle_key)
     twofactor.remove_devices(user=request.user, actor=actor_from_request(request))
     messages.success(request, _("Two-factor authentication is off."))
     return redirect("two_factor")

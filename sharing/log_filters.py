@@ -7,12 +7,34 @@ gunicorn's access log. Everything that logs a path goes through `redact`.
 
 import logging
 import re
+from urllib.parse import unquote
 
 _LINK_PATH = re.compile(r"/s/[^/\s?\"']+")
+# A run of URL characters holding a percent-escape: `/s%2F<token>/` and `/%73/<token>/`
+# reach the link view too (the server decodes the path before routing), so a run is
+# judged by what it decodes to, not by how it was spelled.
+_ESCAPED_RUN = re.compile(r"[^\s\"']*%[0-9A-Fa-f]{2}[^\s\"']*")
+
+
+def _decoded(run: str) -> str:
+    # Decoded until stable (at most a few rounds): a proxy in front may decode once more.
+    for _ in range(3):
+        once = unquote(run)
+        if once == run:
+            break
+        run = once
+    return run
+
+
+def _redact_escaped(match: re.Match[str]) -> str:
+    decoded = _decoded(match.group())
+    return _LINK_PATH.sub("/s/<token>", decoded) if "/s/" in decoded else match.group()
 
 
 def redact(text: str) -> str:
-    """Replace every /s/<token> in ``text`` with /s/<token>."""
+    """``text`` with every share-link path, however percent-escaped, as /s/<token>."""
+    if "%" in text:
+        text = _ESCAPED_RUN.sub(_redact_escaped, text)
     return _LINK_PATH.sub("/s/<token>", text) if "/s/" in text else text
 
 
@@ -21,6 +43,6 @@ class RedactLinkTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "/s/" in message:
+        if "/s/" in message or "%" in message:
             record.msg, record.args = redact(message), ()
         return True

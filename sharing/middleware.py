@@ -3,9 +3,11 @@
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
 from sharing import twofactor
@@ -98,24 +100,56 @@ class PermissionsPolicyMiddleware:
         return response
 
 
-# Pages a staff member without a second factor may still reach: enrolment and logout.
-_ENROLMENT_PATHS = ("/accounts/2fa/", "/accounts/logout/", "/static/")
+def _exempt_paths(*names: str) -> tuple[str, ...]:
+    """The paths of the named URLs, and the static files, as prefixes."""
+    static = "/" + settings.STATIC_URL.lstrip("/")
+    return (*(reverse(name) for name in names), static)
 
 
-class StaffTwoFactorMiddleware:
-    """With STAFF_REQUIRE_2FA, staff without a confirmed authenticator must enrol first."""
+class SecondFactorMiddleware:
+    """Every session of an account with a confirmed second factor must have passed it.
+
+    - A session that logged in without the factor (before the account enrolled one, in
+      another session) is sent to the code step for everything but logging out: the
+      factor is a property of the account, so a session opened with the password alone
+      cannot go on using it once a factor exists.
+    - With STAFF_REQUIRE_2FA, staff without a confirmed authenticator must enrol first.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if (
+        if not user.is_authenticated:
+            return self.get_response(request)
+        path = request.path
+        if twofactor.has_device(user):
+            if not user.is_verified() and not path.startswith(_exempt_paths("login_otp", "logout")):
+                return redirect_to_login(request.get_full_path(), reverse("login_otp"))
+        elif (
             settings.STAFF_REQUIRE_2FA
-            and user.is_authenticated
             and user.is_staff
-            and not request.path.startswith(_ENROLMENT_PATHS)
-            and not twofactor.has_device(user)
+            and not path.startswith(_exempt_paths("two_factor", "logout"))
         ):
             return redirect("two_factor")
         return self.get_response(request)
+
+
+class NoStoreForUsersMiddleware:
+    """``Cache-Control: no-store`` on every response to a logged-in user.
+
+    Their pages list confidential file names: no browser or shared cache may keep them
+    (the back button after logout, a shared computer). Responses that set their own
+    Cache-Control (downloads: private, no-store already) keep it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and "Cache-Control" not in response:
+            add_never_cache_headers(response)
+        return response

@@ -11,7 +11,7 @@ from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from sharing import services
+from sharing import login_policy, services
 from sharing.audit import SYSTEM, Actor, Event, actor_from_request, audit_record
 
 User = get_user_model()
@@ -28,6 +28,8 @@ def _audit_login_failure(
 ) -> None:
     # `credentials` has the password already masked by Django; only the username is kept.
     username = str(credentials.get("username", ""))[:150]
+    if request is not None:
+        login_policy.failure_record(request, username)
     actor = actor_from_request(request, label="anonymous") if request else SYSTEM
     audit_record(event=Event.LOGIN_FAILED, actor=actor, detail=f"username={username}")
 

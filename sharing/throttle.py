@@ -76,5 +76,13 @@ def remove_failure(key: str) -> None:
     ThrottleCounter.objects.filter(key=key, count__gt=0).update(count=F("count") - 1)
 
 
+def reset(key: str) -> None:
+    """Forget every failure counted for ``key`` (its owner proved who they are)."""
+    if settings.THROTTLE_REDIS_URL:
+        _redis().delete(f"securefiles:throttle:{key}")
+        return
+    ThrottleCounter.objects.filter(key=key).delete()
+
+
 def is_throttled(key: str, limit: int, window_seconds: int) -> bool:
     return failures(key, window_seconds) >= limit

@@ -11,7 +11,9 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -21,6 +23,7 @@ from sharing.models import RecoveryCode
 
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off paper
 RECOVERY_CODE_LENGTH = 16  # 16 characters of a 32-letter alphabet: 80 bits
+_PENDING_DEVICE_KEY = "securefiles_pending_device"
 
 
 def has_device(user: AbstractBaseUser) -> bool:
@@ -31,10 +34,28 @@ def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
-def pending_device(user: AbstractBaseUser) -> TOTPDevice:
-    """The unconfirmed authenticator being enrolled (a fresh secret if there is none)."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
-    return device or TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+def pending_device(user: AbstractBaseUser, session: SessionBase) -> TOTPDevice:
+    """The unconfirmed authenticator this session is enrolling (a fresh secret if none).
+
+    Bound to the session: two sessions of one account never see the same secret, so a
+    session that knows only the password cannot read the secret another session is about
+    to confirm, and then pass its code step.
+    """
+    device_id = session.get(_PENDING_DEVICE_KEY)
+    device = TOTPDevice.objects.filter(pk=device_id, user=user, confirmed=False).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+        session[_PENDING_DEVICE_KEY] = device.pk
+    return device
+
+
+def verify_code(*, user: AbstractBaseUser, code: str) -> bool:
+    """True if ``code`` is a current code of the user's authenticator or an unused
+    recovery code (which is then spent)."""
+    device = confirmed_device(user)
+    if device is None:
+        return False
+    return bool(device.verify_token(code.strip())) or use_recovery_code(user=user, code=code)
 
 
 def _digest(code: str) -> str:
@@ -48,12 +69,21 @@ def _new_code() -> str:
 
 
 def confirm_device(*, device: TOTPDevice, token: str, actor: Actor) -> list[str] | None:
-    """Confirm enrolment with a code from the app; return fresh recovery codes (shown once)."""
+    """Confirm enrolment with a code from the app; return fresh recovery codes (shown once).
+
+    None when the code is wrong, or when the account already has a confirmed
+    authenticator (enrolled meanwhile by another session): a factor is only replaced
+    after removing the current one, which takes a code from it.
+    """
     if not device.verify_token(token.strip()):
         return None
     codes = [_new_code() for _ in range(settings.RECOVERY_CODES)]
     with transaction.atomic():
-        TOTPDevice.objects.filter(user=device.user, confirmed=True).delete()
+        # The user's row lock serialises two sessions confirming at once.
+        get_user_model().objects.select_for_update().filter(pk=device.user_id).first()
+        if TOTPDevice.objects.filter(user=device.user, confirmed=True).exists():
+            return None
+        TOTPDevice.objects.filter(user=device.user, confirmed=False).exclude(pk=device.pk).delete()
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         RecoveryCode.objects.filter(user=device.user).delete()

@@ -79,8 +79,18 @@ def admin_user(db: None) -> User:
 
 
 def client_for(user: User, **kwargs: object) -> Client:
+    """A client logged in as ``user`` after a full login: with the second factor passed
+    when the account has one (SecondFactorMiddleware refuses any other session)."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
     client = Client(**kwargs)
     client.force_login(user)
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is not None:
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
     return client
 
 

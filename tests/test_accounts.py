@@ -50,6 +50,14 @@ def _assert_locked_out(response: HttpResponseBase) -> None:
     assert "sessionid" not in response.cookies or not response.cookies["sessionid"].value
 
 
+@pytest.fixture
+def tight_limits(settings) -> None:
+    """The account-wide and address-wide limits at ten, as the pair limit, so each of the
+    three can be reached in a few attempts (their defaults are higher: README)."""
+    settings.LOGIN_ACCOUNT_FAILURE_LIMIT = FAILURE_LIMIT
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = FAILURE_LIMIT
+
+
 def _fail(client: Client, times: int, *, usernames: list[str] | None = None, **extra: str) -> None:
     for attempt in range(times):
         username = usernames[attempt] if usernames else "alice"
@@ -195,17 +203,37 @@ def test_it_does_not_follow_an_off_site_next_after_login(alice_with_password, cl
 # ---------------------------------------------------------------------------- lockout
 
 
-def test_it_locks_an_account_after_ten_failures_even_with_the_right_password(
+def test_it_locks_an_account_to_new_browsers_after_failures_from_many_addresses(
     alice_with_password,
+    tight_limits,
 ) -> None:
-    # Every failure from another address: the account itself is what gets locked.
+    usual = Client(REMOTE_ADDR="198.51.100.23")
+    assert _login(usual, "alice", ALICE_PASSWORD).status_code == 302
+    usual.post("/accounts/logout/")
+    # Every failure from another address: the account-wide limit is what is reached.
     for attempt in range(FAILURE_LIMIT):
         _login(Client(), "alice", "wrong", REMOTE_ADDR=f"192.0.2.{attempt + 1}")
 
-    client = Client(REMOTE_ADDR="192.0.2.200")
-    response = _login(client, "alice", ALICE_PASSWORD)
+    stranger = Client(REMOTE_ADDR="192.0.2.200")
+    _assert_locked_out(_login(stranger, "alice", ALICE_PASSWORD))
+    assert _logged_in_as(stranger) is None
+    assert AuditEntry.objects.filter(
+        event="login.locked_out", detail="username=alice limit=account"
+    ).exists()
+    # alice's own browser, which signed in before, is not locked out by them.
+    assert _login(usual, "alice", ALICE_PASSWORD).status_code == 302
+    assert _logged_in_as(usual) == "alice"
 
-    _assert_locked_out(response)
+
+def test_it_locks_an_account_at_one_address_even_with_the_right_password(
+    alice_with_password,
+) -> None:
+    client = Client(REMOTE_ADDR="192.0.2.10")
+    assert _login(client, "alice", ALICE_PASSWORD).status_code == 302
+    client.post("/accounts/logout/")
+    _fail(client, FAILURE_LIMIT)
+
+    _assert_locked_out(_login(client, "alice", ALICE_PASSWORD))
     assert _logged_in_as(client) is None
     assert AuditEntry.objects.filter(event="login.locked_out", detail="username=alice").exists()
 
@@ -252,7 +280,9 @@ def test_it_keeps_another_account_open_while_one_is_locked(alice_with_password, 
     assert _logged_in_as(client) == "bob"
 
 
-def test_it_locks_an_address_after_ten_failures_across_usernames(alice_with_password) -> None:
+def test_it_locks_an_address_after_ten_failures_across_usernames(
+    alice_with_password, tight_limits
+) -> None:
     attacker = Client(REMOTE_ADDR="203.0.113.66")
     _fail(attacker, FAILURE_LIMIT, usernames=[f"user{n}" for n in range(FAILURE_LIMIT)])
 
@@ -263,7 +293,9 @@ def test_it_locks_an_address_after_ten_failures_across_usernames(alice_with_pass
     assert _login(elsewhere, "alice", ALICE_PASSWORD).status_code == 302
 
 
-def test_it_ignores_x_forwarded_for_from_an_untrusted_peer(alice_with_password, settings) -> None:
+def test_it_ignores_x_forwarded_for_from_an_untrusted_peer(
+    alice_with_password, tight_limits, settings
+) -> None:
     settings.TRUSTED_PROXIES = []
     attacker = Client(REMOTE_ADDR="203.0.113.66")
     for attempt in range(FAILURE_LIMIT):
@@ -282,7 +314,7 @@ PROXY = "10.0.0.5"
 
 
 def test_it_locks_the_forwarded_client_behind_a_trusted_proxy(
-    alice_with_password, settings
+    alice_with_password, tight_limits, settings
 ) -> None:
     settings.TRUSTED_PROXIES = [PROXY]
     attacker = Client(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.66")
@@ -293,8 +325,9 @@ def test_it_locks_the_forwarded_client_behind_a_trusted_proxy(
     colleague = Client(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="198.51.100.7")
     assert _login(colleague, "alice", ALICE_PASSWORD).status_code == 302
     assert _logged_in_as(colleague) == "alice"
-    # Every failure, the refused eleventh attempt included, is logged under the client's IP.
-    assert AuditEntry.objects.filter(event="login.failure", ip="203.0.113.66").count() == 11
+    # Every failure, and the refused eleventh attempt, is logged under the client's IP.
+    assert AuditEntry.objects.filter(event="login.failure", ip="203.0.113.66").count() == 10
+    assert AuditEntry.objects.filter(event="login.locked_out", ip="203.0.113.66").count() == 1
     assert not AuditEntry.objects.filter(ip=PROXY).exists()
 
 

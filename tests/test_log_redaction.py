@@ -22,6 +22,19 @@ def test_it_redacts_link_paths_in_text():
     assert redact("GET /files/abc/ 200") == "GET /files/abc/ 200"
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [f"/s%2F{TOKEN}/", f"/s%2f{TOKEN}/", f"/%73/{TOKEN}/", f"/%73%2F{TOKEN}/", f"/s%252F{TOKEN}/"],
+)
+def test_it_redacts_link_paths_by_what_they_decode_to(spelling) -> None:
+    # The server decodes the path before routing: these spellings reach the link view.
+    line = f'"GET {spelling} HTTP/1.1" 404'
+
+    assert TOKEN not in redact(line)
+    assert "/s/<token>/" in redact(line)
+    assert redact("GET /files/a%20b/ 200") == "GET /files/a%20b/ 200"
+
+
 @pytest.fixture
 def django_log() -> Iterator[io.StringIO]:
     """What the configured console handlers of Django's loggers write, captured."""

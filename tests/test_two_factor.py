@@ -323,7 +323,8 @@ def test_it_lets_staff_without_a_device_in_when_2fa_is_optional(staff, settings)
 
 def test_it_keeps_an_unverified_superuser_out_of_the_admin(admin_user) -> None:
     _with_device(admin_user)
-    client = client_for(admin_user)  # logged in, but no second factor in this session
+    client = Client()
+    client.force_login(admin_user)  # logged in, but no second factor in this session
 
     response = client.get("/admin/", follow=True)
 
@@ -359,27 +360,55 @@ def test_it_opens_the_admin_after_password_and_code(admin_user, client) -> None:
 # ---------------------------------------------------------------------------- turning it off
 
 
-def _remove(client: Client, password: str) -> HttpResponseBase:
-    return client.post("/accounts/2fa/remove/", {"password": password})
+def _remove(client: Client, password: str, code: str = "") -> HttpResponseBase:
+    return client.post("/accounts/2fa/remove/", {"password": password, "code": code})
+
+
+def _current_code(user: User) -> str:
+    # The next step's code: the enrolment just spent this step's (no replays).
+    return _token(TOTPDevice.objects.get(user=user, confirmed=True), steps_ahead=1)
 
 
 def test_it_keeps_the_device_without_the_password(alice_with_password) -> None:
     client = client_for(alice_with_password)
     _enrol(client, alice_with_password)
 
-    response = _remove(client, "not-my-password")
+    response = _remove(client, "not-my-password", _current_code(alice_with_password))
 
     assert response.status_code == 302
     assert TOTPDevice.objects.filter(user=alice_with_password, confirmed=True).exists()
     assert RecoveryCode.objects.filter(user=alice_with_password).count() == 10
-    assert b"Wrong password" in client.get(ENROL_URL).content
+    assert b"Wrong password or code" in client.get(ENROL_URL).content
 
 
-def test_it_turns_2fa_off_with_the_password(alice_with_password, client) -> None:
+@pytest.mark.parametrize("code", ["", "000000"])
+def test_it_keeps_the_device_with_the_password_alone(alice_with_password, code) -> None:
+    client = client_for(alice_with_password)
+    _enrol(client, alice_with_password)
+    device = TOTPDevice.objects.get(user=alice_with_password, confirmed=True)
+    wrong = _wrong_token(device) if code else ""
+
+    response = _remove(client, ALICE_PASSWORD, wrong)
+
+    assert response.status_code == 302
+    assert TOTPDevice.objects.filter(user=alice_with_password, confirmed=True).exists()
+    assert not AuditEntry.objects.filter(event="2fa.removed").exists()
+
+
+def test_it_turns_2fa_off_with_the_password_and_a_recovery_code(alice_with_password) -> None:
+    client = client_for(alice_with_password)
+    codes = _enrol(client, alice_with_password)
+
+    assert _remove(client, ALICE_PASSWORD, codes[0]).status_code == 302
+
+    assert not TOTPDevice.objects.filter(user=alice_with_password).exists()
+
+
+def test_it_turns_2fa_off_with_the_password_and_a_code(alice_with_password, client) -> None:
     owner = client_for(alice_with_password)
     _enrol(owner, alice_with_password)
 
-    response = _remove(owner, ALICE_PASSWORD)
+    response = _remove(owner, ALICE_PASSWORD, _current_code(alice_with_password))
 
     assert response.status_code == 302
     assert not TOTPDevice.objects.filter(user=alice_with_password).exists()
