@@ -1,4 +1,4 @@
-"""Small middlewares: a Permissions-Policy header, and second-factor enrolment for staff."""
+"""Small middlewares: NUL and body-size refusals, security headers, second factor, no-store."""
 
 from collections.abc import Callable
 
