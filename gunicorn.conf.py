@@ -5,12 +5,24 @@ the worker heartbeat (the gthread worker keeps beating while a thread streams), 
 a slow client on a big file is not killed. Behind nginx, also set
 `proxy_request_buffering off;` and `proxy_max_temp_file_size 0;` or nginx writes plaintext
 request bodies to its own temp files.
+
+The heartbeat does not drop anyone: a client that stops sending (or reading) mid-request
+is dropped by CLIENT_IDLE_TIMEOUT_SECONDS, a per-recv()/send() socket timeout
+(securefiles.client_idle). The application sets it on each request's socket (body and
+response); `post_worker_init` below sets it on the listening sockets too, which Linux
+copies to every accepted connection, so it also covers a client stalling inside its
+request line or headers. gunicorn itself only bounds the wait for a connection's first
+byte (5 s in a thread, then `keepalive` seconds in the poller) and the drain of an unread
+body (5 s); once a request has begun, its threads read and write with no timeout at all.
 """
 
 import os
+import sys
+from typing import Any
 
 from gunicorn.glogging import Logger
 
+from securefiles.client_idle import is_idle_error, set_idle_timeout
 from sharing.log_filters import redact
 
 
@@ -23,6 +35,27 @@ class RedactingLogger(Logger):
 
     def error(self, msg, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().error(redact(str(msg)), *args, **kwargs)
+
+    def exception(self, msg, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # gunicorn logs a socket timeout with a traceback ("Socket error processing
+        # request."); a client dropped for idling is routine, so one line is enough.
+        if is_idle_error(sys.exc_info()[1]):
+            self.info("Closed a connection idle for too long: %s", sys.exc_info()[1])
+            return
+        super().exception(redact(str(msg)), *args, **kwargs)
+
+
+def post_worker_init(worker: Any) -> None:
+    """Set the client idle timeout (seconds) on the listening sockets.
+
+    Runs in each worker once the application (and so the settings) is loaded. Accepted
+    connections inherit the options on Linux, so a client that stalls before its headers
+    are complete is dropped too. Raises OSError if a listener refuses the options.
+    """
+    from django.conf import settings
+
+    for listener in worker.sockets:
+        set_idle_timeout(listener, settings.CLIENT_IDLE_TIMEOUT_SECONDS)
 
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")

@@ -37,6 +37,10 @@ def _positive_int(name: str, default: int, minimum: int = 0) -> int:
 
 MAX_UPLOAD_MB = _positive_int("MAX_UPLOAD_MB", 1024, minimum=1)
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+# Longest a client may go without sending (or reading) a single byte in the middle of a
+# request, in seconds, under gunicorn; then its connection is dropped and its thread freed.
+# A slow transfer that keeps moving is never cut (securefiles.client_idle).
+CLIENT_IDLE_TIMEOUT_SECONDS = _positive_int("CLIENT_IDLE_TIMEOUT_SECONDS", 15, minimum=1)
 
 INSTALLED_APPS = [
     # The admin site requires staff verified with a second factor (sharing.admin_site).
@@ -247,13 +251,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Share-link tokens live in URL paths; no log line may carry one (sharing.log_filters).
-    "filters": {"redact_link_tokens": {"()": "sharing.log_filters.RedactLinkTokens"}},
+    "filters": {
+        "redact_link_tokens": {"()": "sharing.log_filters.RedactLinkTokens"},
+        # A client dropped for idling is logged as one line, without a traceback.
+        "drop_idle_tracebacks": {"()": "securefiles.client_idle.DropIdleTracebacks"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["redact_link_tokens"],
+            "filters": ["redact_link_tokens", "drop_idle_tracebacks"],
         },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},

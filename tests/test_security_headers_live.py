@@ -7,12 +7,7 @@ log in, upload, create a link, open its landing page, download. About 5 seconds.
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,72 +16,16 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from django.conf import settings
 
-from sharing.crypto import generate_key_entry
+from tests.live_gunicorn import create_user, free_port, manage, running_gunicorn, server_env
 from tests.test_security_headers import assert_first_party_only, assert_security_headers
 
 # A real server process: still run by default, like the other slow tests.
 pytestmark = pytest.mark.slow
 
-ROOT = Path(settings.BASE_DIR)
 PASSWORD = "Live-Server-Password-91"
 CONTENT = b"live plaintext " * 1000
 TIMEOUT = 10
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _server_env(tmp: Path, port: int) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "DATABASE_", "GUNICORN_", "MEDIA_", "HTTPS"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="securefiles.settings",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ENCRYPTION_KEYS=generate_key_entry("live1"),
-        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
-        MEDIA_ROOT=str(tmp / "media"),
-        STORAGE_BACKEND="local",
-        DEBUG="False",
-        HTTPS="False",
-        ALLOWED_HOSTS="127.0.0.1",
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        GUNICORN_WORKERS="1",
-        GUNICORN_THREADS="4",
-    )
-    return env
-
-
-def _manage(env: dict[str, str], *args: str) -> None:
-    result = subprocess.run(  # noqa: S603  (our own interpreter and manage.py, no shell)
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError("gunicorn did not answer within 20 seconds")
 
 
 SERVER_LOGS: dict[str, Path] = {}
@@ -96,32 +35,12 @@ SERVER_LOGS: dict[str, Path] = {}
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of a running gunicorn with one user, alice."""
     tmp = tmp_path_factory.mktemp("live")
-    port = _free_port()
-    env = _server_env(tmp, port)
-    _manage(env, "migrate", "--noinput")
-    create = "from django.contrib.auth.models import User; User.objects.create_user"
-    _manage(env, "shell", "-c", f"{create}('alice', password={PASSWORD!r})")
-    log = (tmp / "gunicorn.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "gunicorn", "securefiles.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
+    env = server_env(tmp, free_port())
+    manage(env, "migrate", "--noinput")
+    create_user(env, "alice", PASSWORD)
+    with running_gunicorn(env, tmp / "gunicorn.log") as base:
         SERVER_LOGS[base] = tmp / "gunicorn.log"
-        _wait_until_up(f"{base}/accounts/login/", process)
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def _csrf(session: requests.Session) -> str:

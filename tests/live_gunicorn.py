@@ -1,0 +1,122 @@
+"""Start the portal under real gunicorn on loopback, for the live tests.
+
+Shared by the live test modules: a free port, an environment with fresh secrets and its
+own SQLite file and MEDIA_ROOT, manage.py commands in it, and a gunicorn process (the
+project's gunicorn.conf.py) that is stopped again however the test ends.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from django.conf import settings
+
+from sharing.crypto import generate_key_entry
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a portal under `tmp`, bound to 127.0.0.1:`port`.
+
+    One worker with 4 threads unless `extra` says otherwise (GUNICORN_THREADS=...); any
+    other setting can be given in `extra` too.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_", "GUNICORN_", "MEDIA_", "HTTPS"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="securefiles.settings",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ENCRYPTION_KEYS=generate_key_entry("live1"),
+        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
+        MEDIA_ROOT=str(tmp / "media"),
+        STORAGE_BACKEND="local",
+        DEBUG="False",
+        HTTPS="False",
+        ALLOWED_HOSTS="127.0.0.1",
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS="1",
+        GUNICORN_THREADS="4",
+    )
+    env.update(extra)
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    """Run `manage.py args` in `env`; AssertionError with its output if it fails."""
+    result = subprocess.run(  # noqa: S603  (our own interpreter and manage.py, no shell)
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def create_user(env: dict[str, str], username: str, password: str) -> None:
+    """Create a user with a password in the portal's database."""
+    create = "from django.contrib.auth.models import User; User.objects.create_user"
+    manage(env, "shell", "-c", f"{create}({username!r}, password={password!r})")
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
+    """Poll `url` until it answers; RuntimeError if gunicorn exits or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not answer within {seconds} seconds")
+
+
+@contextmanager
+def running_gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """Run gunicorn in `env` (migrated already), output to `log_path`; yield its base URL.
+
+    Raises RuntimeError if it does not answer within 20 seconds; it is terminated (killed
+    after 10 seconds) on exit.
+    """
+    base = f"http://{env['GUNICORN_BIND']}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "gunicorn", "securefiles.wsgi", "-c", "gunicorn.conf.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_up(f"{base}/accounts/login/", process)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
