@@ -52,6 +52,12 @@ class Event:
     USER_DEACTIVATED = "user.deactivated"
     KEYS_ROTATED = "keys.rotated"
     CONTENT_REENCRYPTED = "keys.reencrypted"
+    # What administrators do to users (the acting administrator is the entry's actor).
+    TWO_FACTOR_RESET = "2fa.reset"
+    USER_CREATED = "user.created"
+    USER_CHANGED = "user.changed"
+    USER_DELETED = "user.deleted"
+    USER_PASSWORD_RESET_SENT = "user.password_reset_sent"  # noqa: S105 (an event name)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ import hashlib
 import hmac
 import re
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
@@ -212,3 +214,41 @@ def file_sha256(*, file: StoredFile) -> str:
         return open_sha256(file_data_key(file=file), bytes(file.sha256_sealed)).hex()
     except (InvalidTag, KeyProblem):
         return ""
+
+
+# -- users, as administrators change them
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What an administrator can change about a user, as plain comparable values."""
+
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    is_active: bool
+    is_staff: bool
+    is_superuser: bool
+    groups: tuple[str, ...]
+    user_permissions: tuple[str, ...]
+    quota_mb: int | None
+
+
+def user_state(*, user_id: int) -> UserState:
+    """Read a user's administrable state from the database (never the password hash)."""
+    user = get_user_model().objects.get(pk=user_id)
+    quota = StorageQuota.objects.filter(user_id=user_id).values_list("quota_mb", flat=True)
+    permissions = user.user_permissions.values_list("content_type__app_label", "codename")
+    return UserState(
+        username=user.get_username(),
+        email=user.email,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        is_active=user.is_active,
+        is_staff=user.is_staff,
+        is_superuser=user.is_superuser,
+        groups=tuple(sorted(user.groups.values_list("name", flat=True))),
+        user_permissions=tuple(sorted(f"{app}.{codename}" for app, codename in permissions)),
+        quota_mb=quota.first(),
+    )

@@ -6,12 +6,16 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q
@@ -19,13 +23,15 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
-from sharing import names, selectors, throttle
+from sharing import emails, names, selectors, throttle
 from sharing.audit import SYSTEM, Actor, Event, audit_record
 from sharing.crypto import VERSION, FileKey, seal_sha256, unwrap_key, wrap_key
 from sharing.keyring import get_keyring
-from sharing.models import Share, ShareLink, StoredFile
+from sharing.models import AuditEntry, Share, ShareLink, StoredFile
 from sharing.storage import StoredBlob, get_encrypted_storage
 from sharing.uploads import EncryptedUpload
 
@@ -328,6 +334,118 @@ def user_offboard(*, user: AbstractBaseUser, actor: Actor) -> None:
             detail=f"user={user.get_username()} links_revoked={revoked_links} "
             f"shares_revoked={revoked_shares}",
         )
+
+
+def user_invite(*, user: AbstractBaseUser, actor: Actor) -> None:
+    """Create a user without a usable password; once committed, e-mail them a link to set
+    one. Nobody else, administrators included, ever chooses or knows their password."""
+    with transaction.atomic():
+        user.set_unusable_password()
+        user.save(force_insert=True)
+        audit_record(
+            event=Event.USER_CREATED,
+            actor=actor,
+            detail=f"user={user.get_username()} email={user.email}",
+        )
+        user_id = user.pk
+        transaction.on_commit(lambda: _send_password_link(user_id=user_id, invitation=True))
+
+
+def user_password_reset_send(*, user: AbstractBaseUser, actor: Actor) -> bool:
+    """E-mail a user a link to choose a new password (sent once committed); audited.
+
+    False, and nothing recorded, when the user is inactive or has no e-mail address.
+    """
+    if not user.email or not user.is_active:
+        return False
+    with transaction.atomic():
+        audit_record(
+            event=Event.USER_PASSWORD_RESET_SENT,
+            actor=actor,
+            detail=f"user={user.get_username()}",
+        )
+        user_id = user.pk
+        transaction.on_commit(lambda: _send_password_link(user_id=user_id, invitation=False))
+    return True
+
+
+def _send_password_link(*, user_id: int, invitation: bool) -> None:
+    """Send Django's password-reset e-mail (or the invitation) with a one-time link.
+
+    The token is made at sending time, from the committed row: it stops working once the
+    password is set. The link is built from emails.site_url(), never from a request's Host.
+    """
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None or not user.email:
+        return
+    site = urlsplit(emails.site_url())
+    context = {
+        "email": user.email,
+        "domain": site.netloc,
+        "site_name": "securefiles",
+        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
+        "user": user,
+        "token": default_token_generator.make_token(user),
+        "protocol": site.scheme or "https",
+    }
+    template = "password_set" if invitation else "password_reset"
+    # Django's machinery sends it and logs (without the link) a failure to send.
+    PasswordResetForm().send_mail(
+        f"registration/{template}_subject.txt",
+        f"registration/{template}_email.html",
+        context,
+        None,
+        user.email,
+    )
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)  # quoted, with any line break escaped: one line per change
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_describe(item) for item in value) + "]"
+    return "none" if value is None else str(value)
+
+
+def user_state_changes(*, before: selectors.UserState, after: selectors.UserState) -> list[str]:
+    """``field: old -> new`` for every field that differs (no password hash is compared)."""
+    changes = []
+    for field in fields(selectors.UserState):
+        old, new = getattr(before, field.name), getattr(after, field.name)
+        if old != new:
+            changes.append(f"{field.name}: {_describe(old)} -> {_describe(new)}")
+    return changes
+
+
+def user_change_record(
+    *,
+    user: AbstractBaseUser,
+    before: selectors.UserState,
+    after: selectors.UserState,
+    actor: Actor,
+) -> AuditEntry | None:
+    """Record what an administrator changed about a user in one ``user.changed`` entry
+    (None, and no entry, when nothing changed)."""
+    changes = user_state_changes(before=before, after=after)
+    if not changes:
+        return None
+    with transaction.atomic():
+        return audit_record(
+            event=Event.USER_CHANGED,
+            actor=actor,
+            detail=f"user={user.get_username()}; " + "; ".join(changes),
+        )
+
+
+def user_delete(*, user: AbstractBaseUser, actor: Actor) -> None:
+    """Delete a user: their files one by one through file_delete (each audited; the
+    cascade from the user's row would remove them without a trace), then the user."""
+    username = user.get_username()
+    with transaction.atomic():
+        for stored in StoredFile.objects.filter(owner=user):
+            file_delete(file=stored, actor=actor)
+        user.delete()
+        audit_record(event=Event.USER_DELETED, actor=actor, detail=f"user={username}")
 
 
 def file_transfer(*, file: StoredFile, new_owner: AbstractBaseUser, actor: Actor) -> None:

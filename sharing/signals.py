@@ -12,7 +12,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from sharing import login_policy, services
-from sharing.audit import SYSTEM, Actor, Event, actor_from_request, audit_record
+from sharing.audit import SYSTEM, Event, actor_from_request, audit_record
 
 User = get_user_model()
 
@@ -43,12 +43,18 @@ def _remember_active(sender: type, instance: Any, **kwargs: Any) -> None:
         instance._was_active = None
 
 
+# Set on a user instance by a caller that runs services.user_offboard itself, with its own
+# actor (the admin's user form does): the receiver below then leaves it alone.
+OFFBOARDED_BY_CALLER = "_offboarded_by_caller"
+
+
 @receiver(post_save, sender=User)
 def _offboard_on_deactivation(sender: type, instance: Any, created: bool, **kwargs: Any) -> None:
+    if getattr(instance, OFFBOARDED_BY_CALLER, False):
+        return
     if not created and getattr(instance, "_was_active", None) and not instance.is_active:
-        # The admin's user form names its administrator; any other save is the system's.
-        actor = getattr(instance, "_audit_actor", None) or Actor(label="system")
-        services.user_offboard(user=instance, actor=actor)
+        # Code that saves a deactivated user: offboarded as the system's act.
+        services.user_offboard(user=instance, actor=SYSTEM)
 
 
 @receiver(user_locked_out)

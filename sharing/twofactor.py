@@ -109,5 +109,23 @@ def remove_devices(*, user: AbstractBaseUser, actor: Actor) -> None:
         audit_record(event=Event.TWO_FACTOR_REMOVED, actor=actor)
 
 
+def reset_second_factor(*, user: AbstractBaseUser, actor: Actor) -> bool:
+    """An administrator resets a user's second factor: every authenticator (confirmed or
+    being enrolled) and every recovery code go; the user enrols again at their next login.
+
+    Audited with the administrator as actor. False, and nothing recorded, when the user
+    had neither an authenticator nor recovery codes.
+    """
+    with transaction.atomic():
+        devices, _ = TOTPDevice.objects.filter(user=user).delete()
+        codes, _ = RecoveryCode.objects.filter(user=user).delete()
+        if not devices and not codes:
+            return False
+        audit_record(
+            event=Event.TWO_FACTOR_RESET, actor=actor, detail=f"user={user.get_username()}"
+        )
+    return True
+
+
 def recovery_codes_left(user: AbstractBaseUser) -> int:
     return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
