@@ -74,6 +74,8 @@ MIDDLEWARE = [
     # reads them (every __call__ runs before any process_view); here, its 413 still gets
     # the CSP, frame and permissions headers of the middlewares above.
     "sharing.middleware.RequestBodyLimitMiddleware",
+    # A write the database kept rolling back as a deadlock victim: 503 with Retry-After.
+    "sharing.middleware.TryAgainMiddleware",
     # Last, as django-axes requires: it turns lockouts into responses.
     "axes.middleware.AxesMiddleware",
 ]
