@@ -80,6 +80,8 @@ MIDDLEWARE = [
     # Refuses big bodies outside the upload view before CsrfViewMiddleware.process_view
     # reads them (every __call__ runs before any process_view).
     "sharing.middleware.RequestBodyLimitMiddleware",
+    # A write the database kept rolling back as a deadlock victim: 503 with Retry-After.
+    "sharing.middleware.TryAgainMiddleware",
     # Last, as django-axes requires: it turns lockouts into responses.
     "axes.middleware.AxesMiddleware",
 ]

@@ -5,6 +5,7 @@ Every change an administrator makes through these pages is itself audit-logged.
 
 import csv
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
 
 from django import forms
@@ -270,12 +271,14 @@ class StoredFileAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: StoredFile) -> None:
-        services.file_delete(file=obj, actor=actor_from_request(request))
+        with suppress(services.FileGone):  # deleted meanwhile: nothing left to do
+            services.file_delete(file=obj, actor=actor_from_request(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[StoredFile]) -> None:
         actor = actor_from_request(request)
         for stored in queryset:
-            services.file_delete(file=stored, actor=actor)
+            with suppress(services.FileGone):
+                services.file_delete(file=stored, actor=actor)
 
     @admin.action(description="Transfer selected files to another user", permissions=["delete"])
     def transfer_files(
@@ -285,9 +288,10 @@ class StoredFileAdmin(admin.ModelAdmin):
         if form.is_valid():
             actor = actor_from_request(request)
             for stored in queryset:
-                services.file_transfer(
-                    file=stored, new_owner=form.cleaned_data["new_owner"], actor=actor
-                )
+                with suppress(services.FileGone):  # deleted meanwhile
+                    services.file_transfer(
+                        file=stored, new_owner=form.cleaned_data["new_owner"], actor=actor
+                    )
             self.message_user(request, f"Transferred {queryset.count()} file(s).", messages.SUCCESS)
             return None
         context = {
@@ -325,15 +329,16 @@ class ShareAdmin(admin.ModelAdmin):
         return actions
 
     def delete_model(self, request: HttpRequest, obj: Share) -> None:
-        services.share_revoke(share=obj, actor=actor_from_request(request))
+        with suppress(services.FileGone):  # the file, and so the share, deleted meanwhile
+            services.share_revoke(share=obj, actor=actor_from_request(request))
 
     @admin.action(description="Revoke selected shares", permissions=["delete"])
     def revoke_shares(self, request: HttpRequest, queryset: QuerySet[Share]) -> None:
         actor = actor_from_request(request)
         count = 0
         for share in queryset.select_related("file", "colleague"):
-            services.share_revoke(share=share, actor=actor)
-            count += 1
+            with suppress(services.FileGone):  # the file, and so the share, deleted meanwhile
+                count += services.share_revoke(share=share, actor=actor)
         self.message_user(request, f"Revoked {count} share(s).", messages.SUCCESS)
 
 
@@ -404,7 +409,8 @@ class ShareLinkAdmin(admin.ModelAdmin):
     def revoke_links(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
         actor = actor_from_request(request)
         for link in queryset.select_related("file"):
-            services.link_revoke(link=link, actor=actor)
+            with suppress(services.FileGone):  # the file, and so the link, deleted meanwhile
+                services.link_revoke(link=link, actor=actor)
         self.message_user(request, f"Revoked {queryset.count()} link(s).", messages.SUCCESS)
 
 

@@ -23,6 +23,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from sharing.models import AuditEntry, AuditHead
+from sharing.transactions import check_foreign_keys_now
 
 GENESIS_MAC = "0" * 64
 
@@ -155,8 +156,14 @@ def audit_record(
     link_id: int | None = None,
     detail: str = "",
 ) -> AuditEntry:
-    """Append one entry to the chain (joins the caller's transaction if there is one)."""
+    """Append one entry to the chain (joins the caller's transaction if there is one).
+
+    The head is the last lock a transaction takes: foreign-key checks still pending from
+    the caller's statements run before it is locked, never at COMMIT while it is held
+    (sharing.transactions). So a caller must write nothing after its audit entries.
+    """
     with transaction.atomic():
+        check_foreign_keys_now()
         head, _ = AuditHead.objects.select_for_update().get_or_create(pk=1)
         entry = AuditEntry(
             seq=head.seq + 1,

@@ -11,6 +11,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
 from sharing import twofactor
+from sharing.transactions import RETRY_AFTER_SECONDS, TryAgain
 
 
 class RejectNulQueryMiddleware:
@@ -88,6 +89,29 @@ class RequestBodyLimitMiddleware:
             }
             return render(request, "error.html", context, status=413)
         return self.get_response(request)
+
+
+class TryAgainMiddleware:
+    """Answer 503 with Retry-After when a service gave up on a write that the database
+    kept choosing as a deadlock victim (sharing.transactions.TryAgain): nothing was
+    changed, and repeating the request is safe. A clean page, never a 500."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, TryAgain):
+            return None
+        context = {
+            "title": _("Try again"),
+            "message": _("The server is busy and nothing was changed. Please try again."),
+        }
+        response = render(request, "error.html", context, status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
 
 class PermissionsPolicyMiddleware:

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import fields
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ from sharing.crypto import VERSION, FileKey, seal_sha256, unwrap_key, wrap_key
 from sharing.keyring import get_keyring
 from sharing.models import AuditEntry, Share, ShareLink, StoredFile
 from sharing.storage import StoredBlob, get_encrypted_storage
+from sharing.transactions import check_foreign_keys_now, retry_on_deadlock
 from sharing.uploads import EncryptedUpload
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,26 @@ class QuotaExceeded(Exception):
     """The owner's files would exceed their storage quota."""
 
 
+class FileGone(StoredFile.DoesNotExist):
+    """The file was deleted (by a parallel request, say) before this write could lock it."""
+
+
+def _lock_file(file_id: object) -> StoredFile:
+    """Start a write on a file: lock its row, and check foreign keys at each statement.
+
+    Every service that writes something hanging off a file (shares, links, the file
+    itself) takes this lock first, inside its transaction, so writes on one file queue one
+    behind the other instead of deadlocking: a link created while the file is deleted
+    either commits first (and the cascade removes it) or finds the file gone. The audit
+    head stays the last lock (sharing.transactions). Raises FileGone if the row is gone.
+    """
+    check_foreign_keys_now()
+    locked = StoredFile.objects.select_for_update().filter(pk=file_id).first()
+    if locked is None:
+        raise FileGone(f"file {file_id} no longer exists")
+    return locked
+
+
 def _check_quota(*, owner: AbstractBaseUser, adding: int) -> None:
     """Inside the creating transaction, with the owner's row locked (PostgreSQL; SQLite
     serialises writers anyway), so two parallel uploads cannot both squeeze in."""
@@ -79,14 +101,34 @@ def file_create_many(
     actor: Actor | None = None,
     expires_at: datetime | None = None,
 ) -> list[StoredFile]:
-    """Record already-stored encrypted uploads; all rows commit together or none do."""
+    """Record already-stored encrypted uploads; all rows commit together or none do.
+
+    Raises QuotaExceeded (nothing recorded) if they would exceed the owner's quota, and
+    TryAgain if the database gave up on the transaction (deadlock victim) every time.
+    """
     files = [_stored_file_from_upload(owner=owner, upload=upload) for upload in uploads]
     actor = actor or Actor(label=owner.get_username(), user_id=owner.pk)
+    _record_uploads(owner=owner, files=files, actor=actor, expires_at=expires_at)
+    return files
+
+
+@retry_on_deadlock
+def _record_uploads(
+    *,
+    owner: AbstractBaseUser,
+    files: list[StoredFile],
+    actor: Actor,
+    expires_at: datetime | None,
+) -> None:
     with transaction.atomic():
+        check_foreign_keys_now()
         _check_quota(owner=owner, adding=sum(stored.size for stored in files))
+        # Every row first, every audit entry after: the chain head is the last lock, so no
+        # insert (and its foreign-key check on the owner's row) may wait while it is held.
         for stored in files:
             stored.expires_at = expires_at
             stored.save(force_insert=True)
+        for stored in files:
             audit_record(
                 event=Event.UPLOAD,
                 actor=actor,
@@ -94,14 +136,19 @@ def file_create_many(
                 file_name=stored.name,
                 detail=f"size={stored.size}",
             )
-    return files
 
 
+@retry_on_deadlock
 def file_delete(*, file: StoredFile, actor: Actor = SYSTEM) -> None:
-    """Delete a file: row, wrapped key, shares and links now; the blob once committed."""
-    file_id, file_name = file.id, file.name  # delete() forgets the id
+    """Delete a file: row, wrapped key, shares and links now; the blob once committed.
+
+    Raises FileGone if it was deleted meanwhile (nothing is audited twice), and TryAgain
+    if the database gave up on the transaction (deadlock victim) every time.
+    """
     with transaction.atomic():
-        file.delete()
+        locked = _lock_file(file.pk)
+        file_id, file_name = locked.id, locked.name  # delete() forgets the id
+        locked.delete()
         # The audit entry comes last, as in every service: the chain head is the last lock
         # a transaction takes. Taken first, it would be held while the cascade waits for a
         # link row that a parallel download holds while it waits for the head: deadlock.
@@ -148,14 +195,21 @@ def _find_colleague(query: str) -> AbstractBaseUser | None:
     return match
 
 
+@retry_on_deadlock
 def share_grant(*, file: StoredFile, query: str, actor: Actor) -> Share:
-    """Give a colleague (by username or e-mail) read access to a file; notify them."""
+    """Give a colleague (by username or e-mail) read access to a file; notify them.
+
+    Raises ShareError (message safe to show) when no such colleague can be given access,
+    FileGone if the file was deleted meanwhile, TryAgain if the database gave up on the
+    transaction (deadlock victim) every time.
+    """
     colleague = _find_colleague(query)
     if colleague is None:
         raise ShareError(_("No active user with that username or e-mail."))
     if colleague.pk == file.owner_id:
         raise ShareError(_("You already own this file."))
     with transaction.atomic():
+        file = _lock_file(file.pk)
         share, created = Share.objects.get_or_create(file=file, colleague=colleague)
         if not created:
             raise ShareError(_("This file is already shared with that user."))
@@ -183,18 +237,28 @@ def _notify_colleague(share: Share) -> None:
         logger.warning("share notification could not be sent share=%s", share.pk)
 
 
-def share_revoke(*, share: Share, actor: Actor) -> None:
-    file_name, colleague = share.file.name, share.colleague.get_username()
+@retry_on_deadlock
+def share_revoke(*, share: Share, actor: Actor) -> bool:
+    """Take a colleague's access to a file away; False if the share was already gone.
+
+    Raises FileGone if the file was deleted meanwhile (its shares with it), TryAgain if
+    the database gave up on the transaction (deadlock victim) every time.
+    """
+    colleague = share.colleague.get_username()
     with transaction.atomic():
-        share.delete()
+        locked = _lock_file(share.file_id)
+        deleted, _counts = Share.objects.filter(pk=share.pk).delete()
+        if not deleted:
+            return False
         # Last, like every audit entry (see file_delete): no lock is awaited holding the head.
         audit_record(
             event=Event.SHARE_REVOKED,
             actor=actor,
-            file_id=share.file_id,
-            file_name=file_name,
+            file_id=locked.id,
+            file_name=locked.name,
             detail=f"colleague={colleague}",
         )
+    return True
 
 
 # -- share links
@@ -217,6 +281,7 @@ def link_token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@retry_on_deadlock
 def link_create(
     *,
     file: StoredFile,
@@ -226,9 +291,14 @@ def link_create(
     max_downloads: int | None,
     password: str,
 ) -> tuple[ShareLink, str]:
-    """Create a link; return it with its token, which exists only in this return value."""
+    """Create a link; return it with its token, which exists only in this return value.
+
+    Raises FileGone if the file was deleted meanwhile, TryAgain if the database gave up on
+    the transaction (deadlock victim) every time.
+    """
     token = secrets.token_urlsafe(LINK_TOKEN_BYTES)
     with transaction.atomic():
+        file = _lock_file(file.pk)
         link = ShareLink.objects.create(
             file=file,
             created_by=created_by,
@@ -249,25 +319,41 @@ def link_create(
     return link, token
 
 
-def link_revoke(*, link: ShareLink, actor: Actor) -> None:
+@retry_on_deadlock
+def link_revoke(*, link: ShareLink, actor: Actor) -> bool:
+    """Revoke a link; False if it was already revoked (or removed).
+
+    Raises FileGone if the file was deleted meanwhile (its links with it), TryAgain if the
+    database gave up on the transaction (deadlock victim) every time.
+    """
     with transaction.atomic():
+        link.file = _lock_file(link.file_id)
         updated = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
         if updated:
             _audit_link(Event.LINK_REVOKED, link, actor)
+    return bool(updated)
 
 
+@retry_on_deadlock
 def link_claim_download(*, link: ShareLink, actor: Actor) -> bool:
     """Atomically take one download from a link; False when it is no longer usable.
 
     One conditional UPDATE: the database decides, so N+k parallel requests on a link
-    with max_downloads=N deliver exactly N files, whatever the number of workers.
+    with max_downloads=N deliver exactly N files, whatever the number of workers. The
+    file's row is locked first, as for every write on a file: a claim racing the file's
+    deletion waits for it and then finds the link gone (False). Raises TryAgain if the
+    database gave up on the transaction (deadlock victim) every time.
     """
     usable = Q(revoked_at__isnull=True, expires_at__gt=timezone.now()) & (
         Q(max_downloads__isnull=True) | Q(download_count__lt=F("max_downloads"))
     )
     with transaction.atomic():
+        try:
+            link.file = _lock_file(link.file_id)
+        except FileGone:
+            return False
         claimed = ShareLink.objects.filter(usable, pk=link.pk).update(
             download_count=F("download_count") + 1
         )
@@ -280,13 +366,20 @@ def link_claim_download(*, link: ShareLink, actor: Actor) -> bool:
     return True
 
 
+@retry_on_deadlock
 def link_release_download(*, link: ShareLink, actor: Actor) -> None:
     """Give back a claimed download whose transfer did not reach its last byte.
 
     At most LINK_MAX_REFUNDS times per link: past that, an aborted transfer counts, so
-    aborting near the end cannot turn a limited link into an unlimited one.
+    aborting near the end cannot turn a limited link into an unlimited one. Nothing is
+    given back (nor raised) if the file was deleted meanwhile. Raises TryAgain if the
+    database gave up on the transaction (deadlock victim) every time.
     """
     with transaction.atomic():
+        try:
+            link.file = _lock_file(link.file_id)
+        except FileGone:
+            return
         refunded = ShareLink.objects.filter(
             pk=link.pk, download_count__gt=0, refunds__lt=settings.LINK_MAX_REFUNDS
         ).update(download_count=F("download_count") - 1, refunds=F("refunds") + 1)
@@ -320,9 +413,18 @@ def link_password_failed(*, link: ShareLink, actor: Actor, failures: int) -> Non
 # -- offboarding and administration
 
 
+@retry_on_deadlock
 def user_offboard(*, user: AbstractBaseUser, actor: Actor) -> None:
-    """Revoke every link a deactivated user created and every share they granted."""
+    """Revoke every link a deactivated user created and every share they granted.
+
+    Raises TryAgain if the database gave up on the transaction (deadlock victim) every time.
+    """
     with transaction.atomic():
+        # Like every write on a file, the files' rows first; in one order (by id), so two
+        # writers that lock several files never wait for each other crosswise.
+        touched = Q(owner=user) | Q(pk__in=ShareLink.objects.filter(created_by=user).values("file"))
+        check_foreign_keys_now()
+        list(StoredFile.objects.select_for_update().filter(touched).order_by("pk").values("pk"))
         links = ShareLink.objects.filter(created_by=user, revoked_at__isnull=True)
         revoked_links = links.update(revoked_at=timezone.now())
         shares = Share.objects.filter(file__owner=user)
@@ -443,25 +545,33 @@ def user_delete(*, user: AbstractBaseUser, actor: Actor) -> None:
     username = user.get_username()
     with transaction.atomic():
         for stored in StoredFile.objects.filter(owner=user):
-            file_delete(file=stored, actor=actor)
+            with suppress(FileGone):  # deleted meanwhile: nothing left to do
+                file_delete(file=stored, actor=actor)
         user.delete()
         audit_record(event=Event.USER_DELETED, actor=actor, detail=f"user={username}")
 
 
+@retry_on_deadlock
 def file_transfer(*, file: StoredFile, new_owner: AbstractBaseUser, actor: Actor) -> None:
-    """Give a file to another user (offboarding); its shares with colleagues stay."""
+    """Give a file to another user (offboarding); its shares with colleagues stay.
+
+    Raises FileGone if the file was deleted meanwhile, TryAgain if the database gave up on
+    the transaction (deadlock victim) every time.
+    """
     with transaction.atomic():
-        previous = file.owner.get_username()
-        file.owner = new_owner
-        file.save(update_fields=["owner"])
-        Share.objects.filter(file=file, colleague=new_owner).delete()
+        locked = _lock_file(file.pk)
+        previous = locked.owner.get_username()
+        locked.owner = new_owner
+        locked.save(update_fields=["owner"])
+        Share.objects.filter(file=locked, colleague=new_owner).delete()
         audit_record(
             event=Event.TRANSFER,
             actor=actor,
-            file_id=file.id,
-            file_name=file.name,
+            file_id=locked.id,
+            file_name=locked.name,
             detail=f"from={previous} to={new_owner.get_username()}",
         )
+    file.owner = new_owner
 
 
 # -- maintenance: imports, key rotation and re-encryption (management commands)
@@ -546,10 +656,16 @@ def files_purge_expired(*, now: datetime, dry_run: bool = False) -> list[StoredF
     if settings.RETENTION_DAYS:
         expired |= Q(created_at__lt=now - timedelta(days=settings.RETENTION_DAYS))
     files = list(StoredFile.objects.filter(expired).order_by("created_at"))
-    if not dry_run:
-        for stored in files:
+    if dry_run:
+        return files
+    deleted = []
+    for stored in files:
+        try:
             file_delete(file=stored, actor=Actor(label="retention"))
-    return files
+        except FileGone:
+            continue  # deleted meanwhile, by its owner or another purge
+        deleted.append(stored)
+    return deleted
 
 
 def links_purge_expired(*, now: datetime, dry_run: bool = False) -> int:

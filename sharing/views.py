@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.contrib import messages
@@ -35,6 +36,7 @@ from sharing.forms import LinkForm, LinkPasswordForm, ShareForm, UploadOptionsFo
 from sharing.models import ShareLink, StoredFile
 from sharing.storage import get_encrypted_storage
 from sharing.templatetags.sharing_extras import file_kind
+from sharing.transactions import RETRY_AFTER_SECONDS, TryAgain
 from sharing.uploads import EncryptedUpload, EncryptingUploadHandler
 
 logger = logging.getLogger(__name__)
@@ -112,6 +114,16 @@ def _owned_file_or_404(request: HttpRequest, file_id: uuid.UUID) -> StoredFile:
         return selectors.file_get_for_owner(user=request.user, file_id=file_id)
     except Http404:
         raise _deny(request, file_id) from None
+
+
+@contextmanager
+def _gone_is_404() -> Iterator[None]:
+    """Around a service call: a file deleted by a parallel request after this one looked
+    it up answers the same 404 as any missing file."""
+    try:
+        yield
+    except services.FileGone:
+        raise Http404("No such file") from None
 
 
 def _readable_file_or_404(request: HttpRequest, file_id: uuid.UUID) -> StoredFile:
@@ -236,6 +248,11 @@ def _upload_checked(
         )
     except services.QuotaExceeded:
         return _over_quota(request)
+    except TryAgain:
+        message = _("The server is busy; nothing was stored. Please upload again.")
+        response = _upload_refused(request, 503, _("Try again"), message)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     adopted.update(stored.blob.name for stored in created)
     return _uploaded(request, created)
 
@@ -349,7 +366,8 @@ def _run(callback: Callable[[], None] | None) -> None:
 def delete(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
     stored = _owned_file_or_404(request, file_id)
     display_name = names.attachment_name(stored.name)
-    services.file_delete(file=stored, actor=actor_from_request(request))
+    with _gone_is_404():
+        services.file_delete(file=stored, actor=actor_from_request(request))
     messages.success(request, _("Deleted “%(name)s”.") % {"name": display_name})
     return redirect("sharing:home")
 
@@ -365,9 +383,10 @@ def share_create(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
     if not form.is_valid():
         return _render_detail(request, stored, status=400, share_form=form)
     try:
-        share = services.share_grant(
-            file=stored, query=form.cleaned_data["username"], actor=actor_from_request(request)
-        )
+        with _gone_is_404():
+            share = services.share_grant(
+                file=stored, query=form.cleaned_data["username"], actor=actor_from_request(request)
+            )
     except services.ShareError as exc:
         form.add_error("username", str(exc))
         return _render_detail(request, stored, status=400, share_form=form)
@@ -380,7 +399,10 @@ def share_create(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
 def share_revoke(request: HttpRequest, file_id: uuid.UUID, share_id: int) -> HttpResponse:
     stored = _owned_file_or_404(request, file_id)
     share = selectors.share_get_for_owner(user=request.user, file=stored, share_id=share_id)
-    services.share_revoke(share=share, actor=actor_from_request(request))
+    with _gone_is_404():
+        revoked = services.share_revoke(share=share, actor=actor_from_request(request))
+    if not revoked:
+        raise Http404("No such share")  # revoked meanwhile, by a parallel request
     messages.success(request, _("Access removed."))
     return redirect("sharing:file_detail", file_id=stored.id)
 
@@ -395,14 +417,15 @@ def link_create(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
     form = LinkForm(request.POST)
     if not form.is_valid():
         return _render_detail(request, stored, status=400, link_form=form)
-    link, token = services.link_create(
-        file=stored,
-        actor=actor_from_request(request),
-        created_by=request.user,
-        expires_in_hours=form.cleaned_data["expires_in_hours"],
-        max_downloads=form.cleaned_data["max_downloads"],
-        password=form.cleaned_data["password"],
-    )
+    with _gone_is_404():
+        link, token = services.link_create(
+            file=stored,
+            actor=actor_from_request(request),
+            created_by=request.user,
+            expires_in_hours=form.cleaned_data["expires_in_hours"],
+            max_downloads=form.cleaned_data["max_downloads"],
+            password=form.cleaned_data["password"],
+        )
     # Shown once, in this response only: the token is stored nowhere, not even in the
     # session, so it cannot be shown again.
     url = request.build_absolute_uri(reverse("sharing:link", kwargs={"token": token}))
@@ -416,7 +439,8 @@ def link_create(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
 def link_revoke(request: HttpRequest, file_id: uuid.UUID, link_id: int) -> HttpResponse:
     stored = _owned_file_or_404(request, file_id)
     link = selectors.link_get_for_owner(user=request.user, file=stored, link_id=link_id)
-    services.link_revoke(link=link, actor=actor_from_request(request))
+    with _gone_is_404():
+        services.link_revoke(link=link, actor=actor_from_request(request))
     messages.success(request, _("Link revoked."))
     return redirect("sharing:file_detail", file_id=stored.id)
 
@@ -463,8 +487,16 @@ def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
     return stream_file(
         request,
         found.file,
-        on_incomplete=lambda: services.link_release_download(link=found, actor=actor),
+        on_incomplete=lambda: _give_back(found, actor),
     )
+
+
+def _give_back(found: ShareLink, actor: Actor) -> None:
+    # Runs as the transfer ends, headers long sent: nothing may be raised from here.
+    try:
+        services.link_release_download(link=found, actor=actor)
+    except TryAgain:
+        logger.warning("aborted download not given back link=%s", found.pk)
 
 
 def _link_password_refused(
