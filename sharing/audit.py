@@ -52,6 +52,7 @@ class Event:
     USER_DEACTIVATED = "user.deactivated"
     KEYS_ROTATED = "keys.rotated"
     CONTENT_REENCRYPTED = "keys.reencrypted"
+    SHARE_LOOKUP_THROTTLED = "share.lookup_throttled"
 
 
 @dataclass(frozen=True)
