@@ -6,6 +6,7 @@ given, and there is no fallback for either. See `.env.example` for the full list
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -20,6 +21,42 @@ SECRET_KEY = env.str("SECRET_KEY")
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 HTTPS = env.bool("HTTPS", default=False)
+
+
+def _site_url(value: str) -> str:
+    """SITE_URL as given, without a trailing slash; '' when unset.
+
+    Raises ImproperlyConfigured unless it is ``http(s)://host[:port]`` with nothing after
+    the host: no path, query, fragment or credentials.
+    """
+    value = value.strip().removesuffix("/")
+    if not value:
+        return ""
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok, parts = False, urlsplit("")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not port_ok
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise ImproperlyConfigured(
+            f"SITE_URL must look like https://files.example.org (http or https, a host, an "
+            f"optional port, no path, query or credentials), not {value!r}"
+        )
+    return value
+
+
+# The public address of the portal, e.g. https://files.example.org: every link in an e-mail
+# (password resets) is built from it, never from the request's Host header. While unset,
+# the first ALLOWED_HOSTS entry on the scheme HTTPS implies (sharing.emails.site_url).
+SITE_URL = _site_url(env.str("SITE_URL", default=""))
 
 # Master keys, `id:base64,...`, the first one wraps new files' data keys. Parsed and
 # validated by sharing.keyring: the portal refuses to start (wsgi, asgi, manage.py check)
@@ -296,6 +333,10 @@ LINK_PASSWORD_WINDOW_SECONDS = _positive_int("LINK_PASSWORD_WINDOW_SECONDS", 900
 LINK_MAX_REFUNDS = _positive_int("LINK_MAX_REFUNDS", 3)
 # Throttle counters: the database (shared by all workers) unless a Redis URL is given.
 THROTTLE_REDIS_URL = env.str("THROTTLE_REDIS_URL", default="")
+# Share by name: lookups that match no account, per user per window, before the share form
+# answers 429 (and looks nothing up) until the window is over. Stops account enumeration.
+SHARE_LOOKUP_FAILURES = _positive_int("SHARE_LOOKUP_FAILURES", 10, minimum=1)
+SHARE_LOOKUP_WINDOW_SECONDS = _positive_int("SHARE_LOOKUP_WINDOW_SECONDS", 3600, minimum=1)
 
 # -- retention and quotas
 
@@ -333,6 +374,12 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="securefiles")
 # No admin page shows a TOTP secret or its QR code (sharing.admin replaces django-otp's).
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 RECOVERY_CODES = 10
+
+# Password reset requests per window: from one client address (over it: 429), and for one
+# e-mail address typed (over it: the usual "check your e-mail" page, but nothing is sent).
+PASSWORD_RESET_LIMIT_PER_ADDRESS = _positive_int("PASSWORD_RESET_LIMIT_PER_ADDRESS", 10, minimum=1)
+PASSWORD_RESET_LIMIT_PER_ACCOUNT = _positive_int("PASSWORD_RESET_LIMIT_PER_ACCOUNT", 3, minimum=1)
+PASSWORD_RESET_WINDOW_SECONDS = _positive_int("PASSWORD_RESET_WINDOW_SECONDS", 3600, minimum=1)
 
 # Self-service sign-up: off unless the operator turns it on.
 SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=False)

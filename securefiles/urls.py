@@ -26,7 +26,8 @@ urlpatterns = [
         path(f"accounts/{route}", view.as_view(http_method_names=FORM_METHODS), name=name)
         for route, view, name in (
             ("password_change/", auth_views.PasswordChangeView, "password_change"),
-            ("password_reset/", auth_views.PasswordResetView, "password_reset"),
+            # Links from SITE_URL, never the Host header; throttled per address and account.
+            ("password_reset/", account_views.PortalPasswordResetView, "password_reset"),
             (
                 "reset/<uidb64>/<token>/",
                 auth_views.PasswordResetConfirmView,

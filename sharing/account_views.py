@@ -10,9 +10,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
-from django.contrib.auth.views import LoginView
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, UserCreationForm
+from django.contrib.auth.views import LoginView, PasswordResetView
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+)
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -21,8 +27,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 
-from sharing import login_policy, throttle, twofactor
-from sharing.audit import Event, actor_from_request, audit_record
+from sharing import login_policy, services, throttle, twofactor
+from sharing.audit import Event, actor_from_request, audit_record, client_ip
+from sharing.emails import site_url
 
 PENDING_KEY = "securefiles_pending_2fa"
 PENDING_SECONDS = 300
@@ -88,6 +95,45 @@ class PortalLoginView(LoginView):
             "next": self.get_success_url(),
         }
         return redirect("login_otp")
+
+
+class PortalPasswordResetView(PasswordResetView):
+    """Django's reset view, with links from SITE_URL and requests throttled.
+
+    The link's scheme and host come from sharing.emails.site_url(), never from the
+    request's Host header. Requests are counted per client address (over the limit: 429)
+    and per e-mail address typed (over the limit: the usual "done" page, no e-mail), see
+    services.password_reset_admit.
+    """
+
+    http_method_names = ["get", "post", "head", "options"]
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        try:
+            send = services.password_reset_admit(
+                ip=client_ip(self.request), email=form.cleaned_data["email"]
+            )
+        except services.PasswordResetThrottled as exc:
+            context = {"retry_after": exc.retry_after}
+            response = render(
+                self.request, "registration/password_reset_throttled.html", context, status=429
+            )
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+        if send:
+            scheme, _sep, domain = site_url().partition("://")
+            form.save(
+                domain_override=domain,  # host[:port], as the template's {{ domain }}
+                use_https=scheme == "https",
+                token_generator=self.token_generator,
+                from_email=self.from_email,
+                email_template_name=self.email_template_name,
+                subject_template_name=self.subject_template_name,
+                request=self.request,
+                html_email_template_name=self.html_email_template_name,
+                extra_email_context=self.extra_email_context,
+            )
+        return HttpResponseRedirect(self.get_success_url())
 
 
 def _pending_user(request: HttpRequest):  # type: ignore[no-untyped-def]

@@ -59,6 +59,7 @@ class Event:
     USER_CHANGED = "user.changed"
     USER_DELETED = "user.deleted"
     USER_PASSWORD_RESET_SENT = "user.password_reset_sent"  # noqa: S105 (an event name)
+    SHARE_LOOKUP_THROTTLED = "share.lookup_throttled"
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
-"""System checks: `manage.py check` (and migrate, runserver) fail without usable keys."""
+"""System checks: `manage.py check` (and migrate, runserver) fail without usable keys;
+`check --deploy` also warns while SITE_URL is unset."""
 
 from collections.abc import Sequence
 
 from django.apps import AppConfig
+from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
 
 from sharing import selectors
+from sharing.emails import site_url
 from sharing.keyring import get_keyring
 
 
@@ -42,4 +45,19 @@ def check_key_ids_in_use(app_configs: Sequence[AppConfig] | None, **kwargs: obje
         )
         for key_id, count in sorted(in_use.items())
         if key_id not in configured
+    ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_site_url(app_configs: Sequence[AppConfig] | None, **kwargs: object) -> list:
+    """`check --deploy`: warn while SITE_URL is unset (e-mail links then guess the address)."""
+    if settings.SITE_URL:
+        return []
+    return [
+        checks.Warning(
+            "SITE_URL is not set: links in e-mails (password resets) use "
+            f"{site_url()!r}, made from the first ALLOWED_HOSTS entry and HTTPS.",
+            hint="Set SITE_URL to the portal's public address, e.g. https://files.example.org.",
+            id="sharing.W002",
+        )
     ]

@@ -1,4 +1,9 @@
-"""Helpers for the e-mails the portal sends."""
+"""The portal's public address, for links in e-mails.
+
+A link in an e-mail is built from settings, never from the request that caused the mail:
+the Host header is the client's to choose (ALLOWED_HOSTS does not even look at its port),
+and a password-reset link pointing at an attacker's port or host hands them the token.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,25 @@ from django.conf import settings
 
 
 def site_url() -> str:
-    """The portal's public base URL without a trailing slash, for links in e-mails.
+    """The portal's public base URL, ``scheme://host[:port]``, without a trailing slash.
 
-    ``settings.SITE_URL`` when it is set; otherwise the first concrete ALLOWED_HOSTS entry,
-    over https when settings.HTTPS is on, http otherwise.
+    SITE_URL when set (settings validated it). Otherwise the first ALLOWED_HOSTS entry that
+    names a host (``*`` is skipped, a leading dot of ``.example.org`` dropped; ``localhost``
+    if none does), on https when HTTPS=True, else http. Raises nothing.
     """
-    configured = str(getattr(settings, "SITE_URL", "") or "")
-    if configured:
-        return configured.rstrip("/")
-    hosts = [host.lstrip(".") for host in settings.ALLOWED_HOSTS if host.strip(".*")]
+    if settings.SITE_URL:
+        return settings.SITE_URL.rstrip("/")
     scheme = "https" if settings.HTTPS else "http"
+    hosts = [host.lstrip(".") for host in settings.ALLOWED_HOSTS if host.strip(".*")]
     return f"{scheme}://{hosts[0] if hosts else 'localhost'}"
+
+
+def absolute_url(path: str) -> str:
+    """``path`` (an absolute path such as ``/files/<id>/``) on the portal's public address.
+
+    Raises ValueError if ``path`` does not start with a single ``/`` (a relative path, or a
+    protocol-relative ``//host`` that would name another site).
+    """
+    if not path.startswith("/") or path.startswith("//"):
+        raise ValueError(f"absolute_url needs a path starting with '/', not {path!r}")
+    return site_url() + path

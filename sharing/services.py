@@ -180,6 +180,18 @@ class ShareError(Exception):
     """A share request that cannot be granted; the message is safe to show the owner."""
 
 
+class ShareLookupThrottled(Exception):
+    """Too many share lookups by this user matched no account; nothing was looked up.
+
+    ``limit`` is SHARE_LOOKUP_FAILURES, ``window_seconds`` its window and ``retry_after``
+    the seconds until the user may look names up again.
+    """
+
+    def __init__(self, *, limit: int, window_seconds: int, retry_after: int) -> None:
+        super().__init__(f"share lookups throttled for {retry_after} s")
+        self.limit, self.window_seconds, self.retry_after = limit, window_seconds, retry_after
+
+
 def _find_colleague(query: str) -> AbstractBaseUser | None:
     query = query.strip()[:254]
     if not query:
@@ -195,17 +207,48 @@ def _find_colleague(query: str) -> AbstractBaseUser | None:
     return match
 
 
+def _lookup_colleague(*, query: str, actor: Actor, user_id: int) -> AbstractBaseUser:
+    """Find the colleague ``query`` names, counting lookups that match no account.
+
+    Sharing by name tells the owner that an account exists (that is its point); a limit
+    on misses per user keeps it from becoming a way to enumerate accounts. The attempt is
+    counted before the lookup, atomically, and given back when it finds someone, so
+    parallel requests cannot slip past the limit. Raises ShareLookupThrottled (nothing
+    looked up) once SHARE_LOOKUP_FAILURES misses are counted in the window, and ShareError
+    for a miss or an ambiguous address (which counts as a miss).
+    """
+    key = throttle.share_lookup_key(user_id)
+    limit, window = settings.SHARE_LOOKUP_FAILURES, settings.SHARE_LOOKUP_WINDOW_SECONDS
+    attempts = throttle.add_failure(key, window)
+    if attempts > limit:
+        if attempts == limit + 1:  # the first refusal of this window: audited once
+            audit_record(
+                event=Event.SHARE_LOOKUP_THROTTLED,
+                actor=actor,
+                detail=f"failures={limit} window={window}s",
+            )
+        raise ShareLookupThrottled(
+            limit=limit, window_seconds=window, retry_after=throttle.seconds_left(key, window)
+        )
+    colleague = _find_colleague(query)  # ShareError (ambiguous address): stays counted
+    if colleague is None:
+        raise ShareError(_("No active user with that username or e-mail."))
+    throttle.remove_failure(key)  # found someone: not a failed lookup
+    return colleague
+
+
 @retry_on_deadlock
 def share_grant(*, file: StoredFile, query: str, actor: Actor) -> Share:
     """Give a colleague (by username or e-mail) read access to a file; notify them.
 
-    Raises ShareError (message safe to show) when no such colleague can be given access,
-    FileGone if the file was deleted meanwhile, TryAgain if the database gave up on the
-    transaction (deadlock victim) every time.
+    Raises ShareError (message safe to show) when the share cannot be granted,
+    ShareLookupThrottled when the acting user (``actor.user_id``, else the owner) has had
+    too many lookups match no account in the window (then nothing is looked up at all),
+    FileGone if the file was deleted meanwhile, and TryAgain if the database gave up on
+    the transaction (deadlock victim) every time.
     """
-    colleague = _find_colleague(query)
-    if colleague is None:
-        raise ShareError(_("No active user with that username or e-mail."))
+    user_id = actor.user_id if actor.user_id is not None else file.owner_id
+    colleague = _lookup_colleague(query=query, actor=actor, user_id=user_id)
     if colleague.pk == file.owner_id:
         raise ShareError(_("You already own this file."))
     with transaction.atomic():
@@ -408,6 +451,39 @@ def link_password_attempt_undone(*, link: ShareLink) -> None:
 def link_password_failed(*, link: ShareLink, actor: Actor, failures: int) -> None:
     """Audit a wrong password (link_password_attempt has already counted it)."""
     _audit_link(Event.LINK_PASSWORD_DENIED, link, actor, f"failures={failures}")
+
+
+# -- password resets
+
+
+class PasswordResetThrottled(Exception):
+    """Too many reset requests from one client address; ``retry_after`` in seconds."""
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(f"password resets throttled for {retry_after} s")
+        self.retry_after = retry_after
+
+
+def password_reset_admit(*, ip: str, email: str) -> bool:
+    """Count a password reset request (a well-formed address); may its e-mail be sent?
+
+    Each request counts once for the client address ``ip`` and once for the typed
+    ``email`` (any case), in shared fixed windows of PASSWORD_RESET_WINDOW_SECONDS.
+    Raises PasswordResetThrottled past PASSWORD_RESET_LIMIT_PER_ADDRESS requests from
+    ``ip`` (the account is then not counted). Returns False past
+    PASSWORD_RESET_LIMIT_PER_ACCOUNT requests for ``email``: the caller answers as usual
+    and sends nothing, so the answer never tells whether the address has an account.
+    """
+    window = settings.PASSWORD_RESET_WINDOW_SECONDS
+    address_key = throttle.password_reset_address_key(ip)
+    if throttle.add_failure(address_key, window) > settings.PASSWORD_RESET_LIMIT_PER_ADDRESS:
+        raise PasswordResetThrottled(retry_after=throttle.seconds_left(address_key, window))
+    account_key = throttle.password_reset_account_key(email)
+    sent = throttle.add_failure(account_key, window)
+    if sent > settings.PASSWORD_RESET_LIMIT_PER_ACCOUNT:
+        logger.info("password reset e-mail withheld: per-account limit reached")
+        return False
+    return True
 
 
 # -- offboarding and administration

@@ -7,6 +7,8 @@ N times the limit through.
 
 from __future__ import annotations
 
+import hashlib
+import math
 from datetime import timedelta
 from functools import lru_cache
 
@@ -86,3 +88,42 @@ def reset(key: str) -> None:
 
 def is_throttled(key: str, limit: int, window_seconds: int) -> bool:
     return failures(key, window_seconds) >= limit
+
+
+def seconds_left(key: str, window_seconds: int) -> int:
+    """Seconds until ``key``'s current window ends (0 when nothing is counted), rounded up.
+
+    What a 429 answer puts in Retry-After: the counter starts from zero after that.
+    """
+    if settings.THROTTLE_REDIS_URL:
+        return max(int(_redis().ttl(f"securefiles:throttle:{key}")), 0)
+    now = timezone.now()
+    row = ThrottleCounter.objects.filter(
+        key=key, window_start__gt=now - timedelta(seconds=window_seconds)
+    ).first()
+    if row is None:
+        return 0
+    left = row.window_start + timedelta(seconds=window_seconds) - now
+    return max(math.ceil(left.total_seconds()), 0)
+
+
+# -- keys: every counter's name is built here (at most 200 characters, the column's size)
+
+
+def password_reset_address_key(ip: str) -> str:
+    """Password reset requests from one client address (sharing.audit.client_ip)."""
+    return f"password-reset-ip:{ip[:45]}"
+
+
+def password_reset_account_key(email: str) -> str:
+    """Password reset requests for one typed e-mail address, compared case-insensitively.
+
+    Hashed: the counter table (or Redis) holds no address, and any length fits the column.
+    """
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    return f"password-reset-email:{digest}"
+
+
+def share_lookup_key(user_id: int) -> str:
+    """Share-by-name lookups by one user that matched no account."""
+    return f"share-lookup:{user_id}"

@@ -35,7 +35,7 @@ from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
 from sharing.forms import LinkForm, LinkPasswordForm, ShareForm, UploadOptionsForm
 from sharing.models import ShareLink, StoredFile
 from sharing.storage import get_encrypted_storage
-from sharing.templatetags.sharing_extras import file_kind
+from sharing.templatetags.sharing_extras import duration, file_kind
 from sharing.transactions import RETRY_AFTER_SECONDS, TryAgain
 from sharing.uploads import EncryptedUpload, EncryptingUploadHandler
 
@@ -390,8 +390,25 @@ def share_create(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
     except services.ShareError as exc:
         form.add_error("username", str(exc))
         return _render_detail(request, stored, status=400, share_form=form)
+    except services.ShareLookupThrottled as exc:
+        form.add_error("username", _share_lookup_throttled_message(exc))
+        response = _render_detail(request, stored, status=429, share_form=form)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     messages.success(request, _("Shared with %(user)s.") % {"user": share.colleague.get_username()})
     return redirect("sharing:file_detail", file_id=stored.id)
+
+
+def _share_lookup_throttled_message(exc: services.ShareLookupThrottled) -> str:
+    return _(
+        "You have entered %(limit)d names or addresses that match no account within "
+        "%(window)s, the limit. To keep accounts from being guessed, sharing by name is "
+        "paused for you: try again in %(wait)s."
+    ) % {
+        "limit": exc.limit,
+        "window": duration(exc.window_seconds),
+        "wait": duration(exc.retry_after),
+    }
 
 
 @login_required

@@ -274,6 +274,7 @@ def _production_env(**overrides: str) -> dict[str, str]:
         DEBUG="False",
         HTTPS="True",
         ALLOWED_HOSTS="files.example.org",
+        SITE_URL="https://files.example.org",
         DATABASE_URL="sqlite:///:memory:",
     )
     env.update(overrides)
@@ -294,6 +295,7 @@ def _check_deploy(env: dict[str, str]) -> subprocess.Popen[str]:
 def test_it_passes_check_deploy_with_production_settings() -> None:
     production = _check_deploy(_production_env())
     plain_http = _check_deploy(_production_env(HTTPS="False"))
+    no_site_url = _check_deploy(_production_env(SITE_URL=""))
 
     output, _ = production.communicate(timeout=120)
     assert production.returncode == 0, output
@@ -303,3 +305,7 @@ def test_it_passes_check_deploy_with_production_settings() -> None:
     assert plain_http.returncode != 0
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in output
+    # Without SITE_URL, e-mail links fall back to ALLOWED_HOSTS: deploy check warns.
+    output, _ = no_site_url.communicate(timeout=120)
+    assert no_site_url.returncode != 0
+    assert "sharing.W002" in output and "SITE_URL is not set" in output

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
 
-from sharing.models import AuditEntry, Share, StoredFile
+from sharing.models import AuditEntry, Share, StoredFile, ThrottleCounter
 from tests.conftest import make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db
@@ -229,3 +232,98 @@ def test_it_requires_csrf_to_share(alice, stored) -> None:
 
     assert response.status_code == 403
     assert not Share.objects.exists()
+
+
+# ---------------------------------------------------------------------------- enumeration
+# Sharing by name tells the owner that a colleague's account exists (that is its point);
+# lookups that match no account are limited per user, so it is no way to list accounts.
+
+LOOKUP_LIMIT = 10
+
+
+def _miss(client: Client, stored: StoredFile, times: int) -> None:
+    for attempt in range(times):
+        response = _share(client, stored, f"guess{attempt}@example.com")
+        assert response.status_code == 400
+        assert "No active user with that username or e-mail." in response.content.decode()
+
+
+def test_it_pauses_sharing_by_name_after_ten_lookups_that_match_nobody(
+    alice_client, bob, stored, django_capture_on_commit_callbacks
+) -> None:
+    _miss(alice_client, stored, LOOKUP_LIMIT)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        refused = _share(alice_client, stored, "bob")
+
+    assert refused.status_code == 429
+    page = refused.content.decode()
+    assert "10 names or addresses that match no account within 1\xa0hour" in page
+    assert "try again in" in page
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert "No active user" not in page  # nothing was looked up
+    assert not Share.objects.exists()
+    assert mail.outbox == []
+    assert not AuditEntry.objects.filter(event="share.granted").exists()
+    # Audited once, with the limit, however often the user tries again.
+    assert _share(alice_client, stored, "guess-more").status_code == 429
+    entry = AuditEntry.objects.get(event="share.lookup_throttled")
+    assert (entry.actor, entry.detail) == ("alice", "failures=10 window=3600s")
+
+
+def test_it_counts_failed_lookups_per_user(alice_client, bob, charlie, charlie_client, stored):
+    _miss(alice_client, stored, LOOKUP_LIMIT)
+    charlies = make_file(charlie, b"charlie's notes")
+
+    response = _share(charlie_client, charlies, "bob")
+
+    assert response.status_code == 302
+    assert Share.objects.get().file == charlies
+
+
+def test_it_does_not_count_lookups_that_find_someone(alice_client, bob, stored) -> None:
+    _miss(alice_client, stored, LOOKUP_LIMIT - 1)
+    assert _share(alice_client, stored, "bob").status_code == 302
+    assert _share(alice_client, stored, "bob").status_code == 400  # already shared: found
+    assert _share(alice_client, stored, "alice").status_code == 400  # the owner: found
+
+    last_miss = _share(alice_client, stored, "nobody")
+
+    assert last_miss.status_code == 400
+    assert _share(alice_client, stored, "charlie").status_code == 429
+
+
+def test_it_counts_an_address_several_users_have_as_a_miss(alice_client, bob, stored) -> None:
+    User.objects.create_user("mallory", email="BOB@example.com")
+    _miss(alice_client, stored, LOOKUP_LIMIT - 1)
+
+    assert _share(alice_client, stored, "bob@example.com").status_code == 400
+
+    assert _share(alice_client, stored, "bob").status_code == 429
+
+
+def test_it_shares_by_name_again_once_the_window_is_over(alice, alice_client, bob, stored):
+    _miss(alice_client, stored, LOOKUP_LIMIT)
+    assert _share(alice_client, stored, "bob").status_code == 429
+
+    window = timedelta(seconds=3600)
+    ThrottleCounter.objects.filter(key=f"share-lookup:{alice.pk}").update(
+        window_start=timezone.now() - window
+    )
+
+    assert _share(alice_client, stored, "bob").status_code == 302
+    assert Share.objects.get().colleague == bob
+
+
+def test_it_follows_the_configured_lookup_limit(alice_client, bob, stored, settings) -> None:
+    settings.SHARE_LOOKUP_FAILURES = 2
+    settings.SHARE_LOOKUP_WINDOW_SECONDS = 600
+    _miss(alice_client, stored, 2)
+
+    refused = _share(alice_client, stored, "bob")
+
+    assert refused.status_code == 429
+    assert "2 names or addresses that match no account within 10\xa0minutes" in (
+        refused.content.decode()
+    )
+    assert 0 < int(refused["Retry-After"]) <= 600

@@ -59,3 +59,32 @@ def test_it_counts_failures_in_redis_when_configured(redis_throttle):
     assert not ThrottleCounter.objects.exists()  # nothing went to the database
     ttl = throttle._redis().ttl(f"securefiles:throttle:{key}")
     assert 0 < ttl <= 60
+
+
+def test_it_says_how_long_a_window_has_left_in_the_database():
+    assert throttle.seconds_left("k", 600) == 0  # nothing counted
+    throttle.add_failure("k", 600)
+    assert 598 <= throttle.seconds_left("k", 600) <= 600
+    ThrottleCounter.objects.filter(key="k").update(
+        window_start=timezone.now() - timedelta(seconds=590)
+    )
+    assert 1 <= throttle.seconds_left("k", 600) <= 10
+    ThrottleCounter.objects.filter(key="k").update(
+        window_start=timezone.now() - timedelta(seconds=601)
+    )
+    assert throttle.seconds_left("k", 600) == 0  # over: a new window starts at the next count
+
+
+def test_it_says_how_long_a_window_has_left_in_redis(redis_throttle):
+    key = redis_throttle
+    assert throttle.seconds_left(key, 600) == 0
+    throttle.add_failure(key, 600)
+    assert 598 <= throttle.seconds_left(key, 600) <= 600
+
+
+def test_it_builds_reset_keys_without_the_address_and_in_any_case():
+    key = throttle.password_reset_account_key(" Alice@Example.COM ")
+    assert key == throttle.password_reset_account_key("alice@example.com")
+    assert "alice" not in key
+    assert len(throttle.password_reset_account_key("a" * 5000 + "@example.com")) <= 200
+    assert len(throttle.password_reset_address_key("x" * 500)) <= 200

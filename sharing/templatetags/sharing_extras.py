@@ -1,7 +1,11 @@
-"""Template helpers for the file list: a kind of file for its icon, sort links."""
+"""Template helpers: a kind of file for its icon, sort links, names, durations."""
+
+from datetime import timedelta
 
 from django import template
 from django.http import QueryDict
+from django.utils import timezone
+from django.utils.timesince import timeuntil
 
 from sharing import names
 
@@ -74,3 +78,13 @@ def page_query(context: template.Context, number: int, param: str = "page") -> s
 def display_name(name: str) -> str:
     """A file name safe to show: no control or bidi-override characters."""
     return names.display_name(name or "")
+
+
+@register.filter
+def duration(seconds: int) -> str:
+    """A wait or window in seconds as words, to the largest unit ("1 hour", "59 minutes").
+
+    At least one minute is shown, so "try again in 0 minutes" never appears.
+    """
+    now = timezone.now()
+    return timeuntil(now + timedelta(seconds=max(int(seconds), 60)), now=now, depth=1)
