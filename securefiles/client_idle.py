@@ -74,6 +74,30 @@ def set_idle_timeout(sock: _Sock, seconds: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
+# Offset of tcpi_last_data_recv (u32, milliseconds) in Linux's struct tcp_info: eight u8
+# fields, then rto, ato, snd_mss, rcv_mss, unacked, sacked, lost, retrans, fackets,
+# last_data_sent, last_ack_sent (include/uapi/linux/tcp.h).
+_TCPI_LAST_DATA_RECV = 52
+_MIN_WAIT = 0.05  # seconds: a wait already used up still gets this long for buffered bytes
+
+
+def silent_for(sock: Any) -> float:
+    """Seconds since the client last sent a byte on ``sock`` (Linux TCP_INFO); 0.0 where
+    the kernel cannot tell (another system, a closed socket)."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        (millis,) = struct.unpack_from("=I", info, _TCPI_LAST_DATA_RECV)
+    except (OSError, AttributeError, struct.error):
+        return 0.0
+    return millis / 1000
+
+
+def _set_receive_timeout(sock: Any, seconds: float) -> None:
+    whole = int(seconds)
+    timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+
+
 def is_idle_error(exc: BaseException | None) -> bool:
     """Whether `exc` is a socket call that gave up on an idle client.
 
@@ -101,7 +125,20 @@ class _IdleInput:
         _stop_reading(self._sock)
         return ClientIdle(f"no byte of the request body for {self._seconds} s")
 
+    def _arm(self) -> None:
+        # The idle time counts from the client's last byte, not from when a thread took
+        # the request: a connection that stalled while queued behind others (every thread
+        # busy with stalled clients) has used its wait already, and is dropped at once
+        # instead of holding a thread for a whole idle timeout more. So N stalled clients
+        # cost about one idle timeout in all, not N / threads of them.
+        remaining = self._seconds - silent_for(self._sock)
+        try:
+            _set_receive_timeout(self._sock, max(remaining, _MIN_WAIT))
+        except OSError:
+            pass  # the client is gone; the read will tell
+
     def read(self, size: int | None = -1) -> bytes:
+        self._arm()
         try:
             return self._stream.read(size)
         except OSError as exc:
@@ -110,6 +147,7 @@ class _IdleInput:
             raise
 
     def readline(self, size: int | None = -1) -> bytes:
+        self._arm()
         try:
             return self._stream.readline(size)
         except OSError as exc:
