@@ -26,9 +26,21 @@ def _decoded(run: str) -> str:
     return run
 
 
+# What a log line must never carry raw: controls (a newline forges a line, ESC drives the
+# terminal reading the log, NUL makes grep call it binary), spaces, quotes, backslashes.
+_UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f\"\\]")
+
+
+def _escape(text: str) -> str:
+    return _UNSAFE.sub(lambda m: "%{:02X}".format(ord(m.group())), text)
+
+
 def _redact_escaped(match: re.Match[str]) -> str:
     decoded = _decoded(match.group())
-    return _LINK_PATH.sub("/s/<token>", decoded) if "/s/" in decoded else match.group()
+    if "/s/" not in decoded:
+        return match.group()
+    # Decoded only to find the token; what goes back into the line is escaped again.
+    return _escape(_LINK_PATH.sub("/s/<token>", decoded))
 
 
 def redact(text: str) -> str:

@@ -28,7 +28,9 @@ def _audit_login_failure(
 ) -> None:
     # `credentials` has the password already masked by Django; only the username is kept.
     username = str(credentials.get("username", ""))[:150]
-    if request is not None:
+    # An attempt django-axes refused unchecked (its pair is locked) is not a wrong
+    # password: it does not count towards the account-wide and address-wide limits.
+    if request is not None and not getattr(request, "axes_locked_out", False):
         login_policy.failure_record(request, username)
     actor = actor_from_request(request, label="anonymous") if request else SYSTEM
     audit_record(event=Event.LOGIN_FAILED, actor=actor, detail=f"username={username}")

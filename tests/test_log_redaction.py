@@ -35,6 +35,19 @@ def test_it_redacts_link_paths_by_what_they_decode_to(spelling) -> None:
     assert redact("GET /files/a%20b/ 200") == "GET /files/a%20b/ 200"
 
 
+def test_it_never_decodes_control_characters_into_a_log_line() -> None:
+    # A newline would forge a whole access-log line; ESC and NUL reach terminals and grep.
+    forged = '203.0.113.7 - root "POST /admin/auth/user/1/delete/ HTTP/1.1" 302'
+    path = "/s/x%0a" + forged.replace(" ", "%20").replace('"', "%22") + "%1b[2K%00/"
+    line = f'127.0.0.1 - - "GET {path} HTTP/1.1" 404 1072'
+
+    redacted = redact(line)
+
+    assert "\n" not in redacted and "\x1b" not in redacted and "\x00" not in redacted
+    assert redacted.count('"') == line.count('"')
+    assert redacted.startswith('127.0.0.1 - - "GET /s/<token>')
+
+
 @pytest.fixture
 def django_log() -> Iterator[io.StringIO]:
     """What the configured console handlers of Django's loggers write, captured."""
