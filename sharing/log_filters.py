@@ -32,7 +32,7 @@ _UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f\"\\]")
 
 
 def _escape(text: str) -> str:
-    return _UNSAFE.sub(lambda m: "%{:02X}".format(ord(m.group())), text)
+    return _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", text)
 
 
 def _redact_escaped(match: re.Match[str]) -> str:
