@@ -89,7 +89,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_otp",
-    "django_otp.plugins.otp_totp",
+    "sharing.apps.SecondFactorsConfig",  # django_otp.plugins.otp_totp, labelled for people
     "axes",
     "csp",
     "sharing",
@@ -383,6 +383,10 @@ PASSWORD_RESET_WINDOW_SECONDS = _positive_int("PASSWORD_RESET_WINDOW_SECONDS", 3
 
 # Self-service sign-up: off unless the operator turns it on.
 SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=False)
+
+# Whether the share notification e-mail names the file. Off: a file's name (a client's or
+# patient's) would travel in clear through every mail server; the mail links to the portal.
+SHARE_EMAIL_INCLUDES_NAME = env.bool("SHARE_EMAIL_INCLUDES_NAME", default=False)
 
 # Sessions end after this many idle minutes (the expiry moves on with every request).
 SESSION_IDLE_MINUTES = _positive_int("SESSION_IDLE_MINUTES", 60, minimum=1)

@@ -361,6 +361,7 @@ class LinkStateFilter(admin.SimpleListFilter):
 class ShareLinkAdmin(admin.ModelAdmin):
     list_display = (
         "id",
+        "label",
         "file",
         "created_by",
         "created_at",
@@ -371,10 +372,11 @@ class ShareLinkAdmin(admin.ModelAdmin):
         "revoked_at",
     )
     list_filter = (LinkStateFilter, "created_at", "expires_at")
-    search_fields = ("file__name", "created_by__username", "=id")
+    search_fields = ("file__name", "created_by__username", "label", "=id")
     list_select_related = ("file", "created_by")
     fields = (
         "id",
+        "label",
         "file",
         "created_by",
         "created_at",

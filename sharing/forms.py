@@ -11,6 +11,9 @@ class ShareForm(forms.Form):
 
 
 class LinkForm(forms.Form):
+    label = forms.CharField(
+        label=_("Label (optional): who the link is for"), required=False, max_length=100
+    )
     expires_in_hours = forms.IntegerField(
         label=_("Expires in (hours)"), min_value=1, required=False
     )

@@ -97,12 +97,14 @@ class ShareLink(models.Model):
     refunds = models.PositiveIntegerField(default=0)
     password_hash = models.CharField(max_length=255, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Who the owner made it for ("for Dr Smith"), so links need not be told apart by id.
+    label = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"link {self.pk}"
+        return f"link {self.pk} ({self.label})" if self.label else f"link {self.pk}"
 
     @property
     def has_password(self) -> bool:

@@ -23,6 +23,7 @@ from django.db.models import F, Q
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -268,10 +269,24 @@ def share_grant(*, file: StoredFile, query: str, actor: Actor) -> Share:
 
 
 def _notify_colleague(share: Share) -> None:
+    """Tell a colleague by e-mail that a file was shared with them, with a link to its page.
+
+    The link is built from SITE_URL (emails.absolute_url), never from a request's Host.
+    The file's name travels in clear over e-mail, so it is left out unless the operator
+    set SHARE_EMAIL_INCLUDES_NAME; the subject never carries it. A failure to send is
+    logged, never raised.
+    """
     colleague, file = share.colleague, share.file
     if not colleague.email:
         return
-    context = {"share": share, "file": file, "owner": file.owner, "colleague": colleague}
+    context = {
+        "share": share,
+        "file": file,
+        "owner": file.owner,
+        "colleague": colleague,
+        "include_name": settings.SHARE_EMAIL_INCLUDES_NAME,
+        "file_url": emails.absolute_url(reverse("sharing:file_detail", args=[file.id])),
+    }
     subject = _("%(owner)s shared a file with you") % {"owner": file.owner.get_username()}
     body = render_to_string("sharing/email/shared_with_you.txt", context)
     try:
@@ -333,8 +348,12 @@ def link_create(
     expires_in_hours: int,
     max_downloads: int | None,
     password: str,
+    label: str = "",
 ) -> tuple[ShareLink, str]:
     """Create a link; return it with its token, which exists only in this return value.
+
+    ``label`` (at most 100 characters, may be empty) says whom the owner made it for; it
+    is shown to the owner and administrators and recorded in the audit entry.
 
     Raises FileGone if the file was deleted meanwhile, TryAgain if the database gave up on
     the transaction (deadlock victim) every time.
@@ -349,6 +368,7 @@ def link_create(
             expires_at=timezone.now() + timedelta(hours=expires_in_hours),
             max_downloads=max_downloads,
             password_hash=make_password(password, hasher="argon2") if password else "",
+            label=label,
         )
         audit_record(
             event=Event.LINK_CREATED,
@@ -357,7 +377,7 @@ def link_create(
             file_name=file.name,
             link_id=link.pk,
             detail=f"expires={link.expires_at.isoformat()} max_downloads={max_downloads} "
-            f"password={'yes' if password else 'no'}",
+            f"password={'yes' if password else 'no'} label={label!r}",
         )
     return link, token
 

@@ -73,8 +73,13 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_safe
 def file_detail(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
-    stored = _owned_file_or_404(request, file_id)
-    return _render_detail(request, stored)
+    """The owner's full page of a file; a read-only page for a colleague it is shared
+    with; for anyone else the 404 of a missing file (and a denial in the audit log)."""
+    stored = _readable_file_or_404(request, file_id)
+    if stored.owner_id == request.user.pk:
+        return _render_detail(request, stored)
+    context = {"file": stored, "sha256": selectors.file_sha256(file=stored)}
+    return render(request, "sharing/file_shared.html", context)
 
 
 def _render_detail(
@@ -442,6 +447,7 @@ def link_create(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
             expires_in_hours=form.cleaned_data["expires_in_hours"],
             max_downloads=form.cleaned_data["max_downloads"],
             password=form.cleaned_data["password"],
+            label=form.cleaned_data["label"],
         )
     # Shown once, in this response only: the token is stored nowhere, not even in the
     # session, so it cannot be shown again.
@@ -476,9 +482,11 @@ def _link_not_found(request: HttpRequest) -> HttpResponse:
 # No CSRF check on share links, on purpose. The landing page sends
 # `Referrer-Policy: no-referrer` so the token never leaks in a Referer header, and under
 # that policy browsers post its form with `Origin: null`, which Django's CSRF check
-# rejects. CSRF defends a session's authority; a link POST carries none: it changes no
+# rejects. CSRF defends a session's authority; a link POST carries little: it changes no
 # account and needs the 256-bit token (and the password, throttled per link), which an
-# attacker who could forge the request could use directly.
+# attacker who could forge the request could use directly. The one thing a session adds,
+# a password already given for this link, is never sent cross-site (SameSite=Lax cookie)
+# and would only download the file into the victim's own browser.
 @csrf_exempt
 @require_http_methods(["GET", "HEAD", "POST"])
 def link(request: HttpRequest, token: str) -> HttpResponseBase:
@@ -489,16 +497,49 @@ def link(request: HttpRequest, token: str) -> HttpResponseBase:
         return _no_referrer(_link_not_found(request))
     if request.method == "POST":
         return _no_referrer(_link_download(request, found))
-    context = {"link": found, "file": found.file}
-    return _no_referrer(render(request, "sharing/link.html", context))
+    return _no_referrer(_render_link(request, found))
+
+
+# Links whose password this browser session has given, so its landing page may show the
+# file (and download it again) without asking anew. Capped: a session is no store.
+UNLOCKED_LINKS_KEY = "links_unlocked"
+UNLOCKED_LINKS_KEPT = 20
+
+
+def _link_unlocked(request: HttpRequest, found: ShareLink) -> bool:
+    """Whether this request may see the file behind the link: always for a link without
+    a password, else only in a session that has given the right password."""
+    return not found.has_password or found.pk in request.session.get(UNLOCKED_LINKS_KEY, [])
+
+
+def _remember_unlocked(request: HttpRequest, found: ShareLink) -> None:
+    unlocked = [pk for pk in request.session.get(UNLOCKED_LINKS_KEY, []) if pk != found.pk]
+    request.session[UNLOCKED_LINKS_KEY] = [*unlocked, found.pk][-UNLOCKED_LINKS_KEPT:]
+
+
+def _render_link(
+    request: HttpRequest, found: ShareLink, *, status: int = 200, password_error: str = ""
+) -> HttpResponse:
+    """The landing page. Behind a password it names nothing (no file name, size, sharer,
+    expiry or count, not even in <title>) until this session has given the password:
+    for legal and medical files the name alone is what the password protects."""
+    unlocked = _link_unlocked(request, found)
+    context = {
+        "link": found,
+        "file": found.file if unlocked else None,
+        "unlocked": unlocked,
+        "password_error": password_error,
+    }
+    return render(request, "sharing/link.html", context, status=status)
 
 
 def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
     actor = actor_from_request(request, label=f"link {found.pk}")
-    if found.has_password:
+    if not _link_unlocked(request, found):
         refused = _link_password_refused(request, found, actor)
         if refused is not None:
             return refused
+        _remember_unlocked(request, found)
     if not services.link_claim_download(link=found, actor=actor):
         return _link_not_found(request)
     return stream_file(
@@ -534,8 +575,7 @@ def _link_password_refused(
     services.link_password_failed(link=found, actor=actor, failures=attempts)
     if attempts >= limit:
         return _link_throttled(request, found, actor)
-    context = {"link": found, "file": found.file, "password_error": _("Wrong password.")}
-    return render(request, "sharing/link.html", context, status=403)
+    return _render_link(request, found, status=403, password_error=_("Wrong password."))
 
 
 def _link_throttled(request: HttpRequest, found: ShareLink, actor: object) -> HttpResponse:

@@ -97,3 +97,10 @@ def test_it_keeps_ordinary_users_out(alice_client) -> None:
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_it_labels_the_second_factor_section_for_people(admin_client) -> None:
+    index = admin_client.get("/admin/").content.decode()
+
+    assert "Second factors" in index
+    assert "OTP_TOTP" not in index and "Otp_Totp" not in index

@@ -172,7 +172,7 @@ def test_it_shares_and_links_files_end_to_end(browser, live_server, users, tmp_p
     assert "/s/" in link_url
     visitor = Watch(browser, base)
     visitor.page.goto(link_url)
-    expect(visitor.page.locator("h1")).to_have_text(stored.name)
+    expect(visitor.page.locator("h1")).to_have_text("Protected file")  # no name before it
     visitor.page.fill("#id_password", "link password")
     with visitor.page.expect_download() as download:
         visitor.page.click("button:text-is('Download')")
@@ -280,3 +280,53 @@ def test_staff_log_in_with_a_second_factor_and_use_the_admin(browser, live_serve
     assert "numbers.csv" in page.goto(f"{live_server.url}/admin/sharing/storedfile/").text()
     ctx.expect_clean()
     ctx.close()
+
+
+def test_a_password_link_shows_the_servers_state_after_each_step(browser, live_server, users):
+    """Nothing about the file before the password; after a wrong then a right password the
+    file downloads and the page shows the current count, with no stale "Wrong password."."""
+    from playwright.sync_api import expect
+
+    from sharing import services
+    from sharing.audit import SYSTEM
+    from tests.conftest import make_file
+
+    name = "HIV test result - J. Doe.pdf"
+    stored = make_file(users[0], b"%PDF-1.4 result", name=name, content_type="application/pdf")
+    _, token = services.link_create(
+        file=stored,
+        actor=SYSTEM,
+        created_by=users[0],
+        expires_in_hours=24,
+        max_downloads=3,
+        password="link password",
+    )
+    visitor = Watch(browser, live_server.url)
+    page = visitor.page
+    page.goto(f"{live_server.url}/s/{token}/")
+    expect(page.locator("h1")).to_have_text("Protected file")
+    assert name not in page.content() and name not in page.title()
+    assert "alice" not in page.locator("main").inner_text()
+
+    page.fill("#id_password", "not the password")
+    page.click("button:text-is('Download')")
+    expect(page.locator(".errors")).to_have_text("Wrong password.")
+    assert name not in page.content()
+
+    page.fill("#id_password", "link password")
+    with page.expect_download() as download:
+        page.click("button:text-is('Download')")
+    assert Path(download.value.path()).read_bytes() == b"%PDF-1.4 result"
+    expect(page.locator("h1")).to_have_text(name)
+    expect(page.locator(".downloads-left")).to_have_text("2")
+    expect(page.locator(".errors")).to_have_count(0)
+    expect(page.locator("#id_password")).to_have_count(0)
+    assert name in page.title()
+
+    # Downloading again from the page: the count follows the server again.
+    with page.expect_download():
+        page.click("button:text-is('Download')")
+    expect(page.locator(".downloads-left")).to_have_text("1")
+    assert ShareLink.objects.get().download_count == 2
+    visitor.expect_clean(allowed_errors=("403",))
+    visitor.close()

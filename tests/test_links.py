@@ -533,3 +533,117 @@ def test_it_deletes_links_and_shares_with_the_file(alice_client, bob, stored) ->
     assert not Share.objects.exists()
     assert _land(token).status_code == 404
     assert _fetch(token).status_code == 404
+
+
+# ---------------------------------------------------------------------------- what a password hides
+
+SECRET_NAME = "HIV test result - J. Doe.pdf"
+
+
+def _reveals(page: str, link: ShareLink) -> list[str]:
+    """What a page shows about the file behind a link (its name, size, sharer, expiry,
+    downloads left)."""
+    shown = [
+        SECRET_NAME,
+        "1.4\xa0KB",
+        "alice",
+        link.expires_at.strftime("%Y-%m-%d %H:%M"),
+        "Downloads left",
+        "Shared by",
+    ]
+    return [text for text in shown if text in page]
+
+
+@pytest.fixture
+def secret(alice: User) -> StoredFile:
+    return make_file(alice, DATA, name=SECRET_NAME, content_type="application/pdf")
+
+
+def test_it_shows_nothing_about_the_file_before_the_password(alice_client, secret) -> None:
+    token, link = make_link(alice_client, secret, password=PASSWORD, max_downloads="3")
+    visitor = Client()
+    limit = settings.LINK_PASSWORD_ATTEMPTS
+
+    landing = _land(token, client=visitor)
+    head = visitor.head(f"/s/{token}/")
+    wrong = [_fetch(token, {"password": f"guess {n}"}, client=visitor) for n in range(limit)]
+
+    assert landing.status_code == 200
+    assert "<title>Protected file · securefiles</title>" in landing.content.decode()
+    assert 'name="password"' in landing.content.decode()
+    assert [r.status_code for r in wrong] == [403] * (limit - 1) + [429]
+    for response in (landing, *wrong):
+        assert _reveals(response.content.decode(), link) == [], response.status_code
+    assert "Wrong password." in wrong[0].content.decode()
+    assert head.status_code == 200 and head.content == b""
+
+
+def test_it_shows_the_file_once_this_browser_gave_the_password(alice_client, secret) -> None:
+    token, link = make_link(alice_client, secret, password=PASSWORD, max_downloads="3")
+    visitor = Client()
+
+    wrong = _fetch(token, {"password": "nope"}, client=visitor)
+    right = _fetch(token, {"password": PASSWORD}, client=visitor)
+    after = _land(token, client=visitor).content.decode()
+    again = _fetch(token, client=visitor)  # the page's button, without the password field
+    other_browser = _land(token).content.decode()
+
+    assert wrong.status_code == 403
+    assert streamed(right) == DATA
+    assert SECRET_NAME in after and f"<title>{SECRET_NAME} · securefiles</title>" in after
+    assert re.search(r'class="downloads-left">2<', after)
+    assert "Wrong password." not in after and 'name="password"' not in after
+    assert streamed(again) == DATA
+    assert _count(link) == 2
+    assert _reveals(other_browser, link) == []
+
+
+# ---------------------------------------------------------------------------- labels and words
+
+
+def test_it_keeps_a_label_saying_whom_a_link_is_for(alice_client, admin_client, stored) -> None:
+    _, link = make_link(alice_client, stored, label="for Dr Smith, St Mary's")
+    _, unlabelled = make_link(alice_client, stored)
+
+    page = alice_client.get(f"/files/{stored.id}/").content.decode()
+    admin_list = admin_client.get("/admin/sharing/sharelink/").content.decode()
+    created = AuditEntry.objects.get(event="link.created", link_id=link.pk)
+
+    assert link.label == "for Dr Smith, St Mary's" and unlabelled.label == ""
+    assert "for Dr Smith, St Mary&#x27;s" in page
+    assert "for Dr Smith, St Mary&#x27;s" in admin_list
+    assert 'label="for Dr Smith, St Mary\'s"' in created.detail
+
+
+def test_it_refuses_a_label_over_100_characters(alice_client, stored) -> None:
+    response = alice_client.post(
+        f"/files/{stored.id}/links/", {"expires_in_hours": "24", "label": "x" * 101}
+    )
+
+    assert response.status_code == 400
+    assert "at most 100 characters" in response.content.decode()
+    assert not ShareLink.objects.exists()
+
+
+def test_it_shows_the_owner_events_in_words(alice_client, admin_client, stored) -> None:
+    token, _ = make_link(alice_client, stored, password=PASSWORD)
+    _fetch(token, {"password": "nope"})
+
+    page = alice_client.get(f"/files/{stored.id}/").content.decode()
+    activity = page[page.index('id="activity-title"') :]
+    admin_list = admin_client.get("/admin/sharing/auditentry/").content.decode()
+
+    assert "Wrong share link password" in activity
+    assert "Share link created" in activity and "Uploaded" in activity
+    assert "link.password_denied" not in activity and "link.created" not in activity
+    assert "link.password_denied" in admin_list  # the admin keeps the codes
+
+
+def test_it_has_words_for_every_event() -> None:
+    from sharing.audit import EVENT_LABELS, Event, event_label
+
+    codes = {value for name, value in vars(Event).items() if name.isupper()}
+
+    assert codes <= set(EVENT_LABELS)
+    assert all(event_label(code) != code for code in codes)
+    assert event_label("some.future_event") == "some.future_event"

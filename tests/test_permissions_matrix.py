@@ -1,12 +1,14 @@
 """Every file URL × every kind of visitor: owner, colleague, revoked colleague, stranger,
 anonymous and an administrator who neither owns the file nor has a share.
 
-Only the owner changes anything; a colleague reads; everyone else logged in gets the same
+Only the owner changes anything; a colleague reads (a read-only page and the download);
+everyone else logged in gets the same
 404 page as for a file that does not exist; anonymous visitors are sent to log in.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from django.contrib.auth.models import User
 from django.http import HttpResponseBase
 from django.test import Client
 
-from sharing.models import Share, ShareLink, StoredFile
+from sharing.models import AuditEntry, Share, ShareLink, StoredFile
 from tests.conftest import make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +48,7 @@ OWNER = {
     "link": 201,
     "link_revoke": 302,
 }
-COLLEAGUE = {name: 404 for name in URLS} | {"download": 200, "download_head": 200}
+COLLEAGUE = {name: 404 for name in URLS} | {"detail": 200, "download": 200, "download_head": 200}
 NOBODY = {name: 404 for name in URLS}
 EXPECTED = {
     "owner": OWNER,
@@ -263,3 +265,22 @@ def test_it_refuses_a_link_of_another_users_file(bob, alice_client, bob_client, 
     assert revoke.status_code == revoke_direct.status_code == 404
     bobs_link.refresh_from_db()
     assert bobs_link.revoked_at is None
+
+
+def test_it_gives_a_colleague_a_read_only_page(alice_client, bob_client, charlie_client, world):
+    make_share(alice_client, world.file, "bob")
+
+    response = bob_client.get(world.url("detail"))
+    denied_to_colleague = AuditEntry.objects.filter(event="file.access_denied").count()
+    charlie_client.get(world.url("detail"))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "plan.txt" in page and "2.5\xa0KB" in page and f"{len(DATA)} bytes" in page
+    assert hashlib.sha256(DATA).hexdigest() in page
+    assert '<dd class="shared-by">alice</dd>' in page
+    assert f'href="/files/{world.file.id}/download/"' in page
+    for owners_only in ("/delete/", "/shares/", "/links/", "Activity", "dave"):
+        assert owners_only not in page
+    assert denied_to_colleague == 0
+    assert AuditEntry.objects.filter(event="file.access_denied").count() == 1  # charlie

@@ -43,20 +43,45 @@ def test_it_shares_by_email_in_any_case(alice_client, bob, stored) -> None:
     assert Share.objects.get().colleague == bob
 
 
-def test_it_mails_the_colleague_without_any_link(
-    alice_client, bob, stored, django_capture_on_commit_callbacks
+def test_it_mails_the_colleague_a_link_to_the_page_but_not_the_name(
+    alice_client, bob, bob_client, stored, settings, django_capture_on_commit_callbacks
 ) -> None:
+    settings.SITE_URL = "https://files.example.org"
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "evil.example"]  # a Host it accepts
     token, _ = make_link(alice_client, stored)  # a link exists: it must not leak into the mail
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(
+            f"/files/{stored.id}/shares/", {"username": "bob"}, HTTP_HOST="evil.example"
+        )
+
+    [message] = mail.outbox
+    assert message.to == ["bob@example.com"]
+    assert "alice" in message.subject
+    page = f"https://files.example.org/files/{stored.id}/"
+    assert page in message.body
+    assert "evil.example" not in message.body
+    for text in (message.subject, message.body):
+        assert "Q3 figures" not in text
+        assert token not in text
+        assert "/s/" not in text
+    opened = bob_client.get(page.removeprefix("https://files.example.org"))
+    assert opened.status_code == 200
+    assert b"Q3 figures.xlsx" in opened.content
+
+
+def test_it_names_the_file_in_the_mail_only_when_the_operator_allows_it(
+    alice_client, bob, stored, settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.SHARE_EMAIL_INCLUDES_NAME = True
 
     with django_capture_on_commit_callbacks(execute=True):
         _share(alice_client, stored, "bob")
 
     [message] = mail.outbox
-    assert message.to == ["bob@example.com"]
-    assert "alice" in message.subject
-    assert "Q3 figures.xlsx" in message.body
-    assert token not in message.body + message.subject
-    assert "/s/" not in message.body + message.subject
+    assert '"Q3 figures.xlsx"' in message.body
+    assert "Q3 figures" not in message.subject
+    assert f"/files/{stored.id}/" in message.body
 
 
 @pytest.mark.parametrize(
@@ -67,9 +92,10 @@ def test_it_mails_the_colleague_without_any_link(
     ],
 )
 def test_it_names_the_file_in_the_mail_as_the_pages_do(
-    alice, alice_client, bob, django_capture_on_commit_callbacks, name, shown
+    alice, alice_client, bob, settings, django_capture_on_commit_callbacks, name, shown
 ) -> None:
     # No bidi override to disguise the extension, no line break to forge a paragraph.
+    settings.SHARE_EMAIL_INCLUDES_NAME = True
     stored = make_file(alice, b"x", name=name)
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -7,7 +7,7 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.timesince import timeuntil
 
-from sharing import names
+from sharing import audit, names
 
 register = template.Library()
 
@@ -88,3 +88,9 @@ def duration(seconds: int) -> str:
     """
     now = timezone.now()
     return timeuntil(now + timedelta(seconds=max(int(seconds), 60)), now=now, depth=1)
+
+
+@register.filter
+def event_label(code: str) -> str:
+    """An audit event code in words, for pages users read (sharing.audit.EVENT_LABELS)."""
+    return audit.event_label(code)
