@@ -18,6 +18,7 @@ from django.http import (
     HttpResponse,
     HttpResponseBase,
     HttpResponseRedirect,
+    JsonResponse,
 )
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -30,6 +31,7 @@ from django_otp import login as otp_login
 from sharing import login_policy, services, throttle, twofactor
 from sharing.audit import Event, actor_from_request, audit_record, client_ip
 from sharing.emails import site_url
+from sharing.negotiation import prefers_json
 
 PENDING_KEY = "securefiles_pending_2fa"
 PENDING_SECONDS = 300
@@ -308,5 +310,12 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    """The site's own page for a missing or wrong CSRF token (status 403)."""
+    """The site's own answer to a missing or wrong CSRF token (status 403): a page, or
+    ``{"error": message}`` for a script that asked for JSON (the upload page's)."""
+    if prefers_json(request):
+        message = _(
+            "The form was sent without a valid security token (it may be old, or cookies "
+            "are blocked). Nothing was changed; reload the page and try again."
+        )
+        return JsonResponse({"error": message}, status=403)
     return render(request, "403_csrf.html", status=403)

@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest
 
+from sharing import names
 from sharing.crypto import FileKey
 from sharing.storage import BlobWriter, EncryptedStorage, StoredBlob
 
@@ -89,8 +90,11 @@ class EncryptingUploadHandler(FileUploadHandler):
         if self._current is None or self._key is None:
             return None
         blob = self._current.close()
+        # Browsers escape '"', CR and LF in the name they send (WHATWG HTML): store the
+        # name the user sees on their disk, not "my%22file.txt".
+        name = names.multipart_file_name(self.file_name or "")
         upload = EncryptedUpload(
-            key=self._key, blob=blob, name=self.file_name or "", content_type=self.content_type
+            key=self._key, blob=blob, name=name, content_type=self.content_type
         )
         self._current, self._key = None, None
         return upload

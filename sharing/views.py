@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.hashers import check_password
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.paginator import Paginator
 from django.http import (
     Http404,
@@ -20,10 +21,10 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.http.multipartparser import MAX_TOTAL_HEADER_SIZE, MultiPartParserError
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -34,6 +35,7 @@ from sharing.audit import Actor, Event, actor_from_request, audit_record
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
 from sharing.forms import LinkForm, LinkPasswordForm, ShareForm, UploadOptionsForm
 from sharing.models import ShareLink, StoredFile
+from sharing.negotiation import prefers_json
 from sharing.storage import get_encrypted_storage
 from sharing.templatetags.sharing_extras import duration, file_kind
 from sharing.transactions import RETRY_AFTER_SECONDS, TryAgain
@@ -148,14 +150,27 @@ def _content_length(request: HttpRequest) -> int:
         return 0
 
 
-def _wants_json(request: HttpRequest) -> bool:
-    """The page's upload script asks for JSON; the plain form gets HTML."""
-    return "application/json" in request.headers.get("Accept", "")
+def _usage_json(request: HttpRequest) -> dict:
+    """The user's storage as the page shows it: {"bytes", "quota" (bytes or None), "text"}."""
+    used = selectors.usage_of(user=request.user)
+    quota = selectors.quota_of(user=request.user)
+    if quota:
+        text = _("Using %(used)s of %(total)s.") % {
+            "used": filesizeformat(used),
+            "total": filesizeformat(quota),
+        }
+    else:
+        text = _("Using %(used)s.") % {"used": filesizeformat(used)}
+    return {"bytes": used, "quota": quota, "text": text}
 
 
 def _upload_refused(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
-    if _wants_json(request):
-        return JsonResponse({"error": message}, status=status)
+    """A refused upload, as JSON ``{"error", "usage"}`` for the page's script, else a page.
+
+    The usage rides along so that the page shows the server's state after every answer.
+    """
+    if prefers_json(request):
+        return JsonResponse({"error": message, "usage": _usage_json(request)}, status=status)
     return render(request, "error.html", {"title": title, "message": message}, status=status)
 
 
@@ -167,16 +182,57 @@ def _too_large(request: HttpRequest) -> HttpResponse:
 
 
 def _over_quota(request: HttpRequest) -> HttpResponse:
+    quota = selectors.quota_of(user=request.user) or 0
     message = _(
-        "This upload would exceed your storage quota. Delete files you no longer need, or ask "
-        "an administrator for more space. Nothing was stored."
-    )
+        "This upload would exceed your storage quota of %(quota)s (%(used)s used). Delete "
+        "files you no longer need, or ask an administrator for more space. Nothing was stored."
+    ) % {
+        "quota": filesizeformat(quota),
+        "used": filesizeformat(selectors.usage_of(user=request.user)),
+    }
     return _upload_refused(request, 413, _("Quota exceeded"), message)
 
 
+def _unparseable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """The answer to a body Django's parser refused, naming the limit it hit."""
+    if isinstance(exc, TooManyFilesSent):
+        message = _("An upload may hold at most %(n)d files. Nothing was stored.") % {
+            "n": settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        }
+        return _upload_refused(request, 400, _("Too many files"), message)
+    if isinstance(exc, TooManyFieldsSent):
+        message = _("An upload may hold at most %(n)d form fields. Nothing was stored.") % {
+            "n": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        }
+        return _upload_refused(request, 400, _("Too many fields"), message)
+    if isinstance(exc, RequestDataTooBig):
+        message = _(
+            "The form fields of an upload (everything but its files) may take at most "
+            "%(n)d bytes. Nothing was stored."
+        ) % {"n": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+        return _upload_refused(request, 413, _("Upload too large"), message)
+    if "header size" in str(exc):
+        # Django's parser gives each part (one file) MAX_TOTAL_HEADER_SIZE bytes of
+        # headers, its name included; it says so only in its exception's text.
+        message = _(
+            "The headers of a file in this upload, its name included, take more than the "
+            "%(n)d bytes allowed (a name of about %(chars)d characters in Latin letters, "
+            "fewer in other scripts). Rename the file to something shorter and upload it "
+            "again. Nothing was stored."
+        ) % {"n": MAX_TOTAL_HEADER_SIZE, "chars": MAX_TOTAL_HEADER_SIZE - 124}
+        return _upload_refused(request, 400, _("File name too long"), message)
+    message = _(
+        "The upload could not be read as a multipart/form-data body (with a file field "
+        "“file”, at most %(mb)d MB in all). Nothing was stored."
+    ) % {"mb": settings.MAX_UPLOAD_MB}
+    return _upload_refused(request, 400, _("Bad upload"), message)
+
+
 def _uploaded(request: HttpRequest, created: list[StoredFile]) -> HttpResponse:
-    if _wants_json(request):
-        return JsonResponse({"files": [_file_json(stored) for stored in created]}, status=201)
+    """201 with ``{"files": [...], "usage": {...}}`` for the script, else back to the list."""
+    if prefers_json(request):
+        body = {"files": [_file_json(stored) for stored in created], "usage": _usage_json(request)}
+        return JsonResponse(body, status=201)
     for stored in created:
         messages.success(
             request, _("Uploaded “%(name)s”.") % {"name": names.attachment_name(stored.name)}
@@ -193,8 +249,19 @@ def _file_json(stored: StoredFile) -> dict:
         "content_type": stored.content_type,
         "kind": file_kind(stored.content_type),
         "created_at": stored.created_at.isoformat(),
+        "expires_at": stored.expires_at.isoformat() if stored.expires_at else None,
+        "expires_display": _expiry_text(stored),
         "download_url": reverse("sharing:download", args=[stored.id]),
         "detail_url": reverse("sharing:file_detail", args=[stored.id]),
+    }
+
+
+def _expiry_text(stored: StoredFile) -> str:
+    """What the file's page says under "Deleted automatically", as one sentence."""
+    if stored.expires_at is None:
+        return _("Deleted automatically: never.")
+    return _("Deleted automatically: %(when)s UTC.") % {
+        "when": stored.expires_at.strftime("%Y-%m-%d %H:%M")
     }
 
 
@@ -219,6 +286,11 @@ def upload(request: HttpRequest) -> HttpResponseBase:
     adopted: set[str] = set()
     try:
         return _upload_checked(request, handler, adopted)
+    except (MultiPartParserError, TooManyFilesSent, TooManyFieldsSent, RequestDataTooBig) as exc:
+        # Raised while the body is parsed (by the CSRF check reading its token, or by
+        # request.FILES): answered here, in the format asked for and naming the limit,
+        # rather than by Django's generic 400 page.
+        return _unparseable(request, exc)
     finally:
         # Whatever happened (CSRF failure, refused size, broken body, database error),
         # blobs that no committed row points to are gone before the response leaves.
@@ -283,9 +355,8 @@ def download(request: HttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
 
 def _download_headers(response: HttpResponseBase, stored: StoredFile) -> HttpResponseBase:
     response["Content-Length"] = str(stored.size)
-    response["Content-Disposition"] = content_disposition_header(
-        as_attachment=True, filename=names.attachment_name(stored.name)
-    )
+    # An ASCII filename= beside filename* for non-ASCII names (RFC 6266 section 4.3).
+    response["Content-Disposition"] = names.content_disposition(stored.name)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     # Belt and braces: even if a browser ignored "attachment", nothing in it may run.

@@ -136,6 +136,8 @@ def test_it_shares_and_links_files_end_to_end(browser, live_server, users, tmp_p
     second.write_text("patient notes, confidential\n" * 1000)
     page.set_input_files("#id_file", [str(first), str(second)])
     drop_file(page, "dropped.txt", "dropped by drag and drop")
+    expect(page.locator(".upload-item.queued")).to_have_count(3)
+    page.click("#upload-submit")  # choosing only queues: Upload sends
     expect(page.locator(".upload-item.done")).to_have_count(3, timeout=20_000)
     expect(page.locator("#my-files")).to_contain_text("dropped.txt")
     progress = page.locator(".upload-item progress").first

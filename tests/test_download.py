@@ -8,10 +8,11 @@ import shutil
 
 import pytest
 from django.http import StreamingHttpResponse
+from django.test import Client
 
 from sharing.crypto import DEFAULT_SEGMENT_SIZE, HEADER_SIZE, TAG_SIZE, BlobIntegrityError
 from sharing.models import StoredFile
-from tests.conftest import MiB, blob_path, make_file, streamed, upload
+from tests.conftest import MiB, blob_path, make_file, make_link, streamed, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +104,39 @@ def test_it_sends_safe_download_headers(alice, alice_client) -> None:
     assert response["Cache-Control"] == "private, no-store"
     assert response["X-Frame-Options"] == "DENY"
     streamed(response)
+
+
+NON_ASCII_NAMES = {
+    "accents": ("Résumé café.pdf", "Resume cafe.pdf", "R%C3%A9sum%C3%A9%20caf%C3%A9.pdf"),
+    "cjk": ("東京 report.txt", "__ report.txt", "%E6%9D%B1%E4%BA%AC%20report.txt"),
+    "look-alike quote and slash": (
+        "a\uff02b\uff0fc.txt",
+        "a_b_c.txt",
+        "a%EF%BC%82b%EF%BC%8Fc.txt",
+    ),
+    "nothing ascii": ("東京", "__", "%E6%9D%B1%E4%BA%AC"),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "fallback", "encoded"), NON_ASCII_NAMES.values(), ids=NON_ASCII_NAMES.keys()
+)
+def test_every_download_of_a_non_ascii_name_has_an_ascii_fallback(
+    alice, alice_client, name, fallback, encoded
+) -> None:
+    # RFC 6266 section 4.3: filename= (ASCII) for clients that ignore filename*, then
+    # filename*; the owner's download and a share link's download alike.
+    stored = make_file(alice, b"contents", name=name)
+    token, _ = make_link(alice_client, stored)
+    expected = f"attachment; filename=\"{fallback}\"; filename*=utf-8''{encoded}"
+
+    owner = alice_client.get(_url(stored))
+    visitor = Client().post(f"/s/{token}/")
+
+    assert owner.status_code == visitor.status_code == 200
+    assert owner["Content-Disposition"] == expected
+    assert visitor["Content-Disposition"] == expected
+    assert streamed(owner) == streamed(visitor) == b"contents"
 
 
 def test_it_serves_html_as_a_sandboxed_attachment(alice, alice_client) -> None:

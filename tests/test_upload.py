@@ -164,11 +164,15 @@ HOSTILE_NAMES = {
 def _assert_safe_disposition(header: str) -> None:
     assert header.startswith("attachment; ")
     assert "\r" not in header and "\n" not in header
+    # filename="ASCII" alone, or (RFC 6266 section 4.3) an ASCII filename= fallback
+    # followed by filename* for a non-ASCII name.
     match = re.fullmatch(
-        r"attachment; filename=\"([^\"]*)\"|attachment; filename\*=utf-8''(.*)", header
+        r"attachment; filename=\"([\x20-\x7e]*)\"(?:; filename\*=utf-8''(.*))?", header
     )
     assert match, header
-    name = match[1] if match[1] is not None else unquote(match[2])
+    fallback, name = match[1], unquote(match[2]) if match[2] is not None else match[1]
+    assert '"' not in fallback and "\\" not in fallback and "/" not in fallback
+    assert fallback and not fallback.startswith(".")
     if match[2] is not None:
         assert not name.isascii(), "filename* is only for non-ASCII names (RFC 6266)"
         assert re.fullmatch(r"[A-Za-z0-9%._~!$&'()*+,;=:@-]*", match[2]), match[2]
@@ -214,13 +218,16 @@ def test_it_shows_the_rtl_override_nowhere_in_the_download_name(alice, alice_cli
     assert header == 'attachment; filename="invoice fdp.exe"'
 
 
-def test_it_sends_rfc_6266_filename_star_for_a_non_ascii_name(alice_client) -> None:
+def test_it_sends_rfc_6266_filename_star_with_an_ascii_fallback_for_a_non_ascii_name(
+    alice_client,
+) -> None:
     upload(alice_client, ("résumé 東京.pdf", b"x"))
 
     download = _download(alice_client, StoredFile.objects.get())
 
     assert download["Content-Disposition"] == (
-        "attachment; filename*=utf-8''r%C3%A9sum%C3%A9%20%E6%9D%B1%E4%BA%AC.pdf"
+        'attachment; filename="resume __.pdf"; '
+        "filename*=utf-8''r%C3%A9sum%C3%A9%20%E6%9D%B1%E4%BA%AC.pdf"
     )
 
 
@@ -561,3 +568,153 @@ def test_it_accepts_the_right_csrf_token_in_the_header(alice_csrf_client) -> Non
 
     assert response.status_code == 302
     assert StoredFile.objects.count() == 1
+
+
+# ---------------------------------------------------------------------------- names from browsers
+
+
+def test_it_stores_quotes_and_line_breaks_as_the_browser_named_the_file(alice, alice_client):
+    # conftest.file_part escapes '"', CR and LF as %22, %0D and %0A, as browsers do.
+    response = upload(alice_client, ('my "draft"\r\nv2.txt', b"payload"))
+
+    assert response.status_code == 302
+    stored = StoredFile.objects.get()
+    assert stored.name == 'my "draft"\r\nv2.txt'
+    listing = alice_client.get("/").content.decode()
+    assert "my &quot;draft&quot; v2.txt" in listing
+    assert "%22" not in listing and "%0D" not in listing and "%0A" not in listing
+    detail = alice_client.get(f"/files/{stored.id}/").content.decode()
+    assert "my &quot;draft&quot; v2.txt" in detail and "%22" not in detail
+    header = _download(alice_client, stored)["Content-Disposition"]
+    # The existing sanitising still applies: no quote, CR or LF reaches the header.
+    assert header == 'attachment; filename="my _draft_ v2.txt"'
+
+
+def test_it_decodes_only_the_three_escapes_browsers_make(alice_client) -> None:
+    # "%" itself is never escaped by browsers: any other %XX is part of the real name.
+    name = "100%25 sure %41 %0a %2F %22.txt"
+
+    upload(alice_client, (name, b"x"))
+
+    assert StoredFile.objects.get().name == '100%25 sure %41 %0a %2F ".txt'
+
+
+def test_the_upload_answer_names_the_decoded_name(alice_client) -> None:
+    response = upload(alice_client, ('a"b.txt', b"x"), HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 201
+    assert response.json()["files"][0]["name"] == 'a"b.txt'
+
+
+# ---------------------------------------------------------------------------- refusals say why
+
+
+JSON_ACCEPT = {"HTTP_ACCEPT": "application/json"}
+BROWSER_ACCEPT = {"HTTP_ACCEPT": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def _too_many_files(client: Client, settings, accept: dict) -> HttpResponseBase:
+    return upload(client, *[(f"{i}.txt", b"x") for i in range(101)], **accept)
+
+
+def _too_large_declared(client: Client, settings, accept: dict) -> HttpResponseBase:
+    settings.MAX_UPLOAD_MB, settings.MAX_UPLOAD_BYTES = 1, MiB
+    return upload(client, ("big.bin", b"x" * (MiB + 1)), **accept)
+
+
+def _over_quota(client: Client, settings, accept: dict) -> HttpResponseBase:
+    settings.USER_QUOTA_MB = 1
+    return upload(client, ("big.bin", b"x" * (MiB + 1)), **accept)
+
+
+def _name_header_too_long(client: Client, settings, accept: dict) -> HttpResponseBase:
+    return upload(client, ("x" * 996 + ".txt", b"too long a name"), **accept)
+
+
+def _bad_multipart(client: Client, settings, accept: dict) -> HttpResponseBase:
+    body = files_body(("a.txt", b"x"))
+    return post_body(client, body, content_type="multipart/form-data", **accept)  # no boundary
+
+
+def _too_many_fields(client: Client, settings, accept: dict) -> HttpResponseBase:
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 3
+    parts = [field_part(f"f{i}", "v") for i in range(5)] + [file_part("a.txt", b"x")]
+    return post_body(client, multipart(parts), **accept)
+
+
+# Each refusal: how to provoke it, the status, and the limit (a number with its unit)
+# that its message must name.
+REFUSALS = {
+    "101 files": (_too_many_files, 400, r"100 files"),
+    "Content-Length over MAX_UPLOAD_MB": (_too_large_declared, 413, r"1 MB"),
+    "over quota": (_over_quota, 413, r"quota of 1\.0\sMB"),
+    "name header over Django's limit": (_name_header_too_long, 400, r"1024 bytes"),
+    "not multipart": (_bad_multipart, 400, r"1024 MB"),
+    "too many fields": (_too_many_fields, 400, r"3 form fields"),
+}
+
+
+@pytest.mark.parametrize(("provoke", "status", "limit"), REFUSALS.values(), ids=REFUSALS.keys())
+def test_a_refusal_answers_json_naming_its_limit_to_the_script(
+    alice_client, settings, provoke, status, limit
+) -> None:
+    response = provoke(alice_client, settings, JSON_ACCEPT)
+
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert re.search(limit, body["error"]), body["error"]
+    assert "Nothing was stored" in body["error"]
+    assert body["usage"]["bytes"] == 0
+    assert _nothing_stored()
+
+
+@pytest.mark.parametrize(("provoke", "status", "limit"), REFUSALS.values(), ids=REFUSALS.keys())
+def test_a_refusal_answers_a_page_naming_its_limit_to_a_browser(
+    alice_client, settings, provoke, status, limit
+) -> None:
+    response = provoke(alice_client, settings, BROWSER_ACCEPT)
+
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("text/html")
+    text = response.content.decode()
+    assert re.search(limit, text.replace("\xa0", " ")), text
+    assert _nothing_stored()
+
+
+def test_a_csrf_refusal_answers_json_to_the_script(alice_csrf_client) -> None:
+    response = upload(alice_csrf_client, ("a.txt", b"x"), **JSON_ACCEPT)
+
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert "security token" in response.json()["error"]
+    assert _nothing_stored()
+
+
+def test_a_csrf_refusal_answers_a_page_to_a_browser(alice_csrf_client) -> None:
+    response = upload(alice_csrf_client, ("a.txt", b"x"), **BROWSER_ACCEPT)
+
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+    assert b"security token" in response.content
+
+
+def test_the_upload_answer_carries_the_new_usage_and_the_stored_options(
+    alice, alice_client, settings
+) -> None:
+    settings.USER_QUOTA_MB = 10
+    make_file(alice, b"o" * 1000, name="old.txt")
+    body = multipart([field_part("expires_in_days", "7"), file_part("new.txt", b"n" * 2048)])
+
+    response = post_body(alice_client, body, **JSON_ACCEPT)
+
+    assert response.status_code == 201
+    reply = response.json()
+    assert reply["usage"] == {
+        "bytes": 3048,
+        "quota": 10 * MiB,
+        "text": "Using 3.0\xa0KB of 10.0\xa0MB.",
+    }
+    [stored] = reply["files"]
+    assert stored["expires_at"] is not None
+    assert stored["expires_display"].startswith("Deleted automatically: 20")
