@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import segno
@@ -11,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, UserCreationForm
-from django.contrib.auth.views import LoginView, PasswordResetView
+from django.contrib.auth.views import LoginView, LogoutView, PasswordResetView
 from django.http import (
     Http404,
     HttpRequest,
@@ -21,6 +22,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -35,7 +37,28 @@ from sharing.negotiation import prefers_json
 
 PENDING_KEY = "securefiles_pending_2fa"
 PENDING_SECONDS = 300
+LOGGED_OUT_FLAG = "logged_out"  # on the login page after logging out: it says so
 OTP_FAILURES = 10
+
+# Why someone was sent to enrol (the ``reason`` query flag of /accounts/2fa/): the page
+# says so. Both apply to staff only; the flag is shown only when it is true of the user.
+ENROL_REASON_STAFF = "staff"  # SecondFactorMiddleware, STAFF_REQUIRE_2FA
+ENROL_REASON_ADMIN = "admin"  # the admin site (STAFF_REQUIRE_2FA off)
+ENROL_REASONS = {
+    ENROL_REASON_STAFF: gettext_lazy(
+        "Your administrator requires staff to use two-factor authentication before "
+        "using the portal. Set it up here to go on."
+    ),
+    ENROL_REASON_ADMIN: gettext_lazy(
+        "The administration is open only to staff who log in with two-factor "
+        "authentication. Set it up here to go on."
+    ),
+}
+
+
+def enrol_url(reason: str) -> str:
+    """The enrolment page's path with ``reason`` (a key of ENROL_REASONS) as its flag."""
+    return f"{reverse('two_factor')}?reason={reason}"
 
 
 class CodeForm(forms.Form):
@@ -138,6 +161,18 @@ class PortalPasswordResetView(PasswordResetView):
         return HttpResponseRedirect(self.get_success_url())
 
 
+class PortalLogoutView(LogoutView):
+    """Django's logout (POST only; the session is flushed), then the login page saying
+    "You have been logged out." (302 to ``/accounts/login/?logged_out=1``).
+
+    A query flag, not a message in the session: logging out leaves no session behind,
+    not even an anonymous one holding a message. A same-site ``next`` still wins.
+    """
+
+    def get_default_redirect_url(self) -> str:
+        return f"{reverse('login')}?{LOGGED_OUT_FLAG}=1"
+
+
 def _pending_user(request: HttpRequest):  # type: ignore[no-untyped-def]
     """Who is at the code step, and where to go next: (user, next) or (None, None).
 
@@ -224,7 +259,13 @@ def _safe_next(request: HttpRequest, next_url: str | None) -> str:
 @login_required
 @require_http_methods(["GET", "POST"])
 def two_factor(request: HttpRequest) -> HttpResponse:
-    """Enrol an authenticator (QR code made here, no outside service), or show its state."""
+    """Enrol an authenticator (QR code made here, no outside service), or show its state.
+
+    The page shows the secret as RFC 4648 Base32 for typing by hand (what authenticator
+    apps take), the ``otpauth://`` URI (QR code and link) with the issuer
+    OTP_TOTP_ISSUER and the label ``issuer:username``, and why the user was sent here
+    (query flag ``reason``, see ENROL_REASONS).
+    """
     if twofactor.has_device(request.user):
         context = {"codes_left": twofactor.recovery_codes_left(request.user)}
         return render(request, "accounts/two_factor_status.html", context)
@@ -242,10 +283,26 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "qr": qr,
-        "secret": device.bin_key.hex(),
+        "secret": base32_for_reading(device.bin_key),
         "config_url": device.config_url,
+        "reason": _enrol_reason(request),
     }
     return render(request, "accounts/two_factor_enrol.html", context)
+
+
+def base32_for_reading(key: bytes) -> str:
+    """``key`` as RFC 4648 Base32 without padding, in groups of four letters (``ABCD EFGH``).
+
+    Authenticator apps take Base32 and ignore the spaces; a 20-byte key is 32 letters.
+    """
+    letters = base64.b32encode(key).decode("ascii").rstrip("=")
+    return " ".join(letters[i : i + 4] for i in range(0, len(letters), 4))
+
+
+def _enrol_reason(request: HttpRequest) -> str | None:
+    # Only staff are ever sent here with a reason; anyone else crafting the flag sees none.
+    reason = ENROL_REASONS.get(str(request.GET.get("reason", "")))
+    return str(reason) if reason is not None and request.user.is_staff else None
 
 
 class RemoveTwoFactorForm(CodeForm):

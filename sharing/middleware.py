@@ -11,6 +11,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
 from sharing import twofactor
+from sharing.account_views import ENROL_REASON_STAFF, enrol_url
 from sharing.transactions import RETRY_AFTER_SECONDS, TryAgain
 
 
@@ -137,7 +138,8 @@ class SecondFactorMiddleware:
       another session) is sent to the code step for everything but logging out: the
       factor is a property of the account, so a session opened with the password alone
       cannot go on using it once a factor exists.
-    - With STAFF_REQUIRE_2FA, staff without a confirmed authenticator must enrol first.
+    - With STAFF_REQUIRE_2FA, staff without a confirmed authenticator must enrol first
+      (sent to /accounts/2fa/?reason=staff, whose page tells them why).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -156,7 +158,8 @@ class SecondFactorMiddleware:
             and user.is_staff
             and not path.startswith(_exempt_paths("two_factor", "logout"))
         ):
-            return redirect("two_factor")
+            # The enrolment page says why they were sent there.
+            return redirect(enrol_url(ENROL_REASON_STAFF))
         return self.get_response(request)
 
 

@@ -433,12 +433,31 @@ def test_it_logs_out_by_post_and_ends_the_session(alice_client) -> None:
     response = alice_client.post("/accounts/logout/")
 
     assert response.status_code == 302
-    assert response["Location"] == LOGIN_URL
+    assert response["Location"] == f"{LOGIN_URL}?logged_out=1"
+    assert not response.cookies["sessionid"].value  # no session left behind
     assert not Session.objects.filter(session_key=session_key).exists()
     assert _logged_in_as(alice_client) is None
     replayed = Client()
     replayed.cookies["sessionid"] = session_key
     assert _logged_in_as(replayed) is None
+
+
+def test_it_says_on_the_login_page_that_the_user_logged_out(alice_client) -> None:
+    response = alice_client.post("/accounts/logout/", follow=True)
+
+    assert response.redirect_chain == [(f"{LOGIN_URL}?logged_out=1", 302)]
+    assert response.content.decode().count("You have been logged out.") == 1
+    assert b'name="password"' in response.content
+    assert _logged_in_as(alice_client) is None
+    assert b"You have been logged out." not in alice_client.get(LOGIN_URL).content
+
+
+def test_it_says_why_the_login_page_was_shown_instead_of_a_page(client) -> None:
+    response = client.get("/files/upload/", follow=True)
+
+    assert response.redirect_chain[-1][0].startswith(f"{LOGIN_URL}?next=")
+    assert b"Log in to see that page." in response.content
+    assert b"Log in to see that page." not in client.get(LOGIN_URL).content
 
 
 # ---------------------------------------------------------------------------- cookies, timeout

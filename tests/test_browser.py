@@ -332,3 +332,43 @@ def test_a_password_link_shows_the_servers_state_after_each_step(browser, live_s
     assert ShareLink.objects.get().download_count == 2
     visitor.expect_clean(allowed_errors=("403",))
     visitor.close()
+
+
+def test_it_enrols_with_the_typed_key_and_saves_recovery_codes(browser, live_server, users):
+    """A user types the Base32 key into their app, then copies, downloads and prints the
+    recovery codes, which exist only on that page."""
+    import base64
+
+    from django_otp.oath import TOTP
+    from playwright.sync_api import expect
+
+    ctx = Watch(browser, live_server.url, permissions=["clipboard-read", "clipboard-write"])
+    page = ctx.page
+    log_in(page, live_server.url, "alice")
+    page.goto(f"{live_server.url}/accounts/2fa/")
+    typed = page.inner_text("#totp-secret").replace(" ", "")
+    page.fill("#id_code", f"{TOTP(base64.b32decode(typed)).token():06d}")
+    page.click("form.stacked button[type=submit]")
+    expect(page.get_by_role("heading", name="Save your recovery codes")).to_be_visible()
+    codes = [code.strip() for code in page.locator("#recovery-codes code").all_inner_texts()]
+    assert len(codes) == 10
+
+    with page.expect_download() as download_info:
+        page.click("#download-codes")
+    download = download_info.value
+    assert download.suggested_filename == "securefiles-recovery-codes.txt"
+    saved = Path(download.path()).read_text(encoding="utf-8")
+    assert all(code in saved for code in codes)
+    assert "alice" in saved
+
+    page.click("#copy-codes")
+    expect(page.locator("#recovery-status")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()").split() == codes
+
+    expect(page.locator("#print-codes")).to_be_visible()
+    page.emulate_media(media="print")  # what a printout shows: the codes, no buttons
+    expect(page.locator("#recovery-codes")).to_be_visible()
+    expect(page.locator("#recovery-actions")).to_be_hidden()
+    expect(page.locator(".site-header")).to_be_hidden()
+    ctx.expect_clean()
+    ctx.close()

@@ -9,12 +9,15 @@ pins that documented behaviour, so a change to it is a deliberate one.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import time
 from html.parser import HTMLParser
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+import segno
 from django.apps import apps
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
@@ -81,13 +84,37 @@ def _home_redirects_to_login(client: Client) -> bool:
 
 
 class _Images(HTMLParser):
+    """The page's image sources, links, and the text of its ``<code class="secret">``."""
+
     def __init__(self) -> None:
         super().__init__()
         self.sources: list[str] = []
+        self.links: list[str] = []
+        self.secret = ""
+        self._in_secret = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
         if tag == "img":
-            self.sources += [value or "" for name, value in attrs if name == "src"]
+            self.sources.append(values.get("src") or "")
+        if tag == "a":
+            self.links.append(values.get("href") or "")
+        self._in_secret = tag == "code" and "secret" in (values.get("class") or "").split()
+
+    def handle_data(self, data: str) -> None:
+        if self._in_secret:
+            self.secret += data
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_secret = False
+
+
+def _enrol_page(client: Client) -> _Images:
+    response = client.get(ENROL_URL)
+    assert response.status_code == 200
+    parser = _Images()
+    parser.feed(response.content.decode())
+    return parser
 
 
 # ---------------------------------------------------------------------------- enrolment
@@ -103,8 +130,63 @@ def test_it_shows_a_qr_code_made_here_and_the_secret(alice, alice_client) -> Non
     [qr] = [src for src in parser.sources if src.startswith("data:")]
     assert qr.startswith("data:image/svg+xml")
     assert all(src.startswith(("/", "data:")) for src in parser.sources)
-    assert device.bin_key.hex().encode() in response.content
+    # The QR code is the one made from the device's otpauth:// URI, here, on the server.
+    assert qr == segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2)
     assert response["Cache-Control"].count("no-store") == 1
+
+
+def test_it_shows_the_key_in_base32_as_authenticator_apps_take_it(alice, alice_client) -> None:
+    page = _enrol_page(alice_client)
+    device = TOTPDevice.objects.get(user=alice, confirmed=False)
+
+    shown = page.secret.strip()
+    assert re.fullmatch(r"[A-Z2-7]{4}( [A-Z2-7]{1,4})*", shown), shown  # RFC 4648, in fours
+    typed = shown.replace(" ", "")
+    assert "=" not in typed
+    assert base64.b32decode(typed) == device.bin_key
+    assert device.bin_key.hex() not in page.secret
+
+
+def test_it_puts_issuer_account_and_the_shown_key_in_the_otpauth_uri(
+    alice, alice_client, settings
+) -> None:
+    page = _enrol_page(alice_client)
+    device = TOTPDevice.objects.get(user=alice, confirmed=False)
+
+    [uri] = [href for href in page.links if href.startswith("otpauth://")]
+    [qr] = [src for src in page.sources if src.startswith("data:")]
+    assert uri == device.config_url
+    assert qr == segno.make(uri, error="m").svg_data_uri(scale=5, border=2)
+    parts = urlsplit(uri)
+    query = parse_qs(parts.query)
+    assert (parts.scheme, parts.netloc) == ("otpauth", "totp")
+    assert unquote(parts.path) == f"/{settings.OTP_TOTP_ISSUER}:alice"
+    assert query["issuer"] == [settings.OTP_TOTP_ISSUER]
+    assert query["secret"] == [page.secret.replace(" ", "").strip()]
+    assert (query["digits"], query["period"]) == (["6"], ["30"])
+
+
+def test_it_confirms_a_code_from_the_key_typed_by_hand(alice, alice_client) -> None:
+    typed = _enrol_page(alice_client).secret.replace(" ", "").strip()
+    app = TOTP(base64.b32decode(typed))  # what an authenticator app computes from it
+
+    response = alice_client.post(ENROL_URL, {"code": f"{app.token():06d}"})
+
+    assert len(CODE_RE.findall(response.content.decode())) == 10
+    assert TOTPDevice.objects.get(user=alice).confirmed
+
+
+def test_it_offers_copy_download_and_print_for_recovery_codes(alice, alice_client) -> None:
+    alice_client.get(ENROL_URL)
+    device = TOTPDevice.objects.get(user=alice, confirmed=False)
+
+    body = alice_client.post(ENROL_URL, {"code": _token(device)}).content.decode()
+
+    for button in ("copy-codes", "download-codes", "print-codes"):
+        assert f'id="{button}"' in body
+    assert '<script src="/static/js/recovery.js" defer></script>' in body
+    assert re.findall(r"<script(?![^>]*\bsrc=)", body) == []  # no inline script (CSP)
+    assert "onclick" not in body
 
 
 def test_it_refuses_a_wrong_confirmation_code(alice, alice_client) -> None:
@@ -311,8 +393,18 @@ def test_it_sends_staff_without_a_device_to_enrol(staff) -> None:
     for url in ("/", "/admin/", "/files/upload/"):
         response = client.get(url)
         assert response.status_code == 302, url
-        assert response["Location"] == ENROL_URL, url
-    assert client.get(ENROL_URL).status_code == 200
+        assert response["Location"] == f"{ENROL_URL}?reason=staff", url
+    page = client.get(f"{ENROL_URL}?reason=staff")
+    assert page.status_code == 200
+    assert b"Your administrator requires staff to use two-factor authentication" in page.content
+
+
+def test_it_gives_no_staff_reason_to_a_user_who_is_not_staff(alice_client) -> None:
+    for reason in ("staff", "admin"):
+        page = alice_client.get(f"{ENROL_URL}?reason={reason}")
+        assert page.status_code == 200
+        assert b"requires staff" not in page.content
+        assert b"open only to staff" not in page.content
 
 
 def test_it_lets_staff_without_a_device_in_when_2fa_is_optional(staff, settings) -> None:
@@ -333,12 +425,64 @@ def test_it_keeps_an_unverified_superuser_out_of_the_admin(admin_user) -> None:
     assert client.get("/admin/sharing/storedfile/").status_code == 302
 
 
-def test_it_keeps_verified_non_staff_out_of_the_admin(alice, alice_client) -> None:
-    _enrol(alice_client, alice)  # verified in this session by the enrolment
+ADMIN_URLS = ("/admin/", "/admin/sharing/storedfile/", "/admin/login/?next=/admin/")
 
-    response = alice_client.get("/admin/", follow=True)
 
-    assert response.redirect_chain[-1][0].startswith(LOGIN_URL)
+@pytest.mark.parametrize("enrolled", [True, False])
+def test_it_tells_a_logged_in_user_who_is_not_staff_that_the_admin_is_for_staff(
+    alice, alice_client, enrolled
+) -> None:
+    if enrolled:
+        _enrol(alice_client, alice)  # verified in this session by the enrolment
+
+    for url in ADMIN_URLS:
+        response = alice_client.get(url)
+        assert response.status_code == 403, url
+        body = response.content.decode()
+        assert "The administration is for staff" in body
+        assert 'href="/"' in body  # a way home
+        assert 'name="password"' not in body  # never a login form for a logged-in user
+
+
+def test_it_sends_unverified_staff_from_the_admin_login_to_the_code_step(admin_user) -> None:
+    _with_device(admin_user)
+    client = Client()
+    client.force_login(admin_user)
+
+    response = client.get("/admin/login/?next=/admin/auth/user/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(CODE_URL)
+
+
+def test_it_sends_staff_without_a_factor_from_the_admin_to_enrol_saying_why(
+    staff, settings
+) -> None:
+    settings.STAFF_REQUIRE_2FA = False
+    client = client_for(staff)
+
+    for url in ADMIN_URLS:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        target = urlsplit(response["Location"])
+        assert target.path == ENROL_URL, url
+        assert parse_qs(target.query)["reason"] == ["admin"], url
+        assert parse_qs(target.query)["next"][0].startswith("/admin/"), url
+    page = client.get(response["Location"])
+    assert b"The administration is open only to staff who log in with two-factor" in page.content
+
+
+@pytest.mark.parametrize(
+    ("next_url", "expected"),
+    [("/admin/auth/user/", "/admin/auth/user/"), ("https://evil.example/", "/admin/")],
+)
+def test_it_sends_verified_staff_from_the_admin_login_onwards(
+    admin_client, next_url, expected
+) -> None:
+    response = admin_client.get(f"/admin/login/?next={next_url}")
+
+    assert response.status_code == 302
+    assert response["Location"] == expected
 
 
 def test_it_opens_the_admin_to_verified_staff(admin_client) -> None:
