@@ -149,12 +149,14 @@ def activity_of(*, user: AbstractBaseUser, file: StoredFile) -> QuerySet[AuditEn
 def file_open_plaintext(*, file: StoredFile) -> DecryptingReader:
     """Open the content of a file the caller is already allowed to read.
 
-    Raises KeyUnwrapError (key gone or wrong), BlobIntegrityError (blob tampered) or
-    OSError (blob missing); the reader raises BlobIntegrityError on any later segment.
+    Raises KeyUnwrapError (key gone or wrong), BlobIntegrityError (blob tampered, or its
+    length does not fit the row's ``size``, which then cannot be promised as a
+    Content-Length) or OSError (blob missing); the reader raises BlobIntegrityError on
+    any later segment, and if the plaintext would be longer or shorter than ``size``.
     """
     master = get_keyring().get(file.key_id)
     key = unwrap_key(bytes(file.wrapped_key), file.id, master)
-    return get_encrypted_storage().open_plaintext(file.blob.name, key)
+    return get_encrypted_storage().open_plaintext(file.blob.name, key, expected_size=file.size)
 
 
 # -- maintenance: for the operator's management commands only, never for a view

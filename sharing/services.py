@@ -650,6 +650,27 @@ def file_transfer(*, file: StoredFile, new_owner: AbstractBaseUser, actor: Actor
     file.owner = new_owner
 
 
+# -- integrity
+
+
+def file_integrity_failed(*, file: StoredFile, actor: Actor, reason: str, via: str) -> None:
+    """Record in the audit chain that a download of ``file`` failed verification.
+
+    ``reason`` says what failed (e.g. "first segment failed", "size mismatch"), ``via``
+    which path served it ("owner", "colleague", "link"). Commits on its own: the failure
+    is on record even if the download's response is then abandoned. Never raises for a
+    file deleted meanwhile (the entry names it by id and name, not by foreign key).
+    """
+    with transaction.atomic():
+        audit_record(
+            event=Event.INTEGRITY_ERROR,
+            actor=actor,
+            file_id=file.id,
+            file_name=file.name,
+            detail=f"reason={reason[:200]} via={via}",
+        )
+
+
 # -- maintenance: imports, key rotation and re-encryption (management commands)
 
 

@@ -33,6 +33,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
+
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
