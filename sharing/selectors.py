@@ -208,14 +208,32 @@ def quota_left(*, user: AbstractBaseUser) -> int | None:
     return None if quota is None else quota - usage_of(user=user)
 
 
-def file_sha256(*, file: StoredFile) -> str:
-    """The hex SHA-256 of a file the caller may read ('' for rows that predate it)."""
+@dataclass(frozen=True)
+class FileSha256:
+    """What a file's page shows for its SHA-256.
+
+    ``hex`` is the 64-character digest when the row's seal opened; ``state`` is "ok",
+    "not_recorded" (a row older than the sealed column) or "unverified" (the seal is
+    there but does not open: damaged, moved from another row, or its key is unusable).
+    """
+
+    state: str
+    hex: str = ""
+
+    @property
+    def unverified(self) -> bool:
+        return self.state == "unverified"
+
+
+def file_sha256(*, file: StoredFile) -> FileSha256:
+    """The SHA-256 of a file the caller may read, or why it cannot be shown."""
     if not file.sha256_sealed:
-        return ""
+        return FileSha256(state="not_recorded")
     try:
-        return open_sha256(file_data_key(file=file), bytes(file.sha256_sealed)).hex()
+        digest = open_sha256(file_data_key(file=file), bytes(file.sha256_sealed))
     except (InvalidTag, KeyProblem):
-        return ""
+        return FileSha256(state="unverified")
+    return FileSha256(state="ok", hex=digest.hex())
 
 
 # -- users, as administrators change them
