@@ -621,18 +621,35 @@ def _looks_human_typed(secret: bytes) -> bool:
     return printable or len(set(secret)) < 16
 
 
+_STANDARD_ONLY = frozenset("+/")
+_URLSAFE_ONLY = frozenset("-_")
+
+
 def _parse_key_entry(entry: str) -> MasterKey:
-    key_id, sep, encoded = entry.strip().partition(":")
+    """One ``id:base64`` entry; whitespace around it is ignored, inside it refused."""
+    entry = entry.strip()
+    if any(char.isspace() for char in entry):
+        # A space after the colon or a line break inside the key: almost always a paste
+        # gone wrong. Silently dropping it would make two spellings of one key valid.
+        raise KeyConfigError("ENCRYPTION_KEYS: an entry has whitespace inside it")
+    key_id, sep, encoded = entry.partition(":")
     if not sep or not key_id or not encoded:
         raise KeyConfigError("each ENCRYPTION_KEYS entry must look like <id>:<base64 key>")
     if not set(key_id) <= KEY_ID_ALPHABET or len(key_id) > 32:
         # The bad id is not quoted: with the entry written the wrong way round
         # (<base64 key>:<id>) it would be the key, and this message ends up in logs.
         raise KeyConfigError("ENCRYPTION_KEYS: a key id must be 1-32 of [A-Za-z0-9_.-]")
+    if set(encoded) & _STANDARD_ONLY and set(encoded) & _URLSAFE_ONLY:
+        # One key in one alphabet: a mix is not something any encoder writes, so it is a
+        # key that was edited or pieced together, and could decode to the wrong bytes.
+        raise KeyConfigError(
+            f"ENCRYPTION_KEYS: key {key_id!r} mixes the standard (+/) and URL-safe (-_) "
+            "base64 alphabets; use one"
+        )
     try:
-        # Strict: the standard and the URL-safe alphabets, nothing else. The default
+        # Strict: the standard or the URL-safe alphabet, nothing else. The default
         # decoder silently drops any other character, so a mangled key would still "parse".
-        text = encoded.strip().encode("ascii").translate(_URLSAFE_TO_STANDARD)
+        text = encoded.encode("ascii").translate(_URLSAFE_TO_STANDARD)
         secret = base64.b64decode(text, validate=True)
     except (ValueError, UnicodeEncodeError):
         raise KeyConfigError(f"ENCRYPTION_KEYS: key {key_id!r} is not valid base64") from None
