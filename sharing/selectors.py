@@ -40,7 +40,16 @@ FILE_ORDERINGS = {
     "date": ("created_at", "id"),
     "-date": ("-created_at", "-id"),
 }
-_LIST_FIELDS = ("id", "name", "size", "content_type", "created_at", "expires_at", "owner_id")
+_LIST_FIELDS = (
+    "id",
+    "name",
+    "size",
+    "content_type",
+    "created_at",
+    "expires_at",
+    "owner_id",
+    "origin",
+)
 
 
 def files_owned_by(
