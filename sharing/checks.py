@@ -1,5 +1,5 @@
 """System checks: `manage.py check` (and migrate, runserver) fail without usable keys;
-`check --deploy` also warns while SITE_URL is unset."""
+`check --deploy` also warns while SITE_URL or AUDIT_LOG_KEY is unset."""
 
 from collections.abc import Sequence
 
@@ -59,5 +59,22 @@ def check_site_url(app_configs: Sequence[AppConfig] | None, **kwargs: object) ->
             f"{site_url()!r}, made from the first ALLOWED_HOSTS entry and HTTPS.",
             hint="Set SITE_URL to the portal's public address, e.g. https://files.example.org.",
             id="sharing.W002",
+        )
+    ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_audit_log_key(app_configs: Sequence[AppConfig] | None, **kwargs: object) -> list:
+    """`check --deploy`: warn while AUDIT_LOG_KEY is unset (the key then comes from
+    SECRET_KEY, and rotating SECRET_KEY makes the whole audit log fail to verify)."""
+    if settings.AUDIT_LOG_KEY:
+        return []
+    return [
+        checks.Warning(
+            "AUDIT_LOG_KEY is not set: the audit log's MAC key is derived from SECRET_KEY, "
+            "so changing SECRET_KEY makes verify_audit_log fail on every entry.",
+            hint="Set AUDIT_LOG_KEY to a long random value of its own and keep it with the "
+            "backups; an existing log keeps verifying only under the key it was written with.",
+            id="sharing.W003",
         )
     ]

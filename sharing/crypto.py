@@ -71,6 +71,27 @@ class BlobIntegrityError(Exception):
     """
 
 
+class FileTooLarge(ValueError):
+    """A plaintext longer than one blob can hold at this segment size.
+
+    ``limit`` is that size in bytes (MAX_SEGMENTS segments of ``segment_size`` bytes): the
+    32-bit segment counter would otherwise wrap and reuse GCM nonces.
+    """
+
+    def __init__(self, limit: int, segment_size: int) -> None:
+        super().__init__(
+            f"file too large for this segment size: at most {limit} bytes "
+            f"({MAX_SEGMENTS} segments of {segment_size} bytes)"
+        )
+        self.limit = limit
+        self.segment_size = segment_size
+
+
+def max_plaintext_size(segment_size: int) -> int:
+    """The largest plaintext, in bytes, one blob can hold with this segment size."""
+    return MAX_SEGMENTS * segment_size
+
+
 class InvalidTag(Exception):
     """``gcm_open``: the sealed bytes do not authenticate under this key, nonce and AAD."""
 
@@ -244,8 +265,8 @@ class StreamEncryptor:
         self._prefix = secrets.token_bytes(PREFIX_SIZE)
         salt = secrets.token_bytes(SALT_SIZE)
         self.header = _pack_header(segment_size, salt, self._prefix)
-        self._key = _content_key(key, self.header, salt)
-        self._file_key = key
+        self._key: bytes | None = _content_key(key, self.header, salt)
+        self._file_key: FileKey | None = key
         self._sha256 = sha256()
         # One segment's worth of plaintext, allocated once: a growing bytearray re-faults
         # fresh pages from the kernel for every MiB that passes through.
@@ -254,6 +275,7 @@ class StreamEncryptor:
         self._out = bytearray(segment_size + TAG_SIZE)  # one sealed segment, reused
         self._index = 0
         self._finished = False
+        self._digest = b""
         self.plaintext_size = 0
 
     def update(self, data: bytes) -> list[bytes]:
@@ -270,9 +292,15 @@ class StreamEncryptor:
         """
         if self._finished:
             raise ValueError("encryptor already finalized")
-        self._sha256.update(data)
-        self.plaintext_size += len(data)
         size = self._segment_size
+        # Refused before any of it is taken: past this the 32-bit segment counter would
+        # wrap and GCM nonces repeat. MAX_SEGMENTS is read here, not bound at import.
+        limit = max_plaintext_size(size)
+        count = memoryview(data).nbytes
+        if self.plaintext_size + count > limit:
+            raise FileTooLarge(limit, size)
+        self._sha256.update(data)
+        self.plaintext_size += count
         with memoryview(data).cast("B") as view:
             offset = 0
             while offset < len(view):
@@ -293,13 +321,19 @@ class StreamEncryptor:
         return sealed[0]
 
     def finalize_into(self, write: Callable[[memoryview], object]) -> None:
-        """Seal the final segment and pass it to ``write`` (same rules as update_into)."""
+        """Seal the final segment and pass it to ``write`` (same rules as update_into).
+
+        Afterwards the encryptor holds no key: the content key and the file key are
+        dropped (the keyed digest is computed first), so nothing keeps them alive.
+        """
         if self._finished:
             raise ValueError("encryptor already finalized")
         self._finished = True
         with memoryview(self._buffer) as view:
             self._seal_into(view[: self._filled], last=True, write=write)
         self._buffer, self._filled, self._out = bytearray(), 0, bytearray()
+        self._digest = keyed_digest(self._file_key, self._sha256.digest())
+        self._key, self._file_key = None, None
 
     def sha256(self) -> bytes:
         """SHA-256 of all plaintext seen so far."""
@@ -307,11 +341,15 @@ class StreamEncryptor:
 
     def digest(self) -> bytes:
         """The keyed digest of all plaintext seen so far (see keyed_digest)."""
+        if self._file_key is None:
+            return self._digest  # finalized: computed before the key was dropped
         return keyed_digest(self._file_key, self._sha256.digest())
 
     def _seal_into(
         self, plaintext: Buffer, *, last: bool, write: Callable[[memoryview], object]
     ) -> None:
+        if self._key is None:
+            raise ValueError("encryptor already finalized")
         nonce = _nonce(self._prefix, self._index, last)
         self._index += 1
         with memoryview(self._out) as out:
@@ -383,18 +421,45 @@ class DecryptingReader(io.RawIOBase):
     position in the source is no longer trustworthy, so the reader never resynchronises.
     """
 
-    def __init__(self, source: BinaryIO, key: FileKey) -> None:
+    def __init__(
+        self,
+        source: BinaryIO,
+        key: FileKey,
+        *,
+        expected_size: int | None = None,
+        ciphertext_length: int | None = None,
+    ) -> None:
+        """Read and check the header of ``source``; nothing else is read yet.
+
+        ``expected_size`` (bytes) is the plaintext size the caller promised someone (a
+        Content-Length): the reader then refuses to yield more, or to end with fewer,
+        raising BlobIntegrityError before the offending segment's bytes are released.
+        With ``ciphertext_length`` (the blob's length in bytes, from the storage) too, a
+        size that this blob cannot have is refused here, before anything is sent.
+        Raises BlobIntegrityError for a bad header or such a size mismatch.
+        """
         super().__init__()
         self._source = source
         header = _read_exactly(source, HEADER_SIZE)
         self._segment_size, salt, self._prefix = _parse_header(header)
-        self._key = _content_key(key, header, salt)
+        self._expected_size = expected_size
+        if expected_size is not None and ciphertext_length is not None:
+            implied = plaintext_size_of(ciphertext_length, self._segment_size)
+            if implied != expected_size:
+                raise BlobIntegrityError("the blob's length does not match the expected size")
+        self._key: bytes | None = _content_key(key, header, salt)
         self._index = 0
+        self._released = 0  # plaintext bytes handed out so far
         self._lookahead = b""
         self._sealed = bytearray()
         self._done = False
         self._failed = False
         self._pending = memoryview(b"")
+
+    @property
+    def segment_size(self) -> int:
+        """The plaintext segment size from the header, in bytes."""
+        return self._segment_size
 
     def readable(self) -> bool:
         return True
@@ -437,12 +502,25 @@ class DecryptingReader(io.RawIOBase):
             plaintext = self._open(nonce, view[:length])
         if plaintext is None:  # raised outside the except block: no chained context
             raise BlobIntegrityError("segment failed authentication")
+        self._check_size(len(plaintext), last=last)
         self._index += 1
         self._done = last
         return plaintext
 
+    def _check_size(self, count: int, *, last: bool) -> None:
+        """Refuse a segment that would take the plaintext past, or end it short of, the
+        expected size: a client was promised exactly that many bytes."""
+        self._released += count
+        expected = self._expected_size
+        if expected is None:
+            return
+        if self._released > expected or (last and self._released != expected):
+            raise BlobIntegrityError("the plaintext is not the expected size")
+
     def _open(self, nonce: bytes, sealed: memoryview) -> bytes | None:
         """The segment's plaintext, or None if it is not authentic."""
+        if self._key is None:
+            raise ValueError("the reader is closed")
         try:
             return gcm_open(self._key, nonce, sealed)
         except InvalidTag:
@@ -459,14 +537,37 @@ class DecryptingReader(io.RawIOBase):
         return count
 
     def close(self) -> None:
+        """Close the source and drop the content key and buffers: a closed reader keeps
+        nothing that could decrypt the blob or that came out of it."""
         try:
             self._source.close()
         finally:
+            self._key = None
+            self._sealed, self._pending, self._lookahead = bytearray(), memoryview(b""), b""
             super().close()
 
 
 def decrypt_bytes(blob: bytes, key: FileKey) -> bytes:
     return b"".join(DecryptingReader(io.BytesIO(blob), key).segments())
+
+
+def plaintext_size_of(ciphertext_length: int, segment_size: int) -> int | None:
+    """The plaintext size in bytes a blob of ``ciphertext_length`` bytes holds, or None
+    for a length no writer produces (the inverse of ciphertext_size).
+
+    The blob is the header, then whole sealed segments of ``segment_size + TAG_SIZE``
+    bytes, then a last segment of TAG_SIZE to ``segment_size + TAG_SIZE`` bytes.
+    """
+    body = ciphertext_length - HEADER_SIZE
+    if body < TAG_SIZE:
+        return None
+    sealed = segment_size + TAG_SIZE
+    full, rest = divmod(body, sealed)
+    if rest == 0:
+        return full * segment_size  # the last segment is a full one
+    if rest < TAG_SIZE:
+        return None
+    return full * segment_size + rest - TAG_SIZE
 
 
 def ciphertext_size(plaintext_size: int, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int:
@@ -520,18 +621,35 @@ def _looks_human_typed(secret: bytes) -> bool:
     return printable or len(set(secret)) < 16
 
 
+_STANDARD_ONLY = frozenset("+/")
+_URLSAFE_ONLY = frozenset("-_")
+
+
 def _parse_key_entry(entry: str) -> MasterKey:
-    key_id, sep, encoded = entry.strip().partition(":")
+    """One ``id:base64`` entry; whitespace around it is ignored, inside it refused."""
+    entry = entry.strip()
+    if any(char.isspace() for char in entry):
+        # A space after the colon or a line break inside the key: almost always a paste
+        # gone wrong. Silently dropping it would make two spellings of one key valid.
+        raise KeyConfigError("ENCRYPTION_KEYS: an entry has whitespace inside it")
+    key_id, sep, encoded = entry.partition(":")
     if not sep or not key_id or not encoded:
         raise KeyConfigError("each ENCRYPTION_KEYS entry must look like <id>:<base64 key>")
     if not set(key_id) <= KEY_ID_ALPHABET or len(key_id) > 32:
         # The bad id is not quoted: with the entry written the wrong way round
         # (<base64 key>:<id>) it would be the key, and this message ends up in logs.
         raise KeyConfigError("ENCRYPTION_KEYS: a key id must be 1-32 of [A-Za-z0-9_.-]")
+    if set(encoded) & _STANDARD_ONLY and set(encoded) & _URLSAFE_ONLY:
+        # One key in one alphabet: a mix is not something any encoder writes, so it is a
+        # key that was edited or pieced together, and could decode to the wrong bytes.
+        raise KeyConfigError(
+            f"ENCRYPTION_KEYS: key {key_id!r} mixes the standard (+/) and URL-safe (-_) "
+            "base64 alphabets; use one"
+        )
     try:
-        # Strict: the standard and the URL-safe alphabets, nothing else. The default
+        # Strict: the standard or the URL-safe alphabet, nothing else. The default
         # decoder silently drops any other character, so a mangled key would still "parse".
-        text = encoded.strip().encode("ascii").translate(_URLSAFE_TO_STANDARD)
+        text = encoded.encode("ascii").translate(_URLSAFE_TO_STANDARD)
         secret = base64.b64decode(text, validate=True)
     except (ValueError, UnicodeEncodeError):
         raise KeyConfigError(f"ENCRYPTION_KEYS: key {key_id!r} is not valid base64") from None

@@ -11,7 +11,16 @@ class StoredFile(models.Model):
 
     Name, type, size and times are kept in clear (see the threat model in README.md);
     the content digest is keyed, so the database alone cannot confirm a guessed file.
+    Which columns are authenticated, and by what: docs/FORMAT.md.
     """
+
+    class Origin(models.TextChoices):
+        """How the content arrived: through an upload, or imported by import_legacy from
+        the prototype's CBC files, which had no MAC (their content was never authenticated
+        before it was imported)."""
+
+        UPLOAD = "upload", "Uploaded"
+        LEGACY = "legacy", "Imported from the unauthenticated legacy format"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -40,6 +49,9 @@ class StoredFile(models.Model):
     wrapped_key = models.BinaryField(max_length=60, editable=False)
     key_id = models.CharField(max_length=32, db_index=True, editable=False)
     format_version = models.PositiveSmallIntegerField(default=1, editable=False)
+    origin = models.CharField(
+        max_length=16, choices=Origin.choices, default=Origin.UPLOAD, editable=False
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

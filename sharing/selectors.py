@@ -40,7 +40,16 @@ FILE_ORDERINGS = {
     "date": ("created_at", "id"),
     "-date": ("-created_at", "-id"),
 }
-_LIST_FIELDS = ("id", "name", "size", "content_type", "created_at", "expires_at", "owner_id")
+_LIST_FIELDS = (
+    "id",
+    "name",
+    "size",
+    "content_type",
+    "created_at",
+    "expires_at",
+    "owner_id",
+    "origin",
+)
 
 
 def files_owned_by(
@@ -149,12 +158,14 @@ def activity_of(*, user: AbstractBaseUser, file: StoredFile) -> QuerySet[AuditEn
 def file_open_plaintext(*, file: StoredFile) -> DecryptingReader:
     """Open the content of a file the caller is already allowed to read.
 
-    Raises KeyUnwrapError (key gone or wrong), BlobIntegrityError (blob tampered) or
-    OSError (blob missing); the reader raises BlobIntegrityError on any later segment.
+    Raises KeyUnwrapError (key gone or wrong), BlobIntegrityError (blob tampered, or its
+    length does not fit the row's ``size``, which then cannot be promised as a
+    Content-Length) or OSError (blob missing); the reader raises BlobIntegrityError on
+    any later segment, and if the plaintext would be longer or shorter than ``size``.
     """
     master = get_keyring().get(file.key_id)
     key = unwrap_key(bytes(file.wrapped_key), file.id, master)
-    return get_encrypted_storage().open_plaintext(file.blob.name, key)
+    return get_encrypted_storage().open_plaintext(file.blob.name, key, expected_size=file.size)
 
 
 # -- maintenance: for the operator's management commands only, never for a view
@@ -206,14 +217,32 @@ def quota_left(*, user: AbstractBaseUser) -> int | None:
     return None if quota is None else quota - usage_of(user=user)
 
 
-def file_sha256(*, file: StoredFile) -> str:
-    """The hex SHA-256 of a file the caller may read ('' for rows that predate it)."""
+@dataclass(frozen=True)
+class FileSha256:
+    """What a file's page shows for its SHA-256.
+
+    ``hex`` is the 64-character digest when the row's seal opened; ``state`` is "ok",
+    "not_recorded" (a row older than the sealed column) or "unverified" (the seal is
+    there but does not open: damaged, moved from another row, or its key is unusable).
+    """
+
+    state: str
+    hex: str = ""
+
+    @property
+    def unverified(self) -> bool:
+        return self.state == "unverified"
+
+
+def file_sha256(*, file: StoredFile) -> FileSha256:
+    """The SHA-256 of a file the caller may read, or why it cannot be shown."""
     if not file.sha256_sealed:
-        return ""
+        return FileSha256(state="not_recorded")
     try:
-        return open_sha256(file_data_key(file=file), bytes(file.sha256_sealed)).hex()
+        digest = open_sha256(file_data_key(file=file), bytes(file.sha256_sealed))
     except (InvalidTag, KeyProblem):
-        return ""
+        return FileSha256(state="unverified")
+    return FileSha256(state="ok", hex=digest.hex())
 
 
 # -- users, as administrators change them

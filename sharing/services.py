@@ -43,7 +43,9 @@ logger = logging.getLogger(__name__)
 LINK_TOKEN_BYTES = 32
 
 
-def _stored_file_from_upload(*, owner: AbstractBaseUser, upload: EncryptedUpload) -> StoredFile:
+def _stored_file_from_upload(
+    *, owner: AbstractBaseUser, upload: EncryptedUpload, origin: str = StoredFile.Origin.UPLOAD
+) -> StoredFile:
     master = get_keyring().primary
     return StoredFile(
         id=upload.key.file_id,
@@ -57,6 +59,7 @@ def _stored_file_from_upload(*, owner: AbstractBaseUser, upload: EncryptedUpload
         wrapped_key=wrap_key(upload.key, master),
         key_id=master.key_id,
         format_version=VERSION,
+        origin=origin,
     )
 
 
@@ -120,6 +123,7 @@ def _record_uploads(
     files: list[StoredFile],
     actor: Actor,
     expires_at: datetime | None,
+    audit_detail: str = "",
 ) -> None:
     with transaction.atomic():
         check_foreign_keys_now()
@@ -135,7 +139,7 @@ def _record_uploads(
                 actor=actor,
                 file_id=stored.id,
                 file_name=stored.name,
-                detail=f"size={stored.size}",
+                detail=f"size={stored.size}{audit_detail}",
             )
 
 
@@ -670,6 +674,27 @@ def file_transfer(*, file: StoredFile, new_owner: AbstractBaseUser, actor: Actor
     file.owner = new_owner
 
 
+# -- integrity
+
+
+def file_integrity_failed(*, file: StoredFile, actor: Actor, reason: str, via: str) -> None:
+    """Record in the audit chain that a download of ``file`` failed verification.
+
+    ``reason`` says what failed (e.g. "first segment failed", "size mismatch"), ``via``
+    which path served it ("owner", "colleague", "link"). Commits on its own: the failure
+    is on record even if the download's response is then abandoned. Never raises for a
+    file deleted meanwhile (the entry names it by id and name, not by foreign key).
+    """
+    with transaction.atomic():
+        audit_record(
+            event=Event.INTEGRITY_ERROR,
+            actor=actor,
+            file_id=file.id,
+            file_name=file.name,
+            detail=f"reason={reason[:200]} via={via}",
+        )
+
+
 # -- maintenance: imports, key rotation and re-encryption (management commands)
 
 
@@ -681,13 +706,29 @@ def file_create_imported(
     key: FileKey,
     blob: StoredBlob,
     actor: Actor | None = None,
+    legacy: bool = False,
+    manifest_checked: bool = False,
 ) -> StoredFile:
     """Record a file whose content was encrypted and stored outside an upload (imports).
 
-    Exactly like an upload: the data key is wrapped under the primary master key.
+    Exactly like an upload: the data key is wrapped under the primary master key. With
+    ``legacy``, the content came from the prototype's unauthenticated CBC format: the row
+    is marked (origin "legacy", shown on the file list and page) and the upload's audit
+    entry says ``imported=legacy-cbc`` and whether a SHA-256 manifest confirmed the
+    content (``manifest_checked=yes|no``). Raises QuotaExceeded like file_create_many.
     """
     upload = EncryptedUpload(key=key, blob=blob, name=name, content_type=content_type)
-    return file_create_many(owner=owner, uploads=[upload], actor=actor)[0]
+    origin = StoredFile.Origin.LEGACY if legacy else StoredFile.Origin.UPLOAD
+    stored = _stored_file_from_upload(owner=owner, upload=upload, origin=origin)
+    detail = f" imported=legacy-cbc manifest_checked={'yes' if manifest_checked else 'no'}"
+    _record_uploads(
+        owner=owner,
+        files=[stored],
+        actor=actor or Actor(label=owner.get_username(), user_id=owner.pk),
+        expires_at=None,
+        audit_detail=detail if legacy else "",
+    )
+    return stored
 
 
 def file_rewrap_key(*, file: StoredFile) -> bool:

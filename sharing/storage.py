@@ -158,14 +158,34 @@ class EncryptedStorage(Storage):
             writer.abort()
             raise
 
-    def open_plaintext(self, name: str, key: FileKey) -> DecryptingReader:
-        """A reader that authenticates each segment before releasing it."""
+    def open_plaintext(
+        self, name: str, key: FileKey, *, expected_size: int | None = None
+    ) -> DecryptingReader:
+        """A reader that authenticates each segment before releasing it.
+
+        With ``expected_size`` (the row's plaintext size, in bytes) the blob's length is
+        checked against it before anything is read past the header, and the reader yields
+        exactly that many bytes or raises. Raises BlobIntegrityError (bad header, size
+        mismatch) or OSError / FileNotFoundError (blob missing or unreadable).
+        """
+        length = self.blob_length(name) if expected_size is not None else None
         source = self.open_ciphertext(name)
         try:
-            return DecryptingReader(source, key)
+            return DecryptingReader(
+                source, key, expected_size=expected_size, ciphertext_length=length
+            )
         except BaseException:
             source.close()
             raise
+
+    def blob_length(self, name: str) -> int:
+        """The blob's length in bytes, without reading it (a stat, or an S3 HEAD request).
+
+        Raises FileNotFoundError when there is no such blob.
+        """
+        if storage_s3.is_s3(self.inner):
+            return storage_s3.object_size(self.inner, name)
+        return self.inner.size(name)
 
     def open_ciphertext(self, name: str) -> BinaryIO:
         if storage_s3.is_s3(self.inner):

@@ -88,6 +88,21 @@ def open_body(storage: S3Storage, name: str) -> BinaryIO:
     return response["Body"]
 
 
+def object_size(storage: S3Storage, name: str) -> int:
+    """The object's length in bytes, from a HEAD request (no byte of it is read).
+
+    Raises FileNotFoundError when the object does not exist.
+    """
+    client = _client(storage)
+    try:
+        response = client.head_object(Bucket=storage.bucket_name, Key=_key(storage, name))
+    except client.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            raise FileNotFoundError(name) from None
+        raise
+    return int(response["ContentLength"])
+
+
 def abort_stale_uploads(storage: S3Storage, older_than: datetime, *, dry_run: bool) -> int:
     """Abort multipart uploads started before ``older_than`` (left by a killed server)."""
     client = _client(storage)

@@ -13,7 +13,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest
 
 from sharing import names
-from sharing.crypto import FileKey
+from sharing.crypto import FileKey, FileTooLarge
 from sharing.storage import BlobWriter, EncryptedStorage, StoredBlob
 
 
@@ -63,6 +63,8 @@ class EncryptingUploadHandler(FileUploadHandler):
         self._current: BlobWriter | None = None
         self._key: FileKey | None = None
         self.too_large = False
+        # Set (to the limit, in bytes) when a file outgrew what one blob can hold.
+        self.format_limit: int | None = None
         self.interrupted = False
 
     def new_file(self, *args: object, **kwargs: object) -> None:
@@ -84,7 +86,12 @@ class EncryptingUploadHandler(FileUploadHandler):
             self.over_quota = True  # refused while streaming: the rest is never stored
             self._current.abort()
             raise StopUpload(connection_reset=True)
-        self._current.write(raw_data)
+        try:
+            self._current.write(raw_data)
+        except FileTooLarge as exc:
+            self.format_limit = exc.limit
+            self._current.abort()
+            raise StopUpload(connection_reset=True) from None
 
     def file_complete(self, file_size: int) -> EncryptedUpload | None:
         if self._current is None or self._key is None:

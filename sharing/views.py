@@ -181,6 +181,14 @@ def _too_large(request: HttpRequest) -> HttpResponse:
     return _upload_refused(request, 413, _("Upload too large"), message)
 
 
+def _too_large_for_format(request: HttpRequest, limit: int) -> HttpResponse:
+    message = _(
+        "The file is too large for this segment size: one file can hold at most "
+        "%(limit)d bytes (%(size)s). Nothing was stored."
+    ) % {"limit": limit, "size": filesizeformat(limit)}
+    return _upload_refused(request, 413, _("Upload too large"), message)
+
+
 def _over_quota(request: HttpRequest) -> HttpResponse:
     quota = selectors.quota_of(user=request.user) or 0
     message = _(
@@ -304,6 +312,8 @@ def _upload_checked(
     uploads = [f for f in request.FILES.getlist("file") if isinstance(f, EncryptedUpload)]
     if handler.too_large:
         return _too_large(request)
+    if handler.format_limit is not None:
+        return _too_large_for_format(request, handler.format_limit)
     if handler.over_quota:
         return _over_quota(request)
     if handler.interrupted:
@@ -341,8 +351,8 @@ def _upload_checked(
 @require_safe
 def download(request: HttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
     stored = _readable_file_or_404(request, file_id)
+    via = "owner" if stored.owner_id == request.user.pk else "colleague"
     if request.method == "GET":
-        via = "owner" if stored.owner_id == request.user.pk else "colleague"
         audit_record(
             event=Event.DOWNLOAD,
             actor=actor_from_request(request),
@@ -350,7 +360,7 @@ def download(request: HttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
             file_name=stored.name,
             detail=f"via={via}",
         )
-    return stream_file(request, stored)
+    return stream_file(request, stored, via=via)
 
 
 def _download_headers(response: HttpResponseBase, stored: StoredFile) -> HttpResponseBase:
@@ -366,8 +376,10 @@ def _download_headers(response: HttpResponseBase, stored: StoredFile) -> HttpRes
     return response
 
 
-def _integrity_failure(request: HttpRequest, stored: StoredFile, reason: str) -> HttpResponse:
-    logger.error("integrity error file=%s reason=%s", stored.id, reason)
+def _integrity_failure(
+    request: HttpRequest, stored: StoredFile, reason: str, *, actor: Actor, via: str
+) -> HttpResponse:
+    _record_integrity_failure(stored, reason, actor=actor, via=via)
     message = _(
         "The stored copy of this file could not be verified, so nothing was sent. "
         "The failure has been logged for the administrator."
@@ -376,10 +388,20 @@ def _integrity_failure(request: HttpRequest, stored: StoredFile, reason: str) ->
     return render(request, "error.html", context, status=502)
 
 
+def _record_integrity_failure(stored: StoredFile, reason: str, *, actor: Actor, via: str) -> None:
+    """Server log and audit chain. Also runs mid-stream, headers sent: never raises."""
+    logger.error("integrity error file=%s reason=%s", stored.id, reason)
+    try:
+        services.file_integrity_failed(file=stored, actor=actor, reason=reason, via=via)
+    except Exception:  # the audit is down too: the log line above must do
+        logger.exception("integrity error not audited file=%s", stored.id)
+
+
 def _stream_rest(
     reader: DecryptingReader,
     stored: StoredFile,
     first: bytes,
+    on_failure: Callable[[str], None],
     on_incomplete: Callable[[], None] | None,
 ) -> Iterator[bytes]:
     complete = False
@@ -390,7 +412,7 @@ def _stream_rest(
     except BlobIntegrityError:
         # Headers are gone: the only honest signal left is to break the connection before
         # the promised Content-Length, so no client takes this for a complete file.
-        logger.error("integrity error file=%s reason=later segment failed", stored.id)
+        on_failure("later segment failed")
         raise
     finally:
         reader.close()
@@ -402,31 +424,48 @@ def stream_file(
     request: HttpRequest,
     stored: StoredFile,
     *,
+    via: str,
+    actor: Actor | None = None,
     on_incomplete: Callable[[], None] | None = None,
 ) -> HttpResponseBase:
     """Answer with the plaintext of a file the caller may read, verified segment by segment.
 
-    ``on_incomplete`` runs if the transfer stops before its last byte (a link gives its
-    download back).
+    ``via`` ("owner", "colleague", "link") and ``actor`` (default: the request's user) go
+    into the audit entry of an integrity failure. ``on_incomplete`` runs if the transfer
+    stops before its last byte (a link gives its download back).
     """
     if request.method == "HEAD":
         return _download_headers(HttpResponse(content_type=stored.content_type), stored)
+    who = actor or actor_from_request(request)
+
+    def failed(reason: str) -> None:
+        _record_integrity_failure(stored, reason, actor=who, via=via)
+
     try:
+        # Also checks the blob's length against the row's size (the Content-Length).
         reader = selectors.file_open_plaintext(file=stored)
     except (BlobIntegrityError, KeyProblem, OSError) as exc:
         _run(on_incomplete)
-        return _integrity_failure(request, stored, type(exc).__name__)
+        return _integrity_failure(request, stored, _reason(exc), actor=who, via=via)
     segments = reader.segments()
     try:
         first = next(segments)  # verified before any header is sent
     except BlobIntegrityError:
         reader.close()
         _run(on_incomplete)
-        return _integrity_failure(request, stored, "first segment failed")
+        return _integrity_failure(request, stored, "first segment failed", actor=who, via=via)
     response = StreamingHttpResponse(
-        _stream_rest(reader, stored, first, on_incomplete), content_type=stored.content_type
+        _stream_rest(reader, stored, first, failed, on_incomplete),
+        content_type=stored.content_type,
     )
     return _download_headers(response, stored)
+
+
+def _reason(exc: Exception) -> str:
+    """What failed, for the log and the audit entry: the error's type and its fixed text."""
+    if isinstance(exc, BlobIntegrityError):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__  # an OSError's text may hold a path
 
 
 def _run(callback: Callable[[], None] | None) -> None:
@@ -616,6 +655,8 @@ def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
     return stream_file(
         request,
         found.file,
+        via=f"link {found.pk}",
+        actor=actor,
         on_incomplete=lambda: _give_back(found, actor),
     )
 

@@ -15,7 +15,15 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from sharing.audit import GENESIS_MAC, audit_key, canonical, verify_chain
+from sharing.audit import (
+    GENESIS_MAC,
+    SYSTEM,
+    Event,
+    audit_key,
+    audit_record,
+    canonical,
+    verify_chain,
+)
 from sharing.models import AuditEntry, AuditHead, StoredFile
 from tests.conftest import (
     ALICE_PASSWORD,
@@ -466,3 +474,54 @@ def test_it_needs_the_audit_key_to_verify(chain, settings) -> None:
 
     with pytest.raises(CommandError, match=r"BROKEN at entry #1"):
         _verify()
+
+
+def test_it_names_a_changed_audit_key_rather_than_an_edit(chain, settings) -> None:
+    # AUDIT_LOG_KEY unset, SECRET_KEY changed: every entry fails, no link is broken.
+    settings.AUDIT_LOG_KEY = ""
+    settings.SECRET_KEY = "a new secret key " * 4
+
+    with pytest.raises(CommandError) as caught:
+        _verify()
+
+    message = str(caught.value)
+    assert caught.value.returncode == 1
+    assert "BROKEN at entry #1" in message
+    assert "the audit key is not the one the log was written with" in message
+    assert "AUDIT_LOG_KEY / SECRET_KEY changed?" in message
+    assert "entry edited" not in message
+
+
+def test_it_still_calls_an_edit_of_entry_1_an_edit_when_the_key_is_right(chain) -> None:
+    AuditEntry.objects.filter(seq=1).update(actor="mallory")
+    AuditEntry.objects.filter(seq=4).update(detail="via=nobody")
+
+    with pytest.raises(CommandError, match=r"BROKEN at entry #1: content .* \(entry edited\)"):
+        _verify()
+
+
+def test_it_says_which_entries_a_key_changed_midway_leaves_unverified(chain, settings) -> None:
+    # Three entries under the old key, then the key changes and the chain goes on.
+    AuditEntry.objects.filter(seq__gt=3).delete()
+    AuditHead.objects.update(seq=3, mac=chain[2].mac)
+    settings.AUDIT_LOG_KEY = "the new audit key"
+    for _ in range(2):
+        audit_record(event=Event.DOWNLOAD, actor=SYSTEM, detail="after the change")
+
+    with pytest.raises(CommandError) as caught:
+        _verify()
+
+    message = str(caught.value)
+    assert "entries #1 to #3 do not verify under the current audit key" in message
+    assert "or those entries were edited" in message
+
+
+def test_it_reports_broken_links_as_tampering_even_under_a_wrong_key(chain, settings) -> None:
+    settings.AUDIT_LOG_KEY = "a different key"
+    AuditEntry.objects.filter(seq=4).delete()
+
+    with pytest.raises(CommandError) as caught:
+        _verify()
+
+    assert "audit key is not the one" not in str(caught.value)
+    assert "entry edited" in str(caught.value)

@@ -29,6 +29,7 @@ from sharing.crypto import (
     BlobIntegrityError,
     DecryptingReader,
     FileKey,
+    FileTooLarge,
     InvalidTag,
     KeyUnwrapError,
     MasterKey,
@@ -39,6 +40,7 @@ from sharing.crypto import (
     encrypt_chunks,
     gcm_open,
     gcm_seal,
+    plaintext_size_of,
     unwrap_key,
     wrap_key,
 )
@@ -739,3 +741,112 @@ def test_update_into_hands_out_segments_that_must_be_consumed_at_once() -> None:
     assert decrypt_bytes(b"".join(consumed), key) == plaintext
     # The views share one buffer: keeping them instead of copying would be a bug.
     assert len(views) == 4 and views[0].obj is views[1].obj
+
+
+# ---------------------------------------------------------------------------- expected size
+
+
+@pytest.mark.parametrize("size", [0, 1, S - 1, S, S + 1, 3 * S, 3 * S + 7])
+def test_the_plaintext_size_of_a_blob_length_inverts_ciphertext_size(size: int) -> None:
+    assert plaintext_size_of(ciphertext_size(size, S), S) == size
+    assert plaintext_size_of(len(encrypt_bytes(data(size), a_key(), S)), S) == size
+
+
+@pytest.mark.parametrize("length", [0, HEADER_SIZE, HEADER_SIZE + TAG_SIZE - 1])
+def test_no_plaintext_size_fits_a_blob_length_no_writer_makes(length: int) -> None:
+    assert plaintext_size_of(length, S) is None
+    # a last segment shorter than a tag, after a full one
+    assert plaintext_size_of(HEADER_SIZE + S + TAG_SIZE + 5, S) is None
+
+
+def _segments_read(blob: bytes, key: FileKey, expected: int) -> list[bytes]:
+    got: list[bytes] = []
+    with pytest.raises(BlobIntegrityError):
+        for segment in DecryptingReader(io.BytesIO(blob), key, expected_size=expected).segments():
+            got.append(segment)
+    return got
+
+
+@pytest.mark.parametrize("expected", [0, 1, S, 2 * S + 3, 3 * S + 4])
+def test_the_reader_never_yields_more_than_the_expected_size(expected: int) -> None:
+    key, plaintext = a_key(), data(3 * S + 5)
+    got = _segments_read(encrypt_bytes(plaintext, key, S), key, expected)
+    assert sum(map(len, got)) <= expected
+    assert b"".join(got) == plaintext[: sum(map(len, got))]
+
+
+@pytest.mark.parametrize("expected", [3 * S + 6, 4 * S, 10 * S])
+def test_the_reader_refuses_to_end_short_of_the_expected_size(expected: int) -> None:
+    key, plaintext = a_key(), data(3 * S + 5)
+    got = _segments_read(encrypt_bytes(plaintext, key, S), key, expected)
+    assert b"".join(got) == plaintext[: 3 * S]  # the short last segment is never released
+
+
+def test_the_reader_yields_exactly_the_expected_size() -> None:
+    key, plaintext = a_key(), data(3 * S + 5)
+    blob = encrypt_bytes(plaintext, key, S)
+    reader = DecryptingReader(
+        io.BytesIO(blob), key, expected_size=len(plaintext), ciphertext_length=len(blob)
+    )
+    assert b"".join(reader.segments()) == plaintext
+
+
+@pytest.mark.parametrize("delta", [-1, 1, -S, S])
+def test_the_reader_refuses_a_blob_length_that_does_not_fit_the_size(delta: int) -> None:
+    key, plaintext = a_key(), data(3 * S + 5)
+    blob = encrypt_bytes(plaintext, key, S)
+    with pytest.raises(BlobIntegrityError):
+        DecryptingReader(
+            io.BytesIO(blob), key, expected_size=len(plaintext) + delta, ciphertext_length=len(blob)
+        )
+
+
+# ---------------------------------------------------------------------------- key lifetime
+
+
+def test_a_closed_reader_holds_no_key_and_reads_no_more() -> None:
+    key = a_key()
+    reader = DecryptingReader(io.BytesIO(encrypt_bytes(data(3 * S), key, S)), key)
+    next(reader.segments())
+
+    reader.close()
+
+    assert reader._key is None
+    assert not any(isinstance(value, FileKey) for value in vars(reader).values())
+    assert not reader._sealed and not reader._pending
+    with pytest.raises(ValueError):
+        next(reader.segments())
+
+
+def test_a_finalized_encryptor_holds_no_key_but_still_knows_its_digest() -> None:
+    key = a_key()
+    encryptor = StreamEncryptor(key, S)
+    encryptor.update(data(S + 3))
+    digest_before = encryptor.digest()
+    encryptor.update(b"")
+
+    encryptor.finalize()
+
+    assert encryptor._key is None and encryptor._file_key is None
+    assert not any(isinstance(value, FileKey) for value in vars(encryptor).values())
+    assert encryptor.digest() == digest_before
+    with pytest.raises(ValueError):
+        encryptor.update(b"more")
+
+
+def test_a_file_too_large_for_the_segment_counter_is_refused_clearly(monkeypatch) -> None:
+    # The real limit is 2^32 segments; the same check with a 3-segment counter.
+    monkeypatch.setattr("sharing.crypto.MAX_SEGMENTS", 3)
+    key = a_key()
+    assert decrypt_bytes(encrypt_bytes(data(3 * S), key, S), key) == data(3 * S)
+
+    encryptor = StreamEncryptor(key, S)
+    encryptor.update(data(3 * S))
+    with pytest.raises(FileTooLarge) as caught:
+        encryptor.update(b"x")
+
+    assert isinstance(caught.value, ValueError)
+    assert not isinstance(caught.value, BlobIntegrityError)
+    assert "too large for this segment size" in str(caught.value)
+    assert caught.value.limit == 3 * S
+    assert encryptor.plaintext_size == 3 * S  # the refused byte was not taken

@@ -7,11 +7,12 @@ import os
 import shutil
 
 import pytest
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseBase, StreamingHttpResponse
 from django.test import Client
 
+from sharing.audit import Event, verify_chain
 from sharing.crypto import DEFAULT_SEGMENT_SIZE, HEADER_SIZE, TAG_SIZE, BlobIntegrityError
-from sharing.models import StoredFile
+from sharing.models import AuditEntry, StoredFile
 from tests.conftest import MiB, blob_path, make_file, make_link, streamed, upload
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +48,12 @@ def _integrity_errors(caplog: pytest.LogCaptureFixture, stored: StoredFile) -> l
         and "integrity" in r.getMessage()
         and str(stored.id) in r.getMessage()
     ]
+
+
+def _integrity_audited(stored: StoredFile) -> list[AuditEntry]:
+    """The audit chain's integrity-failure entries for this file (the chain must hold)."""
+    assert verify_chain().intact
+    return list(AuditEntry.objects.filter(event=Event.INTEGRITY_ERROR, file_id=stored.id))
 
 
 def _assert_no_plaintext_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -232,7 +239,8 @@ def test_it_breaks_the_stream_at_a_corrupted_later_segment(
     _assert_no_plaintext_logged(sharing_log)
 
 
-def test_it_breaks_the_stream_of_a_blob_cut_at_a_segment_boundary(alice, alice_client) -> None:
+def test_it_answers_502_to_a_blob_cut_at_a_segment_boundary(alice, alice_client) -> None:
+    # Its length no longer fits the row's size, so this is found before any header.
     data = os.urandom(2 * MiB + 10)
     stored = make_file(alice, data)
     path = blob_path(stored)
@@ -240,8 +248,9 @@ def test_it_breaks_the_stream_of_a_blob_cut_at_a_segment_boundary(alice, alice_c
 
     response = alice_client.get(_url(stored))
 
-    with pytest.raises(BlobIntegrityError):
-        streamed(response)
+    assert response.status_code == 502
+    assert not response.streaming
+    assert _integrity_audited(stored)
 
 
 def test_it_answers_502_to_a_blob_cut_inside_its_only_segment(alice, alice_client) -> None:
@@ -312,3 +321,81 @@ def test_it_answers_502_to_another_files_wrapped_key(alice, alice_client) -> Non
     StoredFile.objects.filter(pk=second.pk).update(wrapped_key=first.wrapped_key)
 
     assert alice_client.get(_url(second)).status_code == 502
+
+
+# ---------------------------------------------------------------------------- audit trail
+
+
+def _fetch(how: str, stored: StoredFile, owner_client: Client) -> HttpResponseBase:
+    """GET as the owner, or POST to a fresh share link as an anonymous visitor."""
+    if how == "owner":
+        return owner_client.get(_url(stored))
+    token, _link = make_link(owner_client, stored, expires_in_hours="24")
+    return Client().post(f"/s/{token}/")
+
+
+@pytest.mark.parametrize("how", ["owner", "link"])
+def test_it_audits_a_first_segment_that_fails(alice, alice_client, how) -> None:
+    stored = make_file(alice, _marked(200_000))
+    _flip_byte(stored, HEADER_SIZE + 100)
+
+    response = _fetch(how, stored, alice_client)
+
+    assert response.status_code == 502
+    [entry] = _integrity_audited(stored)
+    assert "first segment failed" in entry.detail
+    assert ("via=owner" if how == "owner" else "via=link") in entry.detail
+    assert entry.actor == ("alice" if how == "owner" else f"link {stored.links.get().pk}")
+
+
+@pytest.mark.parametrize("how", ["owner", "link"])
+def test_it_audits_a_later_segment_that_fails_mid_stream(alice, alice_client, how) -> None:
+    data = _marked(2 * MiB + 100)
+    stored = make_file(alice, data)
+    _flip_byte(stored, HEADER_SIZE + SEALED_SEGMENT + 100)
+
+    response = _fetch(how, stored, alice_client)
+
+    assert response.status_code == 200
+    assert not _integrity_audited(stored)  # nothing has failed yet: headers only
+    with pytest.raises(BlobIntegrityError):
+        streamed(response)
+    [entry] = _integrity_audited(stored)
+    assert "later segment failed" in entry.detail
+
+
+# ---------------------------------------------------------------------------- row size
+
+
+@pytest.mark.parametrize("how", ["owner", "link"])
+@pytest.mark.parametrize("delta", [-1, -MiB, 1, MiB])
+def test_it_answers_502_when_the_row_size_does_not_fit_the_blob(
+    alice, alice_client, sharing_log, how, delta
+) -> None:
+    # Someone with write access to the database (and no key) edits `size`: before, a
+    # smaller size ended the download early with a clean 200 (curl exit 0).
+    data = _marked(2 * MiB + 100)
+    stored = make_file(alice, data)
+    StoredFile.objects.filter(pk=stored.pk).update(size=len(data) + delta)
+    stored.refresh_from_db()
+
+    response = _fetch(how, stored, alice_client)
+
+    assert response.status_code == 502
+    assert not response.streaming
+    assert "Content-Length" not in response or response["Content-Length"] != str(stored.size)
+    assert MARKER not in response.content
+    [entry] = _integrity_audited(stored)
+    assert "expected size" in entry.detail
+    assert _integrity_errors(sharing_log, stored)
+
+
+def test_it_still_serves_a_row_whose_size_fits_the_blob(alice, alice_client) -> None:
+    data = os.urandom(2 * MiB)  # exactly two full segments: the boundary case
+    stored = make_file(alice, data)
+
+    response = alice_client.get(_url(stored))
+
+    assert response.status_code == 200
+    assert streamed(response) == data
+    assert not _integrity_audited(stored)

@@ -130,3 +130,30 @@ def test_it_pages_the_files_shared_with_me(alice, bob, bob_client):
     assert len(shared_names(first)) == 50
     assert shared_names(second) == ["shared-02.txt", "shared-01.txt", "shared-00.txt"]
     assert "?shared_page=2" in first.content.decode()
+
+
+def _sha256_line(response) -> str:
+    page = response.content.decode()
+    return page.split("SHA-256</dt><dd>", 1)[1].split("</dd>", 1)[0]
+
+
+def test_the_file_page_shows_the_sha256_and_tells_a_damaged_seal_from_an_old_row(
+    alice, alice_client
+):
+    data = b"contract v3"
+    good = make_file(alice, data, name="good.txt")
+    damaged = make_file(alice, data, name="damaged.txt")
+    old = make_file(alice, data, name="old.txt")
+    sealed = bytearray(damaged.sha256_sealed)
+    sealed[-1] ^= 0x01
+    StoredFile.objects.filter(pk=damaged.pk).update(sha256_sealed=bytes(sealed))
+    StoredFile.objects.filter(pk=old.pk).update(sha256_sealed=b"")
+
+    def line(stored):
+        return _sha256_line(alice_client.get(f"/files/{stored.id}/"))
+
+    assert hashlib.sha256(data).hexdigest() in line(good)
+    assert "the SHA-256 could not be verified" in line(damaged)
+    assert hashlib.sha256(data).hexdigest() not in line(damaged)
+    assert "not recorded" in line(old)
+    assert "could not be verified" not in line(old)

@@ -1,11 +1,13 @@
+import hashlib
 import io
 import shutil
 from pathlib import Path
 
 import pytest
 
+from sharing.audit import Event
 from sharing.legacy import LegacyFileError, decrypt_chunks, read_key_file
-from sharing.models import StoredFile
+from sharing.models import AuditEntry, StoredFile
 from tests.conftest import blob_path, make_file
 from tests.helpers_keys import blob_names, download, run
 
@@ -167,3 +169,137 @@ def test_it_imports_nothing_past_the_owner_quota(uploads, key_file, alice, setti
     assert "would exceed the storage quota of 'alice'; nothing was imported" in str(result.error)
     assert list(StoredFile.objects.all()) == [existing]
     assert blob_names() == {existing.blob.name}
+
+
+# ---------------------------------------------------------------------------- no MAC in CBC
+
+TEXT = "SOC_Task2_Sample_Logs.txt"
+LEGACY_MARK = "Imported from the unauthenticated legacy format"
+
+
+def _flip_iv(uploads: Path) -> None:
+    """Turn the log's first character "2" into "9" ("2025-07-03" into "9025-07-03"): in CBC
+    an IV bit flip flips the same bit of the first plaintext block, and the padding, at
+    the end, still checks out. Nothing in the legacy format can notice."""
+    path = uploads / f"{TEXT}.enc"
+    data = bytearray(path.read_bytes())
+    data[0] ^= ord("2") ^ ord("9")
+    path.write_bytes(bytes(data))
+
+
+def _manifest(tmp_path: Path, names=tuple(PLAINTEXTS), star: bool = False) -> Path:
+    """The SHA-256 of the original files, exactly as `sha256sum` prints them."""
+    lines = [
+        f"{hashlib.sha256((FIXTURES / name).read_bytes()).hexdigest()} {'*' if star else ' '}"
+        f"originals/{name}\n"
+        for name in names
+    ]
+    path = tmp_path / "SHA256SUMS"
+    path.write_text("".join(lines))
+    return path
+
+
+def _upload_details() -> dict[str, str]:
+    return dict(AuditEntry.objects.filter(event=Event.UPLOAD).values_list("file_name", "detail"))
+
+
+def test_without_a_manifest_a_flipped_iv_imports_altered_content(uploads, key_file, alice):
+    # Why --manifest exists: this import "succeeds" with the wrong bytes.
+    _flip_iv(uploads)
+
+    result = _import(uploads, key_file)
+
+    assert result.exit_code == 0
+    stored = StoredFile.objects.get(name=TEXT)
+    assert stored.origin == StoredFile.Origin.LEGACY
+    assert "manifest_checked=no" in _upload_details()[TEXT]
+
+
+@pytest.mark.parametrize("star", [False, True], ids=["text mode", "binary mode"])
+def test_it_imports_files_that_match_the_manifest(uploads, key_file, tmp_path, alice, star):
+    result = _import(uploads, key_file, "--manifest", str(_manifest(tmp_path, star=star)))
+
+    assert result.exit_code == 0
+    assert "imported 2 legacy files for 'alice', skipped 0" in result.out
+    for name in PLAINTEXTS:
+        assert _upload_details()[name].endswith("imported=legacy-cbc manifest_checked=yes")
+
+
+def test_it_skips_a_file_the_manifest_catches_as_tampered(
+    uploads, key_file, tmp_path, alice, alice_client
+):
+    _flip_iv(uploads)
+
+    result = _import(uploads, key_file, "--manifest", str(_manifest(tmp_path)))
+
+    assert result.exit_code == 1
+    assert f"skipped '{TEXT}.enc': its SHA-256 differs from the manifest" in result.out
+    assert list(StoredFile.objects.values_list("name", flat=True)) == ["task.pdf"]
+    assert blob_names() == set(StoredFile.objects.values_list("blob", flat=True))
+    assert download(alice_client, StoredFile.objects.get()) == (FIXTURES / "task.pdf").read_bytes()
+
+
+def test_it_skips_a_file_missing_from_the_manifest(uploads, key_file, tmp_path, alice):
+    result = _import(uploads, key_file, "--manifest", str(_manifest(tmp_path, ["task.pdf"])))
+
+    assert result.exit_code == 1
+    assert f"skipped '{TEXT}.enc': '{TEXT}' is not in the manifest" in result.out
+    assert list(StoredFile.objects.values_list("name", flat=True)) == ["task.pdf"]
+
+
+@pytest.mark.parametrize("damage", ["bad padding", "tampered", "not in the manifest"])
+def test_strict_imports_nothing_if_any_file_would_be_skipped(
+    uploads, key_file, tmp_path, alice, damage
+):
+    manifest = _manifest(tmp_path, ["task.pdf"] if damage == "not in the manifest" else PLAINTEXTS)
+    if damage == "bad padding":
+        _add_bad_padding(uploads)  # 1 of 3: a plain run would import the other two
+    if damage == "tampered":
+        _flip_iv(uploads)
+    extra = () if damage == "bad padding" else ("--manifest", str(manifest))
+
+    result = _import(uploads, key_file, "--strict", *extra)
+
+    assert result.exit_code == 1
+    assert "--strict: 1 of" in str(result.error) and "nothing was imported" in str(result.error)
+    assert not StoredFile.objects.exists()
+    assert blob_names() == set()
+    assert not AuditEntry.objects.filter(event=Event.UPLOAD).exists()
+
+
+def test_strict_imports_a_clean_folder(uploads, key_file, tmp_path, alice):
+    result = _import(uploads, key_file, "--strict", "--manifest", str(_manifest(tmp_path)))
+
+    assert result.exit_code == 0
+    assert StoredFile.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    "content", ["not a manifest\n", f"{'ab' * 32}task.pdf\n", f"{'ab' * 31}  task.pdf\n", ""]
+)
+def test_it_refuses_a_malformed_manifest_before_importing(
+    uploads, key_file, tmp_path, alice, content
+):
+    path = tmp_path / "bad.sha256"
+    path.write_text(content)
+
+    result = _import(uploads, key_file, "--manifest", str(path))
+
+    assert result.exit_code == 1
+    assert "manifest" in str(result.error)
+    assert not StoredFile.objects.exists()
+
+
+def test_the_file_list_and_page_mark_imported_files(uploads, key_file, alice, alice_client):
+    _import(uploads, key_file)
+    uploaded = make_file(alice, b"uploaded here", name="uploaded.txt")
+    imported = StoredFile.objects.get(name="task.pdf")
+
+    rows = alice_client.get("/").content.decode().split("<tr>")
+    [imported_row] = [row for row in rows if ">task.pdf</a>" in row]
+    [uploaded_row] = [row for row in rows if ">uploaded.txt</a>" in row]
+    assert LEGACY_MARK in imported_row
+    assert LEGACY_MARK not in uploaded_row
+    assert LEGACY_MARK in alice_client.get(f"/files/{imported.id}/").content.decode()
+    assert LEGACY_MARK not in alice_client.get(f"/files/{uploaded.id}/").content.decode()
+    assert uploaded.origin == StoredFile.Origin.UPLOAD

@@ -31,6 +31,22 @@ def entry(key_id: str, seed: int) -> str:
 GOOD = entry("k1", 1)
 GOOD_SECRET = b64(random_secret(1))
 
+
+def _mixed_alphabets() -> str:
+    """A key whose encoding has a '+' or '/' and a '-' or '_' once its URL-safe
+    characters are partly turned back into standard ones: decodes, but mixes alphabets."""
+    for seed in range(1000):
+        urlsafe = b64(random_secret(seed))
+        standard = base64.b64encode(random_secret(seed)).decode()
+        differ = [i for i, (a, b) in enumerate(zip(urlsafe, standard, strict=True)) if a != b]
+        if len(differ) >= 2:
+            cut = differ[0] + 1
+            return standard[:cut] + urlsafe[cut:]
+    raise AssertionError("no seed gives two alphabet-specific characters")
+
+
+MIXED = _mixed_alphabets()
+
 REJECTED = {
     "empty": "",
     "whitespace": " \t\n ",
@@ -63,6 +79,11 @@ REJECTED = {
     "same secret under two ids": f"{GOOD},k2:{GOOD_SECRET}",
     "same secret, other alphabet": f"{GOOD},k2:{base64.b64encode(random_secret(1)).decode()}",
     "empty entry": f"{GOOD},,{entry('k2', 7)}",
+    "mixed base64 alphabets": "k1:" + MIXED,
+    "space after the colon": "k1: " + GOOD_SECRET,
+    "space before the colon": "k1 :" + GOOD_SECRET,
+    "line break inside the key": "k1:" + GOOD_SECRET[:20] + "\n" + GOOD_SECRET[20:],
+    "tab inside the key": "k1:" + GOOD_SECRET[:20] + "\t" + GOOD_SECRET[20:],
     "trailing comma": f"{GOOD},",
     "one bad among good ones": f"{GOOD},{entry('k2', 8)},k3:short",
 }
@@ -133,3 +154,14 @@ def test_it_generates_entries_that_parse() -> None:
 def test_it_refuses_to_generate_an_entry_with_a_bad_id(key_id: str) -> None:
     with pytest.raises(KeyConfigError):
         generate_key_entry(key_id)
+
+
+def test_it_names_the_problem_of_a_key_with_mixed_alphabets() -> None:
+    # Without the rule, the mixed spelling decoded to the very same 32 bytes: accepted.
+    with pytest.raises(KeyConfigError, match="mixes the standard"):
+        parse_keyring("k1:" + MIXED)
+
+
+def test_it_names_the_problem_of_whitespace_inside_an_entry() -> None:
+    with pytest.raises(KeyConfigError, match="whitespace inside it"):
+        parse_keyring("k1: " + GOOD_SECRET)

@@ -275,6 +275,7 @@ def _production_env(**overrides: str) -> dict[str, str]:
         HTTPS="True",
         ALLOWED_HOSTS="files.example.org",
         SITE_URL="https://files.example.org",
+        AUDIT_LOG_KEY=secrets.token_urlsafe(50),
         DATABASE_URL="sqlite:///:memory:",
     )
     env.update(overrides)
@@ -296,6 +297,7 @@ def test_it_passes_check_deploy_with_production_settings() -> None:
     production = _check_deploy(_production_env())
     plain_http = _check_deploy(_production_env(HTTPS="False"))
     no_site_url = _check_deploy(_production_env(SITE_URL=""))
+    no_audit_key = _check_deploy(_production_env(AUDIT_LOG_KEY=""))
 
     output, _ = production.communicate(timeout=120)
     assert production.returncode == 0, output
@@ -309,3 +311,7 @@ def test_it_passes_check_deploy_with_production_settings() -> None:
     output, _ = no_site_url.communicate(timeout=120)
     assert no_site_url.returncode != 0
     assert "sharing.W002" in output and "SITE_URL is not set" in output
+    # Without AUDIT_LOG_KEY, the audit log's key hangs on SECRET_KEY: deploy check warns.
+    output, _ = no_audit_key.communicate(timeout=120)
+    assert no_audit_key.returncode != 0
+    assert "sharing.W003" in output and "AUDIT_LOG_KEY is not set" in output

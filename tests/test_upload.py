@@ -718,3 +718,22 @@ def test_the_upload_answer_carries_the_new_usage_and_the_stored_options(
     [stored] = reply["files"]
     assert stored["expires_at"] is not None
     assert stored["expires_display"].startswith("Deleted automatically: 20")
+
+
+def test_it_answers_413_naming_the_limit_when_a_file_outgrows_the_segment_counter(
+    alice_client, monkeypatch
+) -> None:
+    # 2^32 segments of 1 MiB (4 PiB) cannot be uploaded in a test; the same check with a
+    # counter of two segments (2 MiB at the storage's 1 MiB segments) can.
+    monkeypatch.setattr("sharing.crypto.MAX_SEGMENTS", 2)
+    limit = 2 * MiB
+
+    fits = upload(alice_client, ("fits.bin", b"f" * limit))
+    too_big = upload(alice_client, ("big.bin", b"x" * (limit + 1)), HTTP_ACCEPT="application/json")
+
+    assert fits.status_code == 302
+    assert too_big.status_code == 413
+    error = too_big.json()["error"]
+    assert "too large for this segment size" in error and str(limit) in error
+    assert list(StoredFile.objects.values_list("name", flat=True)) == ["fits.bin"]
+    assert len(files_on_disk()) == 1

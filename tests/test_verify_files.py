@@ -135,3 +135,43 @@ def test_it_shows_progress_on_a_terminal_only(files):
     assert "\rverifying: 3/3" in terminal.getvalue()
     assert terminal.getvalue().endswith("\r\x1b[K")  # erased before the summary
     assert quiet.getvalue() == ""
+
+
+def _damage_seal(stored: StoredFile) -> None:
+    sealed = bytearray(stored.sha256_sealed)
+    sealed[20] ^= 0x01
+    StoredFile.objects.filter(pk=stored.pk).update(sha256_sealed=bytes(sealed))
+
+
+def test_it_catches_a_damaged_sealed_sha256(files):
+    _damage_seal(files[0])
+
+    result = run("verify_files")
+
+    assert result.exit_code == 1
+    assert f"mismatched: file {files[0].pk}" in result.out
+    assert "sealed SHA-256 does not open (damaged or altered)" in result.out
+    assert "2 ok, 0 missing, 0 corrupt, 1 mismatched" in result.out
+
+
+def test_it_catches_a_sealed_sha256_of_other_content(files):
+    # A seal that opens, but for other bytes: the file's own key sealing another hash.
+    from sharing import selectors
+    from sharing.crypto import seal_sha256
+
+    key = selectors.file_data_key(file=files[1])
+    StoredFile.objects.filter(pk=files[1].pk).update(sha256_sealed=seal_sha256(key, bytes(32)))
+
+    result = run("verify_files")
+
+    assert result.exit_code == 1
+    assert "sealed SHA-256 differs from the plaintext's" in result.out
+
+
+def test_it_accepts_an_old_row_without_a_seal(files):
+    StoredFile.objects.filter(pk=files[0].pk).update(sha256_sealed=b"")
+
+    result = run("verify_files")
+
+    assert result.exit_code == 0
+    assert CLEAN in result.out

@@ -120,13 +120,23 @@ def measure(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes]:
 
     Raises BlobIntegrityError as soon as a segment fails authentication.
     """
+    size, digest, _sha256 = measure_all(reader, key)
+    return size, digest
+
+
+def measure_all(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes, bytes]:
+    """Read a blob to its end: (plaintext size in bytes, keyed digest, plain SHA-256).
+
+    Nothing is kept or written. Raises BlobIntegrityError as soon as a segment fails
+    authentication.
+    """
     hashed = sha256()
     size = 0
     with reader:
         for segment in reader.segments():
             hashed.update(segment)
             size += len(segment)
-    return size, keyed_digest(key, hashed.digest())
+    return size, keyed_digest(key, hashed.digest()), hashed.digest()
 
 
 def shown(name: str) -> str:

@@ -10,8 +10,8 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from sharing import selectors
-from sharing.crypto import BlobIntegrityError, KeyProblem
-from sharing.management.commands._maintenance import MaintenanceCommand, measure, shown
+from sharing.crypto import BlobIntegrityError, FileKey, InvalidTag, KeyProblem, open_sha256
+from sharing.management.commands._maintenance import MaintenanceCommand, measure_all, shown
 from sharing.models import StoredFile
 from sharing.storage import get_encrypted_storage
 
@@ -22,9 +22,10 @@ class Command(MaintenanceCommand):
     help = (
         "Decrypt every file end to end and check it against its database row: the blob must "
         "exist, every segment must authenticate under the file's data key, and the plaintext "
-        "size and keyed digest must match the row. Plaintext is only hashed, never written "
-        "anywhere. Reports missing blobs, corrupt blobs (failed authentication), size or "
-        "digest mismatches, data keys that cannot be unwrapped (master key missing from "
+        "size, keyed digest and sealed SHA-256 must match the row. Plaintext is only hashed, "
+        "never written anywhere. Reports missing blobs, corrupt blobs (failed "
+        "authentication), size, digest or sealed SHA-256 mismatches (a seal that does not "
+        "open counts too), data keys that cannot be unwrapped (master key missing from "
         "ENCRYPTION_KEYS), and, when no filter is given, orphan blobs: blobs in storage that "
         "no file row points at (on a live server, an upload in progress shows up as one). "
         "Run it after every restore from backup. Exits with status 1 on any problem."
@@ -68,7 +69,7 @@ class Command(MaintenanceCommand):
             key = selectors.file_data_key(file=stored)
             if not storage.exists(stored.blob.name):
                 return self._report("missing", stored, "blob not in storage")
-            size, digest = measure(storage.open_plaintext(stored.blob.name, key), key)
+            size, digest, sha256 = measure_all(storage.open_plaintext(stored.blob.name, key), key)
         except KeyProblem as exc:
             return self._report("key error", stored, str(exc))
         except FileNotFoundError:
@@ -81,6 +82,8 @@ class Command(MaintenanceCommand):
             problem = f"plaintext is {size} bytes, the row says {stored.size}"
         elif not hmac.compare_digest(digest, bytes(stored.digest)):
             problem = "plaintext digest differs from the row"
+        else:
+            problem = _seal_problem(stored, key, sha256)
         if problem:
             return self._report("mismatched", stored, problem)
         self.say(f"ok: file {stored.pk}", level=2)
@@ -123,6 +126,22 @@ class Command(MaintenanceCommand):
         self.finish(summary, failed=bool(problems))
         if problems:
             raise CommandError(f"verification found {problems} problem(s): {summary}")
+
+
+def _seal_problem(stored: StoredFile, key: FileKey, measured: bytes) -> str | None:
+    """What is wrong with the row's sealed SHA-256 (the one its page shows), if anything.
+
+    A row from before the column has no seal, which is not a problem.
+    """
+    if not stored.sha256_sealed:
+        return None
+    try:
+        sealed = open_sha256(key, bytes(stored.sha256_sealed))
+    except InvalidTag:
+        return "sealed SHA-256 does not open (damaged or altered)"
+    if not hmac.compare_digest(sealed, measured):
+        return "sealed SHA-256 differs from the plaintext's"
+    return None
 
 
 def _day(value: str) -> date:
