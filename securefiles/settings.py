@@ -128,6 +128,8 @@ MIDDLEWARE = [
     "sharing.middleware.RequestBodyLimitMiddleware",
     # A write the database kept rolling back as a deadlock victim: 503 with Retry-After.
     "sharing.middleware.TryAgainMiddleware",
+    # Times are shown in the zone the browser reports (the `tz` cookie static/js/tz.js sets).
+    "sharing.middleware.BrowserTimezoneMiddleware",
     # Last, as django-axes requires: it turns lockouts into responses.
     "axes.middleware.AxesMiddleware",
 ]
@@ -195,6 +197,10 @@ LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Every time shown names its zone ("30 Nov 2026, 14:05 CET"), the admin's too: the locale's
+# formats, which win over DATETIME_FORMAT, come from securefiles/formats. The zone is the
+# browser's (sharing.middleware.BrowserTimezoneMiddleware), else UTC.
+FORMAT_MODULE_PATH = ["securefiles.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -21,7 +21,6 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
@@ -29,7 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from sharing import names, selectors, services, throttle
+from sharing import display, names, selectors, services, throttle
 from sharing.audit import Actor, Event, actor_from_request, audit_record
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
 from sharing.forms import LinkForm, LinkPasswordForm, ShareForm, UploadOptionsForm
@@ -155,7 +154,7 @@ def _upload_refused(request: HttpRequest, status: int, title: str, message: str)
 
 
 def _too_large(request: HttpRequest) -> HttpResponse:
-    message = _("The upload is larger than the limit of %(mb)d MB. Nothing was stored.") % {
+    message = _("The upload is larger than the limit of %(mb)d MiB. Nothing was stored.") % {
         "mb": settings.MAX_UPLOAD_MB
     }
     return _upload_refused(request, 413, _("Upload too large"), message)
@@ -184,7 +183,7 @@ def _file_json(stored: StoredFile) -> dict:
         "id": str(stored.id),
         "name": names.display_name(stored.name),
         "size": stored.size,
-        "size_display": filesizeformat(stored.size),
+        "size_display": display.human_size(stored.size),
         "content_type": stored.content_type,
         "kind": file_kind(stored.content_type),
         "created_at": stored.created_at.isoformat(),

@@ -152,9 +152,9 @@ def test_it_shares_and_links_files_end_to_end(browser, live_server, users, tmp_p
     # bob logs in elsewhere and downloads it.
     bob_ctx = Watch(browser, base)
     log_in(bob_ctx.page, base, "bob")
-    expect(bob_ctx.page.locator("#shared-title + table")).to_contain_text(stored.name)
+    expect(bob_ctx.page.locator("#shared-title + .table-scroll table")).to_contain_text(stored.name)
     with bob_ctx.page.expect_download() as download:
-        bob_ctx.page.click(f"#shared-title + table >> text={stored.name}")
+        bob_ctx.page.click(f"#shared-title + .table-scroll table >> text={stored.name}")
     expected = (tmp_path / stored.name).read_bytes() if (tmp_path / stored.name).exists() else None
     got = Path(download.value.path()).read_bytes()
     assert len(got) == stored.size
