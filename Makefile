@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11+):
-#   make run    install, create .env with fresh random keys if absent, migrate, serve
-#   make test   install (with test tools) and run the whole test suite
+#   make run    install requirements.txt, create .env with fresh random keys if absent,
+#               migrate, serve on HOST (make run HOST=0.0.0.0:8000 to serve other machines)
+#   make test   install requirements-dev.txt (the test tools too) and run the whole suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,16 +9,24 @@ HOST ?= 127.0.0.1:8000
 
 .PHONY: run serve test test-only lint bench superuser clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# Serving needs requirements.txt only; the test tools (moto, Playwright, bandit, ...) are
+# installed by the targets that use them. Each set has its own stamp file.
+$(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(BIN)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 # A development .env with fresh random secrets; an existing .env is never overwritten.
+# DEBUG stays off (Django's debug 404 lists every URL pattern): it is an explicit opt-in,
+# DEBUG=True in .env.
 .env: | $(BIN)/.installed
 	$(BIN)/python -c "import secrets; from sharing.crypto import generate_key_entry as g; \
-	print('SECRET_KEY=' + secrets.token_urlsafe(50)); print('DEBUG=True'); \
+	print('SECRET_KEY=' + secrets.token_urlsafe(50)); \
 	print('ENCRYPTION_KEYS=' + g('k1'))" > .env
 	chmod 600 .env
 	@echo "Created .env with a new SECRET_KEY and ENCRYPTION_KEYS (keep it; files need its key)."
@@ -36,17 +45,17 @@ serve: $(BIN)/.installed .env
 superuser: $(BIN)/.installed .env
 	$(BIN)/python manage.py createsuperuser
 
-test: $(BIN)/.installed test-only
+test: $(BIN)/.installed-dev test-only
 
 # pytest exits 5 when it collected no test: make fails on any non-zero code, so does CI.
 test-only:
 	$(BIN)/python -m pytest
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/bandit -q -c bandit.yaml -r sharing securefiles --severity-level medium
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/transfer.py
 
 clean:

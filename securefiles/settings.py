@@ -4,6 +4,7 @@ Every value has a safe default except the secrets: SECRET_KEY and ENCRYPTION_KEY
 given, and there is no fallback for either. See `.env.example` for the full list.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,9 +16,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # Values already in the environment win over `.env` (django-environ uses setdefault).
-environ.Env.read_env(BASE_DIR / ".env")
+# SECUREFILES_ENV_FILE names another file; set to "" it reads none (the test suite does
+# this, so a developer's `.env` never changes what the tests see).
+_ENV_FILE = os.environ.get("SECUREFILES_ENV_FILE", str(BASE_DIR / ".env"))
+if _ENV_FILE:
+    environ.Env.read_env(_ENV_FILE)
 
 SECRET_KEY = env.str("SECRET_KEY")
+# Off unless asked for (DEBUG=True): debug pages list every URL pattern and settings.
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 HTTPS = env.bool("HTTPS", default=False)
@@ -86,6 +92,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: runserver leaves static files to WhiteNoise, DEBUG on or off,
+    # so a page looks the same under runserver as under gunicorn.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_otp",
@@ -119,6 +128,8 @@ MIDDLEWARE = [
     "sharing.middleware.RequestBodyLimitMiddleware",
     # A write the database kept rolling back as a deadlock victim: 503 with Retry-After.
     "sharing.middleware.TryAgainMiddleware",
+    # Times are shown in the zone the browser reports (the `tz` cookie static/js/tz.js sets).
+    "sharing.middleware.BrowserTimezoneMiddleware",
     # Last, as django-axes requires: it turns lockouts into responses.
     "axes.middleware.AxesMiddleware",
 ]
@@ -186,6 +197,10 @@ LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Every time shown names its zone ("30 Nov 2026, 14:05 CET"), the admin's too: the locale's
+# formats, which win over DATETIME_FORMAT, come from securefiles/formats. The zone is the
+# browser's (sharing.middleware.BrowserTimezoneMiddleware), else UTC.
+FORMAT_MODULE_PATH = ["securefiles.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -23,7 +23,7 @@ from django.urls import URLPattern, URLResolver, path
 from django.utils.html import format_html
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from sharing import selectors, services, twofactor
+from sharing import display, selectors, services, twofactor
 from sharing.audit import actor_from_request
 from sharing.models import AuditEntry, Share, ShareLink, StorageQuota, StoredFile
 from sharing.signals import OFFBOARDED_BY_CALLER
@@ -246,7 +246,7 @@ class TransferForm(forms.Form):
 
 @admin.register(StoredFile)
 class StoredFileAdmin(admin.ModelAdmin):
-    list_display = ("name", "owner", "size", "content_type", "created_at", "key_id")
+    list_display = ("name", "owner", "size_shown", "content_type", "created_at", "key_id")
     list_filter = ("created_at", "key_id", ("owner", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "owner__username", "owner__email", "=id")
     list_select_related = ("owner",)
@@ -256,13 +256,27 @@ class StoredFileAdmin(admin.ModelAdmin):
         "name",
         "owner",
         "content_type",
-        "size",
+        "size_in_full",
         "created_at",
         "key_id",
         "format_version",
     )
     readonly_fields = fields
     actions = ["delete_selected", "transfer_files"]
+
+    @admin.display(description="size", ordering="size")
+    def size_shown(self, obj: StoredFile) -> str:
+        """The size in binary units ("190.7 MiB"), the exact byte count in its title."""
+        return format_html(
+            '<span title="{}">{}</span>',
+            display.exact_bytes(obj.size),
+            display.human_size(obj.size),
+        )
+
+    @admin.display(description="size")
+    def size_in_full(self, obj: StoredFile) -> str:
+        """The size in binary units and in bytes: "190.7 MiB (199,970,234 bytes)"."""
+        return display.size_with_bytes(obj.size)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # files arrive encrypted through the upload view only

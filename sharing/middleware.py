@@ -1,5 +1,8 @@
-"""Small middlewares: NUL and body-size refusals, security headers, second factor, no-store."""
+"""Small middlewares: NUL and body-size refusals, security headers, second factor, no-store,
+the browser's time zone."""
 
+import functools
+import zoneinfo
 from collections.abc import Callable
 
 from django.conf import settings
@@ -7,6 +10,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
@@ -180,3 +184,50 @@ class NoStoreForUsersMiddleware:
         if user is not None and user.is_authenticated and "Cache-Control" not in response:
             add_never_cache_headers(response)
         return response
+
+
+# The cookie static/js/tz.js sets from Intl.DateTimeFormat().resolvedOptions().timeZone.
+TIMEZONE_COOKIE = "tz"
+# IANA names are at most a few dozen characters; anything longer is not one.
+_MAX_ZONE_NAME = 64
+
+
+def zone_from_cookie(value: str | None) -> zoneinfo.ZoneInfo | None:
+    """The IANA zone a ``tz`` cookie names ("Europe/Berlin"), or None if it names none.
+
+    Only names in the system's zone database are accepted (``zoneinfo.available_timezones``),
+    so a forged cookie (a path, "../../etc/passwd", a NUL, 10 kB) is ignored, never an error.
+    """
+    if not value or len(value) > _MAX_ZONE_NAME or value not in _zone_names():
+        return None
+    try:
+        return zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+class BrowserTimezoneMiddleware:
+    """Show times in the browser's own zone, named (``tz`` cookie), else in UTC.
+
+    Activates the zone for the request, so templates, filters and the admin convert times
+    to it; a missing or unknown cookie leaves settings.TIME_ZONE (UTC).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        zone = zone_from_cookie(request.COOKIES.get(TIMEZONE_COOKIE))
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

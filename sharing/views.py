@@ -23,14 +23,13 @@ from django.http import (
 )
 from django.http.multipartparser import MAX_TOTAL_HEADER_SIZE, MultiPartParserError
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from sharing import names, selectors, services, throttle
+from sharing import display, names, selectors, services, throttle
 from sharing.audit import Actor, Event, actor_from_request, audit_record
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
 from sharing.forms import LinkForm, LinkPasswordForm, ShareForm, UploadOptionsForm
@@ -156,11 +155,11 @@ def _usage_json(request: HttpRequest) -> dict:
     quota = selectors.quota_of(user=request.user)
     if quota:
         text = _("Using %(used)s of %(total)s.") % {
-            "used": filesizeformat(used),
-            "total": filesizeformat(quota),
+            "used": display.human_size(used),
+            "total": display.human_size(quota),
         }
     else:
-        text = _("Using %(used)s.") % {"used": filesizeformat(used)}
+        text = _("Using %(used)s.") % {"used": display.human_size(used)}
     return {"bytes": used, "quota": quota, "text": text}
 
 
@@ -175,7 +174,7 @@ def _upload_refused(request: HttpRequest, status: int, title: str, message: str)
 
 
 def _too_large(request: HttpRequest) -> HttpResponse:
-    message = _("The upload is larger than the limit of %(mb)d MB. Nothing was stored.") % {
+    message = _("The upload is larger than the limit of %(mb)d MiB. Nothing was stored.") % {
         "mb": settings.MAX_UPLOAD_MB
     }
     return _upload_refused(request, 413, _("Upload too large"), message)
@@ -185,7 +184,7 @@ def _too_large_for_format(request: HttpRequest, limit: int) -> HttpResponse:
     message = _(
         "The file is too large for this segment size: one file can hold at most "
         "%(limit)d bytes (%(size)s). Nothing was stored."
-    ) % {"limit": limit, "size": filesizeformat(limit)}
+    ) % {"limit": limit, "size": display.human_size(limit)}
     return _upload_refused(request, 413, _("Upload too large"), message)
 
 
@@ -195,8 +194,8 @@ def _over_quota(request: HttpRequest) -> HttpResponse:
         "This upload would exceed your storage quota of %(quota)s (%(used)s used). Delete "
         "files you no longer need, or ask an administrator for more space. Nothing was stored."
     ) % {
-        "quota": filesizeformat(quota),
-        "used": filesizeformat(selectors.usage_of(user=request.user)),
+        "quota": display.human_size(quota),
+        "used": display.human_size(selectors.usage_of(user=request.user)),
     }
     return _upload_refused(request, 413, _("Quota exceeded"), message)
 
@@ -253,7 +252,7 @@ def _file_json(stored: StoredFile) -> dict:
         "id": str(stored.id),
         "name": names.display_name(stored.name),
         "size": stored.size,
-        "size_display": filesizeformat(stored.size),
+        "size_display": display.human_size(stored.size),
         "content_type": stored.content_type,
         "kind": file_kind(stored.content_type),
         "created_at": stored.created_at.isoformat(),

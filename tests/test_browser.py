@@ -155,9 +155,9 @@ def test_it_shares_and_links_files_end_to_end(browser, live_server, users, tmp_p
     # bob logs in elsewhere and downloads it.
     bob_ctx = Watch(browser, base)
     log_in(bob_ctx.page, base, "bob")
-    expect(bob_ctx.page.locator("#shared-title + table")).to_contain_text(stored.name)
+    expect(bob_ctx.page.locator("#shared-title + .table-scroll table")).to_contain_text(stored.name)
     with bob_ctx.page.expect_download() as download:
-        bob_ctx.page.click(f"#shared-title + table >> text={stored.name}")
+        bob_ctx.page.click(f"#shared-title + .table-scroll table >> text={stored.name}")
     expected = (tmp_path / stored.name).read_bytes() if (tmp_path / stored.name).exists() else None
     got = Path(download.value.path()).read_bytes()
     assert len(got) == stored.size
@@ -372,3 +372,127 @@ def test_it_enrols_with_the_typed_key_and_saves_recovery_codes(browser, live_ser
     expect(page.locator(".site-header")).to_be_hidden()
     ctx.expect_clean()
     ctx.close()
+
+
+# Per page: the document never scrolls sideways, and no word is broken inside
+# ("byte|s", "revoke|d"): every word of visible text sits on one line. Long tokens that
+# may break anywhere by design (file names, hashes, link URLs) are left out.
+LAYOUT_PROBLEMS = """() => {
+  const problems = [];
+  const doc = document.documentElement;
+  if (doc.scrollWidth > window.innerWidth) {
+    problems.push(`page is ${doc.scrollWidth}px wide in a ${window.innerWidth}px window`);
+  }
+  const exempt = ".filename, .sha256, .link-url, code, .visually-hidden, script, style";
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const parent = node.parentElement;
+    if (!parent || parent.closest(exempt) || !parent.getClientRects().length) { continue; }
+    const words = /\\S+/g;
+    for (let match = words.exec(node.data); match; match = words.exec(node.data)) {
+      const range = document.createRange();
+      range.setStart(node, match.index);
+      range.setEnd(node, match.index + match[0].length);
+      const lines = new Set(Array.from(range.getClientRects(), (r) => Math.round(r.top)));
+      if (lines.size > 1) { problems.push(`"${match[0]}" broken inside, in <${parent.tagName}>`); }
+    }
+  }
+  const results = document.querySelector("#result_list");
+  if (results) {
+    const box = results.parentElement;
+    const scrolls = ["auto", "scroll"].includes(getComputedStyle(box).overflowX);
+    // On a phone the table may scroll inside its box; on a desktop every column shows.
+    if (results.offsetWidth > box.clientWidth && (!scrolls || window.innerWidth >= 1024)) {
+      problems.push(`admin table ${results.offsetWidth}px in a ${box.clientWidth}px box`);
+    }
+  }
+  return problems;
+}"""
+
+FORM_LINE_PROBLEMS = """() => {
+  const problems = [];
+  const box = document.querySelector(".new-link");
+  if (box) {
+    const style = getComputedStyle(box);
+    const heading = box.querySelector("h2").getBoundingClientRect();
+    const gap = heading.top - box.getBoundingClientRect().top;
+    const expected = parseFloat(style.paddingTop) + parseFloat(style.borderTopWidth);
+    if (gap > expected + 2) { problems.push(`${gap}px above the new link heading`); }
+  }
+  document.querySelectorAll("details").forEach((d) => { d.open = true; });
+  document.querySelectorAll("label > input[type=checkbox]").forEach((box) => {
+    const label = box.parentElement;
+    const range = document.createRange();
+    range.selectNodeContents(label);
+    range.setStartAfter(box);
+    const text = range.getBoundingClientRect(), mark = box.getBoundingClientRect();
+    if (mark.bottom <= text.top || mark.top >= text.bottom || mark.right > text.left + 1) {
+      problems.push(`checkbox not before its label's text: "${label.textContent.trim()}"`);
+    }
+  });
+  return problems;
+}"""
+
+WIDTHS = (390, 1280)
+
+
+def _layout_problems(page, url: str, width: int) -> list[str]:
+    page.set_viewport_size({"width": width, "height": 844})
+    page.goto(url)
+    return [f"{width}px {url}: {problem}" for problem in page.evaluate(LAYOUT_PROBLEMS)]
+
+
+def test_every_main_page_fits_phones_and_desktops_without_broken_words(browser, live_server, users):
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.conftest import make_file
+
+    base = live_server.url
+    alice = users[0]
+    stored = make_file(alice, b"x" * 608, name="Incident timeline.csv", content_type="text/csv")
+    make_file(alice, os.urandom(3 * 1024 * 1024), name="scan.pdf", content_type="application/pdf")
+    problems: list[str] = []
+
+    visitor = Watch(browser, base)
+    for width in WIDTHS:
+        problems += _layout_problems(visitor.page, f"{base}/accounts/login/", width)
+
+    owner = Watch(browser, base)
+    page = owner.page
+    log_in(page, base, "alice")
+    page.goto(f"{base}/files/{stored.id}/")
+    page.click("form[action$='/links/'] button[type=submit]")  # the new-link box
+    token_url = page.input_value("#new-link-url")
+    page.click("form[action$='/links/'] button[type=submit]")
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 844})
+        page.goto(f"{base}/files/{stored.id}/")
+        page.click("form[action$='/links/'] button[type=submit]")
+        page.wait_for_selector(".new-link")
+        problems += [f"{width}px file page: {p}" for p in page.evaluate(LAYOUT_PROBLEMS)]
+        problems += [f"{width}px file page: {p}" for p in page.evaluate(FORM_LINE_PROBLEMS)]
+        for url in (f"{base}/", f"{base}/files/{stored.id}/", f"{base}/accounts/2fa/"):
+            problems += _layout_problems(page, url, width)
+        problems += _layout_problems(visitor.page, token_url, width)
+
+    admin = User.objects.create_superuser("root", "root@example.org", password=PASSWORD)
+    device = TOTPDevice.objects.create(user=admin, name="phone", confirmed=True)
+    staff = Watch(browser, base)
+    staff.page.goto(f"{base}/accounts/login/?next=/admin/")
+    staff.page.fill("#id_username", "root")
+    staff.page.fill("#id_password", PASSWORD)
+    staff.page.click("button[type=submit]")
+    staff.page.wait_for_url("**/accounts/login/code/")
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    staff.page.fill("#id_code", f"{totp.token():06d}")
+    staff.page.click("button[type=submit]")
+    staff.page.wait_for_url(f"{base}/admin/")
+    for width in WIDTHS:
+        for path in ("sharing/sharelink/", "sharing/auditentry/", "sharing/storedfile/"):
+            problems += _layout_problems(staff.page, f"{base}/admin/{path}", width)
+
+    assert problems == [], "\n".join(problems)
+    for ctx in (visitor, owner, staff):
+        ctx.expect_clean()
+        ctx.close()

@@ -69,11 +69,6 @@ def _weak(key_id: str) -> str:
     return f"{key_id}:{base64.urlsafe_b64encode(passphrase).decode()}"
 
 
-def _dotenv_sets_keys() -> bool:
-    dotenv = ROOT / ".env"
-    return dotenv.exists() and "ENCRYPTION_KEYS" in dotenv.read_text()
-
-
 BAD_KEYS = {
     "missing": UNSET,
     "empty": "",
@@ -97,11 +92,6 @@ def ran() -> dict[tuple[tuple[str, ...], str | None], subprocess.CompletedProces
     return {run: _finish(process) for run, process in started.items()}
 
 
-def _skip_if_dotenv_fills_in(keys: str | None) -> None:
-    if keys is UNSET and _dotenv_sets_keys():
-        pytest.skip(".env sets ENCRYPTION_KEYS, so it cannot be missing here")
-
-
 def _assert_refused(result: subprocess.CompletedProcess[str]) -> None:
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
@@ -113,16 +103,12 @@ def _assert_refused(result: subprocess.CompletedProcess[str]) -> None:
 
 @pytest.mark.parametrize("keys", BAD_KEYS.values(), ids=BAD_KEYS.keys())
 def test_it_fails_the_system_check_without_usable_keys(ran, keys) -> None:
-    _skip_if_dotenv_fills_in(keys)
-
     _assert_refused(ran[CHECK, keys])
 
 
 @pytest.mark.parametrize("name", ["missing", "short key", "duplicate ids"])
 def test_it_refuses_to_load_the_wsgi_application_without_usable_keys(ran, name) -> None:
     keys = BAD_KEYS[name]
-    _skip_if_dotenv_fills_in(keys)
-
     result = ran[IMPORT_WSGI, keys]
 
     _assert_refused(result)

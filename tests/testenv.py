@@ -1,7 +1,9 @@
 """Loaded with `-p tests.testenv` before pytest-django reads the settings.
 
-The suite runs on the project's real settings module; only the secrets and the media
-folder come from here, so no developer's `.env` leaks into a test run. DATABASE_URL is
+The suite runs on the project's real settings module with the embedded defaults; only the
+secrets and the media folder come from here. No `.env` is read (SECUREFILES_ENV_FILE=""),
+in this process or in the processes tests start, so a developer's `.env` (DEBUG=True,
+HTTPS=True, ENCRYPTION_KEYS, ...) never changes what the suite sees. DATABASE_URL is
 left as the caller set it (CI runs the suite once on SQLite, once on PostgreSQL).
 """
 
@@ -12,6 +14,7 @@ from sharing.crypto import generate_key_entry
 
 TEST_MEDIA_ROOT = tempfile.mkdtemp(prefix="securefiles-test-media-")
 
+os.environ["SECUREFILES_ENV_FILE"] = ""
 os.environ["SECRET_KEY"] = "test-only-secret-key-not-for-production-0123456789"
 os.environ["ENCRYPTION_KEYS"] = generate_key_entry("test1")
 os.environ["MEDIA_ROOT"] = TEST_MEDIA_ROOT

@@ -1,13 +1,14 @@
-"""Template helpers: a kind of file for its icon, sort links, names, durations."""
+"""Template helpers: a kind of file for its icon, sort links, names, durations, sizes, times."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django import template
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.timesince import timeuntil
 
-from sharing import audit, names
+from sharing import audit, display, names
 
 register = template.Library()
 
@@ -94,3 +95,39 @@ def duration(seconds: int) -> str:
 def event_label(code: str) -> str:
     """An audit event code in words, for pages users read (sharing.audit.EVENT_LABELS)."""
     return audit.event_label(code)
+
+
+@register.filter
+def human_size(size: int | None) -> str:
+    """Bytes as words in binary units ("608 bytes", "190.7 MiB"): sharing.display.human_size."""
+    return display.human_size(size or 0)
+
+
+@register.filter
+def size_with_bytes(size: int | None) -> str:
+    """ "190.7 MiB (199,970,234 bytes)", or "608 bytes" once: sharing.display.size_with_bytes."""
+    return display.size_with_bytes(size or 0)
+
+
+@register.filter
+def exact_bytes(size: int | None) -> str:
+    """The exact byte count, "199,970,234 bytes" (for a title beside a human size)."""
+    return display.exact_bytes(size or 0)
+
+
+@register.filter
+def when(value: datetime | None) -> str:
+    """An aware date-time in the active zone, with the zone named: "30 Nov 2026, 14:05 CET".
+
+    The active zone is the browser's (sharing.middleware.BrowserTimezoneMiddleware) or UTC.
+    None gives "".
+    """
+    if value is None:
+        return ""
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+
+
+@register.simple_tag
+def zone_name() -> str:
+    """The IANA name of the zone times are shown in ("Europe/Berlin", "UTC")."""
+    return timezone.get_current_timezone_name()

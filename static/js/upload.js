@@ -24,10 +24,13 @@
   var running = 0;   // requests in flight: the options stay locked meanwhile
   input.required = false;
 
+  // Binary units with IEC names (1 KiB = 1024 bytes), as sharing/display.py shows sizes.
   function humanSize(bytes) {
-    var units = ["bytes", "KB", "MB", "GB", "TB"], i = 0;
-    while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i += 1; }
-    return (i ? bytes.toFixed(1) : bytes) + "\u00a0" + units[i];
+    var units = ["KiB", "MiB", "GiB", "TiB", "PiB"], i = -1;
+    bytes = Math.max(Math.floor(bytes) || 0, 0);
+    if (bytes < 1024) { return bytes + "\u00a0" + (bytes === 1 ? "byte" : "bytes"); }
+    while (i < 0 || (bytes >= 1024 && i < units.length - 1)) { bytes /= 1024; i += 1; }
+    return bytes.toFixed(1) + "\u00a0" + units[i];
   }
 
   function humanTime(seconds) {

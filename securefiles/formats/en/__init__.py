@@ -1,0 +1,1 @@
+"""English formats: every date-time and time names its zone."""

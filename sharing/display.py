@@ -1,0 +1,43 @@
+"""How sizes are shown to people: one convention for pages, the admin, e-mails and upload.js.
+
+Binary units with their IEC names: 1 KiB = 1024 bytes, 1 MiB = 1024 KiB, ... The limits
+in the settings (MAX_UPLOAD_MB, USER_QUOTA_MB) are MiB too, so a limit and the sizes
+measured against it read alike. static/js/upload.js (humanSize) follows the same rule.
+"""
+
+# A no-break space keeps a number and its unit on one line ("190.7 MiB").
+_SPACE = "\u00a0"
+_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_size(size: int) -> str:
+    """A byte count as words: "1 byte", "608 bytes", "1.0 KiB", "190.7 MiB", "2.0 GiB".
+
+    ``size`` is in bytes (negative counts as 0). Below 1 KiB the exact count is given;
+    from there one decimal of the largest binary unit that keeps the number at least 1.
+    """
+    size = max(int(size), 0)
+    if size < 1024:
+        return f"{size}{_SPACE}{'byte' if size == 1 else 'bytes'}"
+    value = float(size)
+    for unit in _UNITS:
+        value /= 1024
+        if value < 1024 or unit == _UNITS[-1]:
+            break
+    return f"{value:.1f}{_SPACE}{unit}"
+
+
+def exact_bytes(size: int) -> str:
+    """The exact byte count with thousands separators: "199,970,234 bytes"."""
+    size = max(int(size), 0)
+    return f"{size:,}{_SPACE}{'byte' if size == 1 else 'bytes'}"
+
+
+def size_with_bytes(size: int) -> str:
+    """The human size, then the exact count when it says more: "190.7 MiB (199,970,234 bytes)".
+
+    Below 1 KiB the human size already is exact, so it is given once ("608 bytes").
+    """
+    if max(int(size), 0) < 1024:
+        return human_size(size)
+    return f"{human_size(size)} ({exact_bytes(size)})"
