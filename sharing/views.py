@@ -230,7 +230,7 @@ def _unparseable(request: HttpRequest, exc: Exception) -> HttpResponse:
         return _upload_refused(request, 400, _("File name too long"), message)
     message = _(
         "The upload could not be read as a multipart/form-data body (with a file field "
-        "“file”, at most %(mb)d MB in all). Nothing was stored."
+        "“file”, at most %(mb)d MiB in all). Nothing was stored."
     ) % {"mb": settings.MAX_UPLOAD_MB}
     return _upload_refused(request, 400, _("Bad upload"), message)
 

@@ -206,9 +206,10 @@ def test_it_answers_404_to_a_bad_share_or_link_id(portal, unchanged, url_name, b
 
 @pytest.mark.parametrize("url_name", FILE_URLS)
 def test_it_answers_404_to_a_colleague_on_every_owner_url(portal, unchanged, url_name) -> None:
-    # bob may read alice's file (it is shared with him) but manage nothing about it.
+    # bob may read alice's file (it is shared with him: its read-only page and download)
+    # but manage nothing about it.
     method = FILE_URLS[url_name][0]
-    expected = 200 if url_name == "download" else 404
+    expected = 200 if url_name in ("download", "detail") else 404
 
     response = _send(
         client_for(portal.bob), method, _url(portal, url_name), VALID_DATA.get(url_name)

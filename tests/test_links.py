@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from sharing import throttle
 from sharing.models import AuditEntry, Share, ShareLink, StoredFile, ThrottleCounter
+from sharing.templatetags.sharing_extras import when
 from tests.conftest import MiB, make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db
@@ -165,8 +166,8 @@ def test_it_shows_a_landing_page(alice_client, stored) -> None:
     page = response.content.decode()
     assert response.status_code == 200
     assert "merger terms.pdf" in page
-    assert "1.4\xa0KB" in page
-    assert link.expires_at.strftime("%Y-%m-%d %H:%M") in page
+    assert "1.4\xa0KiB" in page
+    assert when(link.expires_at) in page
     assert 'name="password"' not in page
     assert response["Referrer-Policy"] == "no-referrer"
     assert "no-store" in response["Cache-Control"]
@@ -545,9 +546,9 @@ def _reveals(page: str, link: ShareLink) -> list[str]:
     downloads left)."""
     shown = [
         SECRET_NAME,
-        "1.4\xa0KB",
+        "1.4\xa0KiB",
         "alice",
-        link.expires_at.strftime("%Y-%m-%d %H:%M"),
+        when(link.expires_at),
         "Downloads left",
         "Shared by",
     ]

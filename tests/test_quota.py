@@ -57,7 +57,7 @@ def test_it_uses_the_admins_per_user_override(alice, bob, alice_client, bob_clie
 def test_it_shows_usage_against_quota(alice, alice_client, quota_2mb):
     make_file(alice, b"x" * MiB)
     page = alice_client.get("/").content.decode()
-    assert "Using 1.0\xa0MB of 2.0\xa0MB" in page
+    assert "Using 1.0\xa0MiB of 2.0\xa0MiB" in page
 
 
 def test_it_frees_quota_when_a_file_is_deleted(alice, alice_client, quota_2mb):

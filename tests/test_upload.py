@@ -646,10 +646,10 @@ def _too_many_fields(client: Client, settings, accept: dict) -> HttpResponseBase
 # that its message must name.
 REFUSALS = {
     "101 files": (_too_many_files, 400, r"100 files"),
-    "Content-Length over MAX_UPLOAD_MB": (_too_large_declared, 413, r"1 MB"),
-    "over quota": (_over_quota, 413, r"quota of 1\.0\sMB"),
+    "Content-Length over MAX_UPLOAD_MB": (_too_large_declared, 413, r"1 MiB"),
+    "over quota": (_over_quota, 413, r"quota of 1\.0\sMiB"),
     "name header over Django's limit": (_name_header_too_long, 400, r"1024 bytes"),
-    "not multipart": (_bad_multipart, 400, r"1024 MB"),
+    "not multipart": (_bad_multipart, 400, r"1024 MiB"),
     "too many fields": (_too_many_fields, 400, r"3 form fields"),
 }
 
@@ -713,7 +713,7 @@ def test_the_upload_answer_carries_the_new_usage_and_the_stored_options(
     assert reply["usage"] == {
         "bytes": 3048,
         "quota": 10 * MiB,
-        "text": "Using 3.0\xa0KB of 10.0\xa0MB.",
+        "text": "Using 3.0\xa0KiB of 10.0\xa0MiB.",
     }
     [stored] = reply["files"]
     assert stored["expires_at"] is not None
