@@ -94,7 +94,7 @@ def test_usage_and_the_file_list_follow_each_upload_without_a_reload(
     settings.USER_QUOTA_MB = 10
     page = alice_page.page
     page.reload()
-    expect(page.locator("#usage-text")).to_have_text("Using 0\xa0bytes of 10.0\xa0MB.")
+    expect(page.locator("#usage-text")).to_have_text("Using 0\xa0bytes of 10.0\xa0MiB.")
     chosen = tmp_path / "ledger.csv"
     chosen.write_bytes(b"x" * 2048)
 
@@ -102,7 +102,7 @@ def test_usage_and_the_file_list_follow_each_upload_without_a_reload(
     page.click("#upload-submit")
 
     expect(page.locator("#usage-text")).to_have_text(
-        "Using 2.0\xa0KB of 10.0\xa0MB.", timeout=20_000
+        "Using 2.0\xa0KiB of 10.0\xa0MiB.", timeout=20_000
     )
     assert page.locator("#usage-meter").evaluate("meter => meter.value") == 2048
     expect(page.locator("#my-files")).to_contain_text("ledger.csv")
@@ -124,10 +124,10 @@ def test_a_refused_upload_shows_its_reason_and_no_finished_progress_bar(
     page.click("#upload-submit")
 
     refused = page.locator(".upload-item.error")
-    expect(refused).to_contain_text("quota of 1.0\xa0MB", timeout=20_000)
+    expect(refused).to_contain_text("quota of 1.0\xa0MiB", timeout=20_000)
     expect(refused.locator("progress")).to_have_count(0)
     expect(page.locator(".upload-item.done")).to_have_count(0)
-    expect(page.locator("#usage-text")).to_have_text("Using 0\xa0bytes of 1.0\xa0MB.")
+    expect(page.locator("#usage-text")).to_have_text("Using 0\xa0bytes of 1.0\xa0MiB.")
     assert StoredFile.objects.count() == 0
     alice_page.expect_clean(allowed_errors=REFUSAL_LOGS)
 

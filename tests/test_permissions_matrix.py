@@ -276,7 +276,7 @@ def test_it_gives_a_colleague_a_read_only_page(alice_client, bob_client, charlie
 
     page = response.content.decode()
     assert response.status_code == 200
-    assert "plan.txt" in page and "2.5\xa0KB" in page and f"{len(DATA)} bytes" in page
+    assert "plan.txt" in page and "2.5\xa0KiB" in page and f"{len(DATA):,}\xa0bytes" in page
     assert hashlib.sha256(DATA).hexdigest() in page
     assert '<dd class="shared-by">alice</dd>' in page
     assert f'href="/files/{world.file.id}/download/"' in page
