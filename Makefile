@@ -27,9 +27,11 @@ $(BIN)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/.installed
 .env: | $(BIN)/.installed
 	$(BIN)/python -c "import secrets; from sharing.crypto import generate_key_entry as g; \
 	print('SECRET_KEY=' + secrets.token_urlsafe(50)); \
-	print('ENCRYPTION_KEYS=' + g('k1'))" > .env
+	print('ENCRYPTION_KEYS=' + g('k1')); \
+	print('SITE_URL=http://$(HOST)')" > .env
 	chmod 600 .env
-	@echo "Created .env with a new SECRET_KEY and ENCRYPTION_KEYS (keep it; files need its key)."
+	@echo "Created .env with a new SECRET_KEY and ENCRYPTION_KEYS (keep it; files need its key)"
+	@echo "and SITE_URL=http://$(HOST), the address links in e-mails point to (edit it to match)."
 
 run: $(BIN)/.installed .env
 	$(BIN)/python manage.py migrate --noinput

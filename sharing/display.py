@@ -5,6 +5,11 @@ in the settings (MAX_UPLOAD_MB, USER_QUOTA_MB) are MiB too, so a limit and the s
 measured against it read alike. static/js/upload.js (humanSize) follows the same rule.
 """
 
+from datetime import datetime
+
+from django.utils import timezone
+from django.utils.formats import date_format
+
 # A no-break space keeps a number and its unit on one line ("190.7 MiB").
 _SPACE = "\u00a0"
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
@@ -41,3 +46,14 @@ def size_with_bytes(size: int) -> str:
     if max(int(size), 0) < 1024:
         return human_size(size)
     return f"{human_size(size)} ({exact_bytes(size)})"
+
+
+def when(value: datetime | None) -> str:
+    """An aware date-time in the active zone, with the zone named: "30 Nov 2026, 14:05 CET".
+
+    The active zone is the browser's (sharing.middleware.BrowserTimezoneMiddleware) or UTC.
+    None gives "".
+    """
+    if value is None:
+        return ""
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT")

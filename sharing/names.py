@@ -47,10 +47,16 @@ def display_name(name: str) -> str:
     return " ".join(cleaned.split()) or "unnamed"
 
 
-def attachment_name(name: str) -> str:
-    """A name for Content-Disposition and display: one line, no path, no spoofing."""
+def attachment_name(name: str, keep: str = "") -> str:
+    """A name for Content-Disposition and display: one line, no path, no spoofing.
+
+    Characters that are special in file systems or in a quoted header value become "_",
+    except those in ``keep`` (for RFC 5987's percent-encoded filename*); "\\" and "/" and
+    control characters are always replaced.
+    """
     cleaned = "".join(" " if _is_unsafe_char(c) else c for c in name)
-    cleaned = re.sub(r'[\\/:*?"<>|]+', "_", cleaned)
+    special = "".join(c for c in _UNSAFE_IN_ATTACHMENT if c not in keep or c in "\\/")
+    cleaned = re.sub(f"[{re.escape(special)}]+", "_", cleaned)
     cleaned = " ".join(cleaned.split()).lstrip(". ")
     if len(cleaned) > MAX_ATTACHMENT_NAME:
         stem, dot, ext = cleaned.rpartition(".")
@@ -84,10 +90,13 @@ def content_disposition(name: str) -> str:
     name is made safe by attachment_name first, so it holds no quote, backslash, CR or LF.
     """
     safe = attachment_name(name)
-    if safe.isascii():
+    # filename* is percent-encoded, so it can keep what the quoted form must drop (a '"'
+    # in `my "draft".txt`); path separators and control characters never pass.
+    star = attachment_name(name, keep='"*:<>?|')
+    if star == safe and safe.isascii():
         return f'attachment; filename="{safe}"'
     return (
-        f"attachment; filename=\"{ascii_fallback(safe)}\"; filename*=utf-8''{quote(safe, safe='')}"
+        f"attachment; filename=\"{ascii_fallback(safe)}\"; filename*=utf-8''{quote(star, safe='')}"
     )
 
 

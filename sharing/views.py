@@ -150,17 +150,18 @@ def _content_length(request: HttpRequest) -> int:
 
 
 def _usage_json(request: HttpRequest) -> dict:
-    """The user's storage as the page shows it: {"bytes", "quota" (bytes or None), "text"}."""
+    """The user's storage as the page shows it: {"bytes", "quota" (bytes or None), "text",
+    "short"} ("short" is the header's "X of Y", "" without a quota)."""
     used = selectors.usage_of(user=request.user)
     quota = selectors.quota_of(user=request.user)
+    short = ""
     if quota:
-        text = _("Using %(used)s of %(total)s.") % {
-            "used": display.human_size(used),
-            "total": display.human_size(quota),
-        }
+        sizes = {"used": display.human_size(used), "total": display.human_size(quota)}
+        text = _("Using %(used)s of %(total)s.") % sizes
+        short = _("%(used)s of %(total)s") % sizes
     else:
         text = _("Using %(used)s.") % {"used": display.human_size(used)}
-    return {"bytes": used, "quota": quota, "text": text}
+    return {"bytes": used, "quota": quota, "text": text, "short": short}
 
 
 def _upload_refused(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
@@ -267,9 +268,7 @@ def _expiry_text(stored: StoredFile) -> str:
     """What the file's page says under "Deleted automatically", as one sentence."""
     if stored.expires_at is None:
         return _("Deleted automatically: never.")
-    return _("Deleted automatically: %(when)s UTC.") % {
-        "when": stored.expires_at.strftime("%Y-%m-%d %H:%M")
-    }
+    return _("Deleted automatically: %(when)s.") % {"when": display.when(stored.expires_at)}
 
 
 @csrf_exempt  # CSRF is checked by _upload_checked, once our handler is in place
@@ -351,7 +350,9 @@ def _upload_checked(
 def download(request: HttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
     stored = _readable_file_or_404(request, file_id)
     via = "owner" if stored.owner_id == request.user.pk else "colleague"
-    if request.method == "GET":
+
+    def downloaded() -> None:
+        # Only once the first segment verified: a 502 sends nothing, so it is not a download.
         audit_record(
             event=Event.DOWNLOAD,
             actor=actor_from_request(request),
@@ -359,7 +360,8 @@ def download(request: HttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
             file_name=stored.name,
             detail=f"via={via}",
         )
-    return stream_file(request, stored, via=via)
+
+    return stream_file(request, stored, via=via, on_verified=downloaded)
 
 
 def _download_headers(response: HttpResponseBase, stored: StoredFile) -> HttpResponseBase:
@@ -426,12 +428,14 @@ def stream_file(
     via: str,
     actor: Actor | None = None,
     on_incomplete: Callable[[], None] | None = None,
+    on_verified: Callable[[], None] | None = None,
 ) -> HttpResponseBase:
     """Answer with the plaintext of a file the caller may read, verified segment by segment.
 
     ``via`` ("owner", "colleague", "link") and ``actor`` (default: the request's user) go
-    into the audit entry of an integrity failure. ``on_incomplete`` runs if the transfer
-    stops before its last byte (a link gives its download back).
+    into the audit entry of an integrity failure. ``on_verified`` runs once the first
+    segment verified, before any header is sent (a GET, not a HEAD); ``on_incomplete``
+    runs if the transfer stops before its last byte (a link gives its download back).
     """
     if request.method == "HEAD":
         return _download_headers(HttpResponse(content_type=stored.content_type), stored)
@@ -453,6 +457,7 @@ def stream_file(
         reader.close()
         _run(on_incomplete)
         return _integrity_failure(request, stored, "first segment failed", actor=who, via=via)
+    _run(on_verified)
     response = StreamingHttpResponse(
         _stream_rest(reader, stored, first, failed, on_incomplete),
         content_type=stored.content_type,

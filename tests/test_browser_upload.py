@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from sharing import display
 from sharing.models import StoredFile
 from tests.test_browser import (  # noqa: F401 (fixtures)
     Watch,
@@ -51,8 +52,9 @@ def test_retention_typed_after_choosing_a_file_is_the_one_it_is_stored_with(
     page.click("#upload-submit")
 
     done = page.locator(".upload-item.done")
-    expect(done).to_contain_text("Deleted automatically: 20", timeout=20_000)
+    expect(done).to_contain_text("Deleted automatically: ", timeout=20_000)
     stored = StoredFile.objects.get()
+    expect(done).to_contain_text(display.when(stored.expires_at))  # the page's zone, named
     assert stored.expires_at is not None
     assert abs(stored.expires_at - (timezone.now() + timedelta(days=7))) < timedelta(minutes=5)
     page.goto(f"{live_server.url}/files/{stored.id}/")
@@ -105,6 +107,7 @@ def test_usage_and_the_file_list_follow_each_upload_without_a_reload(
         "Using 2.0\xa0KiB of 10.0\xa0MiB.", timeout=20_000
     )
     assert page.locator("#usage-meter").evaluate("meter => meter.value") == 2048
+    expect(page.locator("#header-usage")).to_have_text("2.0\xa0KiB of 10.0\xa0MiB")
     expect(page.locator("#my-files")).to_contain_text("ledger.csv")
     alice_page.expect_clean()
 

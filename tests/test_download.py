@@ -346,6 +346,8 @@ def test_it_audits_a_first_segment_that_fails(alice, alice_client, how) -> None:
     assert "first segment failed" in entry.detail
     assert ("via=owner" if how == "owner" else "via=link") in entry.detail
     assert entry.actor == ("alice" if how == "owner" else f"link {stored.links.get().pk}")
+    if how == "owner":  # nothing was sent: the owner's activity must not say "Downloaded"
+        assert not AuditEntry.objects.filter(event="file.download", file_id=stored.id).exists()
 
 
 @pytest.mark.parametrize("how", ["owner", "link"])

@@ -174,7 +174,8 @@ def _assert_safe_disposition(header: str) -> None:
     assert '"' not in fallback and "\\" not in fallback and "/" not in fallback
     assert fallback and not fallback.startswith(".")
     if match[2] is not None:
-        assert not name.isascii(), "filename* is only for non-ASCII names (RFC 6266)"
+        # Only where the quoted form cannot carry the name: non-ASCII, or a quote in it.
+        assert name != fallback, "filename* only when filename= had to change the name"
         assert re.fullmatch(r"[A-Za-z0-9%._~!$&'()*+,;=:@-]*", match[2]), match[2]
     assert "/" not in name and "\\" not in name
     assert not any(unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} for c in name)
@@ -586,8 +587,11 @@ def test_it_stores_quotes_and_line_breaks_as_the_browser_named_the_file(alice, a
     detail = alice_client.get(f"/files/{stored.id}/").content.decode()
     assert "my &quot;draft&quot; v2.txt" in detail and "%22" not in detail
     header = _download(alice_client, stored)["Content-Disposition"]
-    # The existing sanitising still applies: no quote, CR or LF reaches the header.
-    assert header == 'attachment; filename="my _draft_ v2.txt"'
+    # The existing sanitising still applies: no quote, CR or LF reaches the header, but the
+    # percent-encoded filename* keeps the quotes, so the saved file is named as uploaded.
+    assert header == (
+        "attachment; filename=\"my _draft_ v2.txt\"; filename*=utf-8''my%20%22draft%22%20v2.txt"
+    )
 
 
 def test_it_decodes_only_the_three_escapes_browsers_make(alice_client) -> None:
@@ -714,10 +718,13 @@ def test_the_upload_answer_carries_the_new_usage_and_the_stored_options(
         "bytes": 3048,
         "quota": 10 * MiB,
         "text": "Using 3.0\xa0KiB of 10.0\xa0MiB.",
+        "short": "3.0\xa0KiB of 10.0\xa0MiB",
     }
     [stored] = reply["files"]
     assert stored["expires_at"] is not None
-    assert stored["expires_display"].startswith("Deleted automatically: 20")
+    # In the zone the page shows times in (UTC without a tz cookie), named.
+    assert stored["expires_display"].startswith("Deleted automatically: ")
+    assert stored["expires_display"].endswith(" UTC.")
 
 
 def test_it_answers_413_naming_the_limit_when_a_file_outgrows_the_segment_counter(

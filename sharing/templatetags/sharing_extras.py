@@ -5,7 +5,6 @@ from datetime import datetime, timedelta
 from django import template
 from django.http import QueryDict
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.timesince import timeuntil
 
 from sharing import audit, display, names
@@ -117,14 +116,8 @@ def exact_bytes(size: int | None) -> str:
 
 @register.filter
 def when(value: datetime | None) -> str:
-    """An aware date-time in the active zone, with the zone named: "30 Nov 2026, 14:05 CET".
-
-    The active zone is the browser's (sharing.middleware.BrowserTimezoneMiddleware) or UTC.
-    None gives "".
-    """
-    if value is None:
-        return ""
-    return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+    """An aware date-time in the active zone, with the zone named (sharing.display.when)."""
+    return display.when(value)
 
 
 @register.simple_tag

@@ -17,6 +17,7 @@
   var message = document.getElementById("upload-message");
   var usageText = document.getElementById("usage-text");
   var usageMeter = document.getElementById("usage-meter");
+  var headerUsage = document.getElementById("header-usage");
   var msg = form.dataset;
   var maxBytes = parseInt(msg.maxBytes, 10) || 0;
   var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
@@ -61,6 +62,7 @@
     if (!usage) { return; }
     if (usageText) { usageText.textContent = usage.text; }
     if (usageMeter) { usageMeter.value = usage.bytes; }
+    if (headerUsage && usage.short) { headerUsage.textContent = usage.short; }
   }
 
   function addRow(file) {
