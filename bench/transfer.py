@@ -106,7 +106,11 @@ def timed_on_server(
     counters_before = proc_counters(workers)
     sampler.phase = phase
     figures = transfer()
-    return figures, counter_delta(counters_before, proc_counters(workers))
+    used = counter_delta(counters_before, proc_counters(workers))
+    # One sample at the end, so that the phase has one even when the transfer took less
+    # than the sampler's interval (a small file: the report needs every phase's peak).
+    sampler.sample()
+    return figures, used
 
 
 def run_transfers(
