@@ -3,6 +3,9 @@
 Shared by the live test modules: a free port, an environment with fresh secrets and its
 own SQLite file and MEDIA_ROOT, manage.py commands in it, and a gunicorn process (the
 project's gunicorn.conf.py) that is stopped again however the test ends.
+
+`free_port` and `wait_until_up` are also used by tests/s3server.py and by the benchmark
+(bench/server.py), so this module imports nothing from Django: it works without settings.
 """
 
 from __future__ import annotations
@@ -13,16 +16,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import requests
-from django.conf import settings
 
 from sharing.crypto import generate_key_entry
 
-ROOT = Path(settings.BASE_DIR)
+ROOT = Path(__file__).resolve().parent.parent  # the repository root, settings.BASE_DIR
 
 
 def free_port() -> int:
@@ -80,18 +82,32 @@ def create_user(env: dict[str, str], username: str, password: str) -> None:
     manage(env, "shell", "-c", f"{create}({username!r}, password={password!r})")
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
-    """Poll `url` until it answers; RuntimeError if gunicorn exits or `seconds` pass."""
+def wait_until_up(
+    url: str,
+    process: subprocess.Popen[bytes],
+    seconds: float = 20,
+    *,
+    name: str = "gunicorn",
+    ready: Callable[[requests.Response], bool] | None = None,
+) -> None:
+    """Poll `url` every 0.1 s until it answers and `ready(response)` holds (by default any
+    answer will do).
+
+    RuntimeError if `process` (called `name` in the message) exits or `seconds` seconds
+    pass. The probe goes straight to the loopback server: no proxy, no netrc.
+    """
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
+    with requests.Session() as probe:
+        probe.trust_env = False
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}")
+            with suppress(requests.RequestException):
+                response = probe.get(url, timeout=2)
+                if ready is None or ready(response):
+                    return
             time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not answer within {seconds} seconds")
+    raise RuntimeError(f"{name} did not answer within {seconds:g} seconds")
 
 
 @contextmanager

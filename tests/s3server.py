@@ -8,25 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.live_gunicorn import free_port, wait_until_up
+
 ACCESS_KEY = "testing-access-key"
 SECRET_KEY = "testing-secret-key"  # noqa: S105 (moto accepts any credentials)
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _moto_command(port: int) -> list[str]:
@@ -36,30 +29,19 @@ def _moto_command(port: int) -> list[str]:
     return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
 
 
-def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("moto_server exited during start-up")
-        try:
-            urllib.request.urlopen(url, timeout=1).close()  # noqa: S310 (loopback only)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("moto_server did not answer in time")
-
-
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """Start moto_server on a free loopback port; yield its endpoint URL."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
     process = subprocess.Popen(  # noqa: S603 (fixed argv)
         _moto_command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(f"{endpoint}/moto-api/", process)
+        wait_until_up(
+            f"{endpoint}/moto-api/", process, 30, name="moto_server", ready=lambda r: r.ok
+        )
         yield endpoint
     finally:
         process.terminate()

@@ -1,0 +1,260 @@
+"""The results: one JSON document and the table printed at the end, with the HTTP speeds
+set against the raw speeds measured in the same run.
+
+Sizes are in MiB (2**20 bytes), speeds in MiB/s, times in seconds, RSS in MiB (KiB where
+a key says so).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from Crypto import __version__ as pycryptodome_version
+
+from bench.common import MIB, mib_s
+
+
+@dataclass(frozen=True)
+class Transfers:
+    """What the client and /proc measured around the upload and the download."""
+
+    up: dict[str, Any]  # client.upload's figures
+    down: dict[str, Any]  # client.download's figures
+    up_server: dict[str, float]  # procstat.counter_delta of the workers during the upload
+    down_server: dict[str, float]  # and during the download
+    hwm_before_kib: dict[int, int]  # worker VmHWM before the transfers
+    hwm_kib: dict[int, int]  # and at the end
+    peaks: dict[str, dict[str, int]]  # RssSampler.peaks
+    sample_interval: float  # seconds between RSS samples
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo."""
+    with suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> list[str]:
+    """The CPU flags that matter to AES-GCM and SHA-256 speed."""
+    wanted = {"aes", "pclmulqdq", "vaes", "vpclmulqdq", "avx2", "avx512f", "sha_ni"}
+    with suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(wanted & set(line.split(":", 1)[1].split()))
+    return []
+
+
+def _machine(load_at_start: float) -> dict[str, Any]:
+    """The machine and the software versions, with the load at the start and now."""
+    return {
+        # Other work on the machine skews everything; the run adds ~2 itself.
+        "load_average_1min_start_end": [load_at_start, os.getloadavg()[0]],
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_flags": cpu_flags(),
+        "python": platform.python_version(),
+        "pycryptodome": pycryptodome_version,
+    }
+
+
+def _transfer(t: Transfers, size: int) -> dict[str, Any]:
+    """Speeds (MiB/s), times (s) and CPU (s) of the upload and the download of `size` bytes."""
+    up_cpu = t.up_server["cpu_seconds"]
+    down_cpu = t.down_server["cpu_seconds"]
+    return {
+        "upload_mib_s": mib_s(size, t.up["seconds"]),
+        "download_mib_s": mib_s(size, t.down["seconds"]),
+        "upload_seconds": t.up["seconds"],
+        "upload_send_seconds": t.up["send_seconds"],
+        "upload_response_after_last_byte_seconds": t.up["response_after_last_byte_seconds"],
+        "upload_body_bytes": t.up["body_bytes"],
+        "download_seconds": t.down["seconds"],
+        "download_time_to_headers_seconds": t.down["time_to_headers_seconds"],
+        "download_content_length": t.down["content_length"],
+        "sha256_verified": True,
+        "upload_server_cpu_seconds": up_cpu,
+        "download_server_cpu_seconds": down_cpu,
+        "upload_server": t.up_server,
+        "download_server": t.down_server,
+        "upload_mib_per_server_cpu_s": mib_s(size, up_cpu),
+        "download_mib_per_server_cpu_s": mib_s(size, down_cpu),
+        "upload_client_cpu_seconds": t.up["client_cpu_seconds"],
+        "download_client_cpu_seconds": t.down["client_cpu_seconds"],
+    }
+
+
+def _ratios(transfer: dict[str, Any], raw: dict[str, Any]) -> dict[str, float]:
+    """HTTP over raw format speed, and raw format over bare AES-GCM speed."""
+    return {
+        "upload_over_raw_encrypt": transfer["upload_mib_s"] / raw["format_encrypt_mib_s"],
+        "download_over_raw_decrypt": transfer["download_mib_s"] / raw["format_decrypt_mib_s"],
+        "raw_encrypt_over_bare_gcm": raw["format_encrypt_mib_s"] / raw["bare_gcm_encrypt_mib_s"],
+        "raw_decrypt_over_bare_gcm": raw["format_decrypt_mib_s"] / raw["bare_gcm_decrypt_mib_s"],
+    }
+
+
+def _memory(t: Transfers) -> dict[str, Any]:
+    """Worker and master RSS in MiB: baseline, peak per transfer, VmHWM."""
+    baseline = t.peaks["baseline"]["worker_kib"] / 1024
+    up_peak = t.peaks["upload"]["worker_kib"] / 1024
+    down_peak = t.peaks["download"]["worker_kib"] / 1024
+    return {
+        "baseline_worker_rss_mib": baseline,
+        "upload_peak_worker_rss_mib": up_peak,
+        "download_peak_worker_rss_mib": down_peak,
+        "peak_increase_mib": max(up_peak, down_peak) - baseline,
+        "worker_vmhwm_before_transfers_mib": max(t.hwm_before_kib.values(), default=0) / 1024,
+        "worker_vmhwm_mib": max(t.hwm_kib.values(), default=0) / 1024,
+        "worker_vmhwm_by_pid_mib": {str(pid): kib / 1024 for pid, kib in t.hwm_kib.items()},
+        "master_peak_rss_mib": max(p["master_kib"] for p in t.peaks.values()) / 1024,
+        "peaks_by_phase_kib": t.peaks,
+        "sample_interval_s": t.sample_interval,
+    }
+
+
+def build_results(
+    size_mb: int,
+    workers: int,
+    threads: int,
+    load_at_start: float,
+    raw: dict[str, Any],
+    t: Transfers,
+    output: Path,
+) -> dict[str, Any]:
+    """The whole JSON document of one run of `size_mb` MiB (what the table shows, and more)."""
+    size = size_mb * MIB
+    transfer = _transfer(t, size)
+    return {
+        "units": "MiB = 2**20 bytes; speeds in MiB/s; RSS in MiB",
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "size_mib": size_mb,
+        "size_bytes": size,
+        "workers": workers,
+        "threads": threads,
+        "machine": _machine(load_at_start),
+        "transfer": transfer,
+        "raw": raw,
+        "ratios": _ratios(transfer, raw),
+        "server_memory": _memory(t),
+        "results_path": str(output),
+    }
+
+
+def write_results(results: dict[str, Any], path: Path) -> None:
+    """Write the JSON document to `path`, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+Rows = list[tuple[str, str]]
+
+
+def _speed_rows(r: dict[str, Any]) -> Rows:
+    """HTTP and raw speeds in MiB/s, then their ratios."""
+    t, raw, ratio = r["transfer"], r["raw"], r["ratios"]
+    return [
+        ("HTTP upload   (POST /files/upload/)", f"{t['upload_mib_s']:9.1f} MiB/s"),
+        ("HTTP download (GET .../download/)", f"{t['download_mib_s']:9.1f} MiB/s"),
+        ("raw format encrypt (StreamEncryptor)", f"{raw['format_encrypt_mib_s']:9.1f} MiB/s"),
+        ("raw format decrypt (DecryptingReader)", f"{raw['format_decrypt_mib_s']:9.1f} MiB/s"),
+        ("bare AES-256-GCM encrypt, 1 MiB", f"{raw['bare_gcm_encrypt_mib_s']:9.1f} MiB/s"),
+        ("bare AES-256-GCM decrypt, 1 MiB", f"{raw['bare_gcm_decrypt_mib_s']:9.1f} MiB/s"),
+        ("SHA-256 (hashlib), 1 MiB", f"{raw['sha256_mib_s']:9.1f} MiB/s"),
+        ("", ""),
+        ("upload / raw encrypt", f"{ratio['upload_over_raw_encrypt']:9.2f}"),
+        ("download / raw decrypt", f"{ratio['download_over_raw_decrypt']:9.2f}"),
+        ("raw encrypt / bare GCM encrypt", f"{ratio['raw_encrypt_over_bare_gcm']:9.2f}"),
+        ("raw decrypt / bare GCM decrypt", f"{ratio['raw_decrypt_over_bare_gcm']:9.2f}"),
+    ]
+
+
+def _cpu_rows(t: dict[str, Any]) -> Rows:
+    """Server and client CPU seconds per transfer, page faults, MiB per CPU-second."""
+    up, down = t["upload_server"], t["download_server"]
+    return [
+        (
+            "server CPU per transfer (workers)",
+            f"upload {t['upload_server_cpu_seconds']:.2f} s, "
+            f"download {t['download_server_cpu_seconds']:.2f} s",
+        ),
+        (
+            "  of which system (kernel) CPU",
+            f"upload {up['system_cpu_seconds']:.2f} s, download {down['system_cpu_seconds']:.2f} s",
+        ),
+        (
+            "server minor page faults per transfer",
+            f"upload {up['minor_page_faults']:.0f}, download {down['minor_page_faults']:.0f}",
+        ),
+        (
+            "server MiB per worker CPU-second",
+            f"upload {t['upload_mib_per_server_cpu_s']:.1f}, "
+            f"download {t['download_mib_per_server_cpu_s']:.1f}",
+        ),
+        (
+            "client CPU per transfer",
+            f"upload {t['upload_client_cpu_seconds']:.2f} s, "
+            f"download {t['download_client_cpu_seconds']:.2f} s",
+        ),
+    ]
+
+
+def _memory_rows(mem: dict[str, Any]) -> Rows:
+    """Worker RSS baseline and peaks, VmHWM, master RSS, in MiB."""
+    return [
+        ("worker RSS baseline (before transfers)", f"{mem['baseline_worker_rss_mib']:9.1f} MiB"),
+        ("worker RSS peak during upload", f"{mem['upload_peak_worker_rss_mib']:9.1f} MiB"),
+        ("worker RSS peak during download", f"{mem['download_peak_worker_rss_mib']:9.1f} MiB"),
+        ("worker RSS increase (peak - baseline)", f"{mem['peak_increase_mib']:9.1f} MiB"),
+        (
+            "worker VmHWM before transfers / at end",
+            f"{mem['worker_vmhwm_before_transfers_mib']:9.1f} / {mem['worker_vmhwm_mib']:.1f} MiB",
+        ),
+        ("master RSS peak", f"{mem['master_peak_rss_mib']:9.1f} MiB"),
+    ]
+
+
+def table_rows(r: dict[str, Any]) -> Rows:
+    """(label, value) rows of the table; ("", "") is an empty line."""
+    machine = r["machine"]
+    load = "{:.2f} / {:.2f} ({} CPUs)".format(
+        *machine["load_average_1min_start_end"], machine["cpu_count"]
+    )
+    blank = ("", "")
+    return [
+        ("file size", f"{r['size_mib']:.0f} MiB ({r['size_bytes']} bytes)"),
+        (
+            "server",
+            f"gunicorn gthread, {r['workers']} worker(s) x {r['threads']} threads, loopback",
+        ),
+        blank,
+        *_speed_rows(r),
+        blank,
+        *_cpu_rows(r["transfer"]),
+        blank,
+        *_memory_rows(r["server_memory"]),
+        blank,
+        ("1-min load average, start / end", load),
+    ]
+
+
+def print_table(r: dict[str, Any]) -> None:
+    """Print the results table to stdout."""
+    rows = table_rows(r)
+    width = max(len(label) for label, _ in rows)
+    print()
+    print("securefiles transfer benchmark  (MiB = 2**20 bytes; speeds in MiB/s)")
+    print("-" * (width + 34))
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}" if label else "")
+    print("-" * (width + 34))
+    print(f"results written to {r['results_path']}")
