@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from django.utils.dateformat import format as date_format
 from sharing.display import human_size
 from sharing.models import AuditEntry, StoredFile
 from tests.conftest import make_file, make_link, upload
+from tests.live_gunicorn import free_port
 
 ROOT = Path(settings.BASE_DIR)
 NBSP = "\u00a0"
@@ -188,12 +188,6 @@ def test_pages_load_the_script_that_reports_the_zone(alice_client, admin_client)
 # ---------------------------------------------------------------------------- make run
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _fake_bin(tmp_path: Path) -> Path:
     """A BIN folder for the Makefile whose python is this interpreter, marked installed,
     so `make` runs the project's real recipes without creating or changing a virtualenv."""
@@ -298,7 +292,7 @@ def test_make_run_serves_with_debug_off_the_plain_404_and_its_css(tmp_path: Path
         check=False,
     )
     assert migrated.returncode == 0, migrated.stderr
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
         env=env,
