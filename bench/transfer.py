@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -395,7 +396,7 @@ class MultipartFileBody:
     def __len__(self) -> int:
         return len(self.preamble) + self.size + len(self.epilogue)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[bytes]:
         self.first_byte_at = time.perf_counter()
         yield self.preamble
         with open(self.path, "rb") as source:
@@ -437,6 +438,8 @@ def login(session: requests.Session, base: str, username: str, password: str) ->
 
 def upload(session: requests.Session, base: str, path: Path) -> dict[str, Any]:
     token = session.cookies.get("csrftoken")  # rotated by the login
+    if token is None:
+        raise RuntimeError("no CSRF cookie after logging in")
     body = MultipartFileBody(path, {"csrfmiddlewaretoken": token}, "bench.bin")
     request = requests.Request(
         "POST",
