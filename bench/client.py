@@ -140,6 +140,8 @@ def upload(session: requests.Session, base: str, path: Path) -> dict[str, Any]:
     The clock runs from the first body byte handed to the socket to the response (302).
     """
     token = session.cookies.get("csrftoken")  # rotated by the login
+    if token is None:
+        raise RuntimeError("no CSRF cookie after logging in")
     body = MultipartFileBody(path, {"csrfmiddlewaretoken": token}, "bench.bin")
     prepared = _prepare_upload(session, base, body, token)
     client_cpu = time.process_time()

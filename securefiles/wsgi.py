@@ -11,11 +11,11 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "securefiles.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
 
 from securefiles.client_idle import ClientIdleTimeoutMiddleware  # noqa: E402
 
-application = ClientIdleTimeoutMiddleware(application, settings.CLIENT_IDLE_TIMEOUT_SECONDS)
+application = ClientIdleTimeoutMiddleware(django_application, settings.CLIENT_IDLE_TIMEOUT_SECONDS)
 
 from sharing.keyring import get_keyring  # noqa: E402  (needs the app registry)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import cast
 
 import segno
 from django import forms
@@ -32,6 +33,7 @@ from django_otp import login as otp_login
 
 from sharing import login_policy, services, throttle, twofactor
 from sharing.audit import Event, actor_from_request, audit_record, client_ip
+from sharing.auth_types import AuthenticatedHttpRequest, User
 from sharing.emails import site_url
 from sharing.negotiation import prefers_json
 
@@ -80,7 +82,10 @@ class PortalAuthenticationForm(AuthenticationForm):
 
     def clean(self) -> dict:
         username = self.cleaned_data.get("username") or ""
-        if len(username) > self.fields["username"].max_length:
+        # A CharField (UsernameField) whose max_length AuthenticationForm.__init__ always
+        # sets to an int; the stubs type fields[] as Field and max_length as int | None.
+        username_field = cast(forms.CharField, self.fields["username"])
+        if len(username) > cast(int, username_field.max_length):
             raise self.get_invalid_login_error()
         return super().clean()
 
@@ -107,8 +112,8 @@ class PortalLoginView(LoginView):
             return render(request, "registration/locked_out.html", status=429)
         return super().post(request, *args, **kwargs)
 
-    def form_valid(self, form: forms.Form) -> HttpResponse:
-        user = form.get_user()  # type: ignore[attr-defined]
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        user = form.get_user()
         if not twofactor.has_device(user):
             response = super().form_valid(form)
             login_policy.success_record(self.request, user, response)
@@ -173,7 +178,7 @@ class PortalLogoutView(LogoutView):
         return f"{reverse('login')}?{LOGGED_OUT_FLAG}=1"
 
 
-def _pending_user(request: HttpRequest):  # type: ignore[no-untyped-def]
+def _pending_user(request: HttpRequest) -> tuple[User | None, str | None]:
     """Who is at the code step, and where to go next: (user, next) or (None, None).
 
     Either someone who just passed the password step (not logged in yet), or a session
@@ -181,13 +186,13 @@ def _pending_user(request: HttpRequest):  # type: ignore[no-untyped-def]
     administrator's tools) that must now pass it to go on (SecondFactorMiddleware).
     """
     user = request.user
-    if user.is_authenticated and not user.is_verified() and twofactor.has_device(user):
+    if user.is_authenticated and not twofactor.is_verified(user) and twofactor.has_device(user):
         return user, request.GET.get("next") or request.POST.get("next")
     pending = request.session.get(PENDING_KEY)
     if not pending or time.time() - pending["at"] > PENDING_SECONDS:
         return None, None
-    user = get_user_model().objects.filter(pk=pending["user_id"], is_active=True).first()
-    return user, pending.get("next")
+    passed = get_user_model().objects.filter(pk=pending["user_id"], is_active=True).first()
+    return passed, pending.get("next")
 
 
 @never_cache
@@ -258,7 +263,7 @@ def _safe_next(request: HttpRequest, next_url: str | None) -> str:
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def two_factor(request: HttpRequest) -> HttpResponse:
+def two_factor(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Enrol an authenticator (QR code made here, no outside service), or show its state.
 
     The page shows the secret as RFC 4648 Base32 for typing by hand (what authenticator
@@ -267,8 +272,8 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     (query flag ``reason``, see ENROL_REASONS).
     """
     if twofactor.has_device(request.user):
-        context = {"codes_left": twofactor.recovery_codes_left(request.user)}
-        return render(request, "accounts/two_factor_status.html", context)
+        status = {"codes_left": twofactor.recovery_codes_left(request.user)}
+        return render(request, "accounts/two_factor_status.html", status)
     device = twofactor.pending_device(request.user, request.session)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -312,7 +317,7 @@ class RemoveTwoFactorForm(CodeForm):
 @never_cache
 @login_required
 @require_http_methods(["POST"])
-def two_factor_remove(request: HttpRequest) -> HttpResponse:
+def two_factor_remove(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Turn the second factor off: the password *and* a current or recovery code.
 
     A password alone is never enough: a session that stole or guessed it must not be
@@ -341,7 +346,8 @@ def two_factor_remove(request: HttpRequest) -> HttpResponse:
 class SignUpForm(UserCreationForm):
     email = forms.EmailField(required=True)
 
-    class Meta(UserCreationForm.Meta):
+    # django-stubs declares no Meta on UserCreationForm; Django's has one (model, fields).
+    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]
         model = get_user_model()
         fields = ("username", "email")
 

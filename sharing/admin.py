@@ -19,16 +19,16 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, path
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from sharing import display, selectors, services, twofactor
 from sharing.audit import actor_from_request
+from sharing.auth_types import User
 from sharing.models import AuditEntry, Share, ShareLink, StorageQuota, StoredFile
 from sharing.signals import OFFBOARDED_BY_CALLER
-
-User = get_user_model()
 
 
 class StorageQuotaInline(admin.StackedInline):
@@ -50,13 +50,13 @@ class _PasswordStatusWidget(forms.Widget):
         value: object,
         attrs: dict | None = None,
         renderer: object | None = None,
-    ) -> str:
+    ) -> SafeString:
         usable = bool(value) and not str(value).startswith(UNUSABLE_PASSWORD_PREFIX)
         text = "Set by the user." if usable else "Not set yet."
         return format_html("<div>{}</div>", text)
 
-    def id_for_label(self, id_: str) -> None:
-        return None
+    def id_for_label(self, id_: str) -> str:
+        return ""  # no label points at it (Django's templates test this, "" or None alike)
 
 
 class UserChangeWithoutPasswordForm(UserChangeForm):
@@ -108,7 +108,7 @@ class UserWithQuotaAdmin(UserAdmin):
     inlines = [*UserAdmin.inlines, StorageQuotaInline]
     actions = ["send_password_reset", "reset_second_factor"]
 
-    def get_urls(self) -> list[URLPattern | URLResolver]:
+    def get_urls(self) -> list[URLPattern]:
         # UserAdmin's form that sets another user's password is gone; its URL answers 404.
         urls = [
             url
@@ -473,7 +473,9 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
     @admin.action(description="Export selected entries as CSV", permissions=["view"])
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> HttpResponse:
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[AuditEntry]
+    ) -> StreamingHttpResponse:
         # Select all on a date-filtered list to export a date range.
         rows = queryset.order_by("seq").values_list(*self.CSV_FIELDS)
         response = StreamingHttpResponse(self._csv_lines(rows), content_type="text/csv")

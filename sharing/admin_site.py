@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from functools import wraps
+from typing import TypeVar, cast
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ERROR_FLAG
@@ -14,6 +15,8 @@ from django.utils.translation import gettext as _
 
 from sharing import twofactor
 from sharing.account_views import ENROL_REASON_ADMIN, enrol_url
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
 
 class SecureAdminSite(admin.AdminSite):
@@ -72,7 +75,7 @@ class SecureAdminSite(admin.AdminSite):
             return next_url
         return reverse("admin:index")
 
-    def admin_view(self, view: Callable, cacheable: bool = False) -> Callable:
+    def admin_view(self, view: _View, cacheable: bool = False) -> _View:
         """Every admin view; a logged-in user without access gets ``refusal`` (a 403 page
         or the second-factor step) at the address they asked for, not a redirect to a
         login form; a change list given filter values the database cannot take
@@ -92,8 +95,10 @@ class SecureAdminSite(admin.AdminSite):
                 return inner(request, *args, **kwargs)
             except (ValueError, OverflowError):
                 match = request.resolver_match
-                if not (request.GET and match and match.url_name.endswith("_changelist")):
+                name = (match.url_name or "") if match else ""
+                if not (request.GET and name.endswith("_changelist")):
                     raise
                 return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
 
-        return guarded
+        # wraps(view) copied view's metadata; guarded takes any arguments view takes.
+        return cast(_View, guarded)

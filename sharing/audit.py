@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from sharing.models import AuditEntry, AuditHead
@@ -65,7 +66,7 @@ class Event:
 
 # What people read for each event code, wherever events are shown to users. The admin and
 # the CSV export keep the codes: they are what the MAC covers and what scripts match on.
-EVENT_LABELS: dict[str, str] = {
+EVENT_LABELS: dict[str, str | Promise] = {  # the lazy labels are Promises
     Event.LOGIN: _("Logged in"),
     Event.LOGIN_FAILED: _("Failed login"),
     Event.LOGIN_LOCKED_OUT: _("Login locked out"),

@@ -326,13 +326,14 @@ class StreamEncryptor:
         Afterwards the encryptor holds no key: the content key and the file key are
         dropped (the keyed digest is computed first), so nothing keeps them alive.
         """
-        if self._finished:
+        file_key = self._file_key
+        if self._finished or file_key is None:  # only finalize drops the key
             raise ValueError("encryptor already finalized")
         self._finished = True
         with memoryview(self._buffer) as view:
             self._seal_into(view[: self._filled], last=True, write=write)
         self._buffer, self._filled, self._out = bytearray(), 0, bytearray()
-        self._digest = keyed_digest(self._file_key, self._sha256.digest())
+        self._digest = keyed_digest(file_key, self._sha256.digest())
         self._key, self._file_key = None, None
 
     def sha256(self) -> bytes:

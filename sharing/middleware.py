@@ -155,7 +155,9 @@ class SecondFactorMiddleware:
             return self.get_response(request)
         path = request.path
         if twofactor.has_device(user):
-            if not user.is_verified() and not path.startswith(_exempt_paths("login_otp", "logout")):
+            if not twofactor.is_verified(user) and not path.startswith(
+                _exempt_paths("login_otp", "logout")
+            ):
                 return redirect_to_login(request.get_full_path(), reverse("login_otp"))
         elif (
             settings.STAFF_REQUIRE_2FA

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
+from sharing.auth_types import User
 from sharing.crypto import (
     DecryptingReader,
     FileKey,
@@ -53,7 +53,7 @@ _LIST_FIELDS = (
 
 
 def files_owned_by(
-    *, user: AbstractBaseUser, search: str = "", ordering: str = "-date"
+    *, user: User, search: str = "", ordering: str = "-date"
 ) -> QuerySet[StoredFile]:
     """The user's files for the list page: one query per page, whatever the count."""
     files = StoredFile.objects.filter(owner=user).only(*_LIST_FIELDS)
@@ -62,7 +62,7 @@ def files_owned_by(
     return files.order_by(*FILE_ORDERINGS[ordering])
 
 
-def file_get_for_owner(*, user: AbstractBaseUser, file_id: uuid.UUID) -> StoredFile:
+def file_get_for_owner(*, user: User, file_id: uuid.UUID) -> StoredFile:
     """The file, if this user owns it; 404 otherwise (same answer whether it exists)."""
     try:
         return StoredFile.objects.get(pk=file_id, owner=user)
@@ -70,7 +70,7 @@ def file_get_for_owner(*, user: AbstractBaseUser, file_id: uuid.UUID) -> StoredF
         raise Http404("No such file") from None
 
 
-def file_get_for_reader(*, user: AbstractBaseUser, file_id: uuid.UUID) -> StoredFile:
+def file_get_for_reader(*, user: User, file_id: uuid.UUID) -> StoredFile:
     """The file, if this user owns it or it is shared with them; 404 otherwise."""
     readable = Q(owner=user) | Q(shares__colleague=user)
     found = StoredFile.objects.filter(readable, pk=file_id).distinct().first()
@@ -84,14 +84,14 @@ def file_exists(*, file_id: uuid.UUID) -> StoredFile | None:
     return StoredFile.objects.filter(pk=file_id).only("id", "name").first()
 
 
-def files_shared_with(*, user: AbstractBaseUser, search: str = "") -> QuerySet[StoredFile]:
+def files_shared_with(*, user: User, search: str = "") -> QuerySet[StoredFile]:
     files = StoredFile.objects.filter(shares__colleague=user).select_related("owner")
     if search:
         files = files.filter(name__icontains=search)
     return files.order_by("-created_at", "-id")
 
 
-def colleagues_known_to(*, user: AbstractBaseUser) -> list[str]:
+def colleagues_known_to(*, user: User) -> list[str]:
     """Usernames to suggest when sharing: only people this user already shares with, in
     either direction, so the form reveals no one the user could not already see."""
     granted = Share.objects.filter(file__owner=user).values_list("colleague__username", flat=True)
@@ -107,7 +107,7 @@ def links_of(*, file: StoredFile) -> QuerySet[ShareLink]:
     return file.links.order_by("-created_at", "-id")
 
 
-def share_get_for_owner(*, user: AbstractBaseUser, file: StoredFile, share_id: int) -> Share:
+def share_get_for_owner(*, user: User, file: StoredFile, share_id: int) -> Share:
     try:
         return Share.objects.select_related("colleague").get(
             pk=share_id, file=file, file__owner=user
@@ -116,7 +116,7 @@ def share_get_for_owner(*, user: AbstractBaseUser, file: StoredFile, share_id: i
         raise Http404("No such share") from None
 
 
-def link_get_for_owner(*, user: AbstractBaseUser, file: StoredFile, link_id: int) -> ShareLink:
+def link_get_for_owner(*, user: User, file: StoredFile, link_id: int) -> ShareLink:
     try:
         return ShareLink.objects.get(pk=link_id, file=file, file__owner=user)
     except ShareLink.DoesNotExist:
@@ -148,7 +148,7 @@ def link_is_usable(link: ShareLink) -> bool:
     return link.max_downloads is None or link.download_count < link.max_downloads
 
 
-def activity_of(*, user: AbstractBaseUser, file: StoredFile) -> QuerySet[AuditEntry]:
+def activity_of(*, user: User, file: StoredFile) -> QuerySet[AuditEntry]:
     """The audit entries of a file, for its owner."""
     if file.owner_id != user.pk:
         raise Http404("No such file")
@@ -171,7 +171,7 @@ def file_open_plaintext(*, file: StoredFile) -> DecryptingReader:
 # -- maintenance: for the operator's management commands only, never for a view
 
 
-def files_for_maintenance(*, owner: AbstractBaseUser | None = None) -> QuerySet[StoredFile]:
+def files_for_maintenance(*, owner: User | None = None) -> QuerySet[StoredFile]:
     """Every file (or one owner's), oldest first, in a stable order commands can resume in."""
     files = StoredFile.objects.select_related("owner").order_by("created_at", "id")
     return files if owner is None else files.filter(owner=owner)
@@ -200,19 +200,19 @@ def blob_names_referenced(*, names: list[str]) -> set[str]:
 # -- quotas
 
 
-def quota_of(*, user: AbstractBaseUser) -> int | None:
+def quota_of(*, user: User) -> int | None:
     """The user's storage quota in bytes, or None for no quota."""
     override = StorageQuota.objects.filter(user=user).values_list("quota_mb", flat=True).first()
     quota_mb = settings.USER_QUOTA_MB if override is None else override
     return quota_mb * 1024 * 1024 if quota_mb else None
 
 
-def usage_of(*, user: AbstractBaseUser) -> int:
+def usage_of(*, user: User) -> int:
     """Plaintext bytes the user's files take."""
     return StoredFile.objects.filter(owner=user).aggregate(total=Sum("size"))["total"] or 0
 
 
-def quota_left(*, user: AbstractBaseUser) -> int | None:
+def quota_left(*, user: User) -> int | None:
     quota = quota_of(user=user)
     return None if quota is None else quota - usage_of(user=user)
 

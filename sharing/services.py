@@ -10,12 +10,12 @@ from contextlib import suppress
 from dataclasses import fields
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.hashers import make_password
-from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.db import transaction
@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 
 from sharing import emails, names, selectors, throttle
 from sharing.audit import SYSTEM, Actor, Event, audit_record
+from sharing.auth_types import User
 from sharing.crypto import VERSION, FileKey, seal_sha256, unwrap_key, wrap_key
 from sharing.keyring import get_keyring
 from sharing.models import AuditEntry, Share, ShareLink, StoredFile
@@ -44,7 +45,7 @@ LINK_TOKEN_BYTES = 32
 
 
 def _stored_file_from_upload(
-    *, owner: AbstractBaseUser, upload: EncryptedUpload, origin: str = StoredFile.Origin.UPLOAD
+    *, owner: User, upload: EncryptedUpload, origin: str = StoredFile.Origin.UPLOAD
 ) -> StoredFile:
     master = get_keyring().primary
     return StoredFile(
@@ -71,7 +72,7 @@ class FileGone(StoredFile.DoesNotExist):
     """The file was deleted (by a parallel request, say) before this write could lock it."""
 
 
-def _lock_file(file_id: object) -> StoredFile:
+def _lock_file(file_id: UUID) -> StoredFile:
     """Start a write on a file: lock its row, and check foreign keys at each statement.
 
     Every service that writes something hanging off a file (shares, links, the file
@@ -87,7 +88,7 @@ def _lock_file(file_id: object) -> StoredFile:
     return locked
 
 
-def _check_quota(*, owner: AbstractBaseUser, adding: int) -> None:
+def _check_quota(*, owner: User, adding: int) -> None:
     """Inside the creating transaction, with the owner's row locked (PostgreSQL; SQLite
     serialises writers anyway), so two parallel uploads cannot both squeeze in."""
     quota = selectors.quota_of(user=owner)
@@ -100,7 +101,7 @@ def _check_quota(*, owner: AbstractBaseUser, adding: int) -> None:
 
 def file_create_many(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     uploads: Sequence[EncryptedUpload],
     actor: Actor | None = None,
     expires_at: datetime | None = None,
@@ -119,7 +120,7 @@ def file_create_many(
 @retry_on_deadlock
 def _record_uploads(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     files: list[StoredFile],
     actor: Actor,
     expires_at: datetime | None,
@@ -197,7 +198,7 @@ class ShareLookupThrottled(Exception):
         self.limit, self.window_seconds, self.retry_after = limit, window_seconds, retry_after
 
 
-def _find_colleague(query: str) -> AbstractBaseUser | None:
+def _find_colleague(query: str) -> User | None:
     query = query.strip()[:254]
     if not query:
         return None
@@ -212,7 +213,7 @@ def _find_colleague(query: str) -> AbstractBaseUser | None:
     return match
 
 
-def _lookup_colleague(*, query: str, actor: Actor, user_id: int) -> AbstractBaseUser:
+def _lookup_colleague(*, query: str, actor: Actor, user_id: int) -> User:
     """Find the colleague ``query`` names, counting lookups that match no account.
 
     Sharing by name tells the owner that an account exists (that is its point); a limit
@@ -348,7 +349,7 @@ def link_create(
     *,
     file: StoredFile,
     actor: Actor,
-    created_by: AbstractBaseUser,
+    created_by: User,
     expires_in_hours: int,
     max_downloads: int | None,
     password: str,
@@ -514,7 +515,7 @@ def password_reset_admit(*, ip: str, email: str) -> bool:
 
 
 @retry_on_deadlock
-def user_offboard(*, user: AbstractBaseUser, actor: Actor) -> None:
+def user_offboard(*, user: User, actor: Actor) -> None:
     """Revoke every link a deactivated user created and every share they granted.
 
     Raises TryAgain if the database gave up on the transaction (deadlock victim) every time.
@@ -538,7 +539,7 @@ def user_offboard(*, user: AbstractBaseUser, actor: Actor) -> None:
         )
 
 
-def user_invite(*, user: AbstractBaseUser, actor: Actor) -> None:
+def user_invite(*, user: User, actor: Actor) -> None:
     """Create a user without a usable password; once committed, e-mail them a link to set
     one. Nobody else, administrators included, ever chooses or knows their password."""
     with transaction.atomic():
@@ -553,7 +554,7 @@ def user_invite(*, user: AbstractBaseUser, actor: Actor) -> None:
         transaction.on_commit(lambda: _send_password_link(user_id=user_id, invitation=True))
 
 
-def user_password_reset_send(*, user: AbstractBaseUser, actor: Actor) -> bool:
+def user_password_reset_send(*, user: User, actor: Actor) -> bool:
     """E-mail a user a link to choose a new password (sent once committed); audited.
 
     False, and nothing recorded, when the user is inactive or has no e-mail address.
@@ -621,7 +622,7 @@ def user_state_changes(*, before: selectors.UserState, after: selectors.UserStat
 
 def user_change_record(
     *,
-    user: AbstractBaseUser,
+    user: User,
     before: selectors.UserState,
     after: selectors.UserState,
     actor: Actor,
@@ -639,7 +640,7 @@ def user_change_record(
         )
 
 
-def user_delete(*, user: AbstractBaseUser, actor: Actor) -> None:
+def user_delete(*, user: User, actor: Actor) -> None:
     """Delete a user: their files one by one through file_delete (each audited; the
     cascade from the user's row would remove them without a trace), then the user."""
     username = user.get_username()
@@ -652,7 +653,7 @@ def user_delete(*, user: AbstractBaseUser, actor: Actor) -> None:
 
 
 @retry_on_deadlock
-def file_transfer(*, file: StoredFile, new_owner: AbstractBaseUser, actor: Actor) -> None:
+def file_transfer(*, file: StoredFile, new_owner: User, actor: Actor) -> None:
     """Give a file to another user (offboarding); its shares with colleagues stay.
 
     Raises FileGone if the file was deleted meanwhile, TryAgain if the database gave up on
@@ -700,7 +701,7 @@ def file_integrity_failed(*, file: StoredFile, actor: Actor, reason: str, via: s
 
 def file_create_imported(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     name: str,
     content_type: str,
     key: FileKey,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from axes.signals import user_locked_out
-from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
@@ -13,8 +12,7 @@ from django.http import HttpRequest
 
 from sharing import login_policy, services
 from sharing.audit import SYSTEM, Event, actor_from_request, audit_record
-
-User = get_user_model()
+from sharing.auth_types import User
 
 
 @receiver(user_logged_in)
@@ -37,7 +35,7 @@ def _audit_login_failure(
 
 
 @receiver(pre_save, sender=User)
-def _remember_active(sender: type, instance: Any, **kwargs: Any) -> None:
+def _remember_active(sender: type[User], instance: Any, **kwargs: Any) -> None:
     if instance.pk:
         previous = sender.objects.filter(pk=instance.pk).values_list("is_active", flat=True).first()
         instance._was_active = previous

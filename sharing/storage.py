@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 from django.core.files.base import File
 from django.core.files.storage import Storage, storages
@@ -190,7 +190,8 @@ class EncryptedStorage(Storage):
     def open_ciphertext(self, name: str) -> BinaryIO:
         if storage_s3.is_s3(self.inner):
             return storage_s3.open_body(self.inner, name)  # not S3File: it buffers it all
-        return self.inner.open(name, "rb")
+        # A django File opened "rb": it proxies the read/seek/close of the binary file.
+        return cast(BinaryIO, self.inner.open(name, "rb"))
 
     def _open_sink(self, name: str) -> BlobSink:
         if storage_s3.is_s3(self.inner):

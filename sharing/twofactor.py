@@ -12,13 +12,13 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from sharing.audit import Actor, Event, audit_record
+from sharing.auth_types import User
 from sharing.models import RecoveryCode
 
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off paper
@@ -26,15 +26,24 @@ RECOVERY_CODE_LENGTH = 16  # 16 characters of a 32-letter alphabet: 80 bits
 _PENDING_DEVICE_KEY = "securefiles_pending_device"
 
 
-def has_device(user: AbstractBaseUser) -> bool:
+def is_verified(user: User) -> bool:
+    """Whether the signed-in ``user`` (a request's) passed the second factor this session.
+
+    django_otp's OTPMiddleware gives request.user an is_verified() method at run time;
+    django_otp ships no types, so nothing declares it on User.
+    """
+    return bool(user.is_verified())  # type: ignore[attr-defined]
+
+
+def has_device(user: User) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
-def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
+def confirmed_device(user: User) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
-def pending_device(user: AbstractBaseUser, session: SessionBase) -> TOTPDevice:
+def pending_device(user: User, session: SessionBase) -> TOTPDevice:
     """The unconfirmed authenticator this session is enrolling (a fresh secret if none).
 
     Bound to the session: two sessions of one account never see the same secret, so a
@@ -49,7 +58,7 @@ def pending_device(user: AbstractBaseUser, session: SessionBase) -> TOTPDevice:
     return device
 
 
-def verify_code(*, user: AbstractBaseUser, code: str) -> bool:
+def verify_code(*, user: User, code: str) -> bool:
     """True if ``code`` is a current code of the user's authenticator or an unused
     recovery code (which is then spent)."""
     device = confirmed_device(user)
@@ -94,7 +103,7 @@ def confirm_device(*, device: TOTPDevice, token: str, actor: Actor) -> list[str]
     return codes
 
 
-def use_recovery_code(*, user: AbstractBaseUser, code: str) -> bool:
+def use_recovery_code(*, user: User, code: str) -> bool:
     """Spend one recovery code; True if it was valid and unused."""
     used = RecoveryCode.objects.filter(
         user=user, code_digest=_digest(code), used_at__isnull=True
@@ -102,14 +111,14 @@ def use_recovery_code(*, user: AbstractBaseUser, code: str) -> bool:
     return used == 1
 
 
-def remove_devices(*, user: AbstractBaseUser, actor: Actor) -> None:
+def remove_devices(*, user: User, actor: Actor) -> None:
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
         RecoveryCode.objects.filter(user=user).delete()
         audit_record(event=Event.TWO_FACTOR_REMOVED, actor=actor)
 
 
-def reset_second_factor(*, user: AbstractBaseUser, actor: Actor) -> bool:
+def reset_second_factor(*, user: User, actor: Actor) -> bool:
     """An administrator resets a user's second factor: every authenticator (confirmed or
     being enrolled) and every recovery code go; the user enrols again at their next login.
 
@@ -127,5 +136,5 @@ def reset_second_factor(*, user: AbstractBaseUser, actor: Actor) -> bool:
     return True
 
 
-def recovery_codes_left(user: AbstractBaseUser) -> int:
+def recovery_codes_left(user: User) -> int:
     return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()

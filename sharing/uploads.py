@@ -7,6 +7,8 @@ as it arrives, so memory stays about one segment and no plaintext reaches a disk
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
@@ -23,12 +25,14 @@ class EncryptedUpload(UploadedFile):
     It holds no plaintext; ``key`` and ``blob`` are what the row needs.
     """
 
-    def __init__(self, *, key: FileKey, blob: StoredBlob, name: str, content_type: str) -> None:
+    def __init__(
+        self, *, key: FileKey, blob: StoredBlob, name: str, content_type: str | None
+    ) -> None:
         super().__init__(file=None, name=name, content_type=content_type, size=blob.plaintext_size)
         self.key = key
         self.blob = blob
 
-    def open(self, mode: str | None = None) -> UploadedFile:
+    def open(self, mode: str | None = None, *args: Any, **kwargs: Any) -> NoReturn:
         raise ValueError("an encrypted upload has no plaintext to open")
 
     def close(self) -> None:

@@ -20,8 +20,9 @@ from django.http import (
     HttpResponseBase,
     JsonResponse,
     StreamingHttpResponse,
+    multipartparser,
 )
-from django.http.multipartparser import MAX_TOTAL_HEADER_SIZE, MultiPartParserError
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -31,6 +32,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from sharing import display, names, selectors, services, throttle
 from sharing.audit import Actor, Event, actor_from_request, audit_record
+from sharing.auth_types import AuthenticatedHttpRequest
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
 from sharing.forms import LinkForm, LinkPasswordForm, ShareForm, UploadOptionsForm
 from sharing.models import ShareLink, StoredFile
@@ -41,20 +43,22 @@ from sharing.transactions import RETRY_AFTER_SECONDS, TryAgain
 from sharing.uploads import EncryptedUpload, EncryptingUploadHandler
 
 logger = logging.getLogger(__name__)
+# Django 5.2.19 defines it; django-stubs 5.2.9 does not declare it yet.
+MAX_TOTAL_HEADER_SIZE: int = multipartparser.MAX_TOTAL_HEADER_SIZE  # type: ignore[attr-defined]
 FILES_PER_PAGE = 50
 
 
 @never_cache
 @login_required
 @require_safe
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "-date")
     sort = sort if sort in selectors.FILE_ORDERINGS else "-date"
     query = request.GET.get("q", "").strip()[:200]
     files = selectors.files_owned_by(user=request.user, search=query, ordering=sort)
     page = Paginator(files, FILES_PER_PAGE).get_page(request.GET.get("page"))
-    shared = Paginator(selectors.files_shared_with(user=request.user, search=query), FILES_PER_PAGE)
-    shared = shared.get_page(request.GET.get("shared_page"))
+    shared_files = selectors.files_shared_with(user=request.user, search=query)
+    shared = Paginator(shared_files, FILES_PER_PAGE).get_page(request.GET.get("shared_page"))
     context = {
         "page": page,
         "shared": shared,
@@ -73,7 +77,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 @require_safe
-def file_detail(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
+def file_detail(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpResponse:
     """The owner's full page of a file; a read-only page for a colleague it is shared
     with; for anyone else the 404 of a missing file (and a denial in the audit log)."""
     stored = _readable_file_or_404(request, file_id)
@@ -84,7 +88,7 @@ def file_detail(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
 
 
 def _render_detail(
-    request: HttpRequest, stored: StoredFile, *, status: int = 200, **extra: object
+    request: AuthenticatedHttpRequest, stored: StoredFile, *, status: int = 200, **extra: object
 ) -> HttpResponse:
     context = {
         "file": stored,
@@ -115,7 +119,7 @@ def _deny(request: HttpRequest, file_id: uuid.UUID) -> Http404:
     return Http404("No such file")
 
 
-def _owned_file_or_404(request: HttpRequest, file_id: uuid.UUID) -> StoredFile:
+def _owned_file_or_404(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> StoredFile:
     try:
         return selectors.file_get_for_owner(user=request.user, file_id=file_id)
     except Http404:
@@ -132,7 +136,7 @@ def _gone_is_404() -> Iterator[None]:
         raise Http404("No such file") from None
 
 
-def _readable_file_or_404(request: HttpRequest, file_id: uuid.UUID) -> StoredFile:
+def _readable_file_or_404(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> StoredFile:
     try:
         return selectors.file_get_for_reader(user=request.user, file_id=file_id)
     except Http404:
@@ -149,7 +153,7 @@ def _content_length(request: HttpRequest) -> int:
         return 0
 
 
-def _usage_json(request: HttpRequest) -> dict:
+def _usage_json(request: AuthenticatedHttpRequest) -> dict:
     """The user's storage as the page shows it: {"bytes", "quota" (bytes or None), "text",
     "short"} ("short" is the header's "X of Y", "" without a quota)."""
     used = selectors.usage_of(user=request.user)
@@ -164,7 +168,9 @@ def _usage_json(request: HttpRequest) -> dict:
     return {"bytes": used, "quota": quota, "text": text, "short": short}
 
 
-def _upload_refused(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+def _upload_refused(
+    request: AuthenticatedHttpRequest, status: int, title: str, message: str
+) -> HttpResponse:
     """A refused upload, as JSON ``{"error", "usage"}`` for the page's script, else a page.
 
     The usage rides along so that the page shows the server's state after every answer.
@@ -174,14 +180,14 @@ def _upload_refused(request: HttpRequest, status: int, title: str, message: str)
     return render(request, "error.html", {"title": title, "message": message}, status=status)
 
 
-def _too_large(request: HttpRequest) -> HttpResponse:
+def _too_large(request: AuthenticatedHttpRequest) -> HttpResponse:
     message = _("The upload is larger than the limit of %(mb)d MiB. Nothing was stored.") % {
         "mb": settings.MAX_UPLOAD_MB
     }
     return _upload_refused(request, 413, _("Upload too large"), message)
 
 
-def _too_large_for_format(request: HttpRequest, limit: int) -> HttpResponse:
+def _too_large_for_format(request: AuthenticatedHttpRequest, limit: int) -> HttpResponse:
     message = _(
         "The file is too large for this segment size: one file can hold at most "
         "%(limit)d bytes (%(size)s). Nothing was stored."
@@ -189,7 +195,7 @@ def _too_large_for_format(request: HttpRequest, limit: int) -> HttpResponse:
     return _upload_refused(request, 413, _("Upload too large"), message)
 
 
-def _over_quota(request: HttpRequest) -> HttpResponse:
+def _over_quota(request: AuthenticatedHttpRequest) -> HttpResponse:
     quota = selectors.quota_of(user=request.user) or 0
     message = _(
         "This upload would exceed your storage quota of %(quota)s (%(used)s used). Delete "
@@ -201,7 +207,7 @@ def _over_quota(request: HttpRequest) -> HttpResponse:
     return _upload_refused(request, 413, _("Quota exceeded"), message)
 
 
-def _unparseable(request: HttpRequest, exc: Exception) -> HttpResponse:
+def _unparseable(request: AuthenticatedHttpRequest, exc: Exception) -> HttpResponse:
     """The answer to a body Django's parser refused, naming the limit it hit."""
     if isinstance(exc, TooManyFilesSent):
         message = _("An upload may hold at most %(n)d files. Nothing was stored.") % {
@@ -236,7 +242,7 @@ def _unparseable(request: HttpRequest, exc: Exception) -> HttpResponse:
     return _upload_refused(request, 400, _("Bad upload"), message)
 
 
-def _uploaded(request: HttpRequest, created: list[StoredFile]) -> HttpResponse:
+def _uploaded(request: AuthenticatedHttpRequest, created: list[StoredFile]) -> HttpResponse:
     """201 with ``{"files": [...], "usage": {...}}`` for the script, else back to the list."""
     if prefers_json(request):
         body = {"files": [_file_json(stored) for stored in created], "usage": _usage_json(request)}
@@ -274,7 +280,7 @@ def _expiry_text(stored: StoredFile) -> str:
 @csrf_exempt  # CSRF is checked by _upload_checked, once our handler is in place
 @login_required
 @require_POST
-def upload(request: HttpRequest) -> HttpResponseBase:
+def upload(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     # Refuse an over-size body, or any body from a user with no space left, before one
     # byte of it is read.
     if _content_length(request) > settings.MAX_UPLOAD_BYTES:
@@ -305,7 +311,7 @@ def upload(request: HttpRequest) -> HttpResponseBase:
 
 @csrf_protect
 def _upload_checked(
-    request: HttpRequest, handler: EncryptingUploadHandler, adopted: set[str]
+    request: AuthenticatedHttpRequest, handler: EncryptingUploadHandler, adopted: set[str]
 ) -> HttpResponse:
     uploads = [f for f in request.FILES.getlist("file") if isinstance(f, EncryptedUpload)]
     if handler.too_large:
@@ -347,7 +353,7 @@ def _upload_checked(
 
 @login_required
 @require_safe
-def download(request: HttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
+def download(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
     stored = _readable_file_or_404(request, file_id)
     via = "owner" if stored.owner_id == request.user.pk else "colleague"
 
@@ -482,7 +488,7 @@ def _run(callback: Callable[[], None] | None) -> None:
 
 @login_required
 @require_POST
-def delete(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
+def delete(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpResponse:
     stored = _owned_file_or_404(request, file_id)
     display_name = names.attachment_name(stored.name)
     with _gone_is_404():
@@ -496,7 +502,7 @@ def delete(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def share_create(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
+def share_create(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpResponse:
     stored = _owned_file_or_404(request, file_id)
     form = ShareForm(request.POST)
     if not form.is_valid():
@@ -532,7 +538,9 @@ def _share_lookup_throttled_message(exc: services.ShareLookupThrottled) -> str:
 
 @login_required
 @require_POST
-def share_revoke(request: HttpRequest, file_id: uuid.UUID, share_id: int) -> HttpResponse:
+def share_revoke(
+    request: AuthenticatedHttpRequest, file_id: uuid.UUID, share_id: int
+) -> HttpResponse:
     stored = _owned_file_or_404(request, file_id)
     share = selectors.share_get_for_owner(user=request.user, file=stored, share_id=share_id)
     with _gone_is_404():
@@ -548,7 +556,7 @@ def share_revoke(request: HttpRequest, file_id: uuid.UUID, share_id: int) -> Htt
 
 @login_required
 @require_POST
-def link_create(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
+def link_create(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpResponse:
     stored = _owned_file_or_404(request, file_id)
     form = LinkForm(request.POST)
     if not form.is_valid():
@@ -573,7 +581,9 @@ def link_create(request: HttpRequest, file_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def link_revoke(request: HttpRequest, file_id: uuid.UUID, link_id: int) -> HttpResponse:
+def link_revoke(
+    request: AuthenticatedHttpRequest, file_id: uuid.UUID, link_id: int
+) -> HttpResponse:
     stored = _owned_file_or_404(request, file_id)
     link = selectors.link_get_for_owner(user=request.user, file=stored, link_id=link_id)
     with _gone_is_404():
@@ -694,11 +704,11 @@ def _link_password_refused(
     return _render_link(request, found, status=403, password_error=_("Wrong password."))
 
 
-def _link_throttled(request: HttpRequest, found: ShareLink, actor: object) -> HttpResponse:
+def _link_throttled(request: HttpRequest, found: ShareLink, actor: Actor) -> HttpResponse:
     audit_record(
         event=Event.LINK_THROTTLED,
         actor=actor,
-        file_id=found.file_id,  # type: ignore[arg-type]
+        file_id=found.file_id,
         file_name=found.file.name,
         link_id=found.pk,
     )

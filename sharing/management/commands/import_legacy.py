@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
 from sharing import services
 from sharing.audit import Actor
+from sharing.auth_types import User
 from sharing.crypto import FileKey
 from sharing.legacy import LegacyFileError, LegacyKeyError, decrypt_chunks, read_key_file
 from sharing.management.commands._maintenance import MaintenanceCommand, add_dry_run, shown
@@ -207,7 +207,7 @@ class Command(MaintenanceCommand):
             raise CommandError(f"{skipped} file(s) could not be imported (see above); {summary}")
 
 
-def _owner(username: str) -> AbstractBaseUser:
+def _owner(username: str) -> User:
     try:
         return get_user_model().objects.get_by_natural_key(username)
     except get_user_model().DoesNotExist:
@@ -258,7 +258,7 @@ def _read_manifest(path: Path) -> dict[str, bytes]:
     return digests
 
 
-def _record(owner: AbstractBaseUser, imported: list[_Imported], *, manifest_checked: bool) -> None:
+def _record(owner: User, imported: list[_Imported], *, manifest_checked: bool) -> None:
     """Create every row in one transaction: all files appear, or none."""
     with transaction.atomic():
         for item in imported:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
@@ -17,9 +19,9 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="List what would be deleted; change nothing."
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         dry_run = bool(options["dry_run"])
-        verbosity = int(options["verbosity"])  # type: ignore[arg-type]
+        verbosity = int(options["verbosity"])
         now = timezone.now()
         files = services.files_purge_expired(now=now, dry_run=dry_run)
         links = services.links_purge_expired(now=now, dry_run=dry_run)

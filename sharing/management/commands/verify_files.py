@@ -10,6 +10,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from sharing import selectors
+from sharing.auth_types import User
 from sharing.crypto import BlobIntegrityError, FileKey, InvalidTag, KeyProblem, open_sha256
 from sharing.management.commands._maintenance import MaintenanceCommand, measure_all, shown
 from sharing.models import StoredFile
@@ -56,7 +57,7 @@ class Command(MaintenanceCommand):
         orphans = None if owner or since else self._count_orphans()
         self._summarise(counts, orphans)
 
-    def _user(self, username: str) -> object:
+    def _user(self, username: str) -> User:
         try:
             return get_user_model().objects.get_by_natural_key(username)
         except get_user_model().DoesNotExist:
