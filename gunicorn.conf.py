@@ -23,7 +23,7 @@ from typing import Any
 from gunicorn.glogging import Logger
 
 from securefiles.client_idle import is_idle_error, set_idle_timeout
-from sharing.log_filters import redact
+from securefiles.log_filters import redact
 
 
 class RedactingLogger(Logger):

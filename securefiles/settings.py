@@ -61,7 +61,7 @@ def _site_url(value: str) -> str:
 
 # The public address of the portal, e.g. https://files.example.org: every link in an e-mail
 # (password resets) is built from it, never from the request's Host header. While unset,
-# the first ALLOWED_HOSTS entry on the scheme HTTPS implies (sharing.emails.site_url).
+# the first ALLOWED_HOSTS entry on the scheme HTTPS implies (securefiles.lib.site.site_url).
 SITE_URL = _site_url(env.str("SITE_URL", default=""))
 
 # Master keys, `id:base64,...`, the first one wraps new files' data keys. Parsed and
@@ -86,8 +86,8 @@ MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 CLIENT_IDLE_TIMEOUT_SECONDS = _positive_int("CLIENT_IDLE_TIMEOUT_SECONDS", 15, minimum=1)
 
 INSTALLED_APPS = [
-    # The admin site requires staff verified with a second factor (sharing.admin_site).
-    "sharing.apps.SecureAdminConfig",
+    # The admin site requires staff verified with a second factor (accounts.admin_site).
+    "accounts.apps.SecureAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -98,9 +98,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_otp",
-    "sharing.apps.SecondFactorsConfig",  # django_otp.plugins.otp_totp, labelled for people
+    "accounts.apps.SecondFactorsConfig",  # django_otp.plugins.otp_totp, labelled for people
     "axes",
     "csp",
+    # Dependencies run one way: throttle and audit <- accounts <- sharing.
+    "throttle",
+    "audit",
+    "accounts",
     "sharing",
 ]
 
@@ -110,26 +114,26 @@ MIDDLEWARE = [
     # answers by itself included (400 for a NUL, 413, 429), carries these headers.
     "csp.middleware.CSPMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "sharing.middleware.PermissionsPolicyMiddleware",
-    "sharing.middleware.NoStoreForUsersMiddleware",
+    "securefiles.middleware.PermissionsPolicyMiddleware",
+    "securefiles.middleware.NoStoreForUsersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the session is looked up: a NUL in its cookie made PostgreSQL fail (a 500).
-    "sharing.middleware.DropNulCookiesMiddleware",
+    "securefiles.middleware.DropNulCookiesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "sharing.middleware.RejectNulQueryMiddleware",
+    "securefiles.middleware.RejectNulQueryMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "sharing.middleware.SecondFactorMiddleware",
+    "accounts.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Refuses big bodies outside the upload view before CsrfViewMiddleware.process_view
     # reads them (every __call__ runs before any process_view).
-    "sharing.middleware.RequestBodyLimitMiddleware",
+    "securefiles.middleware.RequestBodyLimitMiddleware",
     # A write the database kept rolling back as a deadlock victim: 503 with Retry-After.
-    "sharing.middleware.TryAgainMiddleware",
+    "securefiles.middleware.TryAgainMiddleware",
     # Times are shown in the zone the browser reports (the `tz` cookie static/js/tz.js sets).
-    "sharing.middleware.BrowserTimezoneMiddleware",
+    "securefiles.middleware.BrowserTimezoneMiddleware",
     # Last, as django-axes requires: it turns lockouts into responses.
     "axes.middleware.AxesMiddleware",
 ]
@@ -146,7 +150,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "sharing.context_processors.site",
+                "securefiles.context_processors.site",
             ],
         },
     },
@@ -199,7 +203,7 @@ USE_I18N = True
 USE_TZ = True
 # Every time shown names its zone ("30 Nov 2026, 14:05 CET"), the admin's too: the locale's
 # formats, which win over DATETIME_FORMAT, come from securefiles/formats. The zone is the
-# browser's (sharing.middleware.BrowserTimezoneMiddleware), else UTC.
+# browser's (securefiles.middleware.BrowserTimezoneMiddleware), else UTC.
 FORMAT_MODULE_PATH = ["securefiles.formats"]
 
 STATIC_URL = "static/"
@@ -291,7 +295,7 @@ SILENCED_SYSTEM_CHECKS = [
 if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-CSRF_FAILURE_VIEW = "sharing.account_views.csrf_failure"
+CSRF_FAILURE_VIEW = "accounts.views.csrf_failure"
 
 # Messages ("Uploaded “name”") live in the session, on the server: the cookie storage
 # is signed but not encrypted, and would carry file names to the browser in clear.
@@ -304,9 +308,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="securefiles@localhos
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Share-link tokens live in URL paths; no log line may carry one (sharing.log_filters).
+    # Share-link tokens live in URL paths; no log line may carry one (securefiles.log_filters).
     "filters": {
-        "redact_link_tokens": {"()": "sharing.log_filters.RedactLinkTokens"},
+        "redact_link_tokens": {"()": "securefiles.log_filters.RedactLinkTokens"},
         # A client dropped for idling is logged as one line, without a traceback.
         "drop_idle_tracebacks": {"()": "securefiles.client_idle.DropIdleTracebacks"},
     },
@@ -365,9 +369,9 @@ RETENTION_DAYS = _positive_int("RETENTION_DAYS", 0)
 
 # -- accounts and sessions
 
-# Login lockout: three limits, one design (sharing.login_policy, README "Login lockout").
+# Login lockout: three limits, one design (accounts.login_policy, README "Login lockout").
 # django-axes locks a username-and-address pair after LOGIN_FAILURE_LIMIT failures, and
-# only that account's own success clears them. sharing.login_policy adds the account-wide
+# only that account's own success clears them. accounts.login_policy adds the account-wide
 # and address-wide limits, which spare browsers that have signed in to the account before.
 # An admin clears axes lockouts in the admin (Axes → Access attempts) or `axes_reset`.
 AXES_FAILURE_LIMIT = _positive_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
@@ -375,7 +379,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=_positive_int("LOGIN_COOLOFF_MINUTES", 15,
 # Only the pair: with "ip_address" alone, any success from an address (the attacker's own
 # account) deleted every failure counted from it, other accounts' included.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_CLIENT_IP_CALLABLE = "sharing.audit.client_ip"  # REMOTE_ADDR unless TRUSTED_PROXIES
+AXES_CLIENT_IP_CALLABLE = "audit.actors.client_ip"  # REMOTE_ADDR unless TRUSTED_PROXIES
 AXES_RESET_ON_SUCCESS = True
 LOGIN_ACCOUNT_FAILURE_LIMIT = _positive_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 30, minimum=1)
 LOGIN_ADDRESS_FAILURE_LIMIT = _positive_int("LOGIN_ADDRESS_FAILURE_LIMIT", 30, minimum=1)

@@ -3,32 +3,28 @@
 Every change an administrator makes through these pages is itself audit-logged.
 """
 
-import csv
-from collections.abc import Iterator
 from contextlib import suppress
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
-from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import ReadOnlyPasswordHashField, UserChangeForm, UsernameField
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from sharing import display, selectors, services, twofactor
-from sharing.audit import actor_from_request
-from sharing.auth_types import User
-from sharing.models import AuditEntry, Share, ShareLink, StorageQuota, StoredFile
-from sharing.signals import OFFBOARDED_BY_CALLER
+from accounts import services as account_services
+from audit.actors import actor_from_request
+from securefiles.lib.auth_types import User
+from sharing import display, selectors, services
+from sharing.models import Share, ShareLink, StorageQuota, StoredFile
 
 
 class StorageQuotaInline(admin.StackedInline):
@@ -136,12 +132,11 @@ class UserWithQuotaAdmin(UserAdmin):
     def save_model(self, request: HttpRequest, obj: User, form: forms.Form, change: bool) -> None:
         actor = actor_from_request(request)
         if not change:
-            services.user_invite(user=obj, actor=actor)
+            account_services.user_invite(user=obj, actor=actor)
             return
         # Read before the row is written, compared in save_related once the groups,
         # permissions and quota inline are saved too.
         setattr(obj, _STATE_BEFORE, selectors.user_state(user_id=obj.pk))
-        setattr(obj, OFFBOARDED_BY_CALLER, True)  # save_related offboards, as this admin
         super().save_model(request, obj, form, change)
 
     def save_related(
@@ -172,7 +167,7 @@ class UserWithQuotaAdmin(UserAdmin):
         actor = actor_from_request(request)
         skipped = []
         for user in queryset:
-            if not services.user_password_reset_send(user=user, actor=actor):
+            if not account_services.user_password_reset_send(user=user, actor=actor):
                 skipped.append(user.get_username())
         sent = queryset.count() - len(skipped)
         self.message_user(request, f"Sent {sent} password reset e-mail(s).", messages.SUCCESS)
@@ -187,61 +182,14 @@ class UserWithQuotaAdmin(UserAdmin):
     def reset_second_factor(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Remove each selected user's authenticators and recovery codes (audited)."""
         actor = actor_from_request(request)
-        reset = sum(twofactor.reset_second_factor(user=user, actor=actor) for user in queryset)
+        reset = sum(
+            account_services.reset_second_factor(user=user, actor=actor) for user in queryset
+        )
         self.message_user(request, f"Reset the second factor of {reset} user(s).")
 
 
-if admin.site.is_registered(TOTPDevice):
-    admin.site.unregister(TOTPDevice)  # django-otp's shows the secret and its QR code
-
-
-@admin.register(TOTPDevice)
-class SecondFactorAdmin(admin.ModelAdmin):
-    """Authenticators: whose, their name, confirmed or not; nothing of the secret.
-
-    No add (users enrol themselves) and no change. Deleting one resets that user's second
-    factor: all their authenticators and recovery codes go, recorded in the audit chain.
-    """
-
-    list_display = ("user", "name", "confirmed")
-    list_filter = ("confirmed",)
-    search_fields = ("user__username", "user__email")
-    list_select_related = ("user",)
-    fields = ("user", "name", "confirmed")
-    readonly_fields = fields
-    actions = ["reset_second_factor"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: TOTPDevice | None = None) -> bool:
-        return False
-
-    def get_actions(self, request: HttpRequest) -> dict:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # the action below says what deleting does
-        return actions
-
-    def delete_model(self, request: HttpRequest, obj: TOTPDevice) -> None:
-        twofactor.reset_second_factor(user=obj.user, actor=actor_from_request(request))
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
-        self._reset(request, queryset)
-
-    @admin.action(description="Reset the second factor of their users", permissions=["delete"])
-    def reset_second_factor(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
-        """Reset the second factor of every user owning a selected authenticator."""
-        count = self._reset(request, queryset)
-        self.message_user(request, f"Reset the second factor of {count} user(s).")
-
-    def _reset(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> int:
-        actor = actor_from_request(request)
-        users = User.objects.filter(pk__in=queryset.values("user_id"))
-        return sum(twofactor.reset_second_factor(user=user, actor=actor) for user in users)
-
-
 class TransferForm(forms.Form):
-    new_owner = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True))
+    new_owner = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True))
 
 
 @admin.register(StoredFile)
@@ -428,68 +376,3 @@ class ShareLinkAdmin(admin.ModelAdmin):
             with suppress(services.FileGone):  # the file, and so the link, deleted meanwhile
                 services.link_revoke(link=link, actor=actor)
         self.message_user(request, f"Revoked {queryset.count()} link(s).", messages.SUCCESS)
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    """Read-only: no add, change or delete, not even for superusers."""
-
-    list_display = ("seq", "created_at", "actor", "event", "file_name", "link_id", "ip")
-    list_filter = ("event", "created_at", "actor")
-    search_fields = ("actor", "file_name", "=file_id", "ip", "detail")
-    date_hierarchy = "created_at"
-    actions = ["export_csv"]
-    CSV_FIELDS = (
-        "seq",
-        "created_at",
-        "actor",
-        "actor_user_id",
-        "ip",
-        "user_agent",
-        "event",
-        "file_id",
-        "file_name",
-        "link_id",
-        "detail",
-        "prev_mac",
-        "mac",
-    )
-
-    def get_readonly_fields(self, request: HttpRequest, obj: AuditEntry | None = None) -> tuple:
-        return self.CSV_FIELDS
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
-        return False
-
-    @admin.action(description="Export selected entries as CSV", permissions=["view"])
-    def export_csv(
-        self, request: HttpRequest, queryset: QuerySet[AuditEntry]
-    ) -> StreamingHttpResponse:
-        # Select all on a date-filtered list to export a date range.
-        rows = queryset.order_by("seq").values_list(*self.CSV_FIELDS)
-        response = StreamingHttpResponse(self._csv_lines(rows), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
-        return response
-
-    def _csv_lines(self, rows: QuerySet) -> Iterator[str]:
-        writer = csv.writer(_Echo())
-        yield writer.writerow(self.CSV_FIELDS)
-        for row in rows.iterator(chunk_size=2000):
-            yield writer.writerow([_csv_safe(value) for value in row])
-
-
-def _csv_safe(value: object) -> str:
-    """Neutralise spreadsheet formulas (CSV injection through names and user agents)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

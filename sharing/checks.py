@@ -9,8 +9,8 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
 
+from securefiles.lib.site import site_url
 from sharing import selectors
-from sharing.emails import site_url
 from sharing.keyring import get_keyring
 
 

@@ -51,7 +51,7 @@ def size_with_bytes(size: int) -> str:
 def when(value: datetime | None) -> str:
     """An aware date-time in the active zone, with the zone named: "30 Nov 2026, 14:05 CET".
 
-    The active zone is the browser's (sharing.middleware.BrowserTimezoneMiddleware) or UTC.
+    The active zone is the browser's (securefiles.middleware.BrowserTimezoneMiddleware) or UTC.
     None gives "".
     """
     if value is None:

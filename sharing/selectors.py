@@ -14,7 +14,8 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from sharing.auth_types import User
+from audit.models import AuditEntry
+from securefiles.lib.auth_types import User
 from sharing.crypto import (
     DecryptingReader,
     FileKey,
@@ -24,7 +25,7 @@ from sharing.crypto import (
     unwrap_key,
 )
 from sharing.keyring import get_keyring
-from sharing.models import AuditEntry, Share, ShareLink, StorageQuota, StoredFile
+from sharing.models import Share, ShareLink, StorageQuota, StoredFile
 from sharing.storage import get_encrypted_storage
 
 # What secrets.token_urlsafe(32) produces: 43 characters of the URL-safe alphabet.

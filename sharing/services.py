@@ -9,35 +9,33 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import fields
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.hashers import make_password
-from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q
-from django.db.models.signals import post_delete
-from django.dispatch import receiver
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
-from sharing import emails, names, selectors, throttle
-from sharing.audit import SYSTEM, Actor, Event, audit_record
-from sharing.auth_types import User
+from audit.actors import SYSTEM, Actor
+from audit.events import Event
+from audit.models import AuditEntry
+from audit.services import audit_record
+from securefiles.lib import site
+from securefiles.lib.auth_types import User
+from securefiles.lib.transactions import check_foreign_keys_now, retry_on_deadlock
+from sharing import names, selectors
 from sharing.crypto import VERSION, FileKey, seal_sha256, unwrap_key, wrap_key
 from sharing.keyring import get_keyring
-from sharing.models import AuditEntry, Share, ShareLink, StoredFile
+from sharing.models import Share, ShareLink, StoredFile
 from sharing.storage import StoredBlob, get_encrypted_storage
-from sharing.transactions import check_foreign_keys_now, retry_on_deadlock
 from sharing.uploads import EncryptedUpload
+from throttle import counters, keys
 
 logger = logging.getLogger(__name__)
 # 256 bits from secrets: 43 URL-safe characters.
@@ -79,7 +77,7 @@ def _lock_file(file_id: UUID) -> StoredFile:
     itself) takes this lock first, inside its transaction, so writes on one file queue one
     behind the other instead of deadlocking: a link created while the file is deleted
     either commits first (and the cascade removes it) or finds the file gone. The audit
-    head stays the last lock (sharing.transactions). Raises FileGone if the row is gone.
+    head stays the last lock (securefiles.lib.transactions). Raises FileGone if the row is gone.
     """
     check_foreign_keys_now()
     locked = StoredFile.objects.select_for_update().filter(pk=file_id).first()
@@ -161,15 +159,6 @@ def file_delete(*, file: StoredFile, actor: Actor = SYSTEM) -> None:
         audit_record(event=Event.DELETE, actor=actor, file_id=file_id, file_name=file_name)
 
 
-@receiver(post_delete, sender=StoredFile)
-def _remove_blob_on_commit(sender: type, instance: StoredFile, **kwargs: object) -> None:
-    # Every way a row can go (the service, the admin's bulk action, a deleted owner's
-    # cascade) passes here. The blob goes only once the deletion has committed, so a
-    # rolled-back transaction never leaves a row without its content.
-    name = instance.blob.name
-    transaction.on_commit(lambda: _delete_blob(name))
-
-
 def _delete_blob(name: str) -> None:
     try:
         get_encrypted_storage().delete(name)
@@ -223,9 +212,9 @@ def _lookup_colleague(*, query: str, actor: Actor, user_id: int) -> User:
     looked up) once SHARE_LOOKUP_FAILURES misses are counted in the window, and ShareError
     for a miss or an ambiguous address (which counts as a miss).
     """
-    key = throttle.share_lookup_key(user_id)
+    key = keys.share_lookup_key(user_id)
     limit, window = settings.SHARE_LOOKUP_FAILURES, settings.SHARE_LOOKUP_WINDOW_SECONDS
-    attempts = throttle.add_failure(key, window)
+    attempts = counters.add_failure(key, window)
     if attempts > limit:
         if attempts == limit + 1:  # the first refusal of this window: audited once
             audit_record(
@@ -234,12 +223,12 @@ def _lookup_colleague(*, query: str, actor: Actor, user_id: int) -> User:
                 detail=f"failures={limit} window={window}s",
             )
         raise ShareLookupThrottled(
-            limit=limit, window_seconds=window, retry_after=throttle.seconds_left(key, window)
+            limit=limit, window_seconds=window, retry_after=counters.seconds_left(key, window)
         )
     colleague = _find_colleague(query)  # ShareError (ambiguous address): stays counted
     if colleague is None:
         raise ShareError(_("No active user with that username or e-mail."))
-    throttle.remove_failure(key)  # found someone: not a failed lookup
+    counters.remove_failure(key)  # found someone: not a failed lookup
     return colleague
 
 
@@ -276,7 +265,7 @@ def share_grant(*, file: StoredFile, query: str, actor: Actor) -> Share:
 def _notify_colleague(share: Share) -> None:
     """Tell a colleague by e-mail that a file was shared with them, with a link to its page.
 
-    The link is built from SITE_URL (emails.absolute_url), never from a request's Host.
+    The link is built from SITE_URL (site.absolute_url), never from a request's Host.
     The file's name travels in clear over e-mail, so it is left out unless the operator
     set SHARE_EMAIL_INCLUDES_NAME; the subject never carries it. A failure to send is
     logged, never raised.
@@ -290,7 +279,7 @@ def _notify_colleague(share: Share) -> None:
         "owner": file.owner,
         "colleague": colleague,
         "include_name": settings.SHARE_EMAIL_INCLUDES_NAME,
-        "file_url": emails.absolute_url(reverse("sharing:file_detail", args=[file.id])),
+        "file_url": site.absolute_url(reverse("sharing:file_detail", args=[file.id])),
     }
     subject = _("%(owner)s shared a file with you") % {"owner": file.owner.get_username()}
     body = render_to_string("sharing/email/shared_with_you.txt", context)
@@ -466,11 +455,11 @@ def link_password_attempt(*, link: ShareLink) -> int:
     checked per window, however many arrive at once. An attempt that turns out not to be a
     wrong password is given back with link_password_attempt_undone.
     """
-    return throttle.add_failure(_password_key(link), settings.LINK_PASSWORD_WINDOW_SECONDS)
+    return counters.add_failure(_password_key(link), settings.LINK_PASSWORD_WINDOW_SECONDS)
 
 
 def link_password_attempt_undone(*, link: ShareLink) -> None:
-    throttle.remove_failure(_password_key(link))
+    counters.remove_failure(_password_key(link))
 
 
 def link_password_failed(*, link: ShareLink, actor: Actor, failures: int) -> None:
@@ -479,36 +468,6 @@ def link_password_failed(*, link: ShareLink, actor: Actor, failures: int) -> Non
 
 
 # -- password resets
-
-
-class PasswordResetThrottled(Exception):
-    """Too many reset requests from one client address; ``retry_after`` in seconds."""
-
-    def __init__(self, *, retry_after: int) -> None:
-        super().__init__(f"password resets throttled for {retry_after} s")
-        self.retry_after = retry_after
-
-
-def password_reset_admit(*, ip: str, email: str) -> bool:
-    """Count a password reset request (a well-formed address); may its e-mail be sent?
-
-    Each request counts once for the client address ``ip`` and once for the typed
-    ``email`` (any case), in shared fixed windows of PASSWORD_RESET_WINDOW_SECONDS.
-    Raises PasswordResetThrottled past PASSWORD_RESET_LIMIT_PER_ADDRESS requests from
-    ``ip`` (the account is then not counted). Returns False past
-    PASSWORD_RESET_LIMIT_PER_ACCOUNT requests for ``email``: the caller answers as usual
-    and sends nothing, so the answer never tells whether the address has an account.
-    """
-    window = settings.PASSWORD_RESET_WINDOW_SECONDS
-    address_key = throttle.password_reset_address_key(ip)
-    if throttle.add_failure(address_key, window) > settings.PASSWORD_RESET_LIMIT_PER_ADDRESS:
-        raise PasswordResetThrottled(retry_after=throttle.seconds_left(address_key, window))
-    account_key = throttle.password_reset_account_key(email)
-    sent = throttle.add_failure(account_key, window)
-    if sent > settings.PASSWORD_RESET_LIMIT_PER_ACCOUNT:
-        logger.info("password reset e-mail withheld: per-account limit reached")
-        return False
-    return True
 
 
 # -- offboarding and administration
@@ -539,67 +498,17 @@ def user_offboard(*, user: User, actor: Actor) -> None:
         )
 
 
-def user_invite(*, user: User, actor: Actor) -> None:
-    """Create a user without a usable password; once committed, e-mail them a link to set
-    one. Nobody else, administrators included, ever chooses or knows their password."""
-    with transaction.atomic():
-        user.set_unusable_password()
-        user.save(force_insert=True)
-        audit_record(
-            event=Event.USER_CREATED,
-            actor=actor,
-            detail=f"user={user.get_username()} email={user.email}",
-        )
-        user_id = user.pk
-        transaction.on_commit(lambda: _send_password_link(user_id=user_id, invitation=True))
+def user_deactivate(*, user: User, actor: Actor) -> None:
+    """Disable an account and offboard it: its sessions stop working (Django refuses
+    inactive users), its links are revoked and the shares of its files removed (audited).
 
-
-def user_password_reset_send(*, user: User, actor: Actor) -> bool:
-    """E-mail a user a link to choose a new password (sent once committed); audited.
-
-    False, and nothing recorded, when the user is inactive or has no e-mail address.
+    The one way code deactivates a user (the admin's user form saves the flag itself and
+    then calls user_offboard). Raises TryAgain as user_offboard does.
     """
-    if not user.email or not user.is_active:
-        return False
     with transaction.atomic():
-        audit_record(
-            event=Event.USER_PASSWORD_RESET_SENT,
-            actor=actor,
-            detail=f"user={user.get_username()}",
-        )
-        user_id = user.pk
-        transaction.on_commit(lambda: _send_password_link(user_id=user_id, invitation=False))
-    return True
-
-
-def _send_password_link(*, user_id: int, invitation: bool) -> None:
-    """Send Django's password-reset e-mail (or the invitation) with a one-time link.
-
-    The token is made at sending time, from the committed row: it stops working once the
-    password is set. The link is built from emails.site_url(), never from a request's Host.
-    """
-    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
-    if user is None or not user.email:
-        return
-    site = urlsplit(emails.site_url())
-    context = {
-        "email": user.email,
-        "domain": site.netloc,
-        "site_name": "securefiles",
-        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
-        "user": user,
-        "token": default_token_generator.make_token(user),
-        "protocol": site.scheme or "https",
-    }
-    template = "password_set" if invitation else "password_reset"
-    # Django's machinery sends it and logs (without the link) a failure to send.
-    PasswordResetForm().send_mail(
-        f"registration/{template}_subject.txt",
-        f"registration/{template}_email.html",
-        context,
-        None,
-        user.email,
-    )
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        user_offboard(user=user, actor=actor)
 
 
 def _describe(value: object) -> str:

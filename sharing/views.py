@@ -30,17 +30,20 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from sharing import display, names, selectors, services, throttle
-from sharing.audit import Actor, Event, actor_from_request, audit_record
-from sharing.auth_types import AuthenticatedHttpRequest
+from audit.actors import Actor, actor_from_request
+from audit.events import Event
+from audit.services import audit_record
+from securefiles.lib.auth_types import AuthenticatedHttpRequest
+from securefiles.lib.negotiation import prefers_json
+from securefiles.lib.transactions import RETRY_AFTER_SECONDS, TryAgain
+from sharing import display, names, selectors, services
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
 from sharing.forms import LinkForm, LinkPasswordForm, ShareForm, UploadOptionsForm
 from sharing.models import ShareLink, StoredFile
-from sharing.negotiation import prefers_json
 from sharing.storage import get_encrypted_storage
 from sharing.templatetags.sharing_extras import duration, file_kind
-from sharing.transactions import RETRY_AFTER_SECONDS, TryAgain
 from sharing.uploads import EncryptedUpload, EncryptingUploadHandler
+from throttle import counters
 
 logger = logging.getLogger(__name__)
 # Django 5.2.19 defines it; django-stubs 5.2.9 does not declare it yet.
@@ -688,7 +691,7 @@ def _link_password_refused(
 ) -> HttpResponse | None:
     """None when the right password came with the request; else the 403 or 429 answer."""
     limit, window = settings.LINK_PASSWORD_ATTEMPTS, settings.LINK_PASSWORD_WINDOW_SECONDS
-    if throttle.is_throttled(f"link-password:{found.pk}", limit, window):
+    if counters.is_throttled(f"link-password:{found.pk}", limit, window):
         return _link_throttled(request, found, actor)
     # Counted before the slow Argon2 check, in one atomic step: a burst of parallel guesses
     # cannot all pass the check above before the first of them is counted.

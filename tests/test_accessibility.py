@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from audit.actors import Actor
 from sharing import services
-from sharing.audit import Actor
 from tests.conftest import make_file
 
 CSS = Path(settings.BASE_DIR, "static", "css", "site.css").read_text()

@@ -20,7 +20,7 @@ from django.http import HttpResponseBase
 from django.test import Client
 from django.utils import timezone
 
-from sharing.models import AuditEntry
+from audit.models import AuditEntry
 from tests.conftest import ALICE_PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db

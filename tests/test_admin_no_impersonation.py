@@ -22,8 +22,10 @@ from django.http import HttpResponseBase
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from sharing.audit import verify_chain
-from sharing.models import AuditEntry, RecoveryCode, StorageQuota
+from accounts.models import RecoveryCode
+from audit.models import AuditEntry
+from audit.selectors import verify_chain
+from sharing.models import StorageQuota
 from tests.conftest import ALICE_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -271,19 +273,19 @@ def test_it_sends_a_password_reset_from_the_user_list(
 
 
 def test_it_builds_links_from_the_configured_site(settings) -> None:
-    from sharing import emails
+    from securefiles.lib import site
 
     settings.SITE_URL = "https://files.example.org/"
-    assert emails.site_url() == "https://files.example.org"
+    assert site.site_url() == "https://files.example.org"
 
     settings.SITE_URL = ""
     settings.ALLOWED_HOSTS = ["*", ".example.net", "files.example.com"]
     settings.HTTPS = True
-    assert emails.site_url() == "https://example.net"
+    assert site.site_url() == "https://example.net"
 
     settings.ALLOWED_HOSTS = ["files.example.com"]
     settings.HTTPS = False
-    assert emails.site_url() == "http://files.example.com"
+    assert site.site_url() == "http://files.example.com"
 
 
 # ---------------------------------------------------------------------------- changes
@@ -382,7 +384,7 @@ def test_it_records_groups_and_permissions(admin_client, alice, editors) -> None
     [entry] = _entries("user.changed")
     assert entry.actor == ADMIN
     assert "groups: [] -> ['editors']" in entry.detail
-    assert "user_permissions: [] -> ['sharing.view_auditentry']" in entry.detail
+    assert "user_permissions: [] -> ['audit.view_auditentry']" in entry.detail
 
 
 def test_it_records_a_group_removed(admin_client, alice, editors) -> None:

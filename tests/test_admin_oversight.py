@@ -15,13 +15,14 @@ from django.http import HttpResponseBase
 from django.test import Client
 from django.utils import timezone
 
-from sharing.audit import verify_chain
-from sharing.models import AuditEntry, Share, ShareLink, StoredFile
+from audit.models import AuditEntry
+from audit.selectors import verify_chain
+from sharing.models import Share, ShareLink, StoredFile
 from tests.conftest import make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db
 
-AUDIT = "/admin/sharing/auditentry/"
+AUDIT = "/admin/audit/auditentry/"
 SHARES = "/admin/sharing/share/"
 LINKS = "/admin/sharing/sharelink/"
 FILES = "/admin/sharing/storedfile/"

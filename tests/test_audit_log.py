@@ -15,16 +15,13 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from sharing.audit import (
-    GENESIS_MAC,
-    SYSTEM,
-    Event,
-    audit_key,
-    audit_record,
-    canonical,
-    verify_chain,
-)
-from sharing.models import AuditEntry, AuditHead, StoredFile
+from audit.actors import SYSTEM
+from audit.chain import GENESIS_MAC, audit_key, canonical
+from audit.events import Event
+from audit.models import AuditEntry, AuditHead
+from audit.selectors import verify_chain
+from audit.services import audit_record
+from sharing.models import StoredFile
 from tests.conftest import (
     ALICE_PASSWORD,
     client_for,

@@ -276,7 +276,7 @@ def test_staff_log_in_with_a_second_factor_and_use_the_admin(browser, live_serve
     page.fill("#id_code", f"{totp.token():06d}")
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/admin/")
-    for path in ("sharing/storedfile/", "sharing/auditentry/", "sharing/sharelink/", "auth/user/"):
+    for path in ("sharing/storedfile/", "audit/auditentry/", "sharing/sharelink/", "auth/user/"):
         response = page.goto(f"{live_server.url}/admin/{path}")
         assert response.status == 200, path
     assert "numbers.csv" in page.goto(f"{live_server.url}/admin/sharing/storedfile/").text()
@@ -289,8 +289,8 @@ def test_a_password_link_shows_the_servers_state_after_each_step(browser, live_s
     file downloads and the page shows the current count, with no stale "Wrong password."."""
     from playwright.sync_api import expect
 
+    from audit.actors import SYSTEM
     from sharing import services
-    from sharing.audit import SYSTEM
     from tests.conftest import make_file
 
     name = "HIV test result - J. Doe.pdf"
@@ -489,7 +489,7 @@ def test_every_main_page_fits_phones_and_desktops_without_broken_words(browser, 
     staff.page.click("button[type=submit]")
     staff.page.wait_for_url(f"{base}/admin/")
     for width in WIDTHS:
-        for path in ("sharing/sharelink/", "sharing/auditentry/", "sharing/storedfile/"):
+        for path in ("sharing/sharelink/", "audit/auditentry/", "sharing/storedfile/"):
             problems += _layout_problems(staff.page, f"{base}/admin/{path}", width)
 
     assert problems == [], "\n".join(problems)

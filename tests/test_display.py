@@ -24,8 +24,9 @@ from django.conf import settings
 from django.test import Client
 from django.utils.dateformat import format as date_format
 
+from audit.models import AuditEntry
 from sharing.display import human_size
-from sharing.models import AuditEntry, StoredFile
+from sharing.models import StoredFile
 from tests.conftest import make_file, make_link, upload
 from tests.live_gunicorn import free_port
 
@@ -170,7 +171,7 @@ def test_the_admin_names_the_zone_of_every_time(admin_client, file_with_link) ->
     AuditEntry.objects.update(created_at=datetime(2026, 12, 1, 0, 30, tzinfo=UTC))
 
     links = _page(admin_client, "/admin/sharing/sharelink/")
-    audit = _page(admin_client, "/admin/sharing/auditentry/")
+    audit = _page(admin_client, "/admin/audit/auditentry/")
 
     assert "15 Dec 2026, 14:05 CET" in links
     assert "1 Dec 2026, 01:30 CET" in audit

@@ -10,9 +10,11 @@ import pytest
 from django.http import HttpResponseBase, StreamingHttpResponse
 from django.test import Client
 
-from sharing.audit import Event, verify_chain
+from audit.events import Event
+from audit.models import AuditEntry
+from audit.selectors import verify_chain
 from sharing.crypto import DEFAULT_SEGMENT_SIZE, HEADER_SIZE, TAG_SIZE, BlobIntegrityError
-from sharing.models import AuditEntry, StoredFile
+from sharing.models import StoredFile
 from tests.conftest import MiB, blob_path, make_file, make_link, streamed, upload
 
 pytestmark = pytest.mark.django_db

@@ -18,8 +18,9 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 
-from sharing.audit import verify_chain
-from sharing.models import AuditEntry, Share, ShareLink, StoredFile
+from audit.models import AuditEntry
+from audit.selectors import verify_chain
+from sharing.models import Share, ShareLink, StoredFile
 from tests.conftest import blob_path, client_for, make_file, make_link, upload
 
 pytestmark = [

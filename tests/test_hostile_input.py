@@ -22,8 +22,8 @@ from django.core import mail
 from django.http import HttpResponseBase
 from django.test import Client
 
+from audit.actors import SYSTEM
 from sharing import services
-from sharing.audit import SYSTEM
 from sharing.models import Share, ShareLink, StoredFile
 from tests.conftest import (
     ALICE_PASSWORD,

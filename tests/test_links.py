@@ -9,16 +9,18 @@ import socket
 from datetime import timedelta
 
 import pytest
+from throttle.models import ThrottleCounter
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpResponseBase
 from django.test import Client
 from django.utils import timezone
 
-from sharing import throttle
-from sharing.models import AuditEntry, Share, ShareLink, StoredFile, ThrottleCounter
+from audit.models import AuditEntry
+from sharing.models import Share, ShareLink, StoredFile
 from sharing.templatetags.sharing_extras import when
 from tests.conftest import MiB, make_file, make_link, make_share, streamed
+from throttle import counters
 
 pytestmark = pytest.mark.django_db
 
@@ -477,11 +479,11 @@ def redis_counters(settings):  # type: ignore[no-untyped-def]
     except OSError:
         pytest.skip("no Redis on 127.0.0.1:6379")
     settings.THROTTLE_REDIS_URL = "redis://127.0.0.1:6379/14"
-    throttle._redis.cache_clear()
-    throttle._redis().flushdb()
-    yield throttle._redis()
-    throttle._redis().flushdb()
-    throttle._redis.cache_clear()
+    counters._redis.cache_clear()
+    counters._redis().flushdb()
+    yield counters._redis()
+    counters._redis().flushdb()
+    counters._redis.cache_clear()
 
 
 def test_it_throttles_with_redis_counters_too(redis_counters, alice_client, stored) -> None:
@@ -632,7 +634,7 @@ def test_it_shows_the_owner_events_in_words(alice_client, admin_client, stored) 
 
     page = alice_client.get(f"/files/{stored.id}/").content.decode()
     activity = page[page.index('id="activity-title"') :]
-    admin_list = admin_client.get("/admin/sharing/auditentry/").content.decode()
+    admin_list = admin_client.get("/admin/audit/auditentry/").content.decode()
 
     assert "Wrong share link password" in activity
     assert "Share link created" in activity and "Uploaded" in activity
@@ -641,7 +643,7 @@ def test_it_shows_the_owner_events_in_words(alice_client, admin_client, stored) 
 
 
 def test_it_has_words_for_every_event() -> None:
-    from sharing.audit import EVENT_LABELS, Event, event_label
+    from audit.events import EVENT_LABELS, Event, event_label
 
     codes = {value for name, value in vars(Event).items() if name.isupper()}
 

@@ -17,9 +17,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.test import Client
 
-from sharing.audit import verify_chain
-from sharing.models import AuditEntry, AuditHead, Share, ShareLink, ThrottleCounter
+from audit.models import AuditEntry, AuditHead
+from audit.selectors import verify_chain
+from sharing.models import Share, ShareLink
 from tests.conftest import MiB, client_for, make_file, make_link, make_share, streamed
+from throttle.models import ThrottleCounter
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

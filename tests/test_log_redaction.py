@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sharing.log_filters import RedactLinkTokens, redact
+from securefiles.log_filters import RedactLinkTokens, redact
 from tests.conftest import make_file
 
 pytestmark = pytest.mark.django_db
@@ -74,8 +74,8 @@ def test_it_keeps_a_refused_link_token_out_of_djangos_log(client, django_log):
 
 
 def test_it_keeps_a_live_token_out_of_the_log_on_a_wrong_password(alice, client, django_log):
+    from audit.actors import Actor
     from sharing import services
-    from sharing.audit import Actor
 
     stored = make_file(alice, b"secret")
     _, token = services.link_create(

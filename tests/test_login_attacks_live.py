@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from sharing.models import AuditEntry
+from audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,8 +7,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from sharing.audit import verify_chain
-from sharing.models import AuditEntry, Share, ShareLink, StoredFile
+from audit.actors import SYSTEM
+from audit.models import AuditEntry
+from audit.selectors import verify_chain
+from sharing import services
+from sharing.models import Share, ShareLink, StoredFile
 from tests.conftest import client_for, make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db
@@ -81,8 +84,7 @@ def test_it_offboards_a_user_deactivated_in_the_admin(
 
 
 def test_it_offboards_a_user_deactivated_in_code(alice, bob_client, alices_world) -> None:
-    alice.is_active = False
-    alice.save()
+    services.user_deactivate(user=alice, actor=SYSTEM)
 
     _assert_offboarded(alices_world, bob_client)
     entry = AuditEntry.objects.get(event="user.deactivated")
@@ -114,8 +116,7 @@ def test_it_does_not_offboard_on_other_saves(alice, bob_client, alices_world) ->
 
 
 def test_it_keeps_links_revoked_after_reactivation(alice, alices_world) -> None:
-    alice.is_active = False
-    alice.save()
+    services.user_deactivate(user=alice, actor=SYSTEM)
 
     alice.is_active = True
     alice.save()

@@ -19,7 +19,8 @@ from django.contrib.auth.models import User
 from django.http import HttpResponseBase
 from django.test import Client
 
-from sharing.models import AuditEntry, Share, ShareLink, StoredFile
+from audit.models import AuditEntry
+from sharing.models import Share, ShareLink, StoredFile
 from tests.conftest import make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db

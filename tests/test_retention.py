@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from audit.actors import Actor
 from sharing import services
-from sharing.audit import Actor
 from sharing.models import ShareLink, StoredFile
 from tests.conftest import blob_path, field_part, file_part, make_file, multipart, post_body
 

@@ -149,9 +149,9 @@ def test_it_checks_cleanly_before_the_tables_exist(tmp_path):
 
 
 def test_it_records_a_rotation_in_the_audit_log(alice, settings):
-    from sharing.audit import verify_chain
+    from audit.models import AuditEntry
+    from audit.selectors import verify_chain
     from sharing.crypto import generate_key_entry
-    from sharing.models import AuditEntry
     from tests.conftest import make_file
 
     make_file(alice, b"rotate me")

@@ -86,7 +86,7 @@ def test_it_forbids_caching_of_every_page_for_a_logged_in_user(alice_client, pat
         "/admin/sharing/sharelink/",
         "/admin/otp_totp/totpdevice/",
         "/admin/sharing/storedfile/",
-        "/admin/sharing/auditentry/",
+        "/admin/audit/auditentry/",
         "/admin/auth/user/",
         "/admin/axes/accessattempt/",
     ],

@@ -18,8 +18,8 @@ from django.conf import settings
 from django.http import HttpResponseBase
 from django.test import Client
 
+from audit.actors import SYSTEM
 from sharing import services
-from sharing.audit import SYSTEM
 from sharing.crypto import generate_key_entry
 from sharing.models import StoredFile
 from tests.conftest import make_file, streamed, upload

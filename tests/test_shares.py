@@ -10,8 +10,10 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from sharing.models import AuditEntry, Share, StoredFile, ThrottleCounter
+from audit.models import AuditEntry
+from sharing.models import Share, StoredFile
 from tests.conftest import make_file, make_link, make_share, streamed
+from throttle.models import ThrottleCounter
 
 pytestmark = pytest.mark.django_db
 

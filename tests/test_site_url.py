@@ -8,8 +8,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 
+from securefiles.lib.site import absolute_url, site_url
 from securefiles.settings import _site_url
-from sharing.emails import absolute_url, site_url
 
 
 @pytest.mark.parametrize(

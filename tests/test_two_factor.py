@@ -27,8 +27,9 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from sharing.account_views import PENDING_KEY
-from sharing.models import AuditEntry, RecoveryCode
+from accounts.models import RecoveryCode
+from accounts.views import PENDING_KEY
+from audit.models import AuditEntry
 from tests.conftest import ALICE_PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db

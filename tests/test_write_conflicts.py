@@ -11,10 +11,12 @@ import psycopg.errors
 import pytest
 from django.db import OperationalError, transaction
 
-from sharing import selectors, services, transactions
-from sharing.audit import SYSTEM
-from sharing.models import AuditEntry, StoredFile
-from sharing.transactions import TryAgain, retry_on_deadlock
+from audit.actors import SYSTEM
+from audit.models import AuditEntry
+from securefiles.lib import transactions
+from securefiles.lib.transactions import TryAgain, retry_on_deadlock
+from sharing import selectors, services
+from sharing.models import StoredFile
 from tests.conftest import files_on_disk, make_file, upload
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,8 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.timesince import timeuntil
 
-from sharing import audit, display, names
+from audit import events
+from sharing import display, names
 
 register = template.Library()
 
@@ -92,8 +93,8 @@ def duration(seconds: int) -> str:
 
 @register.filter
 def event_label(code: str) -> str:
-    """An audit event code in words, for pages users read (sharing.audit.EVENT_LABELS)."""
-    return audit.event_label(code)
+    """An audit event code in words, for pages users read (sharing.events.EVENT_LABELS)."""
+    return events.event_label(code)
 
 
 @register.filter

@@ -1,6 +1,6 @@
 """English date formats with the zone shown ("30 Nov 2026, 14:05 CET").
 
-`T` is the abbreviation of the active zone (sharing.middleware.BrowserTimezoneMiddleware),
+`T` is the abbreviation of the active zone (securefiles.middleware.BrowserTimezoneMiddleware),
 so a time never appears without saying which zone it is in.
 """
 

@@ -13,9 +13,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
+from audit.actors import Actor
+from securefiles.lib.auth_types import User
 from sharing import services
-from sharing.audit import Actor
-from sharing.auth_types import User
 from sharing.crypto import FileKey
 from sharing.legacy import LegacyFileError, LegacyKeyError, decrypt_chunks, read_key_file
 from sharing.management.commands._maintenance import MaintenanceCommand, add_dry_run, shown

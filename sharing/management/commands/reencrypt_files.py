@@ -9,8 +9,10 @@ from django.core.management.base import CommandError, CommandParser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from audit.actors import Actor
+from audit.events import Event
+from audit.services import audit_record
 from sharing import selectors, services
-from sharing.audit import Actor, Event, audit_record
 from sharing.crypto import BlobIntegrityError, FileKey, KeyProblem, keyed_digest
 from sharing.management.commands._maintenance import (
     MaintenanceCommand,

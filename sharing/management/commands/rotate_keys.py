@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from django.core.management.base import CommandError, CommandParser
 from django.db.models import QuerySet
 
+from audit.actors import Actor
+from audit.events import Event
+from audit.services import audit_record
 from sharing import selectors, services
-from sharing.audit import Actor, Event, audit_record
 from sharing.crypto import KeyProblem
 from sharing.keyring import get_keyring
 from sharing.management.commands._maintenance import MaintenanceCommand, add_batch_size, add_dry_run

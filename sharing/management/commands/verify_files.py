@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
+from securefiles.lib.auth_types import User
 from sharing import selectors
-from sharing.auth_types import User
 from sharing.crypto import BlobIntegrityError, FileKey, InvalidTag, KeyProblem, open_sha256
 from sharing.management.commands._maintenance import MaintenanceCommand, measure_all, shown
 from sharing.models import StoredFile

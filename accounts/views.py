@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import cast
 
 import segno
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.contrib.auth.views import LoginView, LogoutView, PasswordResetView
 from django.http import (
     Http404,
@@ -31,11 +29,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 
-from sharing import login_policy, services, throttle, twofactor
-from sharing.audit import Event, actor_from_request, audit_record, client_ip
-from sharing.auth_types import AuthenticatedHttpRequest, User
-from sharing.emails import site_url
-from sharing.negotiation import prefers_json
+from accounts import login_policy
+from accounts import selectors as account_selectors
+from accounts import services as account_services
+from accounts.forms import CodeForm, PortalAuthenticationForm, RemoveTwoFactorForm, SignUpForm
+from audit.actors import actor_from_request, client_ip
+from audit.events import Event
+from audit.services import audit_record
+from securefiles.lib.auth_types import AuthenticatedHttpRequest, User
+from securefiles.lib.negotiation import prefers_json
+from securefiles.lib.site import site_url
+from throttle import counters, keys
 
 PENDING_KEY = "securefiles_pending_2fa"
 PENDING_SECONDS = 300
@@ -63,33 +67,6 @@ def enrol_url(reason: str) -> str:
     return f"{reverse('two_factor')}?reason={reason}"
 
 
-class CodeForm(forms.Form):
-    code = forms.CharField(
-        label=gettext_lazy("Code from your authenticator app, or a recovery code"),
-        max_length=32,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text"}),
-    )
-
-
-class PortalAuthenticationForm(AuthenticationForm):
-    """Django's login form, refusing an over-long username before authentication.
-
-    AuthenticationForm sets the username's max_length after the field is built, so no
-    validator enforces it: a 10,000-character username reached authenticate(), and
-    django-axes then stored it in its 255-character column (a 500 on PostgreSQL). No user
-    has such a name; the answer is the same as for any wrong password.
-    """
-
-    def clean(self) -> dict:
-        username = self.cleaned_data.get("username") or ""
-        # A CharField (UsernameField) whose max_length AuthenticationForm.__init__ always
-        # sets to an int; the stubs type fields[] as Field and max_length as int | None.
-        username_field = cast(forms.CharField, self.fields["username"])
-        if len(username) > cast(int, username_field.max_length):
-            raise self.get_invalid_login_error()
-        return super().clean()
-
-
 class PortalLoginView(LoginView):
     """Password first; users with an authenticator then give a code before any session."""
 
@@ -99,7 +76,7 @@ class PortalLoginView(LoginView):
     http_method_names = ["get", "post", "head", "options"]
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        # The account-wide and address-wide limits (sharing.login_policy) refuse before the
+        # The account-wide and address-wide limits (accounts.login_policy) refuse before the
         # password is checked, so a refused guess learns nothing about the password.
         username = str(request.POST.get("username", ""))[:150]
         reason = login_policy.refusal(request, username)
@@ -114,7 +91,7 @@ class PortalLoginView(LoginView):
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         user = form.get_user()
-        if not twofactor.has_device(user):
+        if not account_selectors.has_device(user):
             response = super().form_valid(form)
             login_policy.success_record(self.request, user, response)
             return response
@@ -130,20 +107,20 @@ class PortalLoginView(LoginView):
 class PortalPasswordResetView(PasswordResetView):
     """Django's reset view, with links from SITE_URL and requests throttled.
 
-    The link's scheme and host come from sharing.emails.site_url(), never from the
+    The link's scheme and host come from securefiles.lib.site.site_url(), never from the
     request's Host header. Requests are counted per client address (over the limit: 429)
     and per e-mail address typed (over the limit: the usual "done" page, no e-mail), see
-    services.password_reset_admit.
+    account_services.password_reset_admit.
     """
 
     http_method_names = ["get", "post", "head", "options"]
 
     def form_valid(self, form: PasswordResetForm) -> HttpResponse:
         try:
-            send = services.password_reset_admit(
+            send = account_services.password_reset_admit(
                 ip=client_ip(self.request), email=form.cleaned_data["email"]
             )
-        except services.PasswordResetThrottled as exc:
+        except account_services.PasswordResetThrottled as exc:
             context = {"retry_after": exc.retry_after}
             response = render(
                 self.request, "registration/password_reset_throttled.html", context, status=429
@@ -186,7 +163,11 @@ def _pending_user(request: HttpRequest) -> tuple[User | None, str | None]:
     administrator's tools) that must now pass it to go on (SecondFactorMiddleware).
     """
     user = request.user
-    if user.is_authenticated and not twofactor.is_verified(user) and twofactor.has_device(user):
+    if (
+        user.is_authenticated
+        and not account_selectors.is_verified(user)
+        and account_selectors.has_device(user)
+    ):
         return user, request.GET.get("next") or request.POST.get("next")
     pending = request.session.get(PENDING_KEY)
     if not pending or time.time() - pending["at"] > PENDING_SECONDS:
@@ -205,22 +186,22 @@ def login_otp(request: HttpRequest) -> HttpResponseBase:
         if request.user.is_authenticated:
             return redirect(settings.LOGIN_REDIRECT_URL)  # verified already, or no factor
         return redirect("login")
-    throttle_key = f"otp-login:{user.pk}"
+    throttle_key = keys.second_factor_key(user.pk)
     window = int(settings.AXES_COOLOFF_TIME.total_seconds())
-    if throttle.is_throttled(throttle_key, OTP_FAILURES, window):
+    if counters.is_throttled(throttle_key, OTP_FAILURES, window):
         request.session.pop(PENDING_KEY, None)
         return _locked(request, user)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         # Counted before it is checked, atomically: parallel guesses cannot slip past the
         # limit between a check and its count. A right code gives its attempt back.
-        if throttle.add_failure(throttle_key, window) > OTP_FAILURES:
+        if counters.add_failure(throttle_key, window) > OTP_FAILURES:
             request.session.pop(PENDING_KEY, None)
             return _locked(request, user)
-        device = twofactor.confirmed_device(user)
+        device = account_selectors.confirmed_device(user)
         code = form.cleaned_data["code"]
         if device and (device.verify_token(code.strip()) or _recovery(user, code)):
-            throttle.remove_failure(throttle_key)
+            counters.remove_failure(throttle_key)
             request.session.pop(PENDING_KEY, None)
             if request.user.is_authenticated:
                 request.session.cycle_key()  # a new privilege level: a new session key
@@ -240,7 +221,7 @@ def login_otp(request: HttpRequest) -> HttpResponseBase:
 
 
 def _recovery(user, code: str) -> bool:  # type: ignore[no-untyped-def]
-    return twofactor.use_recovery_code(user=user, code=code)
+    return account_services.use_recovery_code(user=user, code=code)
 
 
 def _locked(request: HttpRequest, user) -> HttpResponse:  # type: ignore[no-untyped-def]
@@ -271,13 +252,13 @@ def two_factor(request: AuthenticatedHttpRequest) -> HttpResponse:
     OTP_TOTP_ISSUER and the label ``issuer:username``, and why the user was sent here
     (query flag ``reason``, see ENROL_REASONS).
     """
-    if twofactor.has_device(request.user):
-        status = {"codes_left": twofactor.recovery_codes_left(request.user)}
+    if account_selectors.has_device(request.user):
+        status = {"codes_left": account_selectors.recovery_codes_left(request.user)}
         return render(request, "accounts/two_factor_status.html", status)
-    device = twofactor.pending_device(request.user, request.session)
+    device = account_services.pending_device(request.user, request.session)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        codes = twofactor.confirm_device(
+        codes = account_services.confirm_device(
             device=device, token=form.cleaned_data["code"], actor=actor_from_request(request)
         )
         if codes is not None:
@@ -310,10 +291,6 @@ def _enrol_reason(request: HttpRequest) -> str | None:
     return str(reason) if reason is not None and request.user.is_staff else None
 
 
-class RemoveTwoFactorForm(CodeForm):
-    password = forms.CharField(widget=forms.PasswordInput, strip=False, max_length=256)
-
-
 @never_cache
 @login_required
 @require_http_methods(["POST"])
@@ -325,38 +302,22 @@ def two_factor_remove(request: AuthenticatedHttpRequest) -> HttpResponse:
     throttle.
     """
     form = RemoveTwoFactorForm(request.POST)
-    throttle_key = f"otp-login:{request.user.pk}"
+    throttle_key = keys.second_factor_key(request.user.pk)
     window = int(settings.AXES_COOLOFF_TIME.total_seconds())
-    if throttle.add_failure(throttle_key, window) > OTP_FAILURES:
+    if counters.add_failure(throttle_key, window) > OTP_FAILURES:
         messages.error(request, _("Too many wrong codes: try again later."))
         return redirect("two_factor")
     if not (
         form.is_valid()
         and request.user.check_password(form.cleaned_data["password"])
-        and twofactor.verify_code(user=request.user, code=form.cleaned_data["code"])
+        and account_services.verify_code(user=request.user, code=form.cleaned_data["code"])
     ):
         messages.error(request, _("Wrong password or code: the authenticator was kept."))
         return redirect("two_factor")
-    throttle.remove_failure(throttle_key)
-    twofactor.remove_devices(user=request.user, actor=actor_from_request(request))
+    counters.remove_failure(throttle_key)
+    account_services.remove_devices(user=request.user, actor=actor_from_request(request))
     messages.success(request, _("Two-factor authentication is off."))
     return redirect("two_factor")
-
-
-class SignUpForm(UserCreationForm):
-    email = forms.EmailField(required=True)
-
-    # django-stubs declares no Meta on UserCreationForm; Django's has one (model, fields).
-    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]
-        model = get_user_model()
-        fields = ("username", "email")
-
-    def clean_email(self) -> str:
-        # Files are shared by e-mail address: nobody may claim one that is already in use.
-        email = self.cleaned_data["email"]
-        if get_user_model().objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(_("An account with this e-mail address exists."))
-        return email
 
 
 @require_http_methods(["GET", "POST"])

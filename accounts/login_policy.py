@@ -30,8 +30,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponseBase
 
-from sharing import throttle
-from sharing.audit import client_ip
+from audit.actors import client_ip
+from throttle import counters
 
 KNOWN_DEVICE_COOKIE = "securefiles_device"
 _COOKIE_SALT = "securefiles.login_policy.known-device"
@@ -87,10 +87,10 @@ def refusal(request: HttpRequest, username: str) -> str | None:
     Returns "account" or "address" (limits 2 and 3 above); limit 1 is django-axes' own.
     """
     window = _window()
-    over_account = throttle.is_throttled(
+    over_account = counters.is_throttled(
         account_key(username), settings.LOGIN_ACCOUNT_FAILURE_LIMIT, window
     )
-    over_address = throttle.is_throttled(
+    over_address = counters.is_throttled(
         address_key(client_ip(request)), settings.LOGIN_ADDRESS_FAILURE_LIMIT, window
     )
     if not (over_account or over_address) or _known_for(request, username):
@@ -101,15 +101,15 @@ def refusal(request: HttpRequest, username: str) -> str | None:
 def failure_record(request: HttpRequest, username: str) -> None:
     """Count one failed login for ``username`` from the request's address (limits 2, 3)."""
     window = _window()
-    throttle.add_failure(account_key(username), window)
-    throttle.add_failure(address_key(client_ip(request)), window)
+    counters.add_failure(account_key(username), window)
+    counters.add_failure(address_key(client_ip(request)), window)
 
 
 def success_record(
     request: HttpRequest, user: AbstractBaseUser, response: HttpResponseBase
 ) -> None:
     """After ``user`` signed in: clear their account-wide count, remember this browser."""
-    throttle.reset(account_key(user.get_username()))
+    counters.reset(account_key(user.get_username()))
     ids = [user.pk, *(pk for pk in known_accounts(request) if pk != user.pk)]
     response.set_signed_cookie(
         KNOWN_DEVICE_COOKIE,

@@ -6,17 +6,14 @@ import zoneinfo
 from collections.abc import Callable
 
 from django.conf import settings
-from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
-from sharing import twofactor
-from sharing.account_views import ENROL_REASON_STAFF, enrol_url
-from sharing.transactions import RETRY_AFTER_SECONDS, TryAgain
+from securefiles.lib.transactions import RETRY_AFTER_SECONDS, TryAgain
 
 
 class RejectNulQueryMiddleware:
@@ -98,7 +95,7 @@ class RequestBodyLimitMiddleware:
 
 class TryAgainMiddleware:
     """Answer 503 with Retry-After when a service gave up on a write that the database
-    kept choosing as a deadlock victim (sharing.transactions.TryAgain): nothing was
+    kept choosing as a deadlock victim (securefiles.lib.transactions.TryAgain): nothing was
     changed, and repeating the request is safe. A clean page, never a 500."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -127,46 +124,6 @@ class PermissionsPolicyMiddleware:
         response = self.get_response(request)
         response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
         return response
-
-
-def _exempt_paths(*names: str) -> tuple[str, ...]:
-    """The paths of the named URLs, and the static files, as prefixes."""
-    static = "/" + settings.STATIC_URL.lstrip("/")
-    return (*(reverse(name) for name in names), static)
-
-
-class SecondFactorMiddleware:
-    """Every session of an account with a confirmed second factor must have passed it.
-
-    - A session that logged in without the factor (before the account enrolled one, in
-      another session) is sent to the code step for everything but logging out: the
-      factor is a property of the account, so a session opened with the password alone
-      cannot go on using it once a factor exists.
-    - With STAFF_REQUIRE_2FA, staff without a confirmed authenticator must enrol first
-      (sent to /accounts/2fa/?reason=staff, whose page tells them why).
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = request.user
-        if not user.is_authenticated:
-            return self.get_response(request)
-        path = request.path
-        if twofactor.has_device(user):
-            if not twofactor.is_verified(user) and not path.startswith(
-                _exempt_paths("login_otp", "logout")
-            ):
-                return redirect_to_login(request.get_full_path(), reverse("login_otp"))
-        elif (
-            settings.STAFF_REQUIRE_2FA
-            and user.is_staff
-            and not path.startswith(_exempt_paths("two_factor", "logout"))
-        ):
-            # The enrolment page says why they were sent there.
-            return redirect(enrol_url(ENROL_REASON_STAFF))
-        return self.get_response(request)
 
 
 class NoStoreForUsersMiddleware:

@@ -1,4 +1,7 @@
-"""Second factor: TOTP authenticators (django-otp) and one-time recovery codes.
+"""Writes of the accounts app: second factors (TOTP devices and recovery codes),
+invitations and password resets.
+
+Second factor: TOTP authenticators (django-otp) and one-time recovery codes.
 
 django-otp keeps each TOTP secret in clear in its table (otp_totp_totpdevice.key); the
 README's threat model says so: whoever reads the database can mint codes, but still needs
@@ -8,39 +11,34 @@ the password, which is stored as an Argon2 hash.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from sharing.audit import Actor, Event, audit_record
-from sharing.auth_types import User
-from sharing.models import RecoveryCode
+from accounts.models import RecoveryCode
+from accounts.selectors import confirmed_device
+from audit.actors import Actor
+from audit.events import Event
+from audit.services import audit_record
+from securefiles.lib.auth_types import User
+from securefiles.lib.site import site_url
+from throttle import counters, keys
 
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off paper
 RECOVERY_CODE_LENGTH = 16  # 16 characters of a 32-letter alphabet: 80 bits
+logger = logging.getLogger(__name__)
 _PENDING_DEVICE_KEY = "securefiles_pending_device"
-
-
-def is_verified(user: User) -> bool:
-    """Whether the signed-in ``user`` (a request's) passed the second factor this session.
-
-    django_otp's OTPMiddleware gives request.user an is_verified() method at run time;
-    django_otp ships no types, so nothing declares it on User.
-    """
-    return bool(user.is_verified())  # type: ignore[attr-defined]
-
-
-def has_device(user: User) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
-
-
-def confirmed_device(user: User) -> TOTPDevice | None:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
 def pending_device(user: User, session: SessionBase) -> TOTPDevice:
@@ -136,5 +134,94 @@ def reset_second_factor(*, user: User, actor: Actor) -> bool:
     return True
 
 
-def recovery_codes_left(user: User) -> int:
-    return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
+class PasswordResetThrottled(Exception):
+    """Too many reset requests from one client address; ``retry_after`` in seconds."""
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(f"password resets throttled for {retry_after} s")
+        self.retry_after = retry_after
+
+
+def password_reset_admit(*, ip: str, email: str) -> bool:
+    """Count a password reset request (a well-formed address); may its e-mail be sent?
+
+    Each request counts once for the client address ``ip`` and once for the typed
+    ``email`` (any case), in shared fixed windows of PASSWORD_RESET_WINDOW_SECONDS.
+    Raises PasswordResetThrottled past PASSWORD_RESET_LIMIT_PER_ADDRESS requests from
+    ``ip`` (the account is then not counted). Returns False past
+    PASSWORD_RESET_LIMIT_PER_ACCOUNT requests for ``email``: the caller answers as usual
+    and sends nothing, so the answer never tells whether the address has an account.
+    """
+    window = settings.PASSWORD_RESET_WINDOW_SECONDS
+    address_key = keys.password_reset_address_key(ip)
+    if counters.add_failure(address_key, window) > settings.PASSWORD_RESET_LIMIT_PER_ADDRESS:
+        raise PasswordResetThrottled(retry_after=counters.seconds_left(address_key, window))
+    account_key = keys.password_reset_account_key(email)
+    sent = counters.add_failure(account_key, window)
+    if sent > settings.PASSWORD_RESET_LIMIT_PER_ACCOUNT:
+        logger.info("password reset e-mail withheld: per-account limit reached")
+        return False
+    return True
+
+
+def user_invite(*, user: User, actor: Actor) -> None:
+    """Create a user without a usable password; once committed, e-mail them a link to set
+    one. Nobody else, administrators included, ever chooses or knows their password."""
+    with transaction.atomic():
+        user.set_unusable_password()
+        user.save(force_insert=True)
+        audit_record(
+            event=Event.USER_CREATED,
+            actor=actor,
+            detail=f"user={user.get_username()} email={user.email}",
+        )
+        user_id = user.pk
+        transaction.on_commit(lambda: _send_password_link(user_id=user_id, invitation=True))
+
+
+def user_password_reset_send(*, user: User, actor: Actor) -> bool:
+    """E-mail a user a link to choose a new password (sent once committed); audited.
+
+    False, and nothing recorded, when the user is inactive or has no e-mail address.
+    """
+    if not user.email or not user.is_active:
+        return False
+    with transaction.atomic():
+        audit_record(
+            event=Event.USER_PASSWORD_RESET_SENT,
+            actor=actor,
+            detail=f"user={user.get_username()}",
+        )
+        user_id = user.pk
+        transaction.on_commit(lambda: _send_password_link(user_id=user_id, invitation=False))
+    return True
+
+
+def _send_password_link(*, user_id: int, invitation: bool) -> None:
+    """Send Django's password-reset e-mail (or the invitation) with a one-time link.
+
+    The token is made at sending time, from the committed row: it stops working once the
+    password is set. The link is built from site_url(), never from a request's Host.
+    """
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None or not user.email:
+        return
+    site = urlsplit(site_url())
+    context = {
+        "email": user.email,
+        "domain": site.netloc,
+        "site_name": "securefiles",
+        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
+        "user": user,
+        "token": default_token_generator.make_token(user),
+        "protocol": site.scheme or "https",
+    }
+    template = "password_set" if invitation else "password_reset"
+    # Django's machinery sends it and logs (without the link) a failure to send.
+    PasswordResetForm().send_mail(
+        f"registration/{template}_subject.txt",
+        f"registration/{template}_email.html",
+        context,
+        None,
+        user.email,
+    )

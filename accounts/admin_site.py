@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
-from sharing import twofactor
-from sharing.account_views import ENROL_REASON_ADMIN, enrol_url
+from accounts import selectors as account_selectors
+from accounts.views import ENROL_REASON_ADMIN, enrol_url
 
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
@@ -63,7 +63,7 @@ class SecureAdminSite(admin.AdminSite):
                 % {"username": user.get_username()},
             }
             return render(request, "error.html", context, status=403)
-        if twofactor.has_device(user):
+        if account_selectors.has_device(user):
             return redirect_to_login(next_url, reverse("login_otp"))
         return redirect_to_login(next_url, enrol_url(ENROL_REASON_ADMIN))
 

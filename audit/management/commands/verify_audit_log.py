@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sharing.audit import verify_chain
+from audit.selectors import verify_chain
 
 
 def _parse_head(value: str) -> tuple[int, str]:

@@ -7,7 +7,6 @@ N times the limit through.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from datetime import timedelta
 from functools import lru_cache
@@ -17,7 +16,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from sharing.models import ThrottleCounter
+from throttle.models import ThrottleCounter
 
 
 @lru_cache(maxsize=1)
@@ -105,25 +104,3 @@ def seconds_left(key: str, window_seconds: int) -> int:
         return 0
     left = row.window_start + timedelta(seconds=window_seconds) - now
     return max(math.ceil(left.total_seconds()), 0)
-
-
-# -- keys: every counter's name is built here (at most 200 characters, the column's size)
-
-
-def password_reset_address_key(ip: str) -> str:
-    """Password reset requests from one client address (sharing.audit.client_ip)."""
-    return f"password-reset-ip:{ip[:45]}"
-
-
-def password_reset_account_key(email: str) -> str:
-    """Password reset requests for one typed e-mail address, compared case-insensitively.
-
-    Hashed: the counter table (or Redis) holds no address, and any length fits the column.
-    """
-    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
-    return f"password-reset-email:{digest}"
-
-
-def share_lookup_key(user_id: int) -> str:
-    """Share-by-name lookups by one user that matched no account."""
-    return f"share-lookup:{user_id}"

@@ -6,7 +6,7 @@ deadlocking:
 1. the row of the file the write hangs off (``services`` locks it first);
 2. the rows the write itself touches (links, shares, the owner's row for quotas), and the
    rows its foreign keys point at, checked at once (``check_foreign_keys_now``);
-3. the audit chain's head, last (``sharing.audit.audit_record``).
+3. the audit chain's head, last (``audit.services.audit_record``).
 
 Django creates PostgreSQL foreign keys DEFERRABLE INITIALLY DEFERRED: left alone, each
 check runs at COMMIT, after the head was locked, and takes a KEY SHARE lock on the row it

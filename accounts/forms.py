@@ -1,0 +1,58 @@
+"""Forms of logging in, the second factor and sign-up."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label=gettext_lazy("Code from your authenticator app, or a recovery code"),
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text"}),
+    )
+
+
+class PortalAuthenticationForm(AuthenticationForm):
+    """Django's login form, refusing an over-long username before authentication.
+
+    AuthenticationForm sets the username's max_length after the field is built, so no
+    validator enforces it: a 10,000-character username reached authenticate(), and
+    django-axes then stored it in its 255-character column (a 500 on PostgreSQL). No user
+    has such a name; the answer is the same as for any wrong password.
+    """
+
+    def clean(self) -> dict:
+        username = self.cleaned_data.get("username") or ""
+        # A CharField (UsernameField) whose max_length AuthenticationForm.__init__ always
+        # sets to an int; the stubs type fields[] as Field and max_length as int | None.
+        username_field = cast(forms.CharField, self.fields["username"])
+        if len(username) > cast(int, username_field.max_length):
+            raise self.get_invalid_login_error()
+        return super().clean()
+
+
+class RemoveTwoFactorForm(CodeForm):
+    password = forms.CharField(widget=forms.PasswordInput, strip=False, max_length=256)
+
+
+class SignUpForm(UserCreationForm):
+    email = forms.EmailField(required=True)
+
+    # django-stubs declares no Meta on UserCreationForm; Django's has one (model, fields).
+    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]
+        model = get_user_model()
+        fields = ("username", "email")
+
+    def clean_email(self) -> str:
+        # Files are shared by e-mail address: nobody may claim one that is already in use.
+        email = self.cleaned_data["email"]
+        if get_user_model().objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(_("An account with this e-mail address exists."))
+        return email

@@ -1,0 +1,34 @@
+"""URLs under /accounts/. Names are not namespaced ("login", "two_factor"): Django's auth
+views and templates, and the settings LOGIN_URL, refer to them by these names."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from accounts import views
+
+FORM_METHODS = ["get", "post", "head", "options"]
+
+urlpatterns = [
+    path("login/", views.PortalLoginView.as_view(), name="login"),
+    path("login/code/", views.login_otp, name="login_otp"),
+    path("logout/", views.PortalLogoutView.as_view(), name="logout"),
+    path("2fa/", views.two_factor, name="two_factor"),
+    path("2fa/remove/", views.two_factor_remove, name="two_factor_remove"),
+    path("signup/", views.signup, name="signup"),
+    # Password change and reset by e-mail: Django's views, the site's templates. Only GET
+    # and POST: Django's form views would otherwise treat PUT as a POST.
+    *[
+        path(route, view.as_view(http_method_names=FORM_METHODS), name=name)
+        for route, view, name in (
+            ("password_change/", auth_views.PasswordChangeView, "password_change"),
+            # Links from SITE_URL, never the Host header; throttled per address and account.
+            ("password_reset/", views.PortalPasswordResetView, "password_reset"),
+            (
+                "reset/<uidb64>/<token>/",
+                auth_views.PasswordResetConfirmView,
+                "password_reset_confirm",
+            ),
+        )
+    ],
+    path("", include("django.contrib.auth.urls")),
+]

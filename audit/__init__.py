@@ -1,0 +1,1 @@
+"""The tamper-evident audit log: recording (a service) and chain verification (a selector)."""

@@ -1,0 +1,65 @@
+"""Who did something and from where: the actor of an audit entry, taken from a request."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, from where: captured from the request once."""
+
+    label: str
+    user_id: int | None = None
+    ip: str = ""
+    user_agent: str = ""
+
+
+def client_ip(request: HttpRequest) -> str:
+    """REMOTE_ADDR, unless it is a trusted proxy: then the nearest untrusted X-Forwarded-For hop."""
+    remote = request.META.get("REMOTE_ADDR", "")
+    trusted = set(settings.TRUSTED_PROXIES)
+    if remote not in trusted:
+        return remote
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    for hop in reversed(hops):
+        if hop and hop not in trusted and _is_ip(hop):
+            return hop
+    return remote
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def actor_from_request(
+    request: HttpRequest, *, label: str | None = None, user: Any = None
+) -> Actor:
+    """The actor of a request: its user (or ``user``), or ``label`` for link visitors."""
+    user = user or getattr(request, "user", None)
+    authenticated = bool(user and user.is_authenticated)
+    if label is None:
+        label = user.get_username() if authenticated else "anonymous"
+        user_id = user.pk if authenticated else None
+    else:
+        user_id = None
+    return Actor(
+        label=label,
+        user_id=user_id,
+        ip=client_ip(request),
+        # No database text holds NUL (PostgreSQL refuses it): a client must not be able to
+        # turn its own audit entry, and so its request, into an error.
+        user_agent=request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:300],
+    )
+
+
+SYSTEM = Actor(label="system")

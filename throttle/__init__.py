@@ -1,0 +1,1 @@
+"""Failure counters shared by every worker, for lockouts and rate limits."""
