@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from sharing.audit import verify_chain
 from sharing.models import AuditEntry, Share, ShareLink, StoredFile
-from tests.conftest import make_file, make_link, make_share, streamed
+from tests.helpers import make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db
 

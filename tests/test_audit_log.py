@@ -25,7 +25,7 @@ from sharing.audit import (
     verify_chain,
 )
 from sharing.models import AuditEntry, AuditHead, StoredFile
-from tests.conftest import (
+from tests.helpers import (
     ALICE_PASSWORD,
     client_for,
     make_file,

@@ -27,7 +27,7 @@ from django.utils.dateformat import format as date_format
 
 from sharing.display import human_size
 from sharing.models import AuditEntry, StoredFile
-from tests.conftest import make_file, make_link, upload
+from tests.helpers import make_file, make_link, upload
 
 ROOT = Path(settings.BASE_DIR)
 NBSP = "\u00a0"

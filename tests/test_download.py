@@ -13,7 +13,7 @@ from django.test import Client
 from sharing.audit import Event, verify_chain
 from sharing.crypto import DEFAULT_SEGMENT_SIZE, HEADER_SIZE, TAG_SIZE, BlobIntegrityError
 from sharing.models import AuditEntry, StoredFile
-from tests.conftest import MiB, blob_path, make_file, make_link, streamed, upload
+from tests.helpers import MiB, blob_path, make_file, make_link, streamed, upload
 
 pytestmark = pytest.mark.django_db
 

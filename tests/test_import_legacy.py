@@ -8,7 +8,7 @@ import pytest
 from sharing.audit import Event
 from sharing.legacy import LegacyFileError, decrypt_chunks, read_key_file
 from sharing.models import AuditEntry, StoredFile
-from tests.conftest import blob_path, make_file
+from tests.helpers import blob_path, make_file
 from tests.helpers_keys import blob_names, download, run
 
 pytestmark = pytest.mark.django_db

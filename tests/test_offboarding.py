@@ -9,7 +9,7 @@ from django.test import Client
 
 from sharing.audit import verify_chain
 from sharing.models import AuditEntry, Share, ShareLink, StoredFile
-from tests.conftest import client_for, make_file, make_link, make_share, streamed
+from tests.helpers import client_for, make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from sharing.models import AuditEntry, Share, StoredFile, ThrottleCounter
-from tests.conftest import make_file, make_link, make_share, streamed
+from tests.helpers import make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db
 

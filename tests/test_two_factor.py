@@ -29,7 +29,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from sharing.account_views import PENDING_KEY
 from sharing.models import AuditEntry, RecoveryCode
-from tests.conftest import ALICE_PASSWORD, client_for
+from tests.helpers import ALICE_PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from sharing import selectors, services, transactions
 from sharing.audit import SYSTEM
 from sharing.models import AuditEntry, StoredFile
 from sharing.transactions import TryAgain, retry_on_deadlock
-from tests.conftest import files_on_disk, make_file, upload
+from tests.helpers import files_on_disk, make_file, upload
 
 pytestmark = pytest.mark.django_db
 
