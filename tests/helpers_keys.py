@@ -1,7 +1,7 @@
 """Helpers for the tests of the key, storage-maintenance and import commands.
 
-Plain functions, on top of tests/conftest.py (alice, bob, alice_client, make_file, and an
-empty MEDIA_ROOT around every test).
+Plain functions, on top of tests/helpers.py (make_file, ...) and the fixtures of
+tests/conftest.py (alice, bob, alice_client, and an empty MEDIA_ROOT around every test).
 """
 
 from __future__ import annotations

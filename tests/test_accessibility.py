@@ -12,7 +12,7 @@ from django.conf import settings
 
 from audit.actors import Actor
 from sharing import services
-from tests.conftest import make_file
+from tests.helpers import make_file
 
 CSS = Path(settings.BASE_DIR, "static", "css", "site.css").read_text()
 

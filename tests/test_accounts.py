@@ -21,7 +21,7 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from tests.conftest import ALICE_PASSWORD, client_for
+from tests.helpers import ALICE_PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -67,10 +67,12 @@ def _fail(client: Client, times: int, *, usernames: list[str] | None = None, **e
 # ---------------------------------------------------------------------------- hashing, rules
 
 
+@pytest.mark.argon2
 def test_it_lists_argon2_first(settings) -> None:
     assert settings.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
 
 
+@pytest.mark.argon2
 def test_it_hashes_a_new_password_with_argon2() -> None:
     user = User.objects.create_user("carol", password=ALICE_PASSWORD)
 
@@ -103,6 +105,7 @@ def test_it_refuses_a_weak_new_password(alice_with_password, weak) -> None:
     assert alice_with_password.check_password(ALICE_PASSWORD)
 
 
+@pytest.mark.argon2
 def test_it_changes_the_password_to_a_strong_one(alice_with_password) -> None:
     client = client_for(alice_with_password)
 
@@ -536,6 +539,7 @@ def test_it_has_no_sign_up_by_default(client) -> None:
     assert b"/accounts/signup/" not in client.get(LOGIN_URL).content
 
 
+@pytest.mark.argon2
 def test_it_creates_an_account_when_sign_up_is_on(client, settings) -> None:
     settings.SIGNUP_ENABLED = True
     assert b"/accounts/signup/" in client.get(LOGIN_URL).content

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sharing.models import StoredFile
-from tests.conftest import make_file, upload
+from tests.helpers import make_file, upload
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from audit.selectors import verify_chain
 from sharing.models import Share, ShareLink, StoredFile
-from tests.conftest import make_file, make_link, make_share, streamed
+from tests.helpers import make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from audit.models import AuditEntry, AuditHead
 from audit.selectors import verify_chain
 from audit.services import audit_record
 from sharing.models import StoredFile
-from tests.conftest import (
+from tests.helpers import (
     ALICE_PASSWORD,
     client_for,
     make_file,

@@ -1,125 +1,20 @@
 """End to end in a real browser: Debian's Chromium driven by Playwright, against
 pytest-django's live server. Skipped, with a message saying so, where Chromium is absent
-(`apt-get install chromium`; .ci/run installs it)."""
+(`apt-get install chromium`; .ci/run installs it). The ``browser`` and ``users`` fixtures
+are in conftest."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import pytest
 from django.contrib.auth.models import User
 
 from sharing.models import ShareLink, StoredFile
+from tests.helpers import BROWSER_PASSWORD as PASSWORD
+from tests.helpers import BROWSER_TESTS, Watch, drop_file, log_in
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "a long enough password 1"  # noqa: S105 (test user)
-
-pytestmark = [
-    pytest.mark.skipif(
-        not shutil.which(CHROMIUM),
-        reason=f"browser tests skipped: no Chromium at {CHROMIUM} (apt-get install chromium)",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls made here are
-    # plain synchronous set-up and assertions, never inside that loop's callbacks. Allowed
-    # for these tests only: `check --deploy` elsewhere in the run must not see it.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-class Watch:
-    """A browser context that records console errors and every request's origin."""
-
-    def __init__(self, browser, origin: str, **options) -> None:
-        self.context = browser.new_context(accept_downloads=True, **options)
-        self.errors: list[str] = []
-        self.foreign: list[str] = []
-        self.origin = origin
-        self.failed: list[str] = []
-        self.context.on("request", self._request)
-        self.context.on("response", self._response)
-        self.page = self.new_page()
-
-    def new_page(self):
-        page = self.context.new_page()
-        page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
-        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        return page
-
-    def _response(self, response) -> None:
-        if response.status >= 400:
-            self.failed.append(f"{response.status} {response.url}")
-
-    def _request(self, request) -> None:
-        parts = urlsplit(request.url)
-        if parts.scheme in ("data", "blob"):
-            return
-        if f"{parts.scheme}://{parts.netloc}" != self.origin:
-            self.foreign.append(request.url)
-
-    def expect_clean(self, allowed_errors: tuple[str, ...] = ()) -> None:
-        unexpected = [e for e in self.errors if not any(a in e for a in allowed_errors)]
-        assert unexpected == [], self.failed
-        assert self.foreign == []
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def users(db):
-    alice = User.objects.create_user("alice", "alice@example.org", password=PASSWORD)
-    bob = User.objects.create_user("bob", "bob@example.org", password=PASSWORD)
-    return alice, bob
-
-
-def log_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
-
-
-def drop_file(page, name: str, text: str) -> None:
-    """Drag and drop a file onto the drop zone, as a person would from their desktop."""
-    handle = page.evaluate_handle(
-        """([name, text]) => {
-            const transfer = new DataTransfer();
-            transfer.items.add(new File([text], name, {type: "text/plain"}));
-            return transfer;
-        }""",
-        [name, text],
-    )
-    page.dispatch_event("#dropzone", "dragenter", {"dataTransfer": handle})
-    page.dispatch_event("#dropzone", "drop", {"dataTransfer": handle})
+pytestmark = BROWSER_TESTS
 
 
 def test_it_shares_and_links_files_end_to_end(browser, live_server, users, tmp_path: Path):
@@ -260,7 +155,7 @@ def test_staff_log_in_with_a_second_factor_and_use_the_admin(browser, live_serve
     from django_otp.oath import TOTP
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from tests.conftest import make_file
+    from tests.helpers import make_file
 
     admin = User.objects.create_superuser("root", "root@example.org", password=PASSWORD)
     device = TOTPDevice.objects.create(user=admin, name="phone", confirmed=True)
@@ -291,7 +186,7 @@ def test_a_password_link_shows_the_servers_state_after_each_step(browser, live_s
 
     from audit.actors import SYSTEM
     from sharing import services
-    from tests.conftest import make_file
+    from tests.helpers import make_file
 
     name = "HIV test result - J. Doe.pdf"
     stored = make_file(users[0], b"%PDF-1.4 result", name=name, content_type="application/pdf")
@@ -446,7 +341,7 @@ def test_every_main_page_fits_phones_and_desktops_without_broken_words(browser, 
     from django_otp.oath import TOTP
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from tests.conftest import make_file
+    from tests.helpers import make_file
 
     base = live_server.url
     alice = users[0]

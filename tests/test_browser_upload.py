@@ -13,22 +13,16 @@ from django.utils import timezone
 
 from sharing import display
 from sharing.models import StoredFile
-from tests.test_browser import (  # noqa: F401 (fixtures)
-    Watch,
-    browser,
-    log_in,
-    pytestmark,
-    users,
-)
+from tests.helpers import BROWSER_TESTS, Watch, log_in
 
-pytestmark = pytestmark  # the same skip (no Chromium) and transactional database
+pytestmark = BROWSER_TESTS  # the ``browser`` and ``users`` fixtures are in conftest
 
 # A refused upload is answered with an error status, which Chromium logs to the console.
 REFUSAL_LOGS = ("status of 413", "status of 400")
 
 
 @pytest.fixture
-def alice_page(browser, live_server, users):  # noqa: F811 (fixtures imported above)
+def alice_page(browser, live_server, users):
     ctx = Watch(browser, live_server.url)
     log_in(ctx.page, live_server.url, "alice")
     yield ctx

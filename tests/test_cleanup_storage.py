@@ -4,7 +4,7 @@ import time
 import pytest
 
 from sharing.models import StoredFile
-from tests.conftest import blob_path, make_file
+from tests.helpers import blob_path, make_file
 from tests.helpers_keys import blob_names, blob_path_of, orphan_blob, run
 
 pytestmark = pytest.mark.django_db

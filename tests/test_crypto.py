@@ -739,8 +739,30 @@ def test_update_into_hands_out_segments_that_must_be_consumed_at_once() -> None:
         encryptor.update_into(plaintext[offset : offset + 50_000], write)
     encryptor.finalize_into(write)
     assert decrypt_bytes(b"".join(consumed), key) == plaintext
-    # The views share one buffer: keeping them instead of copying would be a bug.
-    assert len(views) == 4 and views[0].obj is views[1].obj
+    # A view kept past write() no longer shows its segment (the next one was sealed over
+    # it): keeping the views instead of copying them would store the wrong bytes.
+    assert len(views) == 4
+    assert bytes(views[0]) != consumed[1]
+    with pytest.raises(BlobIntegrityError):  # a blob made of the kept views does not open
+        decrypt_bytes(encryptor.header + b"".join(map(bytes, views)), key)
+
+
+def test_update_into_holds_one_segment_however_much_passes_through() -> None:
+    import tracemalloc
+
+    key, chunk = FileKey.generate(), data(S)
+    sink = hashlib.sha256()
+    tracemalloc.start()
+    try:
+        encryptor = StreamEncryptor(key, S)
+        for _ in range(64):
+            encryptor.update_into(chunk, sink.update)
+        encryptor.finalize_into(sink.update)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 4 * S, f"peak {peak / KIB:.0f} KiB for {64 * S // KIB} KiB of plaintext"
 
 
 # ---------------------------------------------------------------------------- expected size
@@ -804,16 +826,58 @@ def test_the_reader_refuses_a_blob_length_that_does_not_fit_the_size(delta: int)
 # ---------------------------------------------------------------------------- key lifetime
 
 
+def reachable(obj: object) -> Iterator[object]:
+    """Every object reachable from ``obj``'s own state (not through classes or modules)."""
+    import gc
+    import types
+
+    seen: set[int] = set()
+    pending = [obj]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen or isinstance(
+            current, type | types.ModuleType | types.FunctionType | types.BuiltinFunctionType
+        ):
+            continue
+        seen.add(id(current))
+        yield current
+        pending += gc.get_referents(current)
+
+
+def held_bytes(obj: object) -> list[bytes]:
+    """The contents of every bytes-like object reachable from ``obj``."""
+    held = []
+    for value in reachable(obj):
+        if isinstance(value, bytes | bytearray | memoryview):
+            try:
+                held.append(bytes(value))
+            except ValueError:  # a released memoryview holds nothing
+                continue
+    return held
+
+
+def content_key_of(blob_header: bytes, key: FileKey) -> bytes:
+    """The per-blob content key, derived as docs/FORMAT.md says."""
+    salt = blob_header[OFF_SALT:OFF_PREFIX]
+    info = b"securefiles/v1 content key" + blob_header + key.file_id.bytes
+    return hkdf_sha256(key.data_key, salt, info)
+
+
 def test_a_closed_reader_holds_no_key_and_reads_no_more() -> None:
-    key = a_key()
-    reader = DecryptingReader(io.BytesIO(encrypt_bytes(data(3 * S), key, S)), key)
+    key, plaintext = a_key(), data(3 * S)
+    blob = encrypt_bytes(plaintext, key, S)
+    reader = DecryptingReader(io.BytesIO(blob), key)
     next(reader.segments())
+    secrets_held = (key.data_key, key.digest_key(), content_key_of(blob[:HEADER_SIZE], key))
+    snippets = [plaintext[i : i + 32] for i in range(0, len(plaintext), S // 2)]
+    assert any(content_key_of(blob[:HEADER_SIZE], key) in b for b in held_bytes(reader))
 
     reader.close()
 
-    assert reader._key is None
-    assert not any(isinstance(value, FileKey) for value in vars(reader).values())
-    assert not reader._sealed and not reader._pending
+    assert not any(isinstance(value, FileKey) for value in reachable(reader))
+    for held in held_bytes(reader):
+        assert not any(secret in held for secret in secrets_held)
+        assert not any(snippet in held for snippet in snippets)  # no plaintext either
     with pytest.raises(ValueError):
         next(reader.segments())
 
@@ -825,10 +889,14 @@ def test_a_finalized_encryptor_holds_no_key_but_still_knows_its_digest() -> None
     digest_before = encryptor.digest()
     encryptor.update(b"")
 
+    secrets_held = (key.data_key, key.digest_key(), content_key_of(encryptor.header, key))
+    assert any(secrets_held[2] in held for held in held_bytes(encryptor))
+
     encryptor.finalize()
 
-    assert encryptor._key is None and encryptor._file_key is None
-    assert not any(isinstance(value, FileKey) for value in vars(encryptor).values())
+    assert not any(isinstance(value, FileKey) for value in reachable(encryptor))
+    for held in held_bytes(encryptor):
+        assert not any(secret in held for secret in secrets_held)
     assert encryptor.digest() == digest_before
     with pytest.raises(ValueError):
         encryptor.update(b"more")

@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 
 from sharing.models import StoredFile
-from tests.conftest import blob_path, files_on_disk, make_file
+from tests.helpers import blob_path, files_on_disk, make_file
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,7 @@ from django.utils.dateformat import format as date_format
 from audit.models import AuditEntry
 from sharing.display import human_size
 from sharing.models import StoredFile
-from tests.conftest import make_file, make_link, upload
+from tests.helpers import make_file, make_link, upload
 from tests.live_gunicorn import free_port
 
 ROOT = Path(settings.BASE_DIR)

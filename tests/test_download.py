@@ -15,7 +15,7 @@ from audit.models import AuditEntry
 from audit.selectors import verify_chain
 from sharing.crypto import DEFAULT_SEGMENT_SIZE, HEADER_SIZE, TAG_SIZE, BlobIntegrityError
 from sharing.models import StoredFile
-from tests.conftest import MiB, blob_path, make_file, make_link, streamed, upload
+from tests.helpers import MiB, blob_path, make_file, make_link, streamed, upload
 
 pytestmark = pytest.mark.django_db
 

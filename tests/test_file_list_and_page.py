@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from sharing.models import StoredFile
-from tests.conftest import make_file, upload
+from tests.helpers import make_file, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +157,45 @@ def test_the_file_page_shows_the_sha256_and_tells_a_damaged_seal_from_an_old_row
     assert hashlib.sha256(data).hexdigest() not in line(damaged)
     assert "not recorded" in line(old)
     assert "could not be verified" not in line(old)
+
+
+# ---------------------------------------------------------------------------- pages of the list
+
+
+def _download_links(response) -> list[str]:
+    return re.findall(r'href="/files/([0-9a-f-]{36})/download/"', response.content.decode())
+
+
+def test_it_shows_an_empty_listing(alice_client) -> None:
+    response = alice_client.get("/")
+
+    assert response.status_code == 200
+    assert b"No files yet." in response.content
+
+
+def test_it_paginates_the_listing(alice, alice_client) -> None:
+    created = [make_file(alice, b"", name=f"f{i:03}.txt") for i in range(53)]
+    newest_first = [str(f.id) for f in reversed(created)]
+
+    first = alice_client.get("/")
+    second = alice_client.get("/?page=2")
+
+    assert _download_links(first) == newest_first[:50]
+    assert _download_links(second) == newest_first[50:]
+    assert b"?page=2" in first.content
+
+
+def test_it_refuses_a_nul_in_the_query_string(alice, alice_client) -> None:
+    # PostgreSQL cannot take a NUL in a parameter: refused up front, never a 500.
+    for query in ("?page=%00", "?q=a%00b", "?sort=%00"):
+        assert alice_client.get(f"/{query}").status_code == 400
+
+
+@pytest.mark.parametrize("page", ["abc", "0", "-1", "999999", "1e9", "2" * 400])
+def test_it_does_not_fail_on_a_bogus_page_number(alice, alice_client, page) -> None:
+    make_file(alice, b"x", name="only.txt")
+
+    response = alice_client.get(f"/?page={page}")
+
+    assert response.status_code == 200
+    assert b"only.txt" in response.content

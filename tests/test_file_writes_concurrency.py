@@ -21,7 +21,7 @@ from django.test import Client
 from audit.models import AuditEntry
 from audit.selectors import verify_chain
 from sharing.models import Share, ShareLink, StoredFile
-from tests.conftest import blob_path, client_for, make_file, make_link, upload
+from tests.helpers import blob_path, client_for, make_file, make_link, upload
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -25,7 +25,7 @@ from django.test import Client
 from audit.actors import SYSTEM
 from sharing import services
 from sharing.models import Share, ShareLink, StoredFile
-from tests.conftest import (
+from tests.helpers import (
     ALICE_PASSWORD,
     BOUNDARY,
     MULTIPART,
@@ -85,7 +85,7 @@ def portal(alice, bob) -> Portal:
 
 @pytest.fixture
 def password_token(portal: Portal) -> str:
-    """The token of a second link on alice's file, with a password (Argon2: 0.2 s)."""
+    """The token of a second link on alice's file, with a password."""
     return _link(portal.file, portal.alice, LINK_PASSWORD)[1]
 
 

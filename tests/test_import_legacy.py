@@ -9,7 +9,7 @@ from audit.events import Event
 from audit.models import AuditEntry
 from sharing.legacy import LegacyFileError, decrypt_chunks, read_key_file
 from sharing.models import StoredFile
-from tests.conftest import blob_path, make_file
+from tests.helpers import blob_path, make_file
 from tests.helpers_keys import blob_names, download, run
 
 pytestmark = pytest.mark.django_db

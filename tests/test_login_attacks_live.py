@@ -27,12 +27,6 @@ CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 PROXY = "127.0.0.1"  # the live server sees the test as this address
 
 
-@pytest.fixture(autouse=True)
-def _cheap_hashes(settings) -> None:
-    # Dozens of logins: Argon2 is not what these tests are about.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _user(username: str, **extra: object) -> User:
     return User.objects.create_user(username, password=PASSWORD, **extra)
 

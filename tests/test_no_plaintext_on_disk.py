@@ -21,7 +21,7 @@ from django.conf import settings
 
 from sharing.crypto import MAGIC, ciphertext_size
 from sharing.models import StoredFile
-from tests.conftest import BOUNDARY, MULTIPART, UPLOAD_URL, MiB, files_on_disk, streamed
+from tests.helpers import BOUNDARY, MULTIPART, UPLOAD_URL, MiB, files_on_disk, streamed
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from audit.models import AuditEntry
 from audit.selectors import verify_chain
 from sharing import services
 from sharing.models import Share, ShareLink, StoredFile
-from tests.conftest import client_for, make_file, make_link, make_share, streamed
+from tests.helpers import client_for, make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db
 

@@ -2,8 +2,9 @@
 anonymous and an administrator who neither owns the file nor has a share.
 
 Only the owner changes anything; a colleague reads (a read-only page and the download);
-everyone else logged in gets the same
-404 page as for a file that does not exist; anonymous visitors are sent to log in.
+everyone else logged in gets the same 404 page as for a file that does not exist, and so
+does everyone for a made-up id or a path that is not one; anonymous visitors are sent to
+log in; a method a URL does not take is refused with 405 and changes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from django.test import Client
 
 from audit.models import AuditEntry
 from sharing.models import Share, ShareLink, StoredFile
-from tests.conftest import make_file, make_link, make_share, streamed
+from tests.helpers import blob_path, make_file, make_link, make_share, streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -78,7 +79,12 @@ class World:
         """Everything a request could change, to compare before and after."""
         links = ShareLink.objects.order_by("id").values_list("id", "revoked_at", "download_count")
         shares = Share.objects.order_by("id").values_list("file_id", "colleague__username")
-        return (StoredFile.objects.filter(pk=self.file.pk).exists(), list(shares), list(links))
+        return (
+            StoredFile.objects.filter(pk=self.file.pk).exists(),
+            blob_path(self.file).exists(),
+            list(shares),
+            list(links),
+        )
 
 
 @pytest.fixture
@@ -133,11 +139,11 @@ def test_it_answers_each_logged_in_visitor(visitor: Client, world: World, reques
     before = world.state()
 
     response = _call(visitor, name, world.url(name))
+    unknown = _call(visitor, name, world.url(name, file_id=uuid.uuid4()))
 
     assert response.status_code == expected
+    assert unknown.status_code == 404  # a made-up id, whoever asks
     if expected == 404:
-        unknown = _call(visitor, name, world.url(name, file_id=uuid.uuid4()))
-        assert unknown.status_code == 404
         assert _page(response) == _page(unknown)
         assert b"plan.txt" not in response.content
         assert world.state() == before
@@ -285,3 +291,75 @@ def test_it_gives_a_colleague_a_read_only_page(alice_client, bob_client, charlie
         assert owners_only not in page
     assert denied_to_colleague == 0
     assert AuditEntry.objects.filter(event="file.access_denied").count() == 1  # charlie
+
+
+# ---------------------------------------------------------------------------- not a file
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/files/not-a-uuid/",
+        "/files/not-a-uuid/download/",
+        "/files/12345/delete/",
+        "/files/../etc/passwd/download/",
+        "/files/%2e%2e%2fsettings.py/download/",
+    ],
+)
+def test_it_answers_404_for_a_path_that_is_not_a_uuid(alice_client, url) -> None:
+    assert alice_client.get(url).status_code == 404
+    assert alice_client.post(url).status_code == 404
+
+
+# ---------------------------------------------------------------------------- the file list
+
+
+def test_it_redirects_anonymous_home_to_login(client) -> None:
+    response = client.get("/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/"
+
+
+def test_it_lists_only_my_files_newest_first(alice, bob, alice_client) -> None:
+    older = make_file(alice, b"1", name="older-alpha.txt")
+    newer = make_file(alice, b"2", name="newer-beta.txt")
+    make_file(bob, b"3", name="bobs-gamma.txt")
+
+    response = alice_client.get("/")
+
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "max-age=0, no-cache, no-store, must-revalidate, private"
+    html = response.content.decode()
+    assert "bobs-gamma.txt" not in html
+    assert html.index("newer-beta.txt") < html.index("older-alpha.txt")
+    for stored in (older, newer):
+        assert f'href="/files/{stored.id}/download/"' in html
+    assert len(re.findall(r'href="/files/[0-9a-f-]{36}/download/"', html)) == 2
+
+
+# ---------------------------------------------------------------------------- methods
+
+
+def test_it_refuses_get_on_upload(alice_client) -> None:
+    assert alice_client.get("/files/upload/").status_code == 405
+
+
+def test_it_refuses_get_on_delete(alice_client, world: World) -> None:
+    before = world.state()
+
+    response = alice_client.get(world.url("delete"))
+
+    assert response.status_code == 405
+    assert world.state() == before
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete", "patch"])
+def test_it_refuses_writes_on_download(alice_client, world: World, method) -> None:
+    before = world.state()
+
+    response = getattr(alice_client, method)(world.url("download"))
+
+    assert response.status_code == 405
+    assert not response.streaming
+    assert world.state() == before

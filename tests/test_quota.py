@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sharing.models import StorageQuota, StoredFile
-from tests.conftest import MiB, files_on_disk, make_file, upload
+from tests.helpers import MiB, files_on_disk, make_file, upload
 
 pytestmark = pytest.mark.django_db
 

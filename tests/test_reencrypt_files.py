@@ -2,7 +2,7 @@ import pytest
 
 from sharing import selectors
 from sharing.models import StoredFile
-from tests.conftest import blob_path, make_file
+from tests.helpers import blob_path, make_file
 from tests.helpers_keys import blob_names, download, new_key, run, use_keys
 
 pytestmark = pytest.mark.django_db

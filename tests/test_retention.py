@@ -12,7 +12,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from sharing import services
 from sharing.models import ShareLink, StoredFile
-from tests.conftest import blob_path, field_part, file_part, make_file, multipart, post_body
+from tests.helpers import blob_path, field_part, file_part, make_file, multipart, post_body
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 from sharing import services
 from sharing.checks import check_key_ids_in_use
 from sharing.models import StoredFile
-from tests.conftest import blob_path, make_file
+from tests.helpers import blob_path, make_file
 from tests.helpers_keys import download, new_key, run, use_keys
 
 pytestmark = pytest.mark.django_db
@@ -152,7 +152,7 @@ def test_it_records_a_rotation_in_the_audit_log(alice, settings):
     from audit.models import AuditEntry
     from audit.selectors import verify_chain
     from sharing.crypto import generate_key_entry
-    from tests.conftest import make_file
+    from tests.helpers import make_file
 
     make_file(alice, b"rotate me")
     settings.ENCRYPTION_KEYS = f"{generate_key_entry('new')},{settings.ENCRYPTION_KEYS}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from datetime import timedelta
@@ -14,7 +15,7 @@ from django.utils import timezone
 from sharing import storage_s3
 from sharing.models import StoredFile
 from sharing.storage import get_encrypted_storage
-from tests.conftest import MiB, streamed, upload
+from tests.helpers import MiB, streamed, upload
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY
 
 pytestmark = pytest.mark.django_db
@@ -116,7 +117,7 @@ def test_it_leaves_no_object_or_pending_upload_when_refused(
 ):
     body_limit = small_upload_limit
     # Two files, the second pushes the request over the limit while it streams.
-    from tests.conftest import files_body, post_body
+    from tests.helpers import files_body, post_body
 
     body = files_body(("ok.txt", b"x" * 1000), ("big.bin", os.urandom(body_limit)))
     response = post_body(alice_client, body, CONTENT_LENGTH="1000")  # a lying length
@@ -149,15 +150,34 @@ def test_it_aborts_stale_multipart_uploads(moto_server, bucket):
     assert pending_uploads(moto_server, bucket) == []
 
 
-def test_it_never_uses_s3file_for_reading(moto_server, bucket):
-    storage = get_encrypted_storage()
+def test_it_reads_an_object_without_buffering_it_whole(moto_server, bucket):
+    # django-storages' S3File copies the whole object into memory on its first read; a
+    # download must hold about one segment at a time, however large the file.
+    import tracemalloc
+
     from sharing.crypto import FileKey
 
+    storage = get_encrypted_storage()
     key = FileKey.generate()
-    blob = storage.save_plaintext([b"a" * 100], key)
-    source = storage.open_ciphertext(blob.name)
-    assert type(source).__name__ == "StreamingBody"
-    source.close()
+    data = os.urandom(1024 * 1024)
+    blob = storage.save_plaintext([data] * 24, key)  # 24 MiB
+    expected = hashlib.sha256(data * 24).hexdigest()
+
+    tracemalloc.start()
+    try:
+        digest = hashlib.sha256()
+        reader = storage.open_plaintext(blob.name, key, expected_size=24 * MiB)
+        try:
+            for segment in reader.segments():
+                digest.update(segment)
+        finally:
+            reader.close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert digest.hexdigest() == expected
+    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB for a 24 MiB object"
 
 
 def test_cleanup_storage_sweeps_the_bucket(alice, moto_server, bucket):
@@ -166,7 +186,7 @@ def test_cleanup_storage_sweeps_the_bucket(alice, moto_server, bucket):
     from django.core.management import call_command
 
     from sharing.crypto import FileKey
-    from tests.conftest import make_file
+    from tests.helpers import make_file
 
     kept = make_file(alice, b"in use")
     orphan = get_encrypted_storage().save_plaintext([b"left by a crash"], FileKey.generate())
@@ -190,7 +210,7 @@ def test_verify_files_passes_and_catches_tampering_on_s3(alice, moto_server, buc
 
     from django.core.management import CommandError, call_command
 
-    from tests.conftest import make_file
+    from tests.helpers import make_file
 
     stored = make_file(alice, os.urandom(3 * MiB))
     out = StringIO()

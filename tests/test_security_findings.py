@@ -13,7 +13,7 @@ import base64
 import pytest
 from django.test import Client
 
-from tests.conftest import MiB, upload
+from tests.helpers import MiB, upload
 
 pytestmark = pytest.mark.django_db
 

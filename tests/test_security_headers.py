@@ -8,10 +8,9 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from html.parser import HTMLParser
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import pytest
 from django.conf import settings
@@ -22,86 +21,16 @@ from audit.actors import SYSTEM
 from sharing import services
 from sharing.crypto import generate_key_entry
 from sharing.models import StoredFile
-from tests.conftest import make_file, streamed, upload
+from tests.helpers import (
+    assert_first_party_only,
+    assert_security_headers,
+    csp_directives,
+    make_file,
+    streamed,
+    upload,
+)
 
 pytestmark = pytest.mark.django_db
-
-# A Django response, or the headers of a requests.Response (the live-server test).
-Headers = HttpResponseBase | Mapping[str, str]
-SCRIPT_UNSAFE = ("'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", "'wasm-unsafe-eval'")
-
-
-def csp_directives(response: Headers) -> dict[str, list[str]]:
-    header = response["Content-Security-Policy"]
-    directives: dict[str, list[str]] = {}
-    for part in header.split(";"):
-        name, *values = part.split()
-        directives[name.lower()] = values
-    return directives
-
-
-def assert_security_headers(response: Headers, *, referrer: str = "same-origin") -> None:
-    """The headers every page and download carries (``response``: a response or headers)."""
-    csp = csp_directives(response)
-    # 'none' is stricter than 'self' (downloads use it): anything else is a failure.
-    assert csp["default-src"] in (["'self'"], ["'none'"])
-    for directive in ("script-src", "default-src"):
-        assert not set(csp.get(directive, [])) & set(SCRIPT_UNSAFE), csp
-    assert "'unsafe-inline'" not in response["Content-Security-Policy"]
-    assert "'unsafe-eval'" not in response["Content-Security-Policy"]
-    assert csp["frame-ancestors"] == ["'none'"]
-    assert response["X-Frame-Options"] == "DENY"
-    assert response["X-Content-Type-Options"] == "nosniff"
-    assert response["Referrer-Policy"] == referrer
-    assert "camera=()" in response["Permissions-Policy"]
-    assert "geolocation=()" in response["Permissions-Policy"]
-
-
-class _Resources(HTMLParser):
-    """Every URL a page loads or points to, and anything inline a strict CSP would block."""
-
-    URL_ATTRIBUTES = {"src", "href", "action", "formaction", "poster", "data", "srcset"}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.urls: list[str] = []
-        self.inline: list[str] = []
-        self._in_script = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for name, value in attrs:
-            if name in self.URL_ATTRIBUTES and value is not None:
-                self.urls += [value.split()[0]] if name == "srcset" else [value]
-            if name.startswith("on") or name == "style":
-                self.inline.append(f"<{tag} {name}=…>")
-        if tag == "style":
-            self.inline.append("<style>")
-        self._in_script = tag == "script"
-        if tag == "script" and not dict(attrs).get("src"):
-            self.inline.append("<script> without src")
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_script = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_script and data.strip():
-            self.inline.append("inline script")
-
-
-def assert_first_party_only(html: bytes, *, host: str = "testserver") -> None:
-    """Every URL in the page is relative or on ``host``, and nothing is inline."""
-    parser = _Resources()
-    parser.feed(html.decode())
-    assert parser.urls, "a page with no link at all: the parser saw nothing"
-    for url in parser.urls:
-        parts = urlsplit(url)
-        if parts.scheme == "data":
-            continue
-        assert parts.scheme in ("", "http", "https"), url
-        assert parts.netloc in ("", host), url
-        assert not url.startswith("//"), url
-    assert parser.inline == []
-
 
 # ---------------------------------------------------------------------------- pages
 

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tests.helpers import assert_first_party_only, assert_security_headers
 from tests.live_gunicorn import create_user, free_port, manage, running_gunicorn, server_env
-from tests.test_security_headers import assert_first_party_only, assert_security_headers
 
 # A real server process: still run by default, like the other slow tests.
 pytestmark = pytest.mark.slow
@@ -154,11 +154,15 @@ def test_it_does_not_serve_the_media_folder(server: str) -> None:
 
 def test_it_keeps_link_tokens_out_of_the_access_log(portal: Portal) -> None:
     token = portal.link_url.rstrip("/").rsplit("/", 1)[1]
+    log_file = SERVER_LOGS[portal.base]
+    lines_before = log_file.read_text().count("GET /s/<token>")  # the server is shared
     assert requests.get(portal.link_url, timeout=TIMEOUT).status_code == 200
     wrong = portal.link_url.replace(token, token[::-1])
     assert requests.get(wrong, timeout=TIMEOUT).status_code == 404
-    time.sleep(0.5)  # the access log line is written after the response
 
-    log = SERVER_LOGS[portal.base].read_text()
-    assert "GET /s/<token>" in log
+    # The access log line is written after the response: wait for both requests' lines.
+    deadline = time.monotonic() + TIMEOUT
+    while (log := log_file.read_text()).count("GET /s/<token>") < lines_before + 2:
+        assert time.monotonic() < deadline, f"no access log line for the link requests:\n{log}"
+        time.sleep(0.05)
     assert token not in log and token[::-1] not in log

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from sharing.models import Share, StoredFile
-from tests.conftest import make_file, make_link, make_share, streamed
+from tests.helpers import make_file, make_link, make_share, streamed
 from throttle.models import ThrottleCounter
 
 pytestmark = pytest.mark.django_db

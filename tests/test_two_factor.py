@@ -30,7 +30,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.models import RecoveryCode
 from accounts.views import PENDING_KEY
 from audit.models import AuditEntry
-from tests.conftest import ALICE_PASSWORD, client_for
+from tests.helpers import ALICE_PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.test import AsyncClient, Client
 from django.test.client import FakePayload
 
 from sharing.models import StoredFile
-from tests.conftest import (
+from tests.helpers import (
     BOUNDARY,
     MULTIPART,
     UPLOAD_URL,
@@ -575,7 +575,7 @@ def test_it_accepts_the_right_csrf_token_in_the_header(alice_csrf_client) -> Non
 
 
 def test_it_stores_quotes_and_line_breaks_as_the_browser_named_the_file(alice, alice_client):
-    # conftest.file_part escapes '"', CR and LF as %22, %0D and %0A, as browsers do.
+    # helpers.file_part escapes '"', CR and LF as %22, %0D and %0A, as browsers do.
     response = upload(alice_client, ('my "draft"\r\nv2.txt', b"payload"))
 
     assert response.status_code == 302

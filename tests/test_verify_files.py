@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from sharing.models import StoredFile
-from tests.conftest import blob_path, make_file
+from tests.helpers import blob_path, make_file
 from tests.helpers_keys import new_key, orphan_blob, run, use_keys
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from securefiles.lib import transactions
 from securefiles.lib.transactions import TryAgain, retry_on_deadlock
 from sharing import selectors, services
 from sharing.models import StoredFile
-from tests.conftest import files_on_disk, make_file, upload
+from tests.helpers import files_on_disk, make_file, upload
 
 pytestmark = pytest.mark.django_db
 
