@@ -31,7 +31,7 @@ from django.utils import timezone
 from sharing.crypto import VERSION, FileKey, seal_sha256, wrap_key
 from sharing.keyring import get_keyring
 from sharing.storage import get_encrypted_storage
-from tests.conftest import client_for, streamed
+from tests.helpers import client_for, streamed
 
 # The state of the release before the models move out of `sharing` (RecoveryCode to
 # `accounts`, AuditEntry and AuditHead to `audit`, ThrottleCounter to `throttle`): every
@@ -307,6 +307,7 @@ def _fill(hist: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- the test
 
 
+@pytest.mark.argon2  # the old release stored Argon2 hashes; they must still verify
 @pytest.mark.django_db(transaction=True)
 def test_an_upgrade_from_the_last_release_keeps_every_row_file_link_and_factor() -> None:
     try:
