@@ -246,11 +246,11 @@ STORAGES = {
     # The inner storage holds ciphertext only; the app never writes to it directly.
     "ciphertext": CIPHERTEXT_STORAGE,
     "encrypted": {
-        "BACKEND": "sharing.storage.EncryptedStorage",
+        "BACKEND": "sharing.storage.encrypted.EncryptedStorage",
         "OPTIONS": {"inner": "ciphertext"},
     },
     "default": {
-        "BACKEND": "sharing.storage.EncryptedStorage",
+        "BACKEND": "sharing.storage.encrypted.EncryptedStorage",
         "OPTIONS": {"inner": "ciphertext"},
     },
     # Compressed but not hashed: a missing manifest can never turn a page into a 500.

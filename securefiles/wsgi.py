@@ -17,6 +17,6 @@ from securefiles.client_idle import ClientIdleTimeoutMiddleware  # noqa: E402
 
 application = ClientIdleTimeoutMiddleware(django_application, settings.CLIENT_IDLE_TIMEOUT_SECONDS)
 
-from sharing.keyring import get_keyring  # noqa: E402  (needs the app registry)
+from sharing.storage.keyring import get_keyring  # noqa: E402  (needs the app registry)
 
 get_keyring()

@@ -11,7 +11,7 @@ from django.db import DatabaseError, transaction
 
 from securefiles.lib.site import site_url
 from sharing import selectors
-from sharing.keyring import get_keyring
+from sharing.storage.keyring import get_keyring
 
 
 @checks.register(checks.Tags.security)

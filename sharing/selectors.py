@@ -24,9 +24,9 @@ from sharing.crypto import (
     open_sha256,
     unwrap_key,
 )
-from sharing.keyring import get_keyring
 from sharing.models import Share, ShareLink, StorageQuota, StoredFile
 from sharing.storage import get_encrypted_storage
+from sharing.storage.keyring import get_keyring
 
 # What secrets.token_urlsafe(32) produces: 43 characters of the URL-safe alphabet.
 LINK_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")

@@ -8,7 +8,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from sharing.models import StoredFile
-from sharing.services import _delete_blob
+from sharing.services.files import _delete_blob
 
 
 @receiver(post_delete, sender=StoredFile)

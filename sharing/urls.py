@@ -1,22 +1,22 @@
 from django.urls import path
 
-from sharing import views
+from sharing.views import files, links, shares, uploads
 
 app_name = "sharing"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("files/upload/", views.upload, name="upload"),
-    path("files/<uuid:file_id>/", views.file_detail, name="file_detail"),
-    path("files/<uuid:file_id>/download/", views.download, name="download"),
-    path("files/<uuid:file_id>/delete/", views.delete, name="delete"),
-    path("files/<uuid:file_id>/shares/", views.share_create, name="share_create"),
+    path("", files.home, name="home"),
+    path("files/upload/", uploads.upload, name="upload"),
+    path("files/<uuid:file_id>/", files.file_detail, name="file_detail"),
+    path("files/<uuid:file_id>/download/", files.download, name="download"),
+    path("files/<uuid:file_id>/delete/", files.delete, name="delete"),
+    path("files/<uuid:file_id>/shares/", shares.share_create, name="share_create"),
     path(
         "files/<uuid:file_id>/shares/<int:share_id>/revoke/",
-        views.share_revoke,
+        shares.share_revoke,
         name="share_revoke",
     ),
-    path("files/<uuid:file_id>/links/", views.link_create, name="link_create"),
-    path("files/<uuid:file_id>/links/<int:link_id>/revoke/", views.link_revoke, name="link_revoke"),
-    path("s/<str:token>/", views.link, name="link"),
+    path("files/<uuid:file_id>/links/", links.link_create, name="link_create"),
+    path("files/<uuid:file_id>/links/<int:link_id>/revoke/", links.link_revoke, name="link_revoke"),
+    path("s/<str:token>/", links.link, name="link"),
 ]

@@ -26,7 +26,7 @@ from sharing import services
 from sharing.crypto import FileKey
 from sharing.models import Share, ShareLink, StoredFile
 from sharing.storage import get_encrypted_storage
-from sharing.uploads import EncryptedUpload
+from sharing.storage.uploads import EncryptedUpload
 
 MiB = 1024 * 1024
 BOUNDARY = "----securefilesTestBoundary7MA4YWxkTrZu0gW"

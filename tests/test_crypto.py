@@ -35,15 +35,13 @@ from sharing.crypto import (
     MasterKey,
     StreamEncryptor,
     ciphertext_size,
-    decrypt_bytes,
-    encrypt_bytes,
-    encrypt_chunks,
     gcm_open,
     gcm_seal,
     plaintext_size_of,
     unwrap_key,
     wrap_key,
 )
+from tests.helpers_crypto import decrypt_bytes, encrypt_bytes, encrypt_chunks
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -904,7 +902,7 @@ def test_a_finalized_encryptor_holds_no_key_but_still_knows_its_digest() -> None
 
 def test_a_file_too_large_for_the_segment_counter_is_refused_clearly(monkeypatch) -> None:
     # The real limit is 2^32 segments; the same check with a 3-segment counter.
-    monkeypatch.setattr("sharing.crypto.MAX_SEGMENTS", 3)
+    monkeypatch.setattr("sharing.crypto.stream.MAX_SEGMENTS", 3)
     key = a_key()
     assert decrypt_bytes(encrypt_bytes(data(3 * S), key, S), key) == data(3 * S)
 

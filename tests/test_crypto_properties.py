@@ -24,9 +24,8 @@ from sharing.crypto import (
     DecryptingReader,
     FileKey,
     StreamEncryptor,
-    decrypt_bytes,
-    encrypt_bytes,
 )
+from tests.helpers_crypto import decrypt_bytes, encrypt_bytes
 
 KIB = 1 << 10
 MIB = 1 << 20

@@ -7,7 +7,7 @@ import pytest
 
 from audit.events import Event
 from audit.models import AuditEntry
-from sharing.legacy import LegacyFileError, decrypt_chunks, read_key_file
+from sharing.crypto.legacy import LegacyFileError, decrypt_chunks, read_key_file
 from sharing.models import StoredFile
 from tests.helpers import blob_path, make_file
 from tests.helpers_keys import blob_names, download, run

@@ -12,9 +12,9 @@ import pytest
 from django.core.files.storage import storages
 from django.utils import timezone
 
-from sharing import storage_s3
 from sharing.models import StoredFile
 from sharing.storage import get_encrypted_storage
+from sharing.storage import s3 as storage_s3
 from tests.helpers import MiB, streamed, upload
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY
 

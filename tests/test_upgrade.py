@@ -29,8 +29,8 @@ from django.test import Client
 from django.utils import timezone
 
 from sharing.crypto import VERSION, FileKey, seal_sha256, wrap_key
-from sharing.keyring import get_keyring
 from sharing.storage import get_encrypted_storage
+from sharing.storage.keyring import get_keyring
 from tests.helpers import client_for, streamed
 
 # The state of the release before the models move out of `sharing` (RecoveryCode to

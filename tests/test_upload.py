@@ -732,7 +732,7 @@ def test_it_answers_413_naming_the_limit_when_a_file_outgrows_the_segment_counte
 ) -> None:
     # 2^32 segments of 1 MiB (4 PiB) cannot be uploaded in a test; the same check with a
     # counter of two segments (2 MiB at the storage's 1 MiB segments) can.
-    monkeypatch.setattr("sharing.crypto.MAX_SEGMENTS", 2)
+    monkeypatch.setattr("sharing.crypto.stream.MAX_SEGMENTS", 2)
     limit = 2 * MiB
 
     fits = upload(alice_client, ("fits.bin", b"f" * limit))

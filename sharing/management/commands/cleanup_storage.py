@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from sharing import selectors, storage_s3
+from sharing import selectors
 from sharing.management.commands._maintenance import (
     MaintenanceCommand,
     add_dry_run,
@@ -14,6 +14,7 @@ from sharing.management.commands._maintenance import (
     shown,
 )
 from sharing.storage import get_encrypted_storage
+from sharing.storage import s3 as storage_s3
 
 BATCH = 500
 

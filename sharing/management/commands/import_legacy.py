@@ -17,7 +17,7 @@ from audit.actors import Actor
 from securefiles.lib.auth_types import User
 from sharing import services
 from sharing.crypto import FileKey
-from sharing.legacy import LegacyFileError, LegacyKeyError, decrypt_chunks, read_key_file
+from sharing.crypto.legacy import LegacyFileError, LegacyKeyError, decrypt_chunks, read_key_file
 from sharing.management.commands._maintenance import MaintenanceCommand, add_dry_run, shown
 from sharing.storage import StoredBlob, get_encrypted_storage
 

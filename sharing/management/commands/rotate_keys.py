@@ -11,9 +11,9 @@ from audit.events import Event
 from audit.services import audit_record
 from sharing import selectors, services
 from sharing.crypto import KeyProblem
-from sharing.keyring import get_keyring
 from sharing.management.commands._maintenance import MaintenanceCommand, add_batch_size, add_dry_run
 from sharing.models import StoredFile
+from sharing.storage.keyring import get_keyring
 
 
 class Command(MaintenanceCommand):

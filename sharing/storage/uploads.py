@@ -16,7 +16,7 @@ from django.http import HttpRequest
 
 from sharing import names
 from sharing.crypto import FileKey, FileTooLarge
-from sharing.storage import BlobWriter, EncryptedStorage, StoredBlob
+from sharing.storage.encrypted import BlobWriter, EncryptedStorage, StoredBlob
 
 
 class EncryptedUpload(UploadedFile):

@@ -8,59 +8,59 @@ tested on its own. The byte layout is specified in ``docs/FORMAT.md``; in short:
     segment = AES-256-GCM(content key, nonce, plaintext segment) || tag[16]
     nonce   = prefix[7] || segment index u32be || last flag u8 (0x00 or 0x01)
     content key = HKDF-SHA-256(data key, salt, info = label || header || file UUID)
-
-The per-file data key is random and is stored only wrapped by a master key (AES-256-GCM,
-with the file's UUID and the master key id as associated data), outside the blob.
-
-Every AES-256-GCM operation in this module goes through ``gcm_seal`` / ``gcm_open`` (12-byte
-explicit nonce, 16-byte tag, 32-byte key), so the Wycheproof vectors in the tests exercise
-exactly the code path that seals segments and wraps keys.
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
 import io
 import secrets
 import struct
-import uuid
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from hashlib import sha256
-from typing import TYPE_CHECKING, BinaryIO, TypeAlias
+from typing import TYPE_CHECKING, BinaryIO
 
-from Crypto.Cipher import AES
 from Crypto.Hash import SHA256
 from Crypto.Protocol.KDF import HKDF
 
 if TYPE_CHECKING:
-    from Crypto.Cipher._mode_gcm import GcmMode
+    pass
+
+from sharing.crypto.aead import KEY_SIZE, TAG_SIZE, Buffer, InvalidTag, gcm_open, gcm_seal_into
+from sharing.crypto.keys import FileKey, keyed_digest
 
 MAGIC = b"SFEC"
+
+
 VERSION = 1
+
+
 SUITE_AES256GCM_HKDF_SHA256 = 1
+
+
 SALT_SIZE = 32
+
+
 PREFIX_SIZE = 7
-TAG_SIZE = 16
-KEY_SIZE = 32
-NONCE_SIZE = 12
+
+
 _HEADER = struct.Struct(">4sBBI32s7s")
+
+
 HEADER_SIZE = _HEADER.size  # 49 bytes
+
+
 DEFAULT_SEGMENT_SIZE = 1 << 20
+
+
 # A reader accepts only these plaintext segment sizes: a header cannot make it allocate
 # more than 4 MiB, and every size here is one a writer of this project may have used.
 SEGMENT_SIZES = frozenset(1 << n for n in range(16, 23))  # 64 KiB .. 4 MiB
+
+
 MAX_SEGMENTS = 1 << 32  # the counter is 32 bits; GCM nonces must never repeat
 
-_CONTENT_LABEL = b"securefiles/v1 content key"
-_DIGEST_LABEL = b"securefiles/v1 plaintext digest key"
-_SHA256_SEAL_LABEL = b"securefiles/v1 plaintext sha256 seal key"
-SEALED_SHA256_SIZE = 12 + 32 + 16  # nonce, SHA-256, tag
-_WRAP_LABEL = b"securefiles/v1 wrapped data key"
-WRAPPED_KEY_SIZE = NONCE_SIZE + KEY_SIZE + TAG_SIZE
 
-Buffer: TypeAlias = bytes | bytearray | memoryview
+_CONTENT_LABEL = b"securefiles/v1 content key"
 
 
 class BlobIntegrityError(Exception):
@@ -92,132 +92,6 @@ def max_plaintext_size(segment_size: int) -> int:
     return MAX_SEGMENTS * segment_size
 
 
-class InvalidTag(Exception):
-    """``gcm_open``: the sealed bytes do not authenticate under this key, nonce and AAD."""
-
-
-class KeyProblem(Exception):
-    """Base for key configuration and unwrapping problems."""
-
-
-class KeyConfigError(KeyProblem):
-    """ENCRYPTION_KEYS is missing or unusable."""
-
-
-class KeyUnwrapError(KeyProblem):
-    """A wrapped data key does not open under the named master key."""
-
-
-@dataclass(frozen=True)
-class FileKey:
-    """The key context of one stored file: its UUID and its plaintext data key."""
-
-    file_id: uuid.UUID
-    data_key: bytes
-
-    def __post_init__(self) -> None:
-        if len(self.data_key) != KEY_SIZE:
-            raise ValueError("a data key is exactly 32 bytes")
-
-    def __repr__(self) -> str:  # never print key material in a traceback or log
-        return f"FileKey(file_id={self.file_id!s}, data_key=<hidden>)"
-
-    @classmethod
-    def generate(cls, file_id: uuid.UUID | None = None) -> FileKey:
-        return cls(file_id=file_id or uuid.uuid4(), data_key=secrets.token_bytes(KEY_SIZE))
-
-    def digest_key(self) -> bytes:
-        """Key for the stored plaintext HMAC, so a leaked database confirms no guess."""
-        info = _DIGEST_LABEL + self.file_id.bytes
-        return HKDF(self.data_key, KEY_SIZE, b"", SHA256, context=info)
-
-    def sha256_seal_key(self) -> bytes:
-        """Key that seals the file's plain SHA-256 in its row (shown to people with access)."""
-        info = _SHA256_SEAL_LABEL + self.file_id.bytes
-        return HKDF(self.data_key, KEY_SIZE, b"", SHA256, context=info)
-
-
-def keyed_digest(key: FileKey, plaintext_sha256: bytes) -> bytes:
-    """The row's digest: HMAC-SHA-256 under the file's digest key, over the plaintext's
-    SHA-256. Without the data key it confirms nothing about a guessed file."""
-    return hmac.digest(key.digest_key(), plaintext_sha256, "sha256")
-
-
-def seal_sha256(key: FileKey, plaintext_sha256: bytes) -> bytes:
-    """Encrypt the plaintext's SHA-256 for the row: readable only with the data key."""
-    nonce = secrets.token_bytes(NONCE_SIZE)
-    return nonce + gcm_seal(key.sha256_seal_key(), nonce, plaintext_sha256, key.file_id.bytes)
-
-
-def open_sha256(key: FileKey, sealed: bytes) -> bytes:
-    """The SHA-256 sealed by seal_sha256; raises InvalidTag if it was altered."""
-    if len(sealed) != SEALED_SHA256_SIZE:
-        raise InvalidTag("sealed SHA-256 has the wrong length")
-    nonce, body = sealed[:NONCE_SIZE], sealed[NONCE_SIZE:]
-    return gcm_open(key.sha256_seal_key(), nonce, body, key.file_id.bytes)
-
-
-# ---------------------------------------------------------------------------- AES-256-GCM
-
-
-def _gcm(key: Buffer, nonce: Buffer) -> GcmMode:
-    # Explicit checks: AES.new would silently accept a 16/24-byte key (AES-128/192) and
-    # any nonce length (a 16-byte nonce goes through GHASH, unlike the 12-byte one).
-    if len(key) != KEY_SIZE:
-        raise ValueError("AES-256-GCM takes a 32-byte key")
-    if len(nonce) != NONCE_SIZE:
-        raise ValueError("AES-256-GCM nonces here are exactly 12 bytes")
-    return AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
-
-
-def gcm_seal(key: Buffer, nonce: Buffer, plaintext: Buffer, aad: Buffer = b"") -> bytes:
-    """AES-256-GCM encrypt; return ciphertext || 16-byte tag."""
-    cipher = _gcm(key, nonce)
-    if aad:
-        cipher.update(aad)
-    ciphertext, tag = cipher.encrypt_and_digest(plaintext)
-    return ciphertext + tag
-
-
-def gcm_seal_into(key: Buffer, nonce: Buffer, plaintext: Buffer, out: memoryview) -> int:
-    """AES-256-GCM encrypt into ``out`` (ciphertext || tag); return the bytes written.
-
-    The same operation as gcm_seal without allocating: a fresh MiB-sized object per
-    segment costs more (page faults) than encrypting it.
-    """
-    length = len(plaintext)
-    if len(out) < length + TAG_SIZE:
-        raise ValueError("output buffer too small for ciphertext and tag")
-    cipher = _gcm(key, nonce)
-    cipher.encrypt(plaintext, output=out[:length])
-    out[length : length + TAG_SIZE] = cipher.digest()
-    return length + TAG_SIZE
-
-
-def gcm_open(key: Buffer, nonce: Buffer, sealed: Buffer, aad: Buffer = b"") -> bytes:
-    """AES-256-GCM decrypt ciphertext || tag; raise InvalidTag for anything inauthentic.
-
-    No plaintext leaves this function unless the whole tag verified.
-    """
-    if len(sealed) < TAG_SIZE:
-        raise InvalidTag("sealed message is shorter than a tag")
-    cipher = _gcm(key, nonce)
-    if aad:
-        cipher.update(aad)
-    with memoryview(sealed) as view:
-        try:
-            return cipher.decrypt_and_verify(view[:-TAG_SIZE], view[-TAG_SIZE:])
-        except ValueError:
-            pass
-    # Raised outside the ``except`` block on purpose: an exception raised inside it keeps
-    # the ValueError as __context__, whose traceback holds pycryptodome's frame with the
-    # unverified plaintext (and this frame with the key) alive for as long as the error is.
-    raise InvalidTag("MAC check failed")
-
-
-# ---------------------------------------------------------------------------- header
-
-
 def _pack_header(segment_size: int, salt: bytes, prefix: bytes) -> bytes:
     return _HEADER.pack(MAGIC, VERSION, SUITE_AES256GCM_HKDF_SHA256, segment_size, salt, prefix)
 
@@ -245,9 +119,6 @@ def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
     if index >= MAX_SEGMENTS:
         raise BlobIntegrityError("segment counter exhausted")
     return prefix + struct.pack(">IB", index, 1 if last else 0)
-
-
-# ---------------------------------------------------------------------------- writing
 
 
 class StreamEncryptor:
@@ -356,26 +227,6 @@ class StreamEncryptor:
         with memoryview(self._out) as out:
             length = gcm_seal_into(self._key, nonce, plaintext, out)
             write(out[:length])
-
-
-def encrypt_chunks(
-    chunks: Iterable[bytes], key: FileKey, segment_size: int = DEFAULT_SEGMENT_SIZE
-) -> Iterator[bytes]:
-    """Yield the whole blob for a plaintext given as an iterable of chunks."""
-    encryptor = StreamEncryptor(key, segment_size)
-    yield encryptor.header
-    for chunk in chunks:
-        yield from encryptor.update(chunk)
-    yield encryptor.finalize()
-
-
-def encrypt_bytes(
-    plaintext: bytes, key: FileKey, segment_size: int = DEFAULT_SEGMENT_SIZE
-) -> bytes:
-    return b"".join(encrypt_chunks([plaintext], key, segment_size))
-
-
-# ---------------------------------------------------------------------------- reading
 
 
 def _read_into(source: BinaryIO, view: memoryview) -> int:
@@ -548,10 +399,6 @@ class DecryptingReader(io.RawIOBase):
             super().close()
 
 
-def decrypt_bytes(blob: bytes, key: FileKey) -> bytes:
-    return b"".join(DecryptingReader(io.BytesIO(blob), key).segments())
-
-
 def plaintext_size_of(ciphertext_length: int, segment_size: int) -> int | None:
     """The plaintext size in bytes a blob of ``ciphertext_length`` bytes holds, or None
     for a length no writer produces (the inverse of ciphertext_size).
@@ -575,140 +422,3 @@ def ciphertext_size(plaintext_size: int, segment_size: int = DEFAULT_SEGMENT_SIZ
     """Exact blob size for a plaintext size (an empty file is one empty last segment)."""
     segments = max(1, -(-plaintext_size // segment_size))
     return HEADER_SIZE + plaintext_size + segments * TAG_SIZE
-
-
-# ---------------------------------------------------------------------------- master keys
-
-
-@dataclass(frozen=True)
-class MasterKey:
-    key_id: str
-    secret: bytes
-
-    def __repr__(self) -> str:
-        return f"MasterKey(key_id={self.key_id!r}, secret=<hidden>)"
-
-
-@dataclass(frozen=True)
-class Keyring:
-    """The master keys from ENCRYPTION_KEYS; the first one wraps new data keys."""
-
-    keys: tuple[MasterKey, ...]
-
-    @property
-    def primary(self) -> MasterKey:
-        return self.keys[0]
-
-    def get(self, key_id: str) -> MasterKey:
-        for key in self.keys:
-            if key.key_id == key_id:
-                return key
-        raise KeyUnwrapError(f"master key {key_id!r} is not in ENCRYPTION_KEYS")
-
-    @property
-    def ids(self) -> tuple[str, ...]:
-        return tuple(key.key_id for key in self.keys)
-
-
-KEY_ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
-HOW_TO_MAKE_A_KEY = "Generate one with: python manage.py generate_encryption_key"
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
-
-
-def _looks_human_typed(secret: bytes) -> bool:
-    """A random 32-byte key is printable ASCII with odds of about 1e-14, and has fewer
-    than 16 distinct byte values with odds far below that; a passphrase is and has."""
-    printable = all(32 <= byte < 127 for byte in secret)
-    return printable or len(set(secret)) < 16
-
-
-_STANDARD_ONLY = frozenset("+/")
-_URLSAFE_ONLY = frozenset("-_")
-
-
-def _parse_key_entry(entry: str) -> MasterKey:
-    """One ``id:base64`` entry; whitespace around it is ignored, inside it refused."""
-    entry = entry.strip()
-    if any(char.isspace() for char in entry):
-        # A space after the colon or a line break inside the key: almost always a paste
-        # gone wrong. Silently dropping it would make two spellings of one key valid.
-        raise KeyConfigError("ENCRYPTION_KEYS: an entry has whitespace inside it")
-    key_id, sep, encoded = entry.partition(":")
-    if not sep or not key_id or not encoded:
-        raise KeyConfigError("each ENCRYPTION_KEYS entry must look like <id>:<base64 key>")
-    if not set(key_id) <= KEY_ID_ALPHABET or len(key_id) > 32:
-        # The bad id is not quoted: with the entry written the wrong way round
-        # (<base64 key>:<id>) it would be the key, and this message ends up in logs.
-        raise KeyConfigError("ENCRYPTION_KEYS: a key id must be 1-32 of [A-Za-z0-9_.-]")
-    if set(encoded) & _STANDARD_ONLY and set(encoded) & _URLSAFE_ONLY:
-        # One key in one alphabet: a mix is not something any encoder writes, so it is a
-        # key that was edited or pieced together, and could decode to the wrong bytes.
-        raise KeyConfigError(
-            f"ENCRYPTION_KEYS: key {key_id!r} mixes the standard (+/) and URL-safe (-_) "
-            "base64 alphabets; use one"
-        )
-    try:
-        # Strict: the standard or the URL-safe alphabet, nothing else. The default
-        # decoder silently drops any other character, so a mangled key would still "parse".
-        text = encoded.encode("ascii").translate(_URLSAFE_TO_STANDARD)
-        secret = base64.b64decode(text, validate=True)
-    except (ValueError, UnicodeEncodeError):
-        raise KeyConfigError(f"ENCRYPTION_KEYS: key {key_id!r} is not valid base64") from None
-    if len(secret) != KEY_SIZE:
-        raise KeyConfigError(
-            f"ENCRYPTION_KEYS: key {key_id!r} decodes to {len(secret)} bytes, not 32 random bytes"
-        )
-    if _looks_human_typed(secret):
-        raise KeyConfigError(f"ENCRYPTION_KEYS: key {key_id!r} is not random (low entropy)")
-    return MasterKey(key_id=key_id, secret=secret)
-
-
-def parse_keyring(value: str) -> Keyring:
-    """Parse ``id:base64,id:base64``; raise KeyConfigError with a fix for any problem."""
-    try:
-        if not value or not value.strip():
-            raise KeyConfigError("ENCRYPTION_KEYS is not set")
-        keys = tuple(_parse_key_entry(entry) for entry in value.split(","))
-        ids = [key.key_id for key in keys]
-        if len(set(ids)) != len(ids):
-            raise KeyConfigError("ENCRYPTION_KEYS has a duplicate key id")
-        if len({key.secret for key in keys}) != len(keys):
-            raise KeyConfigError("ENCRYPTION_KEYS lists the same key under two ids")
-    except KeyConfigError as exc:
-        raise KeyConfigError(f"{exc}. {HOW_TO_MAKE_A_KEY}") from None
-    return Keyring(keys=keys)
-
-
-def generate_key_entry(key_id: str) -> str:
-    entry = f"{key_id}:{base64.urlsafe_b64encode(secrets.token_bytes(KEY_SIZE)).decode()}"
-    _parse_key_entry(entry)  # the id is validated the same way a reader would
-    return entry
-
-
-def _wrap_aad(key_id: str, file_id: uuid.UUID) -> bytes:
-    return _WRAP_LABEL + b"\x00" + key_id.encode() + b"\x00" + file_id.bytes
-
-
-def wrap_key(key: FileKey, master: MasterKey) -> bytes:
-    """Seal a data key under a master key, bound to the file id and the master key id."""
-    nonce = secrets.token_bytes(NONCE_SIZE)
-    return nonce + gcm_seal(
-        master.secret, nonce, key.data_key, _wrap_aad(master.key_id, key.file_id)
-    )
-
-
-def unwrap_key(wrapped: bytes, file_id: uuid.UUID, master: MasterKey) -> FileKey:
-    if len(wrapped) != WRAPPED_KEY_SIZE:
-        raise KeyUnwrapError("wrapped key has the wrong length")
-    nonce, sealed = wrapped[:NONCE_SIZE], wrapped[NONCE_SIZE:]
-    try:
-        data_key = gcm_open(master.secret, nonce, sealed, _wrap_aad(master.key_id, file_id))
-    except InvalidTag:
-        data_key = None
-    if data_key is None:  # raised outside the except block: no chained context
-        raise KeyUnwrapError(f"wrapped key does not open under master key {master.key_id!r}")
-    return FileKey(file_id=file_id, data_key=data_key)
-
-
-def digests_match(a: bytes, b: bytes) -> bool:
-    return hmac.compare_digest(a, b)

@@ -20,8 +20,8 @@ from django.core.files.storage import Storage, storages
 from django.utils.deconstruct import deconstructible
 from django.utils.functional import cached_property
 
-from sharing import storage_s3
 from sharing.crypto import DEFAULT_SEGMENT_SIZE, DecryptingReader, FileKey, StreamEncryptor
+from sharing.storage import s3 as storage_s3
 
 BLOB_PREFIX = "blobs"
 

@@ -1,0 +1,93 @@
+"""Files in the admin: metadata only, deletion and transfer through the services."""
+
+from contextlib import suppress
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.html import format_html
+
+from audit.actors import actor_from_request
+from securefiles.lib.auth_types import User
+from sharing import display, services
+from sharing.models import StoredFile
+
+
+class TransferForm(forms.Form):
+    new_owner = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True))
+
+
+@admin.register(StoredFile)
+class StoredFileAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "size_shown", "content_type", "created_at", "key_id")
+    list_filter = ("created_at", "key_id", ("owner", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("name", "owner__username", "owner__email", "=id")
+    list_select_related = ("owner",)
+    date_hierarchy = "created_at"
+    fields = (
+        "id",
+        "name",
+        "owner",
+        "content_type",
+        "size_in_full",
+        "created_at",
+        "key_id",
+        "format_version",
+    )
+    readonly_fields = fields
+    actions = ["delete_selected", "transfer_files"]
+
+    @admin.display(description="size", ordering="size")
+    def size_shown(self, obj: StoredFile) -> str:
+        """The size in binary units ("190.7 MiB"), the exact byte count in its title."""
+        return format_html(
+            '<span title="{}">{}</span>',
+            display.exact_bytes(obj.size),
+            display.human_size(obj.size),
+        )
+
+    @admin.display(description="size")
+    def size_in_full(self, obj: StoredFile) -> str:
+        """The size in binary units and in bytes: "190.7 MiB (199,970,234 bytes)"."""
+        return display.size_with_bytes(obj.size)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # files arrive encrypted through the upload view only
+
+    def has_change_permission(self, request: HttpRequest, obj: StoredFile | None = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: StoredFile) -> None:
+        with suppress(services.FileGone):  # deleted meanwhile: nothing left to do
+            services.file_delete(file=obj, actor=actor_from_request(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[StoredFile]) -> None:
+        actor = actor_from_request(request)
+        for stored in queryset:
+            with suppress(services.FileGone):
+                services.file_delete(file=stored, actor=actor)
+
+    @admin.action(description="Transfer selected files to another user", permissions=["delete"])
+    def transfer_files(
+        self, request: HttpRequest, queryset: QuerySet[StoredFile]
+    ) -> HttpResponse | None:
+        form = TransferForm(request.POST if "new_owner" in request.POST else None)
+        if form.is_valid():
+            actor = actor_from_request(request)
+            for stored in queryset:
+                with suppress(services.FileGone):  # deleted meanwhile
+                    services.file_transfer(
+                        file=stored, new_owner=form.cleaned_data["new_owner"], actor=actor
+                    )
+            self.message_user(request, f"Transferred {queryset.count()} file(s).", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "files": queryset,
+            "title": "Transfer files",
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/sharing/transfer.html", context)

@@ -1,0 +1,187 @@
+"""Share links: creating, revoking, claiming downloads, password attempts, expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from audit.actors import Actor
+from audit.events import Event
+from audit.services import audit_record
+from securefiles.lib.auth_types import User
+from securefiles.lib.transactions import retry_on_deadlock
+from sharing.models import ShareLink, StoredFile
+from sharing.services.files import FileGone, _lock_file
+from throttle import counters
+
+logger = logging.getLogger(__name__)
+# 256 bits from secrets: 43 URL-safe characters.
+LINK_TOKEN_BYTES = 32
+
+
+def _audit_link(event: str, link: ShareLink, actor: Actor, detail: str = "") -> None:
+    """Audit an event of a share link: its file, name snapshot and link id."""
+    audit_record(
+        event=event,
+        actor=actor,
+        file_id=link.file_id,
+        file_name=link.file.name,
+        link_id=link.pk,
+        detail=detail,
+    )
+
+
+def link_token_digest(token: str) -> str:
+    """Links are found by the SHA-256 of their token; the token itself is never stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@retry_on_deadlock
+def link_create(
+    *,
+    file: StoredFile,
+    actor: Actor,
+    created_by: User,
+    expires_in_hours: int,
+    max_downloads: int | None,
+    password: str,
+    label: str = "",
+) -> tuple[ShareLink, str]:
+    """Create a link; return it with its token, which exists only in this return value.
+
+    ``label`` (at most 100 characters, may be empty) says whom the owner made it for; it
+    is shown to the owner and administrators and recorded in the audit entry.
+
+    Raises FileGone if the file was deleted meanwhile, TryAgain if the database gave up on
+    the transaction (deadlock victim) every time.
+    """
+    token = secrets.token_urlsafe(LINK_TOKEN_BYTES)
+    with transaction.atomic():
+        file = _lock_file(file.pk)
+        link = ShareLink.objects.create(
+            file=file,
+            created_by=created_by,
+            token_digest=link_token_digest(token),
+            expires_at=timezone.now() + timedelta(hours=expires_in_hours),
+            max_downloads=max_downloads,
+            password_hash=make_password(password, hasher="argon2") if password else "",
+            label=label,
+        )
+        audit_record(
+            event=Event.LINK_CREATED,
+            actor=actor,
+            file_id=file.id,
+            file_name=file.name,
+            link_id=link.pk,
+            detail=f"expires={link.expires_at.isoformat()} max_downloads={max_downloads} "
+            f"password={'yes' if password else 'no'} label={label!r}",
+        )
+    return link, token
+
+
+@retry_on_deadlock
+def link_revoke(*, link: ShareLink, actor: Actor) -> bool:
+    """Revoke a link; False if it was already revoked (or removed).
+
+    Raises FileGone if the file was deleted meanwhile (its links with it), TryAgain if the
+    database gave up on the transaction (deadlock victim) every time.
+    """
+    with transaction.atomic():
+        link.file = _lock_file(link.file_id)
+        updated = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if updated:
+            _audit_link(Event.LINK_REVOKED, link, actor)
+    return bool(updated)
+
+
+@retry_on_deadlock
+def link_claim_download(*, link: ShareLink, actor: Actor) -> bool:
+    """Atomically take one download from a link; False when it is no longer usable.
+
+    One conditional UPDATE: the database decides, so N+k parallel requests on a link
+    with max_downloads=N deliver exactly N files, whatever the number of workers. The
+    file's row is locked first, as for every write on a file: a claim racing the file's
+    deletion waits for it and then finds the link gone (False). Raises TryAgain if the
+    database gave up on the transaction (deadlock victim) every time.
+    """
+    usable = Q(revoked_at__isnull=True, expires_at__gt=timezone.now()) & (
+        Q(max_downloads__isnull=True) | Q(download_count__lt=F("max_downloads"))
+    )
+    with transaction.atomic():
+        try:
+            link.file = _lock_file(link.file_id)
+        except FileGone:
+            return False
+        claimed = ShareLink.objects.filter(usable, pk=link.pk).update(
+            download_count=F("download_count") + 1
+        )
+        if not claimed:
+            return False
+        link.refresh_from_db(fields=["download_count"])
+        _audit_link(Event.DOWNLOAD, link, actor, f"via=link count={link.download_count}")
+        if link.max_downloads is not None and link.download_count >= link.max_downloads:
+            _audit_link(Event.LINK_USED_UP, link, actor)
+    return True
+
+
+@retry_on_deadlock
+def link_release_download(*, link: ShareLink, actor: Actor) -> None:
+    """Give back a claimed download whose transfer did not reach its last byte.
+
+    At most LINK_MAX_REFUNDS times per link: past that, an aborted transfer counts, so
+    aborting near the end cannot turn a limited link into an unlimited one. Nothing is
+    given back (nor raised) if the file was deleted meanwhile. Raises TryAgain if the
+    database gave up on the transaction (deadlock victim) every time.
+    """
+    with transaction.atomic():
+        try:
+            link.file = _lock_file(link.file_id)
+        except FileGone:
+            return
+        refunded = ShareLink.objects.filter(
+            pk=link.pk, download_count__gt=0, refunds__lt=settings.LINK_MAX_REFUNDS
+        ).update(download_count=F("download_count") - 1, refunds=F("refunds") + 1)
+        outcome = "download given back" if refunded else "counted (no give-backs left)"
+        _audit_link(Event.DOWNLOAD, link, actor, f"via=link aborted; {outcome}")
+
+
+def _password_key(link: ShareLink) -> str:
+    return f"link-password:{link.pk}"
+
+
+def link_password_attempt(*, link: ShareLink) -> int:
+    """Count an attempt at a link's password before it is checked; return the count.
+
+    Shared by all workers and atomic, so at most LINK_PASSWORD_ATTEMPTS passwords are ever
+    checked per window, however many arrive at once. An attempt that turns out not to be a
+    wrong password is given back with link_password_attempt_undone.
+    """
+    return counters.add_failure(_password_key(link), settings.LINK_PASSWORD_WINDOW_SECONDS)
+
+
+def link_password_attempt_undone(*, link: ShareLink) -> None:
+    counters.remove_failure(_password_key(link))
+
+
+def link_password_failed(*, link: ShareLink, actor: Actor, failures: int) -> None:
+    """Audit a wrong password (link_password_attempt has already counted it)."""
+    _audit_link(Event.LINK_PASSWORD_DENIED, link, actor, f"failures={failures}")
+
+
+def links_purge_expired(*, now: datetime, dry_run: bool = False) -> int:
+    """Delete link rows that expired; the audit log keeps their history."""
+    links = ShareLink.objects.filter(expires_at__lte=now)
+    count = links.count()
+    if not dry_run:
+        links.delete()
+    return count

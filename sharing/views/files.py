@@ -1,0 +1,121 @@
+"""The file list, a file's page, download and delete."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import (
+    HttpResponse,
+    HttpResponseBase,
+)
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST, require_safe
+
+from audit.actors import actor_from_request
+from audit.events import Event
+from audit.services import audit_record
+from securefiles.lib.auth_types import AuthenticatedHttpRequest
+from sharing import names, selectors, services
+from sharing.forms import LinkForm, ShareForm
+from sharing.models import StoredFile
+from sharing.views.access import _gone_is_404, _owned_file_or_404, _readable_file_or_404
+from sharing.views.streaming import stream_file
+
+logger = logging.getLogger(__name__)
+
+
+FILES_PER_PAGE = 50
+
+
+@never_cache
+@login_required
+@require_safe
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
+    sort = request.GET.get("sort", "-date")
+    sort = sort if sort in selectors.FILE_ORDERINGS else "-date"
+    query = request.GET.get("q", "").strip()[:200]
+    files = selectors.files_owned_by(user=request.user, search=query, ordering=sort)
+    page = Paginator(files, FILES_PER_PAGE).get_page(request.GET.get("page"))
+    shared_files = selectors.files_shared_with(user=request.user, search=query)
+    shared = Paginator(shared_files, FILES_PER_PAGE).get_page(request.GET.get("shared_page"))
+    context = {
+        "page": page,
+        "shared": shared,
+        "sort": sort,
+        "query": query,
+        "max_upload_mb": settings.MAX_UPLOAD_MB,
+        "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
+        "usage": selectors.usage_of(user=request.user),
+        "quota": selectors.quota_of(user=request.user),
+        "max_days": settings.FILE_MAX_DAYS,
+        "default_days": settings.FILE_DEFAULT_DAYS or settings.FILE_MAX_DAYS,
+    }
+    return render(request, "sharing/home.html", context)
+
+
+@never_cache
+@login_required
+@require_safe
+def file_detail(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpResponse:
+    """The owner's full page of a file; a read-only page for a colleague it is shared
+    with; for anyone else the 404 of a missing file (and a denial in the audit log)."""
+    stored = _readable_file_or_404(request, file_id)
+    if stored.owner_id == request.user.pk:
+        return _render_detail(request, stored)
+    context = {"file": stored, "sha256": selectors.file_sha256(file=stored)}
+    return render(request, "sharing/file_shared.html", context)
+
+
+def _render_detail(
+    request: AuthenticatedHttpRequest, stored: StoredFile, *, status: int = 200, **extra: object
+) -> HttpResponse:
+    context = {
+        "file": stored,
+        "shares": selectors.shares_of(file=stored),
+        "links": selectors.links_of(file=stored),
+        "activity": selectors.activity_of(user=request.user, file=stored)[:50],
+        "share_form": extra.pop("share_form", None) or ShareForm(),
+        "link_form": extra.pop("link_form", None) or LinkForm(),
+        "link_max_hours": settings.LINK_MAX_HOURS,
+        "colleagues": selectors.colleagues_known_to(user=request.user),
+        "sha256": selectors.file_sha256(file=stored),
+        **extra,
+    }
+    return render(request, "sharing/file_detail.html", context, status=status)
+
+
+@login_required
+@require_safe
+def download(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
+    stored = _readable_file_or_404(request, file_id)
+    via = "owner" if stored.owner_id == request.user.pk else "colleague"
+
+    def downloaded() -> None:
+        # Only once the first segment verified: a 502 sends nothing, so it is not a download.
+        audit_record(
+            event=Event.DOWNLOAD,
+            actor=actor_from_request(request),
+            file_id=stored.id,
+            file_name=stored.name,
+            detail=f"via={via}",
+        )
+
+    return stream_file(request, stored, via=via, on_verified=downloaded)
+
+
+@login_required
+@require_POST
+def delete(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpResponse:
+    stored = _owned_file_or_404(request, file_id)
+    display_name = names.attachment_name(stored.name)
+    with _gone_is_404():
+        services.file_delete(file=stored, actor=actor_from_request(request))
+    messages.success(request, _("Deleted “%(name)s”.") % {"name": display_name})
+    return redirect("sharing:home")

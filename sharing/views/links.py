@@ -1,0 +1,204 @@
+"""Share links: creating and revoking them, and the landing page and download at /s/<token>/."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.hashers import check_password
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from audit.actors import Actor, actor_from_request
+from audit.events import Event
+from audit.services import audit_record
+from securefiles.lib.auth_types import AuthenticatedHttpRequest
+from securefiles.lib.transactions import TryAgain
+from sharing import selectors, services
+from sharing.forms import LinkForm, LinkPasswordForm
+from sharing.models import ShareLink
+from sharing.views.access import _gone_is_404, _owned_file_or_404
+from sharing.views.files import _render_detail
+from sharing.views.streaming import stream_file
+from throttle import counters
+
+logger = logging.getLogger(__name__)
+
+
+@login_required
+@require_POST
+def link_create(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpResponse:
+    stored = _owned_file_or_404(request, file_id)
+    form = LinkForm(request.POST)
+    if not form.is_valid():
+        return _render_detail(request, stored, status=400, link_form=form)
+    with _gone_is_404():
+        link, token = services.link_create(
+            file=stored,
+            actor=actor_from_request(request),
+            created_by=request.user,
+            expires_in_hours=form.cleaned_data["expires_in_hours"],
+            max_downloads=form.cleaned_data["max_downloads"],
+            password=form.cleaned_data["password"],
+            label=form.cleaned_data["label"],
+        )
+    # Shown once, in this response only: the token is stored nowhere, not even in the
+    # session, so it cannot be shown again.
+    url = request.build_absolute_uri(reverse("sharing:link", kwargs={"token": token}))
+    response = _render_detail(request, stored, status=201, new_link=link, new_link_url=url)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def link_revoke(
+    request: AuthenticatedHttpRequest, file_id: uuid.UUID, link_id: int
+) -> HttpResponse:
+    stored = _owned_file_or_404(request, file_id)
+    link = selectors.link_get_for_owner(user=request.user, file=stored, link_id=link_id)
+    with _gone_is_404():
+        services.link_revoke(link=link, actor=actor_from_request(request))
+    messages.success(request, _("Link revoked."))
+    return redirect("sharing:file_detail", file_id=stored.id)
+
+
+def _no_referrer(response: HttpResponseBase) -> HttpResponseBase:
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _link_not_found(request: HttpRequest) -> HttpResponse:
+    # One page for unknown, expired, revoked and used-up links: no oracle for which.
+    return render(request, "404.html", status=404)
+
+
+# No CSRF check on share links, on purpose. The landing page sends
+# `Referrer-Policy: no-referrer` so the token never leaks in a Referer header, and under
+# that policy browsers post its form with `Origin: null`, which Django's CSRF check
+# rejects. CSRF defends a session's authority; a link POST carries little: it changes no
+# account and needs the 256-bit token (and the password, throttled per link), which an
+# attacker who could forge the request could use directly. The one thing a session adds,
+# a password already given for this link, is never sent cross-site (SameSite=Lax cookie)
+# and would only download the file into the victim's own browser.
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "POST"])
+def link(request: HttpRequest, token: str) -> HttpResponseBase:
+    """A share link: GET shows the landing page, POST (from its form) downloads."""
+    try:
+        found = selectors.link_get_by_token(token=token)
+    except Http404:
+        return _no_referrer(_link_not_found(request))
+    if request.method == "POST":
+        return _no_referrer(_link_download(request, found))
+    return _no_referrer(_render_link(request, found))
+
+
+# Links whose password this browser session has given, so its landing page may show the
+# file (and download it again) without asking anew. Capped: a session is no store.
+UNLOCKED_LINKS_KEY = "links_unlocked"
+
+
+UNLOCKED_LINKS_KEPT = 20
+
+
+def _link_unlocked(request: HttpRequest, found: ShareLink) -> bool:
+    """Whether this request may see the file behind the link: always for a link without
+    a password, else only in a session that has given the right password."""
+    return not found.has_password or found.pk in request.session.get(UNLOCKED_LINKS_KEY, [])
+
+
+def _remember_unlocked(request: HttpRequest, found: ShareLink) -> None:
+    unlocked = [pk for pk in request.session.get(UNLOCKED_LINKS_KEY, []) if pk != found.pk]
+    request.session[UNLOCKED_LINKS_KEY] = [*unlocked, found.pk][-UNLOCKED_LINKS_KEPT:]
+
+
+def _render_link(
+    request: HttpRequest, found: ShareLink, *, status: int = 200, password_error: str = ""
+) -> HttpResponse:
+    """The landing page. Behind a password it names nothing (no file name, size, sharer,
+    expiry or count, not even in <title>) until this session has given the password:
+    for legal and medical files the name alone is what the password protects."""
+    unlocked = _link_unlocked(request, found)
+    context = {
+        "link": found,
+        "file": found.file if unlocked else None,
+        "unlocked": unlocked,
+        "password_error": password_error,
+    }
+    return render(request, "sharing/link.html", context, status=status)
+
+
+def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
+    actor = actor_from_request(request, label=f"link {found.pk}")
+    if not _link_unlocked(request, found):
+        refused = _link_password_refused(request, found, actor)
+        if refused is not None:
+            return refused
+        _remember_unlocked(request, found)
+    if not services.link_claim_download(link=found, actor=actor):
+        return _link_not_found(request)
+    return stream_file(
+        request,
+        found.file,
+        via=f"link {found.pk}",
+        actor=actor,
+        on_incomplete=lambda: _give_back(found, actor),
+    )
+
+
+def _give_back(found: ShareLink, actor: Actor) -> None:
+    # Runs as the transfer ends, headers long sent: nothing may be raised from here.
+    try:
+        services.link_release_download(link=found, actor=actor)
+    except TryAgain:
+        logger.warning("aborted download not given back link=%s", found.pk)
+
+
+def _link_password_refused(
+    request: HttpRequest, found: ShareLink, actor: Actor
+) -> HttpResponse | None:
+    """None when the right password came with the request; else the 403 or 429 answer."""
+    limit, window = settings.LINK_PASSWORD_ATTEMPTS, settings.LINK_PASSWORD_WINDOW_SECONDS
+    if counters.is_throttled(f"link-password:{found.pk}", limit, window):
+        return _link_throttled(request, found, actor)
+    # Counted before the slow Argon2 check, in one atomic step: a burst of parallel guesses
+    # cannot all pass the check above before the first of them is counted.
+    attempts = services.link_password_attempt(link=found)
+    form = LinkPasswordForm(request.POST)
+    password = form.cleaned_data["password"] if form.is_valid() else ""
+    if attempts > limit or check_password(password, found.password_hash):
+        services.link_password_attempt_undone(link=found)  # not a wrong password
+        return _link_throttled(request, found, actor) if attempts > limit else None
+    services.link_password_failed(link=found, actor=actor, failures=attempts)
+    if attempts >= limit:
+        return _link_throttled(request, found, actor)
+    return _render_link(request, found, status=403, password_error=_("Wrong password."))
+
+
+def _link_throttled(request: HttpRequest, found: ShareLink, actor: Actor) -> HttpResponse:
+    audit_record(
+        event=Event.LINK_THROTTLED,
+        actor=actor,
+        file_id=found.file_id,
+        file_name=found.file.name,
+        link_id=found.pk,
+    )
+    message = _("Too many wrong passwords for this link. Try again later.")
+    context = {"title": _("Too many attempts"), "message": message}
+    response = render(request, "error.html", context, status=429)
+    response["Retry-After"] = str(settings.LINK_PASSWORD_WINDOW_SECONDS)
+    return response
