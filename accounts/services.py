@@ -225,3 +225,37 @@ def _send_password_link(*, user_id: int, invitation: bool) -> None:
         None,
         user.email,
     )
+
+
+# -- the audit entries of logging in (from the views and the login signals)
+
+
+def login_record(*, actor: Actor) -> None:
+    """Audit a completed login (password, and the second factor where there is one)."""
+    audit_record(event=Event.LOGIN, actor=actor)
+
+
+def login_failure_record(*, actor: Actor, username: str, step: str = "") -> None:
+    """Audit a failed login: a wrong password, or a wrong code at ``step`` "second-factor"."""
+    detail = f"username={username[:150]}" + (f" step={step}" if step else "")
+    audit_record(event=Event.LOGIN_FAILED, actor=actor, detail=detail)
+
+
+def login_lockout_record(*, actor: Actor, username: str, limit: str = "", step: str = "") -> None:
+    """Audit a login refused for too many failures: by django-axes, by the lockout policy's
+    ``limit`` ("account" or "address"), or at ``step`` "second-factor"."""
+    detail = f"username={username[:150]}" + (f" limit={limit}" if limit else "")
+    detail += f" step={step}" if step else ""
+    audit_record(event=Event.LOGIN_LOCKED_OUT, actor=actor, detail=detail)
+
+
+def user_sign_up(*, username: str, email: str, password: str, actor: Actor) -> User:
+    """Create an account from the sign-up form (SIGNUP_ENABLED) and audit it; the actor's
+    user is filled in with the new account. Raises IntegrityError if the name is taken."""
+    with transaction.atomic():
+        user = User.objects.create_user(username, email=email, password=password)
+        signed_up = Actor(
+            label=user.get_username(), user_id=user.pk, ip=actor.ip, user_agent=actor.user_agent
+        )
+        audit_record(event=Event.SIGNED_UP, actor=signed_up)
+    return user

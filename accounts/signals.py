@@ -10,15 +10,13 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from accounts import login_policy
+from accounts import login_policy, services
 from audit.actors import SYSTEM, actor_from_request
-from audit.events import Event
-from audit.services import audit_record
 
 
 @receiver(user_logged_in)
 def _audit_login(sender: type, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    audit_record(event=Event.LOGIN, actor=actor_from_request(request, user=user))
+    services.login_record(actor=actor_from_request(request, user=user))
 
 
 @receiver(user_login_failed)
@@ -32,10 +30,10 @@ def _audit_login_failure(
     if request is not None and not getattr(request, "axes_locked_out", False):
         login_policy.failure_record(request, username)
     actor = actor_from_request(request, label="anonymous") if request else SYSTEM
-    audit_record(event=Event.LOGIN_FAILED, actor=actor, detail=f"username={username}")
+    services.login_failure_record(actor=actor, username=username)
 
 
 @receiver(user_locked_out)
 def _audit_lockout(sender: Any, request: HttpRequest, username: str, **kwargs: Any) -> None:
     actor = actor_from_request(request, label="anonymous") if request else SYSTEM
-    audit_record(event=Event.LOGIN_LOCKED_OUT, actor=actor, detail=f"username={username[:150]}")
+    services.login_lockout_record(actor=actor, username=username)

@@ -34,8 +34,6 @@ from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.forms import CodeForm, PortalAuthenticationForm, RemoveTwoFactorForm, SignUpForm
 from audit.actors import actor_from_request, client_ip
-from audit.events import Event
-from audit.services import audit_record
 from securefiles.lib.auth_types import AuthenticatedHttpRequest, User
 from securefiles.lib.negotiation import prefers_json
 from securefiles.lib.site import site_url
@@ -81,10 +79,10 @@ class PortalLoginView(LoginView):
         username = str(request.POST.get("username", ""))[:150]
         reason = login_policy.refusal(request, username)
         if reason is not None:
-            audit_record(
-                event=Event.LOGIN_LOCKED_OUT,
+            account_services.login_lockout_record(
                 actor=actor_from_request(request, label="anonymous"),
-                detail=f"username={username} limit={reason}",
+                username=username,
+                limit=reason,
             )
             return render(request, "registration/locked_out.html", status=429)
         return super().post(request, *args, **kwargs)
@@ -211,10 +209,10 @@ def login_otp(request: HttpRequest) -> HttpResponseBase:
             response = redirect(_safe_next(request, next_url))
             login_policy.success_record(request, user, response)
             return response
-        audit_record(
-            event=Event.LOGIN_FAILED,
+        account_services.login_failure_record(
             actor=actor_from_request(request, label="anonymous"),
-            detail=f"username={user.get_username()} step=second-factor",
+            username=user.get_username(),
+            step="second-factor",
         )
         form.add_error("code", _("That code is not valid."))
     return render(request, "registration/login_otp.html", {"form": form})
@@ -225,10 +223,10 @@ def _recovery(user, code: str) -> bool:  # type: ignore[no-untyped-def]
 
 
 def _locked(request: HttpRequest, user) -> HttpResponse:  # type: ignore[no-untyped-def]
-    audit_record(
-        event=Event.LOGIN_LOCKED_OUT,
+    account_services.login_lockout_record(
         actor=actor_from_request(request, label="anonymous"),
-        detail=f"username={user.get_username()} step=second-factor",
+        username=user.get_username(),
+        step="second-factor",
     )
     return render(request, "registration/locked_out.html", status=429)
 
@@ -326,8 +324,12 @@ def signup(request: HttpRequest) -> HttpResponse:
         raise Http404("Sign-up is disabled")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
-        audit_record(event=Event.SIGNED_UP, actor=actor_from_request(request, user=user))
+        account_services.user_sign_up(
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+            actor=actor_from_request(request),
+        )
         messages.success(request, _("Account created. You can log in now."))
         return redirect("login")
     return render(request, "registration/signup.html", {"form": form})

@@ -5,10 +5,11 @@ in the settings (MAX_UPLOAD_MB, USER_QUOTA_MB) are MiB too, so a limit and the s
 measured against it read alike. static/js/upload.js (humanSize) follows the same rule.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.timesince import timeuntil
 
 # A no-break space keeps a number and its unit on one line ("190.7 MiB").
 _SPACE = "\u00a0"
@@ -57,3 +58,40 @@ def when(value: datetime | None) -> str:
     if value is None:
         return ""
     return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+
+
+_KINDS = (
+    ("application/pdf", "pdf"),
+    ("image/", "image"),
+    ("audio/", "audio"),
+    ("video/", "video"),
+    ("text/", "text"),
+    ("application/zip", "archive"),
+    ("application/x-7z", "archive"),
+    ("application/x-tar", "archive"),
+    ("application/gzip", "archive"),
+    ("application/vnd.ms-excel", "sheet"),
+    ("application/vnd.openxmlformats-officedocument.spreadsheetml", "sheet"),
+    ("text/csv", "sheet"),
+    ("application/msword", "doc"),
+    ("application/vnd.openxmlformats-officedocument.wordprocessingml", "doc"),
+    ("application/vnd.oasis.opendocument.text", "doc"),
+)
+
+
+def file_kind(content_type: str) -> str:
+    """pdf, image, audio, video, text, archive, sheet, doc or other."""
+    content_type = (content_type or "").lower()
+    for prefix, kind in _KINDS:
+        if content_type.startswith(prefix):
+            return kind
+    return "other"
+
+
+def duration(seconds: int) -> str:
+    """A wait or window in seconds as words, to the largest unit ("1 hour", "59 minutes").
+
+    At least one minute is shown, so "try again in 0 minutes" never appears.
+    """
+    now = timezone.now()
+    return timeuntil(now + timedelta(seconds=max(int(seconds), 60)), now=now, depth=1)

@@ -124,11 +124,17 @@ def link_get_for_owner(*, user: User, file: StoredFile, link_id: int) -> ShareLi
         raise Http404("No such link") from None
 
 
+def link_token_digest(token: str) -> str:
+    """A link's token as stored: its SHA-256 in hex (64 characters). The token itself is
+    never stored; links are found by this digest."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def link_get_by_token(*, token: str) -> ShareLink:
     """The usable link for a token; one 404 for unknown, expired, revoked and used up."""
     if not LINK_TOKEN_RE.fullmatch(token):
         raise Http404("No such link")
-    digest = hashlib.sha256(token.encode()).hexdigest()
+    digest = link_token_digest(token)
     link = (
         ShareLink.objects.select_related("file", "file__owner").filter(token_digest=digest).first()
     )

@@ -66,6 +66,8 @@ from sharing.crypto.stream import (
     StreamEncryptor,
     ciphertext_size,
     max_plaintext_size,
+    measure,
+    measure_all,
     plaintext_size_of,
 )
 
@@ -105,6 +107,8 @@ __all__ = [
     "generate_key_entry",
     "keyed_digest",
     "max_plaintext_size",
+    "measure",
+    "measure_all",
     "open_sha256",
     "parse_keyring",
     "plaintext_size_of",

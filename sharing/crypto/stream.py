@@ -422,3 +422,27 @@ def ciphertext_size(plaintext_size: int, segment_size: int = DEFAULT_SEGMENT_SIZ
     """Exact blob size for a plaintext size (an empty file is one empty last segment)."""
     segments = max(1, -(-plaintext_size // segment_size))
     return HEADER_SIZE + plaintext_size + segments * TAG_SIZE
+
+
+def measure(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes]:
+    """Read a blob to its end: (plaintext size, keyed digest). Nothing is kept or written.
+
+    Raises BlobIntegrityError as soon as a segment fails authentication.
+    """
+    size, digest, _sha256 = measure_all(reader, key)
+    return size, digest
+
+
+def measure_all(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes, bytes]:
+    """Read a blob to its end: (plaintext size in bytes, keyed digest, plain SHA-256).
+
+    Nothing is kept or written. Raises BlobIntegrityError as soon as a segment fails
+    authentication.
+    """
+    hashed = sha256()
+    size = 0
+    with reader:
+        for segment in reader.segments():
+            hashed.update(segment)
+            size += len(segment)
+    return size, keyed_digest(key, hashed.digest()), hashed.digest()

@@ -210,3 +210,22 @@ def files_purge_expired(*, now: datetime, dry_run: bool = False) -> list[StoredF
             continue  # deleted meanwhile, by its owner or another purge
         deleted.append(stored)
     return deleted
+
+
+def file_access_denied(*, file: StoredFile, actor: Actor, path: str) -> None:
+    """Audit a logged-in user's request, at ``path``, for a real file they may not see."""
+    audit_record(
+        event=Event.ACCESS_DENIED,
+        actor=actor,
+        file_id=file.id,
+        file_name=file.name,
+        detail=f"path={path[:200]}",
+    )
+
+
+def file_download_record(*, file: StoredFile, actor: Actor, via: str) -> None:
+    """Audit a download by its owner or a colleague (``via``: "owner" or "colleague"),
+    once its first segment verified: a refused or failed one is not a download."""
+    audit_record(
+        event=Event.DOWNLOAD, actor=actor, file_id=file.id, file_name=file.name, detail=f"via={via}"
+    )

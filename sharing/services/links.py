@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
+import enum
 import logging
 import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import check_password, make_password
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -18,9 +18,10 @@ from audit.events import Event
 from audit.services import audit_record
 from securefiles.lib.auth_types import User
 from securefiles.lib.transactions import retry_on_deadlock
+from sharing import selectors
 from sharing.models import ShareLink, StoredFile
 from sharing.services.files import FileGone, _lock_file
-from throttle import counters
+from throttle import counters, keys
 
 logger = logging.getLogger(__name__)
 # 256 bits from secrets: 43 URL-safe characters.
@@ -37,11 +38,6 @@ def _audit_link(event: str, link: ShareLink, actor: Actor, detail: str = "") -> 
         link_id=link.pk,
         detail=detail,
     )
-
-
-def link_token_digest(token: str) -> str:
-    """Links are found by the SHA-256 of their token; the token itself is never stored."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @retry_on_deadlock
@@ -69,7 +65,7 @@ def link_create(
         link = ShareLink.objects.create(
             file=file,
             created_by=created_by,
-            token_digest=link_token_digest(token),
+            token_digest=selectors.link_token_digest(token),
             expires_at=timezone.now() + timedelta(hours=expires_in_hours),
             max_downloads=max_downloads,
             password_hash=make_password(password, hasher="argon2") if password else "",
@@ -155,27 +151,42 @@ def link_release_download(*, link: ShareLink, actor: Actor) -> None:
         _audit_link(Event.DOWNLOAD, link, actor, f"via=link aborted; {outcome}")
 
 
-def _password_key(link: ShareLink) -> str:
-    return f"link-password:{link.pk}"
+class LinkPasswordOutcome(enum.Enum):
+    """What a password given for a link turned out to be."""
+
+    RIGHT = "right"
+    WRONG = "wrong"
+    THROTTLED = "throttled"  # too many wrong ones in the window: not even checked
 
 
-def link_password_attempt(*, link: ShareLink) -> int:
-    """Count an attempt at a link's password before it is checked; return the count.
+def link_password_check(*, link: ShareLink, password: str, actor: Actor) -> LinkPasswordOutcome:
+    """Check a password given for a link, counting it against LINK_PASSWORD_ATTEMPTS.
 
-    Shared by all workers and atomic, so at most LINK_PASSWORD_ATTEMPTS passwords are ever
-    checked per window, however many arrive at once. An attempt that turns out not to be a
-    wrong password is given back with link_password_attempt_undone.
+    The attempt is counted before the slow Argon2 check, in one atomic step shared by all
+    workers, so a burst of parallel guesses cannot all pass the limit before the first is
+    counted; a right password gives its attempt back. A wrong one is audited
+    (link.password_denied), and so is a refusal for too many (link.throttled).
     """
-    return counters.add_failure(_password_key(link), settings.LINK_PASSWORD_WINDOW_SECONDS)
+    limit, window = settings.LINK_PASSWORD_ATTEMPTS, settings.LINK_PASSWORD_WINDOW_SECONDS
+    key = keys.link_password_key(link.pk)
+    if counters.is_throttled(key, limit, window):
+        return _link_throttled(link, actor)
+    attempts = counters.add_failure(key, window)
+    if attempts > limit:
+        counters.remove_failure(key)  # refused unchecked: not a wrong password
+        return _link_throttled(link, actor)
+    if check_password(password, link.password_hash):
+        counters.remove_failure(key)
+        return LinkPasswordOutcome.RIGHT
+    _audit_link(Event.LINK_PASSWORD_DENIED, link, actor, f"failures={attempts}")
+    if attempts >= limit:
+        return _link_throttled(link, actor)
+    return LinkPasswordOutcome.WRONG
 
 
-def link_password_attempt_undone(*, link: ShareLink) -> None:
-    counters.remove_failure(_password_key(link))
-
-
-def link_password_failed(*, link: ShareLink, actor: Actor, failures: int) -> None:
-    """Audit a wrong password (link_password_attempt has already counted it)."""
-    _audit_link(Event.LINK_PASSWORD_DENIED, link, actor, f"failures={failures}")
+def _link_throttled(link: ShareLink, actor: Actor) -> LinkPasswordOutcome:
+    _audit_link(Event.LINK_THROTTLED, link, actor)
+    return LinkPasswordOutcome.THROTTLED
 
 
 def links_purge_expired(*, now: datetime, dry_run: bool = False) -> int:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from django.db import transaction
 
 from audit.actors import Actor
+from audit.events import Event
+from audit.services import audit_record
 from securefiles.lib.auth_types import User
-from sharing.crypto import VERSION, FileKey, seal_sha256, unwrap_key, wrap_key
+from sharing.crypto import VERSION, FileKey, keyed_digest, seal_sha256, unwrap_key, wrap_key
+from sharing.crypto.stream import measure
 from sharing.models import StoredFile
 from sharing.services.files import _delete_blob, _record_uploads, _stored_file_from_upload
-from sharing.storage import StoredBlob
+from sharing.storage import EncryptedStorage, StoredBlob
 from sharing.storage.keyring import get_keyring
 from sharing.storage.uploads import EncryptedUpload
 
@@ -102,3 +106,51 @@ def file_replace_content(
         )
         transaction.on_commit(lambda: _delete_blob(old_blob))
     return True
+
+
+def keys_rotated_record(*, summary: str) -> None:
+    """Audit a rotate_keys run that changed something (its summary line as the detail)."""
+    audit_record(event=Event.KEYS_ROTATED, actor=Actor(label="rotate_keys"), detail=summary)
+
+
+def content_reencrypted_record(*, summary: str) -> None:
+    """Audit a reencrypt_files run that changed something (its summary line as the detail)."""
+    audit_record(
+        event=Event.CONTENT_REENCRYPTED, actor=Actor(label="reencrypt_files"), detail=summary
+    )
+
+
+class ContentMismatch(Exception):
+    """A blob's plaintext is not what its row (or the copy just written) says."""
+
+
+def file_content_copy(
+    *, storage: EncryptedStorage, file: StoredFile, old: FileKey, new: FileKey
+) -> StoredBlob:
+    """Stream a file's plaintext into a new blob under the data key ``new`` (reencrypt_files).
+
+    The old plaintext must match the row (size and keyed digest), and the new blob must
+    read back to the same size and digest; otherwise nothing new is kept.
+    """
+    writer = storage.open_writer(new)
+    try:
+        with storage.open_plaintext(file.blob.name, old) as reader:
+            for segment in reader.segments():
+                writer.write(segment)
+        blob = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    try:
+        # The writer hashed the plaintext on its way through: it must be the row's file.
+        if blob.plaintext_size != file.size or not hmac.compare_digest(
+            keyed_digest(old, blob.sha256), bytes(file.digest)
+        ):
+            raise ContentMismatch("old blob's plaintext does not match the row's size and digest")
+        size, digest = measure(storage.open_plaintext(blob.name, new), new)
+        if size != blob.plaintext_size or not hmac.compare_digest(digest, blob.digest):
+            raise ContentMismatch("new blob does not read back to the same content")
+    except BaseException:
+        storage.delete(blob.name)
+        raise
+    return blob

@@ -1,44 +1,15 @@
 """Template helpers: a kind of file for its icon, sort links, names, durations, sizes, times."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django import template
 from django.http import QueryDict
 from django.utils import timezone
-from django.utils.timesince import timeuntil
 
 from audit import events
 from sharing import display, names
 
 register = template.Library()
-
-_KINDS = (
-    ("application/pdf", "pdf"),
-    ("image/", "image"),
-    ("audio/", "audio"),
-    ("video/", "video"),
-    ("text/", "text"),
-    ("application/zip", "archive"),
-    ("application/x-7z", "archive"),
-    ("application/x-tar", "archive"),
-    ("application/gzip", "archive"),
-    ("application/vnd.ms-excel", "sheet"),
-    ("application/vnd.openxmlformats-officedocument.spreadsheetml", "sheet"),
-    ("text/csv", "sheet"),
-    ("application/msword", "doc"),
-    ("application/vnd.openxmlformats-officedocument.wordprocessingml", "doc"),
-    ("application/vnd.oasis.opendocument.text", "doc"),
-)
-
-
-@register.filter
-def file_kind(content_type: str) -> str:
-    """pdf, image, audio, video, text, archive, sheet, doc or other."""
-    content_type = (content_type or "").lower()
-    for prefix, kind in _KINDS:
-        if content_type.startswith(prefix):
-            return kind
-    return "other"
 
 
 @register.simple_tag(takes_context=True)
@@ -82,16 +53,6 @@ def display_name(name: str) -> str:
 
 
 @register.filter
-def duration(seconds: int) -> str:
-    """A wait or window in seconds as words, to the largest unit ("1 hour", "59 minutes").
-
-    At least one minute is shown, so "try again in 0 minutes" never appears.
-    """
-    now = timezone.now()
-    return timeuntil(now + timedelta(seconds=max(int(seconds), 60)), now=now, depth=1)
-
-
-@register.filter
 def event_label(code: str) -> str:
     """An audit event code in words, for pages users read (sharing.events.EVENT_LABELS)."""
     return events.event_label(code)
@@ -125,3 +86,8 @@ def when(value: datetime | None) -> str:
 def zone_name() -> str:
     """The IANA name of the zone times are shown in ("Europe/Berlin", "UTC")."""
     return timezone.get_current_timezone_name()
+
+
+# The same words the views use (sharing.display), under their template names.
+register.filter("file_kind", display.file_kind)
+register.filter("duration", display.duration)

@@ -13,8 +13,6 @@ from django.http import (
 )
 
 from audit.actors import actor_from_request
-from audit.events import Event
-from audit.services import audit_record
 from securefiles.lib.auth_types import AuthenticatedHttpRequest
 from sharing import selectors, services
 from sharing.models import StoredFile
@@ -26,12 +24,8 @@ def _deny(request: HttpRequest, file_id: uuid.UUID) -> Http404:
     """Audit a logged-in user's request for a real file they may not see; return the 404."""
     existing = selectors.file_exists(file_id=file_id)
     if existing is not None:
-        audit_record(
-            event=Event.ACCESS_DENIED,
-            actor=actor_from_request(request),
-            file_id=existing.id,
-            file_name=existing.name,
-            detail=f"path={request.path[:200]}",
+        services.file_access_denied(
+            file=existing, actor=actor_from_request(request), path=request.path
         )
     return Http404("No such file")
 

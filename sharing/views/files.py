@@ -19,8 +19,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from audit.actors import actor_from_request
-from audit.events import Event
-from audit.services import audit_record
 from securefiles.lib.auth_types import AuthenticatedHttpRequest
 from sharing import names, selectors, services
 from sharing.forms import LinkForm, ShareForm
@@ -99,13 +97,7 @@ def download(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpRespo
 
     def downloaded() -> None:
         # Only once the first segment verified: a 502 sends nothing, so it is not a download.
-        audit_record(
-            event=Event.DOWNLOAD,
-            actor=actor_from_request(request),
-            file_id=stored.id,
-            file_name=stored.name,
-            detail=f"via={via}",
-        )
+        services.file_download_record(file=stored, actor=actor_from_request(request), via=via)
 
     return stream_file(request, stored, via=via, on_verified=downloaded)
 

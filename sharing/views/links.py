@@ -8,7 +8,6 @@ import uuid
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.hashers import check_password
 from django.http import (
     Http404,
     HttpRequest,
@@ -22,8 +21,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.actors import Actor, actor_from_request
-from audit.events import Event
-from audit.services import audit_record
 from securefiles.lib.auth_types import AuthenticatedHttpRequest
 from securefiles.lib.transactions import TryAgain
 from sharing import selectors, services
@@ -32,7 +29,6 @@ from sharing.models import ShareLink
 from sharing.views.access import _gone_is_404, _owned_file_or_404
 from sharing.views.files import _render_detail
 from sharing.views.streaming import stream_file
-from throttle import counters
 
 logger = logging.getLogger(__name__)
 
@@ -172,31 +168,17 @@ def _link_password_refused(
     request: HttpRequest, found: ShareLink, actor: Actor
 ) -> HttpResponse | None:
     """None when the right password came with the request; else the 403 or 429 answer."""
-    limit, window = settings.LINK_PASSWORD_ATTEMPTS, settings.LINK_PASSWORD_WINDOW_SECONDS
-    if counters.is_throttled(f"link-password:{found.pk}", limit, window):
-        return _link_throttled(request, found, actor)
-    # Counted before the slow Argon2 check, in one atomic step: a burst of parallel guesses
-    # cannot all pass the check above before the first of them is counted.
-    attempts = services.link_password_attempt(link=found)
     form = LinkPasswordForm(request.POST)
     password = form.cleaned_data["password"] if form.is_valid() else ""
-    if attempts > limit or check_password(password, found.password_hash):
-        services.link_password_attempt_undone(link=found)  # not a wrong password
-        return _link_throttled(request, found, actor) if attempts > limit else None
-    services.link_password_failed(link=found, actor=actor, failures=attempts)
-    if attempts >= limit:
-        return _link_throttled(request, found, actor)
+    outcome = services.link_password_check(link=found, password=password, actor=actor)
+    if outcome is services.LinkPasswordOutcome.RIGHT:
+        return None
+    if outcome is services.LinkPasswordOutcome.THROTTLED:
+        return _link_throttled(request)
     return _render_link(request, found, status=403, password_error=_("Wrong password."))
 
 
-def _link_throttled(request: HttpRequest, found: ShareLink, actor: Actor) -> HttpResponse:
-    audit_record(
-        event=Event.LINK_THROTTLED,
-        actor=actor,
-        file_id=found.file_id,
-        file_name=found.file.name,
-        link_id=found.pk,
-    )
+def _link_throttled(request: HttpRequest) -> HttpResponse:
     message = _("Too many wrong passwords for this link. Try again later.")
     context = {"title": _("Too many attempts"), "message": message}
     response = render(request, "error.html", context, status=429)

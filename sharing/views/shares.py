@@ -17,9 +17,8 @@ from django.views.decorators.http import require_POST
 
 from audit.actors import actor_from_request
 from securefiles.lib.auth_types import AuthenticatedHttpRequest
-from sharing import selectors, services
+from sharing import display, selectors, services
 from sharing.forms import ShareForm
-from sharing.templatetags.sharing_extras import duration
 from sharing.views.access import _gone_is_404, _owned_file_or_404
 from sharing.views.files import _render_detail
 
@@ -57,8 +56,8 @@ def _share_lookup_throttled_message(exc: services.ShareLookupThrottled) -> str:
         "paused for you: try again in %(wait)s."
     ) % {
         "limit": exc.limit,
-        "window": duration(exc.window_seconds),
-        "wait": duration(exc.retry_after),
+        "window": display.duration(exc.window_seconds),
+        "wait": display.duration(exc.retry_after),
     }
 
 

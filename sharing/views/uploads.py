@@ -31,7 +31,6 @@ from sharing.forms import UploadOptionsForm
 from sharing.models import StoredFile
 from sharing.storage import get_encrypted_storage
 from sharing.storage.uploads import EncryptedUpload, EncryptingUploadHandler
-from sharing.templatetags.sharing_extras import file_kind
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +154,7 @@ def _file_json(stored: StoredFile) -> dict:
         "size": stored.size,
         "size_display": display.human_size(stored.size),
         "content_type": stored.content_type,
-        "kind": file_kind(stored.content_type),
+        "kind": display.file_kind(stored.content_type),
         "created_at": stored.created_at.isoformat(),
         "expires_at": stored.expires_at.isoformat() if stored.expires_at else None,
         "expires_display": _expiry_text(stored),

@@ -9,11 +9,8 @@ from __future__ import annotations
 import time
 from argparse import ArgumentTypeError
 from collections.abc import Callable
-from hashlib import sha256
 
 from django.core.management.base import BaseCommand, CommandParser
-
-from sharing.crypto import DecryptingReader, FileKey, keyed_digest
 
 PROGRESS_INTERVAL = 0.2  # seconds between redraws of the progress line
 
@@ -113,30 +110,6 @@ def positive_int(value: str) -> int:
     if number < 1:
         raise ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
     return number
-
-
-def measure(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes]:
-    """Read a blob to its end: (plaintext size, keyed digest). Nothing is kept or written.
-
-    Raises BlobIntegrityError as soon as a segment fails authentication.
-    """
-    size, digest, _sha256 = measure_all(reader, key)
-    return size, digest
-
-
-def measure_all(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes, bytes]:
-    """Read a blob to its end: (plaintext size in bytes, keyed digest, plain SHA-256).
-
-    Nothing is kept or written. Raises BlobIntegrityError as soon as a segment fails
-    authentication.
-    """
-    hashed = sha256()
-    size = 0
-    with reader:
-        for segment in reader.segments():
-            hashed.update(segment)
-            size += len(segment)
-    return size, keyed_digest(key, hashed.digest()), hashed.digest()
 
 
 def shown(name: str) -> str:

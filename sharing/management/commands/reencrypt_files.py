@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import hmac
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -9,23 +8,15 @@ from django.core.management.base import CommandError, CommandParser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from audit.actors import Actor
-from audit.events import Event
-from audit.services import audit_record
 from sharing import selectors, services
-from sharing.crypto import BlobIntegrityError, FileKey, KeyProblem, keyed_digest
+from sharing.crypto import BlobIntegrityError, FileKey, KeyProblem
 from sharing.management.commands._maintenance import (
     MaintenanceCommand,
     add_batch_size,
     add_dry_run,
-    measure,
 )
 from sharing.models import StoredFile
 from sharing.storage import EncryptedStorage, StoredBlob, get_encrypted_storage
-
-
-class ContentMismatch(Exception):
-    """A blob's plaintext is not what its row (or the copy just written) says."""
 
 
 class Command(MaintenanceCommand):
@@ -82,12 +73,14 @@ class Command(MaintenanceCommand):
             if dry_run:
                 return self._would(storage, stored)
             new_key = FileKey.generate(file_id=stored.id)
-            blob = _copy(storage, stored, old_key, new_key)
+            blob = services.file_content_copy(
+                storage=storage, file=stored, old=old_key, new=new_key
+            )
         except KeyProblem as exc:
             return self._failed(stored, str(exc))
         except BlobIntegrityError:
             return self._failed(stored, "old blob failed authentication")
-        except ContentMismatch as exc:
+        except services.ContentMismatch as exc:
             return self._failed(stored, str(exc))
         except OSError as exc:
             return self._failed(stored, f"storage error: {exc.strerror or exc}")
@@ -126,44 +119,13 @@ class Command(MaintenanceCommand):
         if counts["gone"]:
             summary += f", {counts['gone']} deleted or changed meanwhile"
         if not dry_run and (counts["reencrypted"] or counts["failed"]):
-            actor = Actor(label="reencrypt_files")
-            audit_record(event=Event.CONTENT_REENCRYPTED, actor=actor, detail=summary)
+            services.content_reencrypted_record(summary=summary)
         self.finish(summary, failed=bool(counts["failed"]))
         if counts["failed"]:
             raise CommandError(
                 f"{counts['failed']} file(s) could not be re-encrypted; "
                 "run verify_files for details"
             )
-
-
-def _copy(storage: EncryptedStorage, stored: StoredFile, old: FileKey, new: FileKey) -> StoredBlob:
-    """Stream the old blob's plaintext into a new blob under ``new``, segment by segment.
-
-    The old plaintext must match the row (size and keyed digest), and the new blob must
-    read back to the same size and digest; otherwise nothing new is kept.
-    """
-    writer = storage.open_writer(new)
-    try:
-        with storage.open_plaintext(stored.blob.name, old) as reader:
-            for segment in reader.segments():
-                writer.write(segment)
-        blob = writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    try:
-        # The writer hashed the plaintext on its way through: it must be the row's file.
-        if blob.plaintext_size != stored.size or not hmac.compare_digest(
-            keyed_digest(old, blob.sha256), bytes(stored.digest)
-        ):
-            raise ContentMismatch("old blob's plaintext does not match the row's size and digest")
-        size, digest = measure(storage.open_plaintext(blob.name, new), new)
-        if size != blob.plaintext_size or not hmac.compare_digest(digest, blob.digest):
-            raise ContentMismatch("new blob does not read back to the same content")
-    except BaseException:
-        storage.delete(blob.name)
-        raise
-    return blob
 
 
 def _checkpoint(file_id: uuid.UUID) -> StoredFile:

@@ -6,9 +6,6 @@ from collections.abc import Iterator
 from django.core.management.base import CommandError, CommandParser
 from django.db.models import QuerySet
 
-from audit.actors import Actor
-from audit.events import Event
-from audit.services import audit_record
 from sharing import selectors, services
 from sharing.crypto import KeyProblem
 from sharing.management.commands._maintenance import MaintenanceCommand, add_batch_size, add_dry_run
@@ -72,7 +69,7 @@ class Command(MaintenanceCommand):
         if counts["gone"]:
             summary += f", {counts['gone']} deleted meanwhile"
         if not dry_run and (counts["rotated"] or counts["failed"]):
-            audit_record(event=Event.KEYS_ROTATED, actor=Actor(label="rotate_keys"), detail=summary)
+            services.keys_rotated_record(summary=summary)
         self.finish(summary, failed=bool(counts["failed"]))
         if counts["failed"]:
             raise CommandError(

@@ -12,7 +12,8 @@ from django.utils import timezone
 from securefiles.lib.auth_types import User
 from sharing import selectors
 from sharing.crypto import BlobIntegrityError, FileKey, InvalidTag, KeyProblem, open_sha256
-from sharing.management.commands._maintenance import MaintenanceCommand, measure_all, shown
+from sharing.crypto.stream import measure_all
+from sharing.management.commands._maintenance import MaintenanceCommand, shown
 from sharing.models import StoredFile
 from sharing.storage import get_encrypted_storage
 
