@@ -7,9 +7,11 @@ gunicorn's access log. Everything that logs a path goes through `redact`.
 
 import logging
 import re
+from functools import lru_cache
 from urllib.parse import unquote
 
-_LINK_PATH = re.compile(r"/s/[^/\s?\"']+")
+from django.conf import settings
+
 # A run of URL characters holding a percent-escape: `/s%2F<token>/` and `/%73/<token>/`
 # reach the link view too (the server decodes the path before routing), so a run is
 # judged by what it decodes to, not by how it was spelled.
@@ -35,19 +37,32 @@ def _escape(text: str) -> str:
     return _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", text)
 
 
+@lru_cache(maxsize=1)
+def _link_path() -> tuple[str, re.Pattern[str]]:
+    """The links' path prefix ("/s/", settings.LINK_PATH, which sharing.urls routes too)
+    and the pattern of a link path in a line."""
+    prefix = "/" + settings.LINK_PATH.strip("/") + "/"
+    return prefix, re.compile(re.escape(prefix) + r"[^/\s?\"']+")
+
+
+def _redact_plain(text: str) -> str:
+    prefix, pattern = _link_path()
+    return pattern.sub(prefix + "<token>", text) if prefix in text else text
+
+
 def _redact_escaped(match: re.Match[str]) -> str:
     decoded = _decoded(match.group())
-    if "/s/" not in decoded:
+    if _link_path()[0] not in decoded:
         return match.group()
     # Decoded only to find the token; what goes back into the line is escaped again.
-    return _escape(_LINK_PATH.sub("/s/<token>", decoded))
+    return _escape(_redact_plain(decoded))
 
 
 def redact(text: str) -> str:
     """``text`` with every share-link path, however percent-escaped, as /s/<token>."""
     if "%" in text:
         text = _ESCAPED_RUN.sub(_redact_escaped, text)
-    return _LINK_PATH.sub("/s/<token>", text) if "/s/" in text else text
+    return _redact_plain(text)
 
 
 class RedactLinkTokens(logging.Filter):
@@ -55,6 +70,6 @@ class RedactLinkTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "/s/" in message or "%" in message:
+        if _link_path()[0] in message or "%" in message:
             record.msg, record.args = redact(message), ()
         return True

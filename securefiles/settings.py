@@ -342,6 +342,9 @@ LOGGING = {
 AUDIT_LOG_KEY = env.str("AUDIT_LOG_KEY", default="")
 # Proxies whose X-Forwarded-For is believed for the client IP (exact addresses).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# Where share links live (/s/<token>/): the URLconf and the log filter that keeps tokens out
+# of every log line both read it, so they cannot disagree. Part of the public contract.
+LINK_PATH = "s/"
 LINK_DEFAULT_HOURS = _positive_int("LINK_DEFAULT_HOURS", 168, minimum=1)
 LINK_MAX_HOURS = _positive_int("LINK_MAX_HOURS", 720, minimum=1)
 # Wrong link passwords allowed per link per window before answering 429.

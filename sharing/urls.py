@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path
 
 from sharing.views import files, links, shares, uploads
@@ -18,5 +19,5 @@ urlpatterns = [
     ),
     path("files/<uuid:file_id>/links/", links.link_create, name="link_create"),
     path("files/<uuid:file_id>/links/<int:link_id>/revoke/", links.link_revoke, name="link_revoke"),
-    path("s/<str:token>/", links.link, name="link"),
+    path(f"{settings.LINK_PATH}<str:token>/", links.link, name="link"),
 ]

@@ -132,7 +132,7 @@ class UserWithQuotaAdmin(UserAdmin):
         # Read before the row is written, compared in save_related once the groups,
         # permissions and quota inline are saved too.
         setattr(obj, _STATE_BEFORE, selectors.user_state(user_id=obj.pk))
-        super().save_model(request, obj, form, change)
+        services.user_update(user=obj)
 
     def save_related(
         self, request: HttpRequest, form: forms.ModelForm, formsets: list, change: bool

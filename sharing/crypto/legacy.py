@@ -19,6 +19,8 @@ from typing import BinaryIO
 from Crypto.Cipher import AES
 from Crypto.Util.Padding import unpad
 
+from sharing.crypto.stream import read_up_to
+
 BLOCK = AES.block_size  # 16
 KEY_SIZES = (16, 24, 32)
 KEY_VARIABLE = "AES_KEY"
@@ -64,18 +66,6 @@ def _check_key(value: str) -> bytes:
     return value.encode("ascii")
 
 
-def _read_up_to(source: BinaryIO, size: int) -> bytes:
-    """Read ``size`` bytes, or fewer only at the end of the source."""
-    parts, remaining = [], size
-    while remaining > 0:
-        part = source.read(remaining)
-        if not part:
-            break
-        parts.append(part)
-        remaining -= len(part)
-    return b"".join(parts)
-
-
 def decrypt_chunks(source: BinaryIO, key: bytes, read_size: int = READ_SIZE) -> Iterator[bytes]:
     """Yield the plaintext of one legacy file piece by piece; memory stays about one read.
 
@@ -86,12 +76,12 @@ def decrypt_chunks(source: BinaryIO, key: bytes, read_size: int = READ_SIZE) -> 
     """
     if len(key) not in KEY_SIZES or read_size % BLOCK:
         raise ValueError("legacy keys are 16, 24 or 32 bytes; reads are whole blocks")
-    iv = _read_up_to(source, BLOCK)
+    iv = read_up_to(source, BLOCK)
     if len(iv) < BLOCK:
         raise LegacyFileError(f"shorter than {MIN_FILE_SIZE} bytes")
     cipher = AES.new(key, AES.MODE_CBC, iv=iv)  # legacy import only: see the module docstring
     held, size = b"", BLOCK
-    while chunk := _read_up_to(source, read_size):
+    while chunk := read_up_to(source, read_size):
         size += len(chunk)
         data = held + chunk
         # Decrypt whole blocks, always keeping at least the last full block back.

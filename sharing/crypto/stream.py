@@ -250,8 +250,9 @@ def _read_into(source: BinaryIO, view: memoryview) -> int:
     return filled
 
 
-def _read_exactly(source: BinaryIO, size: int) -> bytes:
-    """Read up to ``size`` bytes, looping over short reads (sockets, S3 bodies)."""
+def read_up_to(source: BinaryIO, size: int) -> bytes:
+    """Read ``size`` bytes, or fewer only at the end of ``source``, looping over short reads
+    (sockets, S3 bodies). The one read loop of the package (the legacy reader uses it too)."""
     parts = []
     remaining = size
     while remaining > 0:
@@ -292,7 +293,7 @@ class DecryptingReader(io.RawIOBase):
         """
         super().__init__()
         self._source = source
-        header = _read_exactly(source, HEADER_SIZE)
+        header = read_up_to(source, HEADER_SIZE)
         self._segment_size, salt, self._prefix = _parse_header(header)
         self._expected_size = expected_size
         if expected_size is not None and ciphertext_length is not None:
@@ -346,7 +347,7 @@ class DecryptingReader(io.RawIOBase):
             ahead = len(self._lookahead)
             view[:ahead] = self._lookahead
             length = ahead + _read_into(self._source, view[ahead:])
-            self._lookahead = _read_exactly(self._source, 1)
+            self._lookahead = read_up_to(self._source, 1)
             last = not self._lookahead
             if length < TAG_SIZE or (not last and length != wanted):
                 raise BlobIntegrityError("blob is truncated")

@@ -44,6 +44,7 @@ from sharing.services.users import (
     user_delete,
     user_offboard,
     user_state_changes,
+    user_update,
 )
 
 __all__ = [
@@ -80,4 +81,5 @@ __all__ = [
     "user_delete",
     "user_offboard",
     "user_state_changes",
+    "user_update",
 ]

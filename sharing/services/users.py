@@ -62,6 +62,13 @@ def user_deactivate(*, user: User, actor: Actor) -> None:
         user_offboard(user=user, actor=actor)
 
 
+def user_update(*, user: User) -> None:
+    """Save an administrator's edit of a user's own fields (the admin's change form). What
+    changed is recorded by user_change_record, once groups and quota are saved too."""
+    with transaction.atomic():
+        user.save()
+
+
 def _describe(value: object) -> str:
     if isinstance(value, str):
         return repr(value)  # quoted, with any line break escaped: one line per change
