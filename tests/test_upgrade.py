@@ -11,9 +11,8 @@ HTTP requests.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +27,8 @@ from django.db.models.fields.files import FieldFile
 from django.test import Client
 from django.utils import timezone
 
+from audit.chain import audit_key, compute_mac
+from audit.selectors import verify_chain
 from sharing.crypto import VERSION, FileKey, seal_sha256, wrap_key
 from sharing.storage import get_encrypted_storage
 from sharing.storage.keyring import get_keyring
@@ -77,27 +78,6 @@ def model(name: str) -> type[Model]:
     found = [m for m in django_apps.get_models() if m.__name__ == name]
     assert len(found) == 1, f"expected one model named {name}, found {found}"
     return found[0]
-
-
-def _audit_api(name: str) -> Callable[..., Any]:
-    """A function of the audit chain, from the `audit` app once the models have moved.
-
-    sharing.audit is the pre-move home: that fallback goes after the move.
-    """
-    for module_name in ("audit.selectors", "audit.services", "sharing.audit"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name not in {module_name, module_name.split(".")[0]}:
-                raise
-            continue
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise LookupError(f"no audit module defines {name}")
-
-
-def verify_chain() -> Any:
-    return _audit_api("verify_chain")()
 
 
 def _plain(value: object) -> object:
@@ -261,7 +241,6 @@ def _fill(hist: Any) -> dict[str, Any]:
         add(ThrottleCounter(key=counters[name], window_start=window_start, count=count))
 
     # The chain, MAC'd with the current functions (they read attributes only).
-    compute_mac, audit_key = _audit_api("compute_mac"), _audit_api("audit_key")
     prev_mac = GENESIS_MAC
     events: list[tuple[Model, str, Model | None, str, int | None]] = [
         (alice, "file.upload", report, f"size={report.size}", None),
