@@ -27,7 +27,7 @@ class SecondFactorAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     fields = ("user", "name", "confirmed")
     readonly_fields = fields
-    actions = ["reset_second_factor"]
+    actions = ["second_factor_reset"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -41,13 +41,13 @@ class SecondFactorAdmin(admin.ModelAdmin):
         return actions
 
     def delete_model(self, request: HttpRequest, obj: TOTPDevice) -> None:
-        account_services.reset_second_factor(user=obj.user, actor=actor_from_request(request))
+        account_services.second_factor_reset(user=obj.user, actor=actor_from_request(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
         self._reset(request, queryset)
 
     @admin.action(description="Reset the second factor of their users", permissions=["delete"])
-    def reset_second_factor(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
+    def second_factor_reset(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
         """Reset the second factor of every user owning a selected authenticator."""
         count = self._reset(request, queryset)
         self.message_user(request, f"Reset the second factor of {count} user(s).")
@@ -55,4 +55,4 @@ class SecondFactorAdmin(admin.ModelAdmin):
     def _reset(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> int:
         actor = actor_from_request(request)
         users = User.objects.filter(pk__in=queryset.values("user_id"))
-        return sum(account_services.reset_second_factor(user=user, actor=actor) for user in users)
+        return sum(account_services.second_factor_reset(user=user, actor=actor) for user in users)

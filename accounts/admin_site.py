@@ -14,12 +14,15 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from accounts import selectors as account_selectors
-from accounts.views import ENROL_REASON_ADMIN, enrol_url
+from accounts.enrolment import ENROL_REASON_ADMIN, enrol_url
 
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
 
 class SecureAdminSite(admin.AdminSite):
+    """The admin: only active staff who passed their second factor in this session; everyone
+    else is sent where they belong (login, the code step, enrolment) or told it is for staff."""
+
     site_header = "securefiles administration"
     site_title = "securefiles admin"
 

@@ -24,14 +24,12 @@ password or the second factor.
 
 from __future__ import annotations
 
-import hashlib
-
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponseBase
 
 from audit.actors import client_ip
-from throttle import counters
+from throttle import counters, keys
 
 KNOWN_DEVICE_COOKIE = "securefiles_device"
 _COOKIE_SALT = "securefiles.login_policy.known-device"
@@ -42,22 +40,6 @@ _COOKIE_MAX_ACCOUNTS = 8  # a shared browser remembers this many accounts, newes
 def _window() -> int:
     """The counting window in seconds: the same as the axes cool-off."""
     return int(settings.AXES_COOLOFF_TIME.total_seconds())
-
-
-def _digest(value: str) -> str:
-    # Usernames and addresses are the client's text: hashed, they fit the key column and
-    # never reach a log or a Redis key as typed.
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]
-
-
-def account_key(username: str) -> str:
-    """Throttle key of failures against ``username`` from any address."""
-    return f"login-account:{_digest(username)}"
-
-
-def address_key(ip: str) -> str:
-    """Throttle key of failures from address ``ip`` against any account."""
-    return f"login-address:{_digest(ip)}"
 
 
 def known_accounts(request: HttpRequest) -> list[int]:
@@ -88,10 +70,10 @@ def refusal(request: HttpRequest, username: str) -> str | None:
     """
     window = _window()
     over_account = counters.is_throttled(
-        account_key(username), settings.LOGIN_ACCOUNT_FAILURE_LIMIT, window
+        keys.login_account_key(username), settings.LOGIN_ACCOUNT_FAILURE_LIMIT, window
     )
     over_address = counters.is_throttled(
-        address_key(client_ip(request)), settings.LOGIN_ADDRESS_FAILURE_LIMIT, window
+        keys.login_address_key(client_ip(request)), settings.LOGIN_ADDRESS_FAILURE_LIMIT, window
     )
     if not (over_account or over_address) or _known_for(request, username):
         return None
@@ -101,15 +83,15 @@ def refusal(request: HttpRequest, username: str) -> str | None:
 def failure_record(request: HttpRequest, username: str) -> None:
     """Count one failed login for ``username`` from the request's address (limits 2, 3)."""
     window = _window()
-    counters.add_failure(account_key(username), window)
-    counters.add_failure(address_key(client_ip(request)), window)
+    counters.add_failure(keys.login_account_key(username), window)
+    counters.add_failure(keys.login_address_key(client_ip(request)), window)
 
 
 def success_record(
     request: HttpRequest, user: AbstractBaseUser, response: HttpResponseBase
 ) -> None:
     """After ``user`` signed in: clear their account-wide count, remember this browser."""
-    counters.reset(account_key(user.get_username()))
+    counters.reset(keys.login_account_key(user.get_username()))
     ids = [user.pk, *(pk for pk in known_accounts(request) if pk != user.pk)]
     response.set_signed_cookie(
         KNOWN_DEVICE_COOKIE,

@@ -9,7 +9,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from accounts import selectors
-from accounts.views import ENROL_REASON_STAFF, enrol_url
+from accounts.enrolment import ENROL_REASON_STAFF, enrol_url
 
 
 def _exempt_paths(*names: str) -> tuple[str, ...]:

@@ -18,12 +18,15 @@ def is_verified(user: User) -> bool:
 
 
 def has_device(user: User) -> bool:
+    """Whether ``user`` has a confirmed TOTP authenticator."""
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
 def confirmed_device(user: User) -> TOTPDevice | None:
+    """The user's confirmed TOTP authenticator, or None."""
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
 def recovery_codes_left(user: User) -> int:
+    """How many of the user's recovery codes are still unused."""
     return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()

@@ -1,7 +1,5 @@
 """Writes of the accounts app: second factors (TOTP devices and recovery codes),
-invitations and password resets.
-
-Second factor: TOTP authenticators (django-otp) and one-time recovery codes.
+invitations, password resets, sign-up and the audit entries of logging in.
 
 django-otp keeps each TOTP secret in clear in its table (otp_totp_totpdevice.key); the
 README's threat model says so: whoever reads the database can mint codes, but still needs
@@ -41,7 +39,7 @@ logger = logging.getLogger(__name__)
 _PENDING_DEVICE_KEY = "securefiles_pending_device"
 
 
-def pending_device(user: User, session: SessionBase) -> TOTPDevice:
+def device_pending(*, user: User, session: SessionBase) -> TOTPDevice:
     """The unconfirmed authenticator this session is enrolling (a fresh secret if none).
 
     Bound to the session: two sessions of one account never see the same secret, so a
@@ -51,18 +49,19 @@ def pending_device(user: User, session: SessionBase) -> TOTPDevice:
     device_id = session.get(_PENDING_DEVICE_KEY)
     device = TOTPDevice.objects.filter(pk=device_id, user=user, confirmed=False).first()
     if device is None:
-        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+        with transaction.atomic():
+            device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
         session[_PENDING_DEVICE_KEY] = device.pk
     return device
 
 
-def verify_code(*, user: User, code: str) -> bool:
+def second_factor_check(*, user: User, code: str) -> bool:
     """True if ``code`` is a current code of the user's authenticator or an unused
     recovery code (which is then spent)."""
     device = confirmed_device(user)
     if device is None:
         return False
-    return bool(device.verify_token(code.strip())) or use_recovery_code(user=user, code=code)
+    return bool(device.verify_token(code.strip())) or recovery_code_use(user=user, code=code)
 
 
 def _digest(code: str) -> str:
@@ -75,7 +74,7 @@ def _new_code() -> str:
     return "-".join(raw[i : i + 4] for i in range(0, RECOVERY_CODE_LENGTH, 4))
 
 
-def confirm_device(*, device: TOTPDevice, token: str, actor: Actor) -> list[str] | None:
+def device_confirm(*, device: TOTPDevice, token: str, actor: Actor) -> list[str] | None:
     """Confirm enrolment with a code from the app; return fresh recovery codes (shown once).
 
     None when the code is wrong, or when the account already has a confirmed
@@ -101,7 +100,7 @@ def confirm_device(*, device: TOTPDevice, token: str, actor: Actor) -> list[str]
     return codes
 
 
-def use_recovery_code(*, user: User, code: str) -> bool:
+def recovery_code_use(*, user: User, code: str) -> bool:
     """Spend one recovery code; True if it was valid and unused."""
     used = RecoveryCode.objects.filter(
         user=user, code_digest=_digest(code), used_at__isnull=True
@@ -109,14 +108,15 @@ def use_recovery_code(*, user: User, code: str) -> bool:
     return used == 1
 
 
-def remove_devices(*, user: User, actor: Actor) -> None:
+def devices_remove(*, user: User, actor: Actor) -> None:
+    """Remove the user's authenticators and recovery codes (the user's own act, audited)."""
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
         RecoveryCode.objects.filter(user=user).delete()
         audit_record(event=Event.TWO_FACTOR_REMOVED, actor=actor)
 
 
-def reset_second_factor(*, user: User, actor: Actor) -> bool:
+def second_factor_reset(*, user: User, actor: Actor) -> bool:
     """An administrator resets a user's second factor: every authenticator (confirmed or
     being enrolled) and every recovery code go; the user enrols again at their next login.
 

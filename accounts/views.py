@@ -24,7 +24,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
@@ -32,6 +31,7 @@ from django_otp import login as otp_login
 from accounts import login_policy
 from accounts import selectors as account_selectors
 from accounts import services as account_services
+from accounts.enrolment import ENROL_REASONS, enrol_url  # noqa: F401  (views' names)
 from accounts.forms import CodeForm, PortalAuthenticationForm, RemoveTwoFactorForm, SignUpForm
 from audit.actors import actor_from_request, client_ip
 from securefiles.lib.auth_types import AuthenticatedHttpRequest, User
@@ -43,26 +43,6 @@ PENDING_KEY = "securefiles_pending_2fa"
 PENDING_SECONDS = 300
 LOGGED_OUT_FLAG = "logged_out"  # on the login page after logging out: it says so
 OTP_FAILURES = 10
-
-# Why someone was sent to enrol (the ``reason`` query flag of /accounts/2fa/): the page
-# says so. Both apply to staff only; the flag is shown only when it is true of the user.
-ENROL_REASON_STAFF = "staff"  # SecondFactorMiddleware, STAFF_REQUIRE_2FA
-ENROL_REASON_ADMIN = "admin"  # the admin site (STAFF_REQUIRE_2FA off)
-ENROL_REASONS = {
-    ENROL_REASON_STAFF: gettext_lazy(
-        "Your administrator requires staff to use two-factor authentication before "
-        "using the portal. Set it up here to go on."
-    ),
-    ENROL_REASON_ADMIN: gettext_lazy(
-        "The administration is open only to staff who log in with two-factor "
-        "authentication. Set it up here to go on."
-    ),
-}
-
-
-def enrol_url(reason: str) -> str:
-    """The enrolment page's path with ``reason`` (a key of ENROL_REASONS) as its flag."""
-    return f"{reverse('two_factor')}?reason={reason}"
 
 
 class PortalLoginView(LoginView):
@@ -219,7 +199,7 @@ def login_otp(request: HttpRequest) -> HttpResponseBase:
 
 
 def _recovery(user, code: str) -> bool:  # type: ignore[no-untyped-def]
-    return account_services.use_recovery_code(user=user, code=code)
+    return account_services.recovery_code_use(user=user, code=code)
 
 
 def _locked(request: HttpRequest, user) -> HttpResponse:  # type: ignore[no-untyped-def]
@@ -253,10 +233,10 @@ def two_factor(request: AuthenticatedHttpRequest) -> HttpResponse:
     if account_selectors.has_device(request.user):
         status = {"codes_left": account_selectors.recovery_codes_left(request.user)}
         return render(request, "accounts/two_factor_status.html", status)
-    device = account_services.pending_device(request.user, request.session)
+    device = account_services.device_pending(user=request.user, session=request.session)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        codes = account_services.confirm_device(
+        codes = account_services.device_confirm(
             device=device, token=form.cleaned_data["code"], actor=actor_from_request(request)
         )
         if codes is not None:
@@ -308,12 +288,12 @@ def two_factor_remove(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not (
         form.is_valid()
         and request.user.check_password(form.cleaned_data["password"])
-        and account_services.verify_code(user=request.user, code=form.cleaned_data["code"])
+        and account_services.second_factor_check(user=request.user, code=form.cleaned_data["code"])
     ):
         messages.error(request, _("Wrong password or code: the authenticator was kept."))
         return redirect("two_factor")
     counters.remove_failure(throttle_key)
-    account_services.remove_devices(user=request.user, actor=actor_from_request(request))
+    account_services.devices_remove(user=request.user, actor=actor_from_request(request))
     messages.success(request, _("Two-factor authentication is off."))
     return redirect("two_factor")
 

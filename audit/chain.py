@@ -2,8 +2,8 @@
 
 mac_n = HMAC-SHA-256(AUDIT_LOG_KEY, mac_{n-1} || canonical(entry_n)), with mac_0 = 64 zeros.
 Someone who can write to the database but does not hold AUDIT_LOG_KEY cannot edit, insert
-or delete an entry without breaking every MAC after it; `verify_audit_log` walks the chain.
-Writers are serialised on the single AuditHead row, so parallel requests never fork it.
+or delete an entry without breaking every MAC after it. This module computes the MAC;
+audit.services appends (serialised on the AuditHead row), audit.selectors verifies.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ GENESIS_MAC = "0" * 64
 
 
 def audit_key() -> bytes:
+    """The chain's HMAC key: AUDIT_LOG_KEY, else a key derived from SECRET_KEY (README)."""
     configured = settings.AUDIT_LOG_KEY
     if configured:
         return configured.encode()
@@ -47,4 +48,5 @@ def canonical(entry: AuditEntry) -> bytes:
 
 
 def compute_mac(key: bytes, prev_mac: str, entry: AuditEntry) -> str:
+    """The entry's MAC: HMAC-SHA-256(key, prev_mac || canonical(entry)), 64 hex characters."""
     return hmac.new(key, prev_mac.encode() + canonical(entry), hashlib.sha256).hexdigest()

@@ -12,6 +12,9 @@ from audit.models import AuditEntry, AuditHead
 
 @dataclass(frozen=True)
 class ChainReport:
+    """What verify_chain found: entries checked, the head it reached, and the first broken
+    entry with the reason (None and "" when the chain is intact)."""
+
     checked: int
     head_seq: int
     head_mac: str

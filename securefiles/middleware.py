@@ -1,5 +1,6 @@
-"""Small middlewares: NUL and body-size refusals, security headers, second factor, no-store,
-the browser's time zone."""
+"""Project-wide middleware: NUL and body-size refusals, security headers, no-store for
+logged-in users, the browser's time zone, deadlock victims answered 503. (The second
+factor per session is accounts.middleware.)"""
 
 import functools
 import zoneinfo

@@ -393,7 +393,7 @@ AXES_VERBOSE = False
 # site always requires a verified second factor.
 STAFF_REQUIRE_2FA = env.bool("STAFF_REQUIRE_2FA", default=True)
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="securefiles")
-# No admin page shows a TOTP secret or its QR code (sharing.admin replaces django-otp's).
+# No admin page shows a TOTP secret or its QR code (accounts.admin replaces django-otp's).
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 RECOVERY_CODES = 10
 

@@ -86,6 +86,7 @@ def file_exists(*, file_id: uuid.UUID) -> StoredFile | None:
 
 
 def files_shared_with(*, user: User, search: str = "") -> QuerySet[StoredFile]:
+    """Files shared with ``user`` by their owners, newest first, optionally searched by name."""
     files = StoredFile.objects.filter(shares__colleague=user).select_related("owner")
     if search:
         files = files.filter(name__icontains=search)
@@ -101,14 +102,17 @@ def colleagues_known_to(*, user: User) -> list[str]:
 
 
 def shares_of(*, file: StoredFile) -> QuerySet[Share]:
+    """The colleagues a file is shared with, oldest share first."""
     return file.shares.select_related("colleague").order_by("created_at", "id")
 
 
 def links_of(*, file: StoredFile) -> QuerySet[ShareLink]:
+    """A file's share links, newest first."""
     return file.links.order_by("-created_at", "-id")
 
 
 def share_get_for_owner(*, user: User, file: StoredFile, share_id: int) -> Share:
+    """A share of the owner's file; Http404 for anyone else or an unknown id."""
     try:
         return Share.objects.select_related("colleague").get(
             pk=share_id, file=file, file__owner=user
@@ -118,6 +122,7 @@ def share_get_for_owner(*, user: User, file: StoredFile, share_id: int) -> Share
 
 
 def link_get_for_owner(*, user: User, file: StoredFile, link_id: int) -> ShareLink:
+    """A link of the owner's file; Http404 for anyone else or an unknown id."""
     try:
         return ShareLink.objects.get(pk=link_id, file=file, file__owner=user)
     except ShareLink.DoesNotExist:

@@ -136,7 +136,7 @@ def test_it_resets_a_second_factor_from_the_device_delete_page(admin_client, ali
 def test_it_resets_second_factors_from_the_device_list(admin_client, alice, bob) -> None:
     devices = [_enrolled(alice), _enrolled(bob)]
 
-    response = _action(admin_client, DEVICES, "reset_second_factor", [d.pk for d in devices])
+    response = _action(admin_client, DEVICES, "second_factor_reset", [d.pk for d in devices])
 
     assert response.status_code == 302
     assert not TOTPDevice.objects.filter(user__in=[alice, bob]).exists()
@@ -149,7 +149,7 @@ def test_it_resets_a_second_factor_from_the_user_list(admin_client, alice, bob) 
     _enrolled(alice)
     bobs = _enrolled(bob)
 
-    response = _action(admin_client, USERS, "reset_second_factor", [alice.pk])
+    response = _action(admin_client, USERS, "second_factor_reset", [alice.pk])
 
     assert response.status_code == 302
     assert list(TOTPDevice.objects.filter(user__in=[alice, bob])) == [bobs]
@@ -446,7 +446,7 @@ def test_it_records_what_an_impersonation_attempt_needs(
     _change(admin_client, alice, email="root@example.com")
     with django_capture_on_commit_callbacks(execute=True):
         _action(admin_client, USERS, "send_password_reset", [alice.pk])
-    _action(admin_client, USERS, "reset_second_factor", [alice.pk])
+    _action(admin_client, USERS, "second_factor_reset", [alice.pk])
 
     events = list(
         AuditEntry.objects.filter(actor=ADMIN)

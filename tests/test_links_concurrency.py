@@ -17,8 +17,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.test import Client
 
+from audit.actors import SYSTEM
 from audit.models import AuditEntry, AuditHead
 from audit.selectors import verify_chain
+from sharing import services
 from sharing.models import Share, ShareLink
 from tests.helpers import MiB, client_for, make_file, make_link, make_share, streamed
 
@@ -253,8 +255,7 @@ def test_it_revokes_a_share_while_its_owner_is_deactivated(alice, bob, alice_cli
         return owner.post(f"/files/{stored.id}/shares/{share.pk}/revoke/").status_code
 
     def deactivate() -> bool:
-        alice.is_active = False
-        alice.save()
+        services.user_deactivate(user=alice, actor=SYSTEM)
         return True
 
     revoked, deactivated = _queued_behind_the_head(revoke, deactivate)

@@ -26,10 +26,15 @@ def _redis():  # type: ignore[no-untyped-def]
     return redis.Redis.from_url(settings.THROTTLE_REDIS_URL)
 
 
+def _redis_name(key: str) -> str:
+    """The Redis key of a counter: every counter under one prefix."""
+    return f"securefiles:throttle:{key}"
+
+
 def failures(key: str, window_seconds: int) -> int:
     """How many failures are counted for ``key`` in the current window."""
     if settings.THROTTLE_REDIS_URL:
-        return int(_redis().get(f"securefiles:throttle:{key}") or 0)
+        return int(_redis().get(_redis_name(key)) or 0)
     since = timezone.now() - timedelta(seconds=window_seconds)
     row = ThrottleCounter.objects.filter(key=key, window_start__gt=since).first()
     return row.count if row else 0
@@ -52,7 +57,7 @@ def add_failure(key: str, window_seconds: int) -> int:
 
 
 def _redis_add(key: str, window_seconds: int) -> int:
-    name = f"securefiles:throttle:{key}"
+    name = _redis_name(key)
     pipe = _redis().pipeline()
     pipe.incr(name)
     pipe.expire(name, window_seconds, nx=True)
@@ -72,7 +77,7 @@ return 0
 def remove_failure(key: str) -> None:
     """Take back one counted failure (an attempt counted before its check, which passed)."""
     if settings.THROTTLE_REDIS_URL:
-        _redis().eval(_REDIS_GIVE_BACK, 1, f"securefiles:throttle:{key}")
+        _redis().eval(_REDIS_GIVE_BACK, 1, _redis_name(key))
         return
     ThrottleCounter.objects.filter(key=key, count__gt=0).update(count=F("count") - 1)
 
@@ -80,12 +85,13 @@ def remove_failure(key: str) -> None:
 def reset(key: str) -> None:
     """Forget every failure counted for ``key`` (its owner proved who they are)."""
     if settings.THROTTLE_REDIS_URL:
-        _redis().delete(f"securefiles:throttle:{key}")
+        _redis().delete(_redis_name(key))
         return
     ThrottleCounter.objects.filter(key=key).delete()
 
 
 def is_throttled(key: str, limit: int, window_seconds: int) -> bool:
+    """Whether ``key`` has reached ``limit`` failures in the current window (seconds)."""
     return failures(key, window_seconds) >= limit
 
 
@@ -95,7 +101,7 @@ def seconds_left(key: str, window_seconds: int) -> int:
     What a 429 answer puts in Retry-After: the counter starts from zero after that.
     """
     if settings.THROTTLE_REDIS_URL:
-        return max(int(_redis().ttl(f"securefiles:throttle:{key}")), 0)
+        return max(int(_redis().ttl(_redis_name(key))), 0)
     now = timezone.now()
     row = ThrottleCounter.objects.filter(
         key=key, window_start__gt=now - timedelta(seconds=window_seconds)

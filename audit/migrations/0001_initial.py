@@ -2,27 +2,12 @@
 
 The model moved here from `sharing` with its table (db_table is unchanged): this migration
 changes only Django's idea of which app holds it, no row and no column. On a new database
-sharing's own migrations 0002/0004 have created the table by now; on an upgraded one it is
-there with its rows. The model's content type moves along, so permissions granted on it
-and admin log entries keep pointing at it.
+sharing's migration 0002 has created the tables by now; on an upgraded one it is
+there with its rows. Its content type moves along in sharing's 0009, which depends on this
+one, so permissions granted on it and admin log entries keep pointing at it.
 """
 
 from django.db import migrations, models
-
-
-def move_content_types(apps, schema_editor):  # type: ignore[no-untyped-def]
-    """sharing.<model> -> audit.<model>, unless the target already exists."""
-    content_types = apps.get_model("contenttypes", "ContentType")
-    for model in ("auditentry", "audithead"):
-        if not content_types.objects.filter(app_label="audit", model=model).exists():
-            content_types.objects.filter(app_label="sharing", model=model).update(app_label="audit")
-
-
-def move_content_types_back(apps, schema_editor):  # type: ignore[no-untyped-def]
-    content_types = apps.get_model("contenttypes", "ContentType")
-    for model in ("auditentry", "audithead"):
-        if not content_types.objects.filter(app_label="sharing", model=model).exists():
-            content_types.objects.filter(app_label="audit", model=model).update(app_label="sharing")
 
 
 class Migration(migrations.Migration):
@@ -30,7 +15,6 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("sharing", "0008_storedfile_origin"),
-        ("contenttypes", "0002_remove_content_type_name"),
     ]
 
     operations = [
@@ -101,5 +85,4 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
-        migrations.RunPython(move_content_types, move_content_types_back),
     ]

@@ -97,7 +97,7 @@ class UserWithQuotaAdmin(UserAdmin):
     add_form_template = None  # Django's carries the password fields' script
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("username", "email")}),)
     inlines = [*UserAdmin.inlines, StorageQuotaInline]
-    actions = ["send_password_reset", "reset_second_factor"]
+    actions = ["send_password_reset", "second_factor_reset"]
 
     def get_urls(self) -> list[URLPattern]:
         # UserAdmin's form that sets another user's password is gone; its URL answers 404.
@@ -174,10 +174,10 @@ class UserWithQuotaAdmin(UserAdmin):
             )
 
     @admin.action(description="Reset second factor", permissions=["change"])
-    def reset_second_factor(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def second_factor_reset(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Remove each selected user's authenticators and recovery codes (audited)."""
         actor = actor_from_request(request)
         reset = sum(
-            account_services.reset_second_factor(user=user, actor=actor) for user in queryset
+            account_services.second_factor_reset(user=user, actor=actor) for user in queryset
         )
         self.message_user(request, f"Reset the second factor of {reset} user(s).")

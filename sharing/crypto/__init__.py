@@ -1,7 +1,6 @@
 """Streaming authenticated encryption for stored files, and master-key handling.
 
-Pure Python over pycryptodome: nothing here imports Django, so the format can be read and
-tested on its own. The byte layout is specified in ``docs/FORMAT.md``; in short:
+The byte layout is specified in ``docs/FORMAT.md``; in short:
 
     blob    = header || segment_0 || ... || segment_n          (n >= 0, last one flagged)
     header  = magic "SFEC" | version u8 | suite u8 | segment size u32be | salt[32] | prefix[7]
@@ -12,11 +11,12 @@ tested on its own. The byte layout is specified in ``docs/FORMAT.md``; in short:
 The per-file data key is random and is stored only wrapped by a master key (AES-256-GCM,
 with the file's UUID and the master key id as associated data), outside the blob.
 
-Every AES-256-GCM operation in this module goes through ``gcm_seal`` / ``gcm_open`` (12-byte
+Every AES-256-GCM operation in this package goes through ``gcm_seal`` / ``gcm_open`` (12-byte
 explicit nonce, 16-byte tag, 32-byte key), so the Wycheproof vectors in the tests exercise
 exactly the code path that seals segments and wraps keys.
 
-Pure Python over pycryptodome: nothing in this package imports Django. Modules: aead (every
+Pure Python over pycryptodome: nothing in this package imports Django, so the format can be
+read and tested on its own. Modules: aead (every
 GCM call), keys (data keys, master keys, wrapping), stream (the segmented blob format),
 legacy (reading the Flask prototype's CBC files, for import only). The names below are the
 package's public interface."""

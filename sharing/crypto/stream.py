@@ -252,16 +252,10 @@ def _read_into(source: BinaryIO, view: memoryview) -> int:
 
 def read_up_to(source: BinaryIO, size: int) -> bytes:
     """Read ``size`` bytes, or fewer only at the end of ``source``, looping over short reads
-    (sockets, S3 bodies). The one read loop of the package (the legacy reader uses it too)."""
-    parts = []
-    remaining = size
-    while remaining > 0:
-        part = source.read(remaining)
-        if not part:
-            break
-        parts.append(part)
-        remaining -= len(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    (sockets, S3 bodies) through _read_into, the package's one read loop (the legacy reader
+    uses this too)."""
+    buffer = bytearray(size)
+    return bytes(memoryview(buffer)[: _read_into(source, memoryview(buffer))])
 
 
 class DecryptingReader(io.RawIOBase):

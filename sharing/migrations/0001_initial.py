@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,23 +16,56 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='StoredFile',
+            name="StoredFile",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.TextField()),
-                ('content_type', models.CharField(default='application/octet-stream', max_length=255)),
-                ('size', models.BigIntegerField(help_text='Plaintext size in bytes.')),
-                ('digest', models.BinaryField(help_text='HMAC-SHA-256 of the plaintext, keyed per file.', max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('blob', models.FileField(editable=False, max_length=255, storage=sharing.storage.get_encrypted_storage, unique=True, upload_to='')),
-                ('wrapped_key', models.BinaryField(max_length=60)),
-                ('key_id', models.CharField(db_index=True, editable=False, max_length=32)),
-                ('format_version', models.PositiveSmallIntegerField(default=1, editable=False)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='files', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("name", models.TextField()),
+                (
+                    "content_type",
+                    models.CharField(default="application/octet-stream", max_length=255),
+                ),
+                ("size", models.BigIntegerField(help_text="Plaintext size in bytes.")),
+                (
+                    "digest",
+                    models.BinaryField(
+                        help_text="HMAC-SHA-256 of the plaintext, keyed per file.", max_length=32
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "blob",
+                    models.FileField(
+                        editable=False,
+                        max_length=255,
+                        storage=sharing.storage.get_encrypted_storage,
+                        unique=True,
+                        upload_to="",
+                    ),
+                ),
+                ("wrapped_key", models.BinaryField(max_length=60)),
+                ("key_id", models.CharField(db_index=True, editable=False, max_length=32)),
+                ("format_version", models.PositiveSmallIntegerField(default=1, editable=False)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="files",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['owner', '-created_at'], name='sharing_sto_owner_i_376433_idx')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["owner", "-created_at"], name="sharing_sto_owner_i_376433_idx"
+                    )
+                ],
             },
         ),
     ]

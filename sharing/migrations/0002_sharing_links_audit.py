@@ -6,82 +6,141 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sharing', '0001_initial'),
+        ("sharing", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveBigIntegerField(editable=False, unique=True)),
-                ('created_at', models.DateTimeField(db_index=True, editable=False)),
-                ('actor', models.CharField(editable=False, max_length=200)),
-                ('actor_user_id', models.BigIntegerField(blank=True, db_index=True, editable=False, null=True)),
-                ('ip', models.CharField(blank=True, editable=False, max_length=45)),
-                ('user_agent', models.CharField(blank=True, editable=False, max_length=300)),
-                ('event', models.CharField(db_index=True, editable=False, max_length=40)),
-                ('file_id', models.UUIDField(blank=True, db_index=True, editable=False, null=True)),
-                ('file_name', models.TextField(blank=True, editable=False)),
-                ('link_id', models.BigIntegerField(blank=True, editable=False, null=True)),
-                ('detail', models.TextField(blank=True, editable=False)),
-                ('prev_mac', models.CharField(editable=False, max_length=64)),
-                ('mac', models.CharField(editable=False, max_length=64)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveBigIntegerField(editable=False, unique=True)),
+                ("created_at", models.DateTimeField(db_index=True, editable=False)),
+                ("actor", models.CharField(editable=False, max_length=200)),
+                (
+                    "actor_user_id",
+                    models.BigIntegerField(blank=True, db_index=True, editable=False, null=True),
+                ),
+                ("ip", models.CharField(blank=True, editable=False, max_length=45)),
+                ("user_agent", models.CharField(blank=True, editable=False, max_length=300)),
+                ("event", models.CharField(db_index=True, editable=False, max_length=40)),
+                ("file_id", models.UUIDField(blank=True, db_index=True, editable=False, null=True)),
+                ("file_name", models.TextField(blank=True, editable=False)),
+                ("link_id", models.BigIntegerField(blank=True, editable=False, null=True)),
+                ("detail", models.TextField(blank=True, editable=False)),
+                ("prev_mac", models.CharField(editable=False, max_length=64)),
+                ("mac", models.CharField(editable=False, max_length=64)),
             ],
             options={
-                'verbose_name_plural': 'audit entries',
-                'ordering': ['-seq'],
+                "verbose_name_plural": "audit entries",
+                "ordering": ["-seq"],
             },
         ),
         migrations.CreateModel(
-            name='AuditHead',
+            name="AuditHead",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveBigIntegerField(default=0)),
-                ('mac', models.CharField(default='', max_length=64)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveBigIntegerField(default=0)),
+                ("mac", models.CharField(default="", max_length=64)),
             ],
         ),
         migrations.CreateModel(
-            name='ThrottleCounter',
+            name="ThrottleCounter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=200, unique=True)),
-                ('window_start', models.DateTimeField()),
-                ('count', models.PositiveIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=200, unique=True)),
+                ("window_start", models.DateTimeField()),
+                ("count", models.PositiveIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='ShareLink',
+            name="ShareLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_digest', models.CharField(editable=False, max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField(db_index=True)),
-                ('max_downloads', models.PositiveIntegerField(blank=True, null=True)),
-                ('download_count', models.PositiveIntegerField(default=0)),
-                ('password_hash', models.CharField(blank=True, editable=False, max_length=255)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='links_created', to=settings.AUTH_USER_MODEL)),
-                ('file', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='links', to='sharing.storedfile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("token_digest", models.CharField(editable=False, max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField(db_index=True)),
+                ("max_downloads", models.PositiveIntegerField(blank=True, null=True)),
+                ("download_count", models.PositiveIntegerField(default=0)),
+                ("password_hash", models.CharField(blank=True, editable=False, max_length=255)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="links_created",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "file",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="links",
+                        to="sharing.storedfile",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Share',
+            name="Share",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('colleague', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='shares_received', to=settings.AUTH_USER_MODEL)),
-                ('file', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='shares', to='sharing.storedfile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "colleague",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="shares_received",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "file",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="shares",
+                        to="sharing.storedfile",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('file', 'colleague'), name='one_share_per_colleague')],
+                "ordering": ["created_at", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("file", "colleague"), name="one_share_per_colleague"
+                    )
+                ],
             },
         ),
     ]

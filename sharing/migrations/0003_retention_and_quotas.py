@@ -6,24 +6,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sharing', '0002_sharing_links_audit'),
+        ("sharing", "0002_sharing_links_audit"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='storedfile',
-            name='expires_at',
-            field=models.DateTimeField(blank=True, db_index=True, help_text='purge_expired deletes it after this.', null=True),
+            model_name="storedfile",
+            name="expires_at",
+            field=models.DateTimeField(
+                blank=True,
+                db_index=True,
+                help_text="purge_expired deletes it after this.",
+                null=True,
+            ),
         ),
         migrations.CreateModel(
-            name='StorageQuota',
+            name="StorageQuota",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('quota_mb', models.PositiveIntegerField(help_text='Storage quota in MiB; 0 means no quota.')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='storage_quota', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "quota_mb",
+                    models.PositiveIntegerField(
+                        help_text="Storage quota in MiB; 0 means no quota."
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="storage_quota",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
     ]

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sharing', '0004_recovery_codes'),
+        ("sharing", "0004_recovery_codes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='storedfile',
-            name='sha256_sealed',
-            field=models.BinaryField(default=b'', help_text="The plaintext's SHA-256, AES-GCM sealed under a key from the data key.", max_length=60),
+            model_name="storedfile",
+            name="sha256_sealed",
+            field=models.BinaryField(
+                default=b"",
+                help_text="The plaintext's SHA-256, AES-GCM sealed under a key from the data key.",
+                max_length=60,
+            ),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sharing', '0005_sealed_sha256'),
+        ("sharing", "0005_sealed_sha256"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='sharelink',
-            name='refunds',
+            model_name="sharelink",
+            name="refunds",
             field=models.PositiveIntegerField(default=0),
         ),
     ]

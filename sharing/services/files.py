@@ -27,7 +27,7 @@ from sharing.storage.uploads import EncryptedUpload
 logger = logging.getLogger(__name__)
 
 
-def _stored_file_from_upload(
+def stored_file_from_upload(
     *, owner: User, upload: EncryptedUpload, origin: str = StoredFile.Origin.UPLOAD
 ) -> StoredFile:
     master = get_keyring().primary
@@ -55,7 +55,7 @@ class FileGone(StoredFile.DoesNotExist):
     """The file was deleted (by a parallel request, say) before this write could lock it."""
 
 
-def _lock_file(file_id: UUID) -> StoredFile:
+def file_lock(file_id: UUID) -> StoredFile:
     """Start a write on a file: lock its row, and check foreign keys at each statement.
 
     Every service that writes something hanging off a file (shares, links, the file
@@ -94,14 +94,14 @@ def file_create_many(
     Raises QuotaExceeded (nothing recorded) if they would exceed the owner's quota, and
     TryAgain if the database gave up on the transaction (deadlock victim) every time.
     """
-    files = [_stored_file_from_upload(owner=owner, upload=upload) for upload in uploads]
+    files = [stored_file_from_upload(owner=owner, upload=upload) for upload in uploads]
     actor = actor or Actor(label=owner.get_username(), user_id=owner.pk)
-    _record_uploads(owner=owner, files=files, actor=actor, expires_at=expires_at)
+    uploads_record(owner=owner, files=files, actor=actor, expires_at=expires_at)
     return files
 
 
 @retry_on_deadlock
-def _record_uploads(
+def uploads_record(
     *,
     owner: User,
     files: list[StoredFile],
@@ -135,7 +135,7 @@ def file_delete(*, file: StoredFile, actor: Actor = SYSTEM) -> None:
     if the database gave up on the transaction (deadlock victim) every time.
     """
     with transaction.atomic():
-        locked = _lock_file(file.pk)
+        locked = file_lock(file.pk)
         file_id, file_name = locked.id, locked.name  # delete() forgets the id
         locked.delete()
         # The audit entry comes last, as in every service: the chain head is the last lock
@@ -144,7 +144,7 @@ def file_delete(*, file: StoredFile, actor: Actor = SYSTEM) -> None:
         audit_record(event=Event.DELETE, actor=actor, file_id=file_id, file_name=file_name)
 
 
-def _delete_blob(name: str) -> None:
+def blob_delete(name: str) -> None:
     try:
         get_encrypted_storage().delete(name)
     except OSError:
@@ -161,7 +161,7 @@ def file_transfer(*, file: StoredFile, new_owner: User, actor: Actor) -> None:
     the transaction (deadlock victim) every time.
     """
     with transaction.atomic():
-        locked = _lock_file(file.pk)
+        locked = file_lock(file.pk)
         previous = locked.owner.get_username()
         locked.owner = new_owner
         locked.save(update_fields=["owner"])

@@ -20,7 +20,7 @@ from securefiles.lib.auth_types import User
 from securefiles.lib.transactions import retry_on_deadlock
 from sharing import selectors
 from sharing.models import ShareLink, StoredFile
-from sharing.services.files import FileGone, _lock_file
+from sharing.services.files import FileGone, file_lock
 from throttle import counters, keys
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def link_create(
     """
     token = secrets.token_urlsafe(LINK_TOKEN_BYTES)
     with transaction.atomic():
-        file = _lock_file(file.pk)
+        file = file_lock(file.pk)
         link = ShareLink.objects.create(
             file=file,
             created_by=created_by,
@@ -91,7 +91,7 @@ def link_revoke(*, link: ShareLink, actor: Actor) -> bool:
     database gave up on the transaction (deadlock victim) every time.
     """
     with transaction.atomic():
-        link.file = _lock_file(link.file_id)
+        link.file = file_lock(link.file_id)
         updated = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
@@ -115,7 +115,7 @@ def link_claim_download(*, link: ShareLink, actor: Actor) -> bool:
     )
     with transaction.atomic():
         try:
-            link.file = _lock_file(link.file_id)
+            link.file = file_lock(link.file_id)
         except FileGone:
             return False
         claimed = ShareLink.objects.filter(usable, pk=link.pk).update(
@@ -141,7 +141,7 @@ def link_release_download(*, link: ShareLink, actor: Actor) -> None:
     """
     with transaction.atomic():
         try:
-            link.file = _lock_file(link.file_id)
+            link.file = file_lock(link.file_id)
         except FileGone:
             return
         refunded = ShareLink.objects.filter(

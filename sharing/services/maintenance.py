@@ -14,7 +14,7 @@ from securefiles.lib.auth_types import User
 from sharing.crypto import VERSION, FileKey, keyed_digest, seal_sha256, unwrap_key, wrap_key
 from sharing.crypto.stream import measure
 from sharing.models import StoredFile
-from sharing.services.files import _delete_blob, _record_uploads, _stored_file_from_upload
+from sharing.services.files import blob_delete, stored_file_from_upload, uploads_record
 from sharing.storage import EncryptedStorage, StoredBlob
 from sharing.storage.keyring import get_keyring
 from sharing.storage.uploads import EncryptedUpload
@@ -43,9 +43,9 @@ def file_create_imported(
     """
     upload = EncryptedUpload(key=key, blob=blob, name=name, content_type=content_type)
     origin = StoredFile.Origin.LEGACY if legacy else StoredFile.Origin.UPLOAD
-    stored = _stored_file_from_upload(owner=owner, upload=upload, origin=origin)
+    stored = stored_file_from_upload(owner=owner, upload=upload, origin=origin)
     detail = f" imported=legacy-cbc manifest_checked={'yes' if manifest_checked else 'no'}"
-    _record_uploads(
+    uploads_record(
         owner=owner,
         files=[stored],
         actor=actor or Actor(label=owner.get_username(), user_id=owner.pk),
@@ -104,7 +104,7 @@ def file_replace_content(
                 "key_id",
             ]
         )
-        transaction.on_commit(lambda: _delete_blob(old_blob))
+        transaction.on_commit(lambda: blob_delete(old_blob))
     return True
 
 

@@ -19,7 +19,7 @@ from securefiles.lib import site
 from securefiles.lib.auth_types import User
 from securefiles.lib.transactions import retry_on_deadlock
 from sharing.models import Share, StoredFile
-from sharing.services.files import _lock_file
+from sharing.services.files import file_lock
 from throttle import counters, keys
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def share_grant(*, file: StoredFile, query: str, actor: Actor) -> Share:
     if colleague.pk == file.owner_id:
         raise ShareError(_("You already own this file."))
     with transaction.atomic():
-        file = _lock_file(file.pk)
+        file = file_lock(file.pk)
         share, created = Share.objects.get_or_create(file=file, colleague=colleague)
         if not created:
             raise ShareError(_("This file is already shared with that user."))
@@ -152,7 +152,7 @@ def share_revoke(*, share: Share, actor: Actor) -> bool:
     """
     colleague = share.colleague.get_username()
     with transaction.atomic():
-        locked = _lock_file(share.file_id)
+        locked = file_lock(share.file_id)
         deleted, _counts = Share.objects.filter(pk=share.pk).delete()
         if not deleted:
             return False

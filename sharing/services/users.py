@@ -53,8 +53,8 @@ def user_deactivate(*, user: User, actor: Actor) -> None:
     """Disable an account and offboard it: its sessions stop working (Django refuses
     inactive users), its links are revoked and the shares of its files removed (audited).
 
-    The one way code deactivates a user (the admin's user form saves the flag itself and
-    then calls user_offboard). Raises TryAgain as user_offboard does.
+    For code that deactivates a user (a script, a directory sync); the admin's user form
+    saves the flag itself and then calls user_offboard. Raises TryAgain as user_offboard does.
     """
     with transaction.atomic():
         user.is_active = False

@@ -8,8 +8,6 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
 from sharing.crypto import KeyConfigError, Keyring, parse_keyring
 
@@ -21,9 +19,3 @@ def get_keyring() -> Keyring:
         return parse_keyring(settings.ENCRYPTION_KEYS)
     except KeyConfigError as exc:
         raise ImproperlyConfigured(str(exc)) from None
-
-
-@receiver(setting_changed)
-def _reset_keyring(*, setting: str, **kwargs: object) -> None:
-    if setting == "ENCRYPTION_KEYS":
-        get_keyring.cache_clear()

@@ -19,6 +19,7 @@ PART_SIZE = 8 * 1024 * 1024
 
 
 def is_s3(storage: object) -> bool:
+    """Whether ``storage`` is django-storages' S3 backend (or a subclass)."""
     return isinstance(storage, S3Storage)
 
 
