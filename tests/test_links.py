@@ -16,9 +16,10 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEntry
+from sharing.crypto import HEADER_SIZE
 from sharing.models import Share, ShareLink, StoredFile
 from sharing.templatetags.sharing_extras import when
-from tests.helpers import MiB, make_file, make_link, make_share, streamed
+from tests.helpers import MiB, blob_path, make_file, make_link, make_share, streamed
 from throttle import counters
 from throttle.models import ThrottleCounter
 
@@ -705,3 +706,21 @@ def test_it_has_words_for_every_event() -> None:
     assert codes <= set(EVENT_LABELS)
     assert all(event_label(code) != code for code in codes)
     assert event_label("some.future_event") == "some.future_event"
+
+
+def test_it_gives_back_a_claim_that_sent_nothing(alice, alice_client) -> None:
+    stored = make_file(alice, DATA, name="terms.pdf")
+    token, link = make_link(alice_client, stored, max_downloads="1")
+    path = blob_path(stored)
+    blob = bytearray(path.read_bytes())
+    blob[HEADER_SIZE + 3] ^= 0x01
+    path.write_bytes(bytes(blob))
+    visitor = Client()
+
+    failed = _fetch(token, client=visitor)
+    resume = visitor.get(f"/s/{token}/", HTTP_RANGE="bytes=1-")
+
+    assert failed.status_code == 502
+    assert _count(link) == 0  # a 502 sent nothing: no download taken
+    assert resume.status_code == 200  # no grant: the landing page, not the file
+    assert resume["Content-Type"].startswith("text/html")

@@ -111,6 +111,7 @@ UNSATISFIABLE = {
     "far beyond": f"bytes={SIZE + 10}-{SIZE + 20}",
     "suffix of zero": "bytes=-0",
     "several, none inside": f"bytes={SIZE}-,-0",
+    "huge first-pos": f"bytes={10**40}-",
 }
 
 
@@ -145,6 +146,8 @@ BAD_SYNTAX = {
     "bare dash": "bytes=-",
     "one bad among good": "bytes=0-1,x",
     "negative": "bytes=--5",
+    "non-ASCII digits": "bytes=\u0663-",
+    "huge numbers, inverted": f"bytes={10**40}-{10**39}",
 }
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from django.http import HttpRequest
 from django.utils.http import parse_http_date_safe
 
-# int-range / suffix-range (RFC 9110 section 14.1.1); positions are 1*DIGIT.
-_RANGE_SPEC = re.compile(r"(\d+)-(\d*)|-(\d+)")
+# int-range / suffix-range (RFC 9110 section 14.1.1); positions are 1*DIGIT (ASCII only).
+_RANGE_SPEC = re.compile(r"([0-9]+)-([0-9]*)|-([0-9]+)", re.ASCII)
 # Far more than any client sends; a longer header is not worth parsing: it is ignored.
 MAX_RANGE_HEADER = 4096
 
