@@ -350,9 +350,9 @@ LINK_MAX_HOURS = _positive_int("LINK_MAX_HOURS", 720, minimum=1)
 # Wrong link passwords allowed per link per window before answering 429.
 LINK_PASSWORD_ATTEMPTS = _positive_int("LINK_PASSWORD_ATTEMPTS", 5, minimum=1)
 LINK_PASSWORD_WINDOW_SECONDS = _positive_int("LINK_PASSWORD_WINDOW_SECONDS", 900, minimum=1)
-# Aborted link downloads given back per link (a broken connection should not cost the
-# recipient a download, but unlimited give-backs would make limits meaningless).
-LINK_MAX_REFUNDS = _positive_int("LINK_MAX_REFUNDS", 3)
+# Minutes a browser session may resume (with Range requests) a link download it claimed,
+# without claiming another: a broken transfer is resumed, never given back.
+LINK_RESUME_MINUTES = _positive_int("LINK_RESUME_MINUTES", 60, minimum=1)
 # Throttle counters: the database (shared by all workers) unless a Redis URL is given.
 THROTTLE_REDIS_URL = env.str("THROTTLE_REDIS_URL", default="")
 # Share by name: lookups that match no account, per user per window, before the share form

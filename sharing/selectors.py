@@ -135,8 +135,10 @@ def link_token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def link_get_by_token(*, token: str) -> ShareLink:
-    """The usable link for a token; one 404 for unknown, expired, revoked and used up."""
+def link_get_by_token(*, token: str, including_used_up: bool = False) -> ShareLink:
+    """The usable link for a token; one 404 (Http404) for unknown, expired, revoked and
+    used up. ``including_used_up`` also returns a link whose downloads are all claimed
+    (for resuming a claimed download): check ``link_is_usable`` before claiming."""
     if not LINK_TOKEN_RE.fullmatch(token):
         raise Http404("No such link")
     digest = link_token_digest(token)
@@ -148,14 +150,20 @@ def link_get_by_token(*, token: str) -> ShareLink:
     if (
         link is None
         or not hmac.compare_digest(link.token_digest, digest)
-        or not link_is_usable(link)
+        or not (link_is_live(link) if including_used_up else link_is_usable(link))
     ):
         raise Http404("No such link")
     return link
 
 
+def link_is_live(link: ShareLink) -> bool:
+    """Neither revoked nor expired (it may be used up)."""
+    return link.revoked_at is None and link.expires_at > timezone.now()
+
+
 def link_is_usable(link: ShareLink) -> bool:
-    if link.revoked_at is not None or link.expires_at <= timezone.now():
+    """Live, with a download left to claim."""
+    if not link_is_live(link):
         return False
     return link.max_downloads is None or link.download_count < link.max_downloads
 
@@ -177,7 +185,28 @@ def file_open_plaintext(*, file: StoredFile) -> DecryptingReader:
     """
     master = get_keyring().get(file.key_id)
     key = unwrap_key(bytes(file.wrapped_key), file.id, master)
-    return get_encrypted_storage().open_plaintext(file.blob.name, key, expected_size=file.size)
+    return get_encrypted_storage().open_plaintext_ranged(
+        file.blob.name, key, expected_size=file.size
+    )
+
+
+def file_etag(*, file: StoredFile) -> str:
+    """A strong entity tag (RFC 9110 section 8.8.3) for a file's content, quoted.
+
+    Derived from the plaintext's SHA-256 (sealed in the row) and the file's id, so it is
+    the same after re-encryption or key rotation and differs whenever the content does;
+    it reveals no hash a third party could match against a guessed file. A row whose
+    SHA-256 is not recorded or does not open falls back on its keyed digest (which a
+    re-encryption changes: an If-Range then misses, and the whole file is sent).
+    """
+    sealed = file_sha256(file=file)
+    if sealed.state == "ok":
+        basis = b"sha256:" + bytes.fromhex(sealed.hex)
+    else:
+        basis = b"digest:" + bytes(file.digest)
+    return (
+        '"' + hashlib.sha256(b"securefiles etag\0" + file.id.bytes + basis).hexdigest()[:40] + '"'
+    )
 
 
 # -- maintenance: for the operator's management commands only, never for a view

@@ -16,9 +16,10 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEntry
+from sharing.crypto import HEADER_SIZE
 from sharing.models import Share, ShareLink, StoredFile
 from sharing.templatetags.sharing_extras import when
-from tests.helpers import MiB, make_file, make_link, make_share, streamed
+from tests.helpers import MiB, blob_path, make_file, make_link, make_share, streamed
 from throttle import counters
 from throttle.models import ThrottleCounter
 
@@ -249,52 +250,101 @@ def test_it_stops_after_max_downloads(alice_client, stored) -> None:
 
 
 # Closing a response fires request_finished, which closes the database connection as at
-# the end of any real request: these two run outside the test transaction.
+# the end of any real request: these run outside the test transaction.
 @pytest.mark.django_db(transaction=True)
-def test_it_gives_back_the_count_of_an_aborted_transfer(alice, alice_client) -> None:
+def test_it_resumes_a_broken_download_without_using_another(alice, alice_client) -> None:
     data = bytes(range(256)) * (3 * MiB // 256)
     stored = make_file(alice, data, name="big.bin")
     token, link = make_link(alice_client, stored, max_downloads="1")
+    visitor = Client()
 
-    response = _fetch(token)
+    response = _fetch(token, client=visitor)
     first = next(iter(response.streaming_content))
     assert 0 < len(first) < len(data)
-    assert _count(link) == 1
     response.close()  # what the WSGI server does when the client hangs up
-
-    assert _count(link) == 0
-    assert _land(token).status_code == 200
-    assert streamed(_fetch(token)) == data
     assert _count(link) == 1
-    assert _fetch(token).status_code == 404
+    etag = response["ETag"]
 
+    # The browser resumes with a GET (as browsers do), curl with its POST again.
+    rest = visitor.get(f"/s/{token}/", HTTP_RANGE=f"bytes={len(first)}-", HTTP_IF_RANGE=etag)
+    assert rest.status_code == 206
+    assert rest["Content-Range"] == f"bytes {len(first)}-{len(data) - 1}/{len(data)}"
+    assert first + streamed(rest) == data
+    tail = visitor.post(f"/s/{token}/", HTTP_RANGE="bytes=-10")
+    assert tail.status_code == 206
+    assert streamed(tail) == data[-10:]
 
-@pytest.mark.django_db(transaction=True)
-def test_it_stops_giving_back_after_link_max_refunds_aborts(alice, alice_client, settings):
-    settings.LINK_MAX_REFUNDS = 2
-    data = bytes(range(256)) * (3 * MiB // 256)
-    stored = make_file(alice, data, name="big.bin")
-    token, link = make_link(alice_client, stored, max_downloads="1")
-
-    for _ in range(3):  # abort near the start, three times
-        response = _fetch(token)
-        assert response.status_code == 200
-        next(iter(response.streaming_content))
-        response.close()
-
-    # Two aborts were given back; the third counted, so the one download is used up.
     assert _count(link) == 1
+    # The one download is used: no whole copy for anyone, this browser included.
+    assert _fetch(token, client=visitor).status_code == 404
     assert _fetch(token).status_code == 404
+    assert visitor.get(f"/s/{token}/").status_code == 404
+    assert Client().get(f"/s/{token}/", HTTP_RANGE="bytes=0-").status_code == 404
     details = list(
-        AuditEntry.objects.filter(link_id=link.pk, detail__contains="aborted")
+        AuditEntry.objects.filter(link_id=link.pk, event="file.download")
         .order_by("seq")
         .values_list("detail", flat=True)
     )
     assert details == [
-        "via=link aborted; download given back",
-        "via=link aborted; download given back",
-        "via=link aborted; counted (no give-backs left)",
+        "via=link count=1",
+        f"via=link resume of count=1 range=bytes {len(first)}-{len(data) - 1}/{len(data)}",
+        f"via=link resume of count=1 range=bytes {len(data) - 10}-{len(data) - 1}/{len(data)}",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_gives_no_whole_copy_under_a_grant(alice, alice_client) -> None:
+    stored = make_file(alice, DATA, name="terms.pdf")
+    token, link = make_link(alice_client, stored, max_downloads="1")
+    visitor = Client()
+    assert streamed(_fetch(token, client=visitor)) == DATA
+
+    # Whole copies need a claim: no Range, bad syntax, a stale If-Range.
+    assert _fetch(token, client=visitor).status_code == 404
+    bad = visitor.post(f"/s/{token}/", HTTP_RANGE="bytes=oops")
+    stale = visitor.post(f"/s/{token}/", HTTP_RANGE="bytes=5-", HTTP_IF_RANGE='"other"')
+    assert bad.status_code == stale.status_code == 404
+    # A GET never downloads without a Range; unsatisfiable is 416, and takes nothing.
+    assert visitor.get(f"/s/{token}/").status_code == 404
+    beyond = visitor.get(f"/s/{token}/", HTTP_RANGE=f"bytes={len(DATA)}-")
+    assert beyond.status_code == 416
+    assert beyond["Content-Range"] == f"bytes */{len(DATA)}"
+    assert _count(link) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_ends_the_grant_with_its_minutes_or_the_link(alice, alice_client, settings) -> None:
+    stored = make_file(alice, DATA, name="terms.pdf")
+    token, link = make_link(alice_client, stored, max_downloads="1")
+    visitor = Client()
+    assert streamed(_fetch(token, client=visitor)) == DATA
+    assert visitor.get(f"/s/{token}/", HTTP_RANGE="bytes=1-").status_code == 206
+
+    session = visitor.session
+    grants = session["link_grants"]
+    grants[str(link.pk)]["until"] = 0  # LINK_RESUME_MINUTES later
+    session["link_grants"] = grants
+    session.save()
+    assert visitor.get(f"/s/{token}/", HTTP_RANGE="bytes=1-").status_code == 404
+
+    other = Client()
+    token2, link2 = make_link(alice_client, stored, max_downloads="1")
+    assert streamed(_fetch(token2, client=other)) == DATA
+    alice_client.post(f"/files/{stored.id}/links/{link2.pk}/revoke/")
+    assert other.get(f"/s/{token2}/", HTTP_RANGE="bytes=1-").status_code == 404
+
+
+def test_a_claiming_post_honours_its_range(alice_client, stored) -> None:
+    token, link = make_link(alice_client, stored, max_downloads="2")
+
+    first = Client().post(f"/s/{token}/", HTTP_RANGE="bytes=0-9")
+    unsatisfiable = Client().post(f"/s/{token}/", HTTP_RANGE="bytes=99999-")
+
+    assert first.status_code == 206
+    assert streamed(first) == DATA[:10]
+    assert first["Accept-Ranges"] == "bytes"
+    assert unsatisfiable.status_code == 416
+    assert _count(link) == 1  # a 416 sends nothing and takes nothing
 
 
 @pytest.mark.django_db(transaction=True)
@@ -656,3 +706,21 @@ def test_it_has_words_for_every_event() -> None:
     assert codes <= set(EVENT_LABELS)
     assert all(event_label(code) != code for code in codes)
     assert event_label("some.future_event") == "some.future_event"
+
+
+def test_it_gives_back_a_claim_that_sent_nothing(alice, alice_client) -> None:
+    stored = make_file(alice, DATA, name="terms.pdf")
+    token, link = make_link(alice_client, stored, max_downloads="1")
+    path = blob_path(stored)
+    blob = bytearray(path.read_bytes())
+    blob[HEADER_SIZE + 3] ^= 0x01
+    path.write_bytes(bytes(blob))
+    visitor = Client()
+
+    failed = _fetch(token, client=visitor)
+    resume = visitor.get(f"/s/{token}/", HTTP_RANGE="bytes=1-")
+
+    assert failed.status_code == 502
+    assert _count(link) == 0  # a 502 sent nothing: no download taken
+    assert resume.status_code == 200  # no grant: the landing page, not the file
+    assert resume["Content-Type"].startswith("text/html")

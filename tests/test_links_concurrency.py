@@ -102,6 +102,47 @@ def test_it_delivers_exactly_max_downloads(alice, alice_client, limit, requests)
     _assert_chain_unforked()
 
 
+def test_ranged_and_parallel_requests_deliver_no_more_than_max_downloads(
+    alice, alice_client
+) -> None:
+    stored = make_file(alice, DATA, name="tender.bin")
+    token, link = make_link(alice_client, stored, max_downloads="2")
+    clients = [Client(REMOTE_ADDR=f"198.51.100.{n}") for n in range(8)]
+    half = len(DATA) // 2
+
+    def claim(index: int) -> tuple[int, bytes]:
+        # Every client asks for the first half only, as a download manager might.
+        response = clients[index].post(f"/s/{token}/", HTTP_RANGE=f"bytes=0-{half - 1}")
+        body = streamed(response) if response.streaming else response.content
+        return response.status_code, body
+
+    claims = _in_parallel(8, claim)
+
+    assert not [r for r in claims if isinstance(r, Exception)], claims
+    winners = [i for i, (status, _) in enumerate(claims) if status == 206]
+    assert len(winners) == 2
+    assert all(claims[i][1] == DATA[:half] for i in winners)
+    assert sorted(status for status, _ in claims) == [206, 206] + [404] * 6
+    losers = [i for i in range(8) if i not in winners]
+
+    def rest(index: int) -> tuple[int, bytes]:
+        # Winners resume (each twice, in parallel); losers try a range too.
+        who = clients[winners[index % 2]] if index < 4 else clients[losers[index - 4]]
+        response = who.get(f"/s/{token}/", HTTP_RANGE=f"bytes={half}-")
+        body = streamed(response) if response.streaming else response.content
+        return response.status_code, body
+
+    resumed = _in_parallel(8, rest)
+
+    assert not [r for r in resumed if isinstance(r, Exception)], resumed
+    assert resumed[:4] == [(206, DATA[half:])] * 4
+    assert [status for status, _ in resumed[4:]] == [404] * 4
+    link.refresh_from_db()
+    assert link.download_count == 2
+    assert Client().post(f"/s/{token}/").status_code == 404
+    _assert_chain_unforked()
+
+
 def test_it_keeps_one_chain_under_parallel_owner_downloads(alice) -> None:
     stored = make_file(alice, DATA, name="board pack.pdf")
     clients = [client_for(alice, REMOTE_ADDR=f"203.0.113.{n}") for n in range(8)]

@@ -275,8 +275,13 @@ class DecryptingReader(io.RawIOBase):
         *,
         expected_size: int | None = None,
         ciphertext_length: int | None = None,
+        open_span: Callable[[int, int], BinaryIO] | None = None,
     ) -> None:
         """Read and check the header of ``source``; nothing else is read yet.
+
+        ``open_span(start, stop)`` (byte offsets in the blob, ``stop`` exclusive) opens just
+        that stretch of ciphertext: with it and ``expected_size``, ``plaintext_range``
+        reads only the segments a byte range needs (a file seek, an S3 ranged GET).
 
         ``expected_size`` (bytes) is the plaintext size the caller promised someone (a
         Content-Length): the reader then refuses to yield more, or to end with fewer,
@@ -302,6 +307,8 @@ class DecryptingReader(io.RawIOBase):
         self._done = False
         self._failed = False
         self._pending = memoryview(b"")
+        self._open_span = open_span
+        self._span: BinaryIO | None = None
 
     @property
     def segment_size(self) -> int:
@@ -321,6 +328,58 @@ class DecryptingReader(io.RawIOBase):
             self._pending = memoryview(b"")
         while not self._done:
             yield self._next_segment()
+
+    def plaintext_range(self, start: int, stop: int) -> Iterator[bytes]:
+        """Yield the plaintext bytes ``start`` to ``stop`` (exclusive; byte offsets), reading
+        and decrypting only the segments that hold them.
+
+        Segment i of a file of ``expected_size`` bytes sits at a fixed offset (header, then
+        i sealed segments of ``segment_size + 16`` bytes), so the first segment needed is
+        ``start // segment_size`` and the last ``(stop - 1) // segment_size``; only that
+        stretch is opened with ``open_span``. Each segment is authenticated (with the
+        last-segment flag set only on the segment holding the file's last byte) before any
+        of its bytes is yielded, so a tampered segment inside the range raises
+        BlobIntegrityError and one outside it is never read. An empty range (``start ==
+        stop``) still verifies the segment at ``start``, so an empty file's 200 is checked.
+        Raises ValueError for a range outside ``[0, expected_size]`` or a reader made
+        without ``expected_size`` and ``open_span``.
+        """
+        size, open_span = self._expected_size, self._open_span
+        if size is None or open_span is None:
+            raise ValueError("a range needs the expected size and a way to open a span")
+        if not 0 <= start <= stop <= size:
+            raise ValueError("the range is outside the plaintext")
+        if self._failed or self._key is None:
+            raise BlobIntegrityError("the reader cannot be read on")
+        seg = self._segment_size
+        sealed = seg + TAG_SIZE
+        last_index = max(0, -(-size // seg) - 1)
+        first = min(start // seg, last_index)
+        final = min(max(stop - 1, start) // seg, last_index)
+
+        def sealed_length(index: int) -> int:
+            return sealed if index < last_index else size - index * seg + TAG_SIZE
+
+        begin = HEADER_SIZE + first * sealed
+        end = HEADER_SIZE + final * sealed + sealed_length(final)
+        try:
+            self._span = open_span(begin, end)
+            buffer = bytearray(sealed)
+            for index in range(first, final + 1):
+                length = sealed_length(index)
+                with memoryview(buffer) as view:
+                    if _read_into(self._span, view[:length]) != length:
+                        raise BlobIntegrityError("blob is truncated")
+                    plaintext = self._open(
+                        _nonce(self._prefix, index, index == last_index), view[:length]
+                    )
+                if plaintext is None:
+                    raise BlobIntegrityError("segment failed authentication")
+                base = index * seg
+                yield plaintext[max(start - base, 0) : max(min(stop - base, len(plaintext)), 0)]
+        except Exception:
+            self._failed = True
+            raise
 
     def _next_segment(self) -> bytes:
         if self._failed:
@@ -387,8 +446,11 @@ class DecryptingReader(io.RawIOBase):
         """Close the source and drop the content key and buffers: a closed reader keeps
         nothing that could decrypt the blob or that came out of it."""
         try:
+            if self._span is not None and self._span is not self._source:
+                self._span.close()
             self._source.close()
         finally:
+            self._span = None
             self._key = None
             self._sealed, self._pending, self._lookahead = bytearray(), memoryview(b""), b""
             super().close()

@@ -20,6 +20,7 @@ from sharing.services.links import (
     link_create,
     link_password_check,
     link_release_download,
+    link_resume_record,
     link_revoke,
     links_purge_expired,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "link_create",
     "link_password_check",
     "link_release_download",
+    "link_resume_record",
     "link_revoke",
     "links_purge_expired",
     "share_grant",

@@ -223,9 +223,16 @@ def file_access_denied(*, file: StoredFile, actor: Actor, path: str) -> None:
     )
 
 
-def file_download_record(*, file: StoredFile, actor: Actor, via: str) -> None:
+def file_download_record(
+    *, file: StoredFile, actor: Actor, via: str, byte_range: str | None = None
+) -> None:
     """Audit a download by its owner or a colleague (``via``: "owner" or "colleague"),
-    once its first segment verified: a refused or failed one is not a download."""
+    once its first segment verified: a refused or failed one is not a download.
+
+    ``byte_range`` is the Content-Range of a ranged download (RFC 9110 section 14.4, e.g.
+    "bytes 0-499/1234"), recorded in the entry's detail; None for the whole file.
+    """
+    detail = f"via={via}" if byte_range is None else f"via={via} range={byte_range}"
     audit_record(
-        event=Event.DOWNLOAD, actor=actor, file_id=file.id, file_name=file.name, detail=f"via={via}"
+        event=Event.DOWNLOAD, actor=actor, file_id=file.id, file_name=file.name, detail=detail
     )

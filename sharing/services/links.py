@@ -101,14 +101,17 @@ def link_revoke(*, link: ShareLink, actor: Actor) -> bool:
 
 
 @retry_on_deadlock
-def link_claim_download(*, link: ShareLink, actor: Actor) -> bool:
-    """Atomically take one download from a link; False when it is no longer usable.
+def link_claim_download(*, link: ShareLink, actor: Actor) -> int | None:
+    """Atomically take one download from a link: the claim's number (the link's download
+    count after it, 1, 2, ...), or None when the link is no longer usable.
 
     One conditional UPDATE: the database decides, so N+k parallel requests on a link
     with max_downloads=N deliver exactly N files, whatever the number of workers. The
     file's row is locked first, as for every write on a file: a claim racing the file's
-    deletion waits for it and then finds the link gone (False). Raises TryAgain if the
-    database gave up on the transaction (deadlock victim) every time.
+    deletion waits for it and then finds the link gone (None). A claim is never given
+    back once a byte was sent: a broken transfer resumes under the claim instead (ranged
+    requests, see ``link_resume_record``). Raises TryAgain if the database gave up on the
+    transaction (deadlock victim) every time.
     """
     usable = Q(revoked_at__isnull=True, expires_at__gt=timezone.now()) & (
         Q(max_downloads__isnull=True) | Q(download_count__lt=F("max_downloads"))
@@ -117,38 +120,44 @@ def link_claim_download(*, link: ShareLink, actor: Actor) -> bool:
         try:
             link.file = file_lock(link.file_id)
         except FileGone:
-            return False
+            return None
         claimed = ShareLink.objects.filter(usable, pk=link.pk).update(
             download_count=F("download_count") + 1
         )
         if not claimed:
-            return False
+            return None
         link.refresh_from_db(fields=["download_count"])
         _audit_link(Event.DOWNLOAD, link, actor, f"via=link count={link.download_count}")
         if link.max_downloads is not None and link.download_count >= link.max_downloads:
             _audit_link(Event.LINK_USED_UP, link, actor)
-    return True
+    return link.download_count
 
 
 @retry_on_deadlock
 def link_release_download(*, link: ShareLink, actor: Actor) -> None:
-    """Give back a claimed download whose transfer did not reach its last byte.
-
-    At most LINK_MAX_REFUNDS times per link: past that, an aborted transfer counts, so
-    aborting near the end cannot turn a limited link into an unlimited one. Nothing is
-    given back (nor raised) if the file was deleted meanwhile. Raises TryAgain if the
-    database gave up on the transaction (deadlock victim) every time.
+    """Give back a claimed download whose response sent nothing (the stored copy failed
+    verification before any header: a 502). Not capped, since no byte left the server;
+    a transfer that started is never given back. Nothing is given back (nor raised) if
+    the file was deleted meanwhile. Raises TryAgain if the database gave up on the
+    transaction (deadlock victim) every time.
     """
     with transaction.atomic():
         try:
             link.file = file_lock(link.file_id)
         except FileGone:
             return
-        refunded = ShareLink.objects.filter(
-            pk=link.pk, download_count__gt=0, refunds__lt=settings.LINK_MAX_REFUNDS
-        ).update(download_count=F("download_count") - 1, refunds=F("refunds") + 1)
-        outcome = "download given back" if refunded else "counted (no give-backs left)"
-        _audit_link(Event.DOWNLOAD, link, actor, f"via=link aborted; {outcome}")
+        refunded = ShareLink.objects.filter(pk=link.pk, download_count__gt=0).update(
+            download_count=F("download_count") - 1, refunds=F("refunds") + 1
+        )
+        outcome = "download given back" if refunded else "nothing to give back"
+        _audit_link(Event.DOWNLOAD, link, actor, f"via=link nothing sent; {outcome}")
+
+
+def link_resume_record(*, link: ShareLink, actor: Actor, claim: int, byte_range: str) -> None:
+    """Audit a ranged request served under an earlier claim of this link (a resumed
+    download): no download is taken. ``claim`` is the claim's number, ``byte_range`` the
+    Content-Range sent (RFC 9110 section 14.4, e.g. "bytes 1000-1999/5000")."""
+    _audit_link(Event.DOWNLOAD, link, actor, f"via=link resume of count={claim} range={byte_range}")
 
 
 class LinkPasswordOutcome(enum.Enum):

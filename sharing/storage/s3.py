@@ -89,6 +89,22 @@ def open_body(storage: S3Storage, name: str) -> BinaryIO:
     return response["Body"]
 
 
+def open_span(storage: S3Storage, name: str, start: int, stop: int) -> BinaryIO:
+    """The streaming body of bytes ``start`` to ``stop`` (exclusive) of the object, from
+    one ranged GET (RFC 9110 section 14.1.2): only those bytes cross the network.
+
+    Raises FileNotFoundError when the object does not exist.
+    """
+    client = _client(storage)
+    try:
+        response = client.get_object(
+            Bucket=storage.bucket_name, Key=_key(storage, name), Range=f"bytes={start}-{stop - 1}"
+        )
+    except client.exceptions.NoSuchKey:
+        raise FileNotFoundError(name) from None
+    return response["Body"]
+
+
 def object_size(storage: S3Storage, name: str) -> int:
     """The object's length in bytes, from a HEAD request (no byte of it is read).
 

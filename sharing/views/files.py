@@ -24,6 +24,7 @@ from sharing import names, selectors, services
 from sharing.forms import LinkForm, ShareForm
 from sharing.models import StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404, _readable_file_or_404
+from sharing.views.ranges import ByteRange
 from sharing.views.streaming import stream_file
 
 logger = logging.getLogger(__name__)
@@ -92,12 +93,19 @@ def _render_detail(
 @login_required
 @require_safe
 def download(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
+    """The file's bytes for its owner or a colleague: all of them (200), or the one range
+    a ``Range`` asks for (206, RFC 9110 section 14.2; 416 if unsatisfiable)."""
     stored = _readable_file_or_404(request, file_id)
     via = "owner" if stored.owner_id == request.user.pk else "colleague"
 
-    def downloaded() -> None:
+    def downloaded(byte_range: ByteRange | None) -> None:
         # Only once the first segment verified: a 502 sends nothing, so it is not a download.
-        services.file_download_record(file=stored, actor=actor_from_request(request), via=via)
+        services.file_download_record(
+            file=stored,
+            actor=actor_from_request(request),
+            via=via,
+            byte_range=None if byte_range is None else byte_range.content_range,
+        )
 
     return stream_file(request, stored, via=via, on_verified=downloaded)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from django.conf import settings
@@ -28,7 +29,8 @@ from sharing.forms import LinkForm, LinkPasswordForm
 from sharing.models import ShareLink
 from sharing.views.access import _gone_is_404, _owned_file_or_404
 from sharing.views.files import _render_detail
-from sharing.views.streaming import stream_file
+from sharing.views.ranges import ByteRange, Unsatisfiable
+from sharing.views.streaming import requested_range, stream_file, validators_of
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +95,19 @@ def _link_not_found(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_http_methods(["GET", "HEAD", "POST"])
 def link(request: HttpRequest, token: str) -> HttpResponseBase:
-    """A share link: GET shows the landing page, POST (from its form) downloads."""
+    """A share link: GET shows the landing page, POST (from its form) downloads, taking
+    one of the link's downloads (honouring a Range, RFC 9110 section 14.2). A GET or POST
+    with a Range from the browser session that claimed a download resumes it (206 or 416)
+    for LINK_RESUME_MINUTES without taking another; unknown, expired, revoked and used-up
+    links answer one 404."""
     try:
-        found = selectors.link_get_by_token(token=token)
+        found = selectors.link_get_by_token(token=token, including_used_up=True)
     except Http404:
+        return _no_referrer(_link_not_found(request))
+    resumed = _link_resume(request, found)
+    if resumed is not None:
+        return _no_referrer(resumed)
+    if not selectors.link_is_usable(found):
         return _no_referrer(_link_not_found(request))
     if request.method == "POST":
         return _no_referrer(_link_download(request, found))
@@ -138,6 +149,64 @@ def _render_link(
     return render(request, "sharing/link.html", context, status=status)
 
 
+# Download grants: a claim (one download of a link's max_downloads) lets the browser
+# session that made it resume that download with Range requests (GET, as browsers resume,
+# or POST, as `curl -C -` repeats the form) for LINK_RESUME_MINUTES, without claiming
+# again. Kept in the server-side session, which the visitor cannot forge; a request
+# without a Range never rides on a grant. {str(link pk): {"claim": n, "until": epoch s}}
+GRANTS_KEY = "link_grants"
+
+
+GRANTS_KEPT = 20
+
+
+def _grant_claim(request: HttpRequest, found: ShareLink) -> int | None:
+    """The claim number this session may resume on this link, or None."""
+    grant = request.session.get(GRANTS_KEY, {}).get(str(found.pk))
+    if not isinstance(grant, dict) or grant.get("until", 0) <= time.time():
+        return None
+    claim = grant.get("claim")
+    return claim if isinstance(claim, int) else None
+
+
+def _set_grant(request: HttpRequest, found: ShareLink, claim: int | None) -> None:
+    grants = {
+        pk: grant
+        for pk, grant in request.session.get(GRANTS_KEY, {}).items()
+        if pk != str(found.pk) and grant.get("until", 0) > time.time()
+    }
+    if claim is not None:
+        until = time.time() + settings.LINK_RESUME_MINUTES * 60
+        grants[str(found.pk)] = {"claim": claim, "until": until}
+    request.session[GRANTS_KEY] = dict(list(grants.items())[-GRANTS_KEPT:])
+
+
+def _link_resume(request: HttpRequest, found: ShareLink) -> HttpResponseBase | None:
+    """A ranged GET or POST under this session's grant for the link: the range (206) or
+    416, taking no download. None when the request is not one (no grant, no Range, or a
+    Range the whole file answers: invalid, or an If-Range that no longer matches)."""
+    if request.method not in ("GET", "POST") or "Range" not in request.headers:
+        return None
+    claim = _grant_claim(request, found)
+    if claim is None:
+        return None
+    stored = found.file
+    wanted = requested_range(request, stored, validators_of(stored))
+    if wanted is None:
+        return None  # a whole copy: only a new claim gives one
+    actor = actor_from_request(request, label=f"link {found.pk}")
+
+    def resumed(byte_range: ByteRange | None) -> None:
+        if byte_range is not None:
+            services.link_resume_record(
+                link=found, actor=actor, claim=claim, byte_range=byte_range.content_range
+            )
+
+    return stream_file(
+        request, stored, via=f"link {found.pk}", actor=actor, on_verified=resumed, byte_range=wanted
+    )
+
+
 def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
     actor = actor_from_request(request, label=f"link {found.pk}")
     if not _link_unlocked(request, found):
@@ -145,23 +214,27 @@ def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
         if refused is not None:
             return refused
         _remember_unlocked(request, found)
-    if not services.link_claim_download(link=found, actor=actor):
+    stored = found.file
+    wanted = requested_range(request, stored, validators_of(stored))
+    if isinstance(wanted, Unsatisfiable):
+        return stream_file(request, stored, via=f"link {found.pk}", byte_range=wanted)
+    claim = services.link_claim_download(link=found, actor=actor)
+    if claim is None:
         return _link_not_found(request)
-    return stream_file(
-        request,
-        found.file,
-        via=f"link {found.pk}",
-        actor=actor,
-        on_incomplete=lambda: _give_back(found, actor),
-    )
+    response = stream_file(request, stored, via=f"link {found.pk}", actor=actor, byte_range=wanted)
+    if response.status_code == 502:
+        # Nothing was sent: the claim is given back, and there is nothing to resume.
+        _give_back(found, actor)
+        claim = None
+    _set_grant(request, found, claim)
+    return response
 
 
 def _give_back(found: ShareLink, actor: Actor) -> None:
-    # Runs as the transfer ends, headers long sent: nothing may be raised from here.
     try:
         services.link_release_download(link=found, actor=actor)
     except TryAgain:
-        logger.warning("aborted download not given back link=%s", found.pk)
+        logger.warning("failed download not given back link=%s", found.pk)
 
 
 def _link_password_refused(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
 
 from django.http import (
     HttpRequest,
@@ -12,17 +14,21 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import render
+from django.utils.http import http_date
 from django.utils.translation import gettext as _
 
 from audit.actors import Actor, actor_from_request
 from sharing import names, selectors, services
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
 from sharing.models import StoredFile
+from sharing.views.ranges import ByteRange, Unsatisfiable, if_range_allows, parse_range
 
 logger = logging.getLogger(__name__)
 
 
-def _download_headers(response: HttpResponseBase, stored: StoredFile) -> HttpResponseBase:
+def _download_headers(
+    response: HttpResponseBase, stored: StoredFile, validators: Validators
+) -> HttpResponseBase:
     response["Content-Length"] = str(stored.size)
     # An ASCII filename= beside filename* for non-ASCII names (RFC 6266 section 4.3).
     response["Content-Disposition"] = names.content_disposition(stored.name)
@@ -32,6 +38,54 @@ def _download_headers(response: HttpResponseBase, stored: StoredFile) -> HttpRes
     # frame-ancestors does not fall back to default-src, so it is spelled out: no site
     # may frame a download, as no site may frame a page.
     response["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'; sandbox"
+    return _range_headers(response, validators)
+
+
+def _range_headers(response: HttpResponseBase, validators: Validators) -> HttpResponseBase:
+    # RFC 9110 section 14.3: on every download, so clients know they may resume.
+    response["Accept-Ranges"] = "bytes"
+    response["ETag"] = validators.etag
+    response["Last-Modified"] = http_date(validators.last_modified)
+    return response
+
+
+@dataclass(frozen=True)
+class Validators:
+    """A file's strong ETag (RFC 9110 section 8.8.3) and Last-Modified (seconds since the
+    epoch, section 8.8.2): content never changes in place, so its creation time is it."""
+
+    etag: str
+    last_modified: int
+
+
+def validators_of(stored: StoredFile) -> Validators:
+    """The file's validators; reads the row only (no blob)."""
+    return Validators(selectors.file_etag(file=stored), int(stored.created_at.timestamp()))
+
+
+def requested_range(
+    request: HttpRequest, stored: StoredFile, validators: Validators
+) -> ByteRange | Unsatisfiable | None:
+    """The range a GET or POST asks for (RFC 9110 section 14.2): None for the whole file
+    (no Range, a HEAD, invalid syntax, or an If-Range that no longer matches), else the
+    one ByteRange to send, or UNSATISFIABLE (416). Never raises."""
+    header = request.headers.get("Range")
+    if header is None or request.method not in ("GET", "POST"):
+        return None
+    wanted = parse_range(header, stored.size)
+    if wanted is None:
+        return None
+    if not if_range_allows(request, etag=validators.etag, last_modified=validators.last_modified):
+        return None
+    return wanted
+
+
+def _unsatisfiable(stored: StoredFile, validators: Validators) -> HttpResponse:
+    response = HttpResponse(status=416, content_type="text/plain")
+    response["Content-Range"] = f"bytes */{stored.size}"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    _range_headers(response, validators)
     return response
 
 
@@ -57,17 +111,14 @@ def _record_integrity_failure(stored: StoredFile, reason: str, *, actor: Actor, 
 
 
 def _stream_rest(
+    chunks: Iterator[bytes],
     reader: DecryptingReader,
-    stored: StoredFile,
     first: bytes,
     on_failure: Callable[[str], None],
-    on_incomplete: Callable[[], None] | None,
 ) -> Iterator[bytes]:
-    complete = False
     try:
         yield first
-        yield from reader.segments()
-        complete = True
+        yield from chunks
     except BlobIntegrityError:
         # Headers are gone: the only honest signal left is to break the connection before
         # the promised Content-Length, so no client takes this for a complete file.
@@ -75,8 +126,6 @@ def _stream_rest(
         raise
     finally:
         reader.close()
-        if not complete and on_incomplete is not None:
-            on_incomplete()
 
 
 def stream_file(
@@ -85,42 +134,61 @@ def stream_file(
     *,
     via: str,
     actor: Actor | None = None,
-    on_incomplete: Callable[[], None] | None = None,
-    on_verified: Callable[[], None] | None = None,
+    on_verified: Callable[[ByteRange | None], None] | None = None,
+    byte_range: ByteRange | Unsatisfiable | None | Literal["request"] = "request",
 ) -> HttpResponseBase:
     """Answer with the plaintext of a file the caller may read, verified segment by segment.
 
-    ``via`` ("owner", "colleague", "link") and ``actor`` (default: the request's user) go
-    into the audit entry of an integrity failure. ``on_verified`` runs once the first
-    segment verified, before any header is sent (a GET, not a HEAD); ``on_incomplete``
-    runs if the transfer stops before its last byte (a link gives its download back).
+    ``byte_range`` "request" honours the request's own ``Range`` / ``If-Range`` (RFC 9110
+    section 14.2): 206 with Content-Range and the range's Content-Length (section 15.3.7),
+    416 with ``Content-Range: bytes */size`` when unsatisfiable (section 15.5.17), 200
+    with the whole file otherwise; a caller that already looked (share links) passes what
+    ``requested_range`` found. Only the segments the range needs are read.
+
+    ``via`` ("owner", "colleague", "link ...") and ``actor`` (default: the request's user)
+    go into the audit entry of an integrity failure. ``on_verified`` gets the range (None
+    for the whole file) once the first segment released verified, before any header is
+    sent (a GET or POST, not a HEAD). A first segment that fails answers 502, nothing sent.
     """
+    validators = validators_of(stored)
     if request.method == "HEAD":
-        return _download_headers(HttpResponse(content_type=stored.content_type), stored)
+        # Range is defined for GET only (section 14.2): a HEAD describes the whole file.
+        head = HttpResponse(content_type=stored.content_type)
+        return _download_headers(head, stored, validators)
+    if byte_range == "request":
+        byte_range = requested_range(request, stored, validators)
+    if isinstance(byte_range, Unsatisfiable):
+        return _unsatisfiable(stored, validators)
     who = actor or actor_from_request(request)
 
     def failed(reason: str) -> None:
         _record_integrity_failure(stored, reason, actor=who, via=via)
 
+    start, stop = (0, stored.size) if byte_range is None else (byte_range.start, byte_range.stop)
     try:
         # Also checks the blob's length against the row's size (the Content-Length).
         reader = selectors.file_open_plaintext(file=stored)
     except (BlobIntegrityError, KeyProblem, OSError) as exc:
-        _run(on_incomplete)
         return _integrity_failure(request, stored, _reason(exc), actor=who, via=via)
-    segments = reader.segments()
+    chunks = reader.plaintext_range(start, stop)
     try:
-        first = next(segments)  # verified before any header is sent
-    except BlobIntegrityError:
+        first = next(chunks)  # verified before any header is sent
+    except (BlobIntegrityError, OSError) as exc:
         reader.close()
-        _run(on_incomplete)
-        return _integrity_failure(request, stored, "first segment failed", actor=who, via=via)
-    _run(on_verified)
+        reason = "first segment failed" if isinstance(exc, BlobIntegrityError) else _reason(exc)
+        return _integrity_failure(request, stored, reason, actor=who, via=via)
+    if on_verified is not None:
+        on_verified(byte_range)
     response = StreamingHttpResponse(
-        _stream_rest(reader, stored, first, failed, on_incomplete),
+        _stream_rest(chunks, reader, first, failed),
         content_type=stored.content_type,
+        status=200 if byte_range is None else 206,
     )
-    return _download_headers(response, stored)
+    _download_headers(response, stored, validators)
+    if byte_range is not None:
+        response["Content-Range"] = byte_range.content_range
+        response["Content-Length"] = str(byte_range.length)
+    return response
 
 
 def _reason(exc: Exception) -> str:
@@ -128,8 +196,3 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, BlobIntegrityError):
         return f"{type(exc).__name__}: {exc}"
     return type(exc).__name__  # an OSError's text may hold a path
-
-
-def _run(callback: Callable[[], None] | None) -> None:
-    if callback is not None:
-        callback()
