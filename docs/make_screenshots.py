@@ -101,6 +101,7 @@ def upload_examples(page: Page, workdir: Path) -> None:
         path.write_bytes(data)
         paths.append(str(path))
     page.set_input_files("#id_file", paths)
+    page.click("#upload-submit")  # files wait for Upload, with the options shown
     expect(page.locator(".upload-item.done")).to_have_count(4, timeout=30_000)
 
 
