@@ -73,7 +73,9 @@ class RequestBodyLimitMiddleware:
     multipart POST was read into memory whole while CsrfViewMiddleware looked for its
     token, from anyone holding a CSRF cookie (any visitor of the login page). Only the
     upload view, which streams through its encrypting handler and enforces MAX_UPLOAD_MB
-    itself, takes big bodies. A body without Content-Length is never read by Django.
+    itself, and the resumable (tus) uploads, whose PATCH bodies are sealed as they stream
+    and never go past Upload-Length, take big bodies.
+    A body without Content-Length is never read by Django.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -85,6 +87,7 @@ class RequestBodyLimitMiddleware:
             limit is not None
             and _content_length(request) > limit
             and request.path_info != reverse("sharing:upload")
+            and not request.path_info.startswith(reverse("sharing:tus_uploads"))
         ):
             context = {
                 "title": _("Request too large"),

@@ -370,6 +370,13 @@ FILE_MAX_DAYS = _positive_int("FILE_MAX_DAYS", 0)
 # Site-wide retention: purge_expired deletes files older than this many days (0 = never).
 RETENTION_DAYS = _positive_int("RETENTION_DAYS", 0)
 
+# Resumable (tus 1.0.0) uploads: an unfinished upload expires after this many hours
+# (Upload-Expires), a user may have this many unfinished at once, and a PATCH holds its
+# upload for this many seconds past its last stored segment.
+TUS_UPLOAD_EXPIRY_HOURS = _positive_int("TUS_UPLOAD_EXPIRY_HOURS", 24, minimum=1)
+TUS_MAX_UNFINISHED = _positive_int("TUS_MAX_UNFINISHED", 10, minimum=1)
+TUS_PATCH_LEASE_SECONDS = _positive_int("TUS_PATCH_LEASE_SECONDS", 60, minimum=1)
+
 # -- accounts and sessions
 
 # Login lockout: three limits, one design (accounts.login_policy, README "Login lockout").

@@ -127,3 +127,45 @@ class ShareLink(models.Model):
         if self.max_downloads is None:
             return None
         return max(0, self.max_downloads - self.download_count)
+
+
+class ResumableUpload(models.Model):
+    """A tus 1.0.0 upload in progress (README "Resumable uploads").
+
+    All of its state is here and in its blob, never in one process, so any worker may take
+    the next PATCH. ``offset`` counts the plaintext bytes whose sealed segments are in the
+    blob and synced; the blob holds the header and exactly those segments (a longer blob,
+    left by a crashed PATCH, is cut back to that before the next append). The row's id
+    becomes the StoredFile's id when the last byte arrives; the row is then deleted.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="resumable_uploads"
+    )
+    name = models.TextField()
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    expires_in_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The finished file's retention, as the upload form's."
+    )
+    length = models.BigIntegerField(help_text="Upload-Length: plaintext bytes in all.")
+    offset = models.BigIntegerField(default=0, help_text="Plaintext bytes sealed and stored.")
+    segment_size = models.PositiveIntegerField(help_text="Plaintext bytes per segment.")
+    header = models.BinaryField(max_length=49, editable=False)
+    wrapped_key = models.BinaryField(max_length=60, editable=False)
+    key_id = models.CharField(max_length=32, editable=False)
+    blob = models.CharField(max_length=255, unique=True, editable=False)
+    # S3 only: the multipart upload and the parts done ([{"PartNumber", "ETag"}, ...]).
+    s3_upload_id = models.CharField(max_length=1024, blank=True, default="")
+    s3_parts = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True, help_text="Upload-Expires.")
+    # A PATCH holds the upload until then (renewed per segment), under its own token.
+    patching_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk} ({self.offset}/{self.length} bytes)"

@@ -24,7 +24,7 @@ from sharing.crypto import (
     open_sha256,
     unwrap_key,
 )
-from sharing.models import Share, ShareLink, StorageQuota, StoredFile
+from sharing.models import ResumableUpload, Share, ShareLink, StorageQuota, StoredFile
 from sharing.storage import get_encrypted_storage
 from sharing.storage.keyring import get_keyring
 
@@ -235,7 +235,19 @@ def key_ids_in_use() -> dict[str, int]:
 
 def blob_names_referenced(*, names: list[str]) -> set[str]:
     """Which of these blob names a file row points at (ask in batches of a few hundred)."""
-    return set(StoredFile.objects.filter(blob__in=names).values_list("blob", flat=True))
+    files = set(StoredFile.objects.filter(blob__in=names).values_list("blob", flat=True))
+    # An unfinished resumable upload's blob is in use too (its row expires; then it goes).
+    uploads = ResumableUpload.objects.filter(blob__in=names).values_list("blob", flat=True)
+    return files | set(uploads)
+
+
+def resumable_get_for_owner(*, user: User, upload_id: uuid.UUID) -> ResumableUpload:
+    """An unfinished resumable upload, if this user started it; 404 otherwise (anyone
+    else cannot tell whether it exists)."""
+    try:
+        return ResumableUpload.objects.get(pk=upload_id, owner=user)
+    except ResumableUpload.DoesNotExist:
+        raise Http404("No such upload") from None
 
 
 # -- quotas

@@ -1,13 +1,15 @@
 from django.conf import settings
 from django.urls import path
 
-from sharing.views import files, links, shares, uploads
+from sharing.views import files, links, resumable, shares, uploads
 
 app_name = "sharing"
 
 urlpatterns = [
     path("", files.home, name="home"),
     path("files/upload/", uploads.upload, name="upload"),
+    path("files/uploads/", resumable.uploads, name="tus_uploads"),
+    path("files/uploads/<uuid:upload_id>/", resumable.upload, name="tus_upload"),
     path("files/<uuid:file_id>/", files.file_detail, name="file_detail"),
     path("files/<uuid:file_id>/download/", files.download, name="download"),
     path("files/<uuid:file_id>/delete/", files.delete, name="delete"),

@@ -229,6 +229,49 @@ class StreamEncryptor:
             write(out[:length])
 
 
+def new_header(segment_size: int = DEFAULT_SEGMENT_SIZE) -> bytes:
+    """A fresh 49-byte blob header (random salt and nonce prefix) for ``segment_size``
+    plaintext bytes per segment. Raises ValueError for a size not in SEGMENT_SIZES."""
+    if segment_size not in SEGMENT_SIZES:
+        raise ValueError(f"segment size must be one of {sorted(SEGMENT_SIZES)}")
+    return _pack_header(
+        segment_size, secrets.token_bytes(SALT_SIZE), secrets.token_bytes(PREFIX_SIZE)
+    )
+
+
+class SegmentSealer:
+    """Seal any one segment of a blob, given the file's key and the blob's header.
+
+    For writers that cannot keep a StreamEncryptor alive between requests (resumable
+    uploads): segment ``index`` of the file is plaintext bytes ``[index * segment_size,
+    (index + 1) * segment_size)`` and is sealed exactly as StreamEncryptor seals it, so
+    ``header || seal(0) || ... || seal(n, last=True)`` is the blob StreamEncryptor would
+    have written. The caller must seal each index once per header (a nonce is never
+    reused only if no index is sealed twice with different plaintext; resealing the same
+    plaintext yields the same bytes). Raises BlobIntegrityError for a header this reader
+    does not accept.
+    """
+
+    def __init__(self, key: FileKey, header: bytes) -> None:
+        self.segment_size, salt, self._prefix = _parse_header(header)
+        self._key = _content_key(key, header, salt)
+
+    def seal(self, index: int, plaintext: Buffer, *, last: bool) -> bytes:
+        """The sealed segment (ciphertext || 16-byte tag) for plaintext segment ``index``.
+
+        Raises ValueError if a segment that is not the last is not exactly
+        ``segment_size`` bytes, or the last one is longer; BlobIntegrityError once the
+        32-bit segment counter would wrap.
+        """
+        length = memoryview(plaintext).nbytes
+        if length > self.segment_size or (not last and length != self.segment_size):
+            raise ValueError("a middle segment is exactly segment_size bytes")
+        out = bytearray(length + TAG_SIZE)
+        with memoryview(out) as view:
+            written = gcm_seal_into(self._key, _nonce(self._prefix, index, last), plaintext, view)
+        return bytes(out[:written])
+
+
 def _read_into(source: BinaryIO, view: memoryview) -> int:
     """Fill ``view`` from ``source`` as far as it goes (short reads looped); return the count.
 

@@ -33,6 +33,22 @@ from sharing.services.maintenance import (
     file_rewrap_key,
     keys_rotated_record,
 )
+from sharing.services.resumable import (
+    OffsetMismatch,
+    Progress,
+    ResumableRefused,
+    ResumableUnsupported,
+    TooManyUnfinished,
+    UploadBusy,
+    UploadExpired,
+    UploadGone,
+    UploadTooLarge,
+    resumable_append,
+    resumable_create,
+    resumable_lease_take,
+    resumable_purge_expired,
+    resumable_terminate,
+)
 from sharing.services.shares import (
     ShareError,
     ShareLookupThrottled,
@@ -49,6 +65,20 @@ from sharing.services.users import (
 )
 
 __all__ = [
+    "OffsetMismatch",
+    "Progress",
+    "ResumableRefused",
+    "ResumableUnsupported",
+    "TooManyUnfinished",
+    "UploadBusy",
+    "UploadExpired",
+    "UploadGone",
+    "UploadTooLarge",
+    "resumable_append",
+    "resumable_create",
+    "resumable_lease_take",
+    "resumable_purge_expired",
+    "resumable_terminate",
     "ContentMismatch",
     "FileGone",
     "LINK_TOKEN_BYTES",

@@ -95,6 +95,44 @@ class LocalFileSink:
             self._fd = None
 
 
+class LocalAppender:
+    """Append sealed segments to a resumable upload's blob on the local disk.
+
+    Opening cuts the blob back to ``acknowledged`` bytes (a crashed PATCH may have written
+    more than the row acknowledged) and positions there; ``sync`` fsyncs, and must return
+    before the row's offset moves past what was written. Nothing but ciphertext is written.
+    Raises FileNotFoundError if the blob is gone.
+    """
+
+    def __init__(self, path: str, acknowledged: int) -> None:
+        self._fd: int | None = os.open(path, os.O_WRONLY)
+        try:
+            os.ftruncate(self._fd, acknowledged)
+            os.lseek(self._fd, acknowledged, os.SEEK_SET)
+        except BaseException:
+            self.close()
+            raise
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Write all of ``data`` (ciphertext) at the current end."""
+        if self._fd is None:
+            raise ValueError("appender is closed")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def sync(self) -> None:
+        """Make everything written so far durable (fsync)."""
+        if self._fd is None:
+            raise ValueError("appender is closed")
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class BlobWriter:
     """Encrypt plaintext pushed in pieces and pass the ciphertext to a sink."""
 
@@ -222,6 +260,40 @@ class EncryptedStorage(Storage):
         except BaseException:
             source.close()
             raise
+
+    # -- resumable uploads (tus): a blob written by several requests, local disk only
+
+    @property
+    def supports_resumable(self) -> bool:
+        """Whether resumable uploads can be stored here (local disk; not S3 yet)."""
+        return not storage_s3.is_s3(self.inner) and getattr(self.inner, "path", None) is not None
+
+    def resumable_create(self, header: bytes) -> str:
+        """Create a new blob holding only ``header`` (49 bytes), synced; return its name.
+
+        Raises NotImplementedError where supports_resumable is False, OSError from the disk.
+        """
+        if not self.supports_resumable:
+            raise NotImplementedError("resumable uploads need local storage")
+        name = self.new_name()
+        sink = LocalFileSink(self.inner.path(name))
+        try:
+            sink.write(header)
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+        return name
+
+    def resumable_appender(self, name: str, acknowledged: int) -> LocalAppender:
+        """An appender positioned at byte ``acknowledged`` of the blob (cut back to it).
+
+        Raises NotImplementedError where supports_resumable is False, FileNotFoundError if
+        the blob is gone.
+        """
+        if not self.supports_resumable:
+            raise NotImplementedError("resumable uploads need local storage")
+        return LocalAppender(self.inner.path(name), acknowledged)
 
     def blob_length(self, name: str) -> int:
         """The blob's length in bytes, without reading it (a stat, or an S3 HEAD request).

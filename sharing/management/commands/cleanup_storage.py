@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from sharing import selectors
+from sharing import selectors, services
 from sharing.management.commands._maintenance import (
     MaintenanceCommand,
     add_dry_run,
@@ -27,7 +27,8 @@ class Command(MaintenanceCommand):
         "the grace period keeps uploads still in progress. Also lists files whose blob is "
         "missing from storage (their rows are kept: run verify_files, restore the blob from "
         "a backup, or delete the file). On S3, also aborts multipart uploads started before "
-        "the grace period. Exits with status 1 if a blob could not be deleted."
+        "the grace period. Deletes unfinished resumable (tus) uploads past their expiry, rows "
+        "and blobs. Exits with status 1 if a blob could not be deleted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -44,6 +45,12 @@ class Command(MaintenanceCommand):
     def handle(self, *args: object, dry_run: bool, grace_hours: int, **options: object) -> None:
         cutoff = timezone.now() - timedelta(hours=grace_hours)
         counts: Counter[str] = Counter()
+        # Unfinished resumable uploads past their Upload-Expires: rows, then blobs.
+        expired = services.resumable_purge_expired(now=timezone.now(), dry_run=dry_run)
+        for upload in expired:
+            verb = "would delete" if dry_run else "deleted"
+            self.say(f"{verb}: expired resumable upload {upload.pk} (blob {upload.blob})")
+        counts["expired_uploads"] = len(expired)
         batch: list[tuple[str, datetime]] = []
         for blob in get_encrypted_storage().list_blobs():
             batch.append(blob)
@@ -110,6 +117,8 @@ class Command(MaintenanceCommand):
             f"kept {counts['young']} recent orphans and {counts['referenced']} blobs in use; "
             f"{counts['missing']} files with a missing blob"
         )
+        if counts["expired_uploads"]:
+            summary += f"; {verb} {counts['expired_uploads']} expired resumable uploads"
         if counts["multipart"]:
             verb = "would abort" if dry_run else "aborted"
             summary += f"; {verb} {counts['multipart']} stale multipart uploads"

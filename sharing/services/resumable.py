@@ -1,0 +1,360 @@
+"""Resumable uploads (tus 1.0.0, https://tus.io/protocols/resumable-upload): the writes.
+
+State lives in the ResumableUpload row and its blob, never in one process. Creation
+(tus "creation" extension) writes the blob's header; each PATCH (tus core, "PATCH") seals
+every complete segment as it streams in, appends it, fsyncs, then moves the row's offset:
+a trailing partial segment that is not the file's end is not kept, so Upload-Offset only
+ever names sealed, stored bytes and the client resends the rest. The last byte turns the
+upload into a StoredFile through the form upload's path (quota re-checked, audited as
+file.upload). Plaintext is held in memory, one segment at a time; it never reaches a disk.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actors import Actor
+from securefiles.lib.auth_types import User
+from sharing import selectors
+from sharing.crypto import (
+    HEADER_SIZE,
+    TAG_SIZE,
+    FileKey,
+    SegmentSealer,
+    max_plaintext_size,
+    measure_all,
+    new_header,
+    unwrap_key,
+    wrap_key,
+)
+from sharing.models import ResumableUpload, StoredFile
+from sharing.services.files import (
+    QuotaExceeded,
+    blob_delete,
+    stored_file_from_upload,
+    uploads_record,
+)
+from sharing.storage import StoredBlob, get_encrypted_storage
+from sharing.storage.encrypted import LocalAppender
+from sharing.storage.keyring import get_keyring
+from sharing.storage.uploads import EncryptedUpload
+
+UNNAMED = "upload"
+
+
+class ResumableRefused(Exception):
+    """A tus request this server refuses; nothing was changed by it."""
+
+
+class UploadTooLarge(ResumableRefused):
+    """Upload-Length over MAX_UPLOAD_MB (or what one blob holds), or a body that would go
+    past Upload-Length (tus 1.0.0 "Tus-Max-Size"; 413)."""
+
+
+class TooManyUnfinished(ResumableRefused):
+    """The user already has TUS_MAX_UNFINISHED unfinished, unexpired uploads (429)."""
+
+
+class UploadBusy(ResumableRefused):
+    """Another PATCH holds this upload's lease (423); or this PATCH lost it."""
+
+
+class UploadExpired(ResumableRefused):
+    """The upload is past its Upload-Expires (tus "expiration" extension; 410)."""
+
+
+class UploadGone(ResumableRefused):
+    """No such upload, or not this user's (404)."""
+
+
+class OffsetMismatch(ResumableRefused):
+    """Upload-Offset is not the upload's offset (tus 1.0.0 section "PATCH"; 409)."""
+
+
+class ResumableUnsupported(ResumableRefused):
+    """The configured storage cannot hold resumable uploads (S3 for now; 501)."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """After a PATCH: the acknowledged offset in bytes, and the file once complete."""
+
+    offset: int
+    stored: StoredFile | None = None
+
+
+def _reserved(*, owner: User, now: datetime) -> tuple[int, int]:
+    """(count, bytes in Upload-Length) of the owner's unfinished, unexpired uploads."""
+    live = ResumableUpload.objects.filter(owner=owner, expires_at__gt=now)
+    return live.count(), sum(live.values_list("length", flat=True))
+
+
+def resumable_create(
+    *,
+    owner: User,
+    length: int,
+    name: str,
+    content_type: str,
+    expires_in_days: int | None,
+    actor: Actor,
+) -> ResumableUpload | StoredFile:
+    """Start a resumable upload of ``length`` plaintext bytes (tus "creation" extension).
+
+    Writes the blob's header (random salt and nonce prefix) and the row. A zero-length
+    upload is complete at once: the StoredFile is returned instead of the row. Raises
+    UploadTooLarge (over MAX_UPLOAD_MB or the format's limit), QuotaExceeded (the owner's
+    files plus their unfinished uploads plus ``length`` over the quota), TooManyUnfinished,
+    ResumableUnsupported (S3); any refusal leaves no blob and no row.
+    """
+    storage = get_encrypted_storage()
+    segment_size = storage.segment_size
+    name = name.replace("\x00", "")
+    if os.path.basename(name) in ("", ".", ".."):
+        name = UNNAMED  # what an upload whose client sent no usable filename is called
+    if length > settings.MAX_UPLOAD_BYTES or length > max_plaintext_size(segment_size):
+        raise UploadTooLarge
+    if not storage.supports_resumable:
+        raise ResumableUnsupported
+    now = timezone.now()
+    key = FileKey.generate()
+    master = get_keyring().primary
+    header = new_header(segment_size)
+    blob = storage.resumable_create(header)
+    try:
+        with transaction.atomic():
+            # The owner's row is locked, as for the quota of a form upload: two parallel
+            # creations cannot both squeeze under the cap or the quota.
+            get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+            count, reserved = _reserved(owner=owner, now=now)
+            if count >= settings.TUS_MAX_UNFINISHED:
+                raise TooManyUnfinished
+            quota = selectors.quota_of(user=owner)
+            if quota is not None and selectors.usage_of(user=owner) + reserved + length > quota:
+                raise QuotaExceeded
+            upload = ResumableUpload.objects.create(
+                id=key.file_id,
+                owner=owner,
+                name=name,
+                content_type=content_type,
+                expires_in_days=expires_in_days or None,
+                length=length,
+                segment_size=segment_size,
+                header=header,
+                wrapped_key=wrap_key(key, master),
+                key_id=master.key_id,
+                blob=blob,
+                expires_at=now + timedelta(hours=settings.TUS_UPLOAD_EXPIRY_HOURS),
+            )
+    except BaseException:
+        blob_delete(blob)
+        raise
+    if length == 0:
+        appender = storage.resumable_appender(blob, HEADER_SIZE)
+        try:
+            appender.write(SegmentSealer(key, header).seal(0, b"", last=True))
+            appender.sync()
+        finally:
+            appender.close()
+        return _complete(upload=upload, key=key, actor=actor)
+    return upload
+
+
+def resumable_lease_take(
+    *, upload_id: uuid.UUID, owner: User, offset: int
+) -> tuple[ResumableUpload, str]:
+    """Hold the upload for one PATCH: returns (row, lease token).
+
+    Raises UploadGone (no such upload of this owner), UploadExpired, UploadBusy (another
+    PATCH holds it: PATCHes on one upload never interleave) and OffsetMismatch (``offset``,
+    the request's Upload-Offset in bytes, is not the row's; tus 1.0.0 section "PATCH").
+    """
+    now = timezone.now()
+    token = secrets.token_hex(16)
+    with transaction.atomic():
+        row = ResumableUpload.objects.select_for_update().filter(pk=upload_id, owner=owner).first()
+        if row is None:
+            raise UploadGone
+        if row.expires_at <= now:
+            raise UploadExpired
+        if row.patching_until is not None and row.patching_until > now:
+            raise UploadBusy
+        if row.offset != offset:
+            raise OffsetMismatch
+        row.patching_until = now + timedelta(seconds=settings.TUS_PATCH_LEASE_SECONDS)
+        row.lease_token = token
+        row.save(update_fields=["patching_until", "lease_token"])
+    return row, token
+
+
+def _acknowledge(*, upload: ResumableUpload, token: str, offset: int) -> None:
+    """Move the row's offset to ``offset`` bytes (its segments are synced) and renew the
+    lease. Raises UploadBusy if this PATCH no longer holds the lease (or the row is gone)."""
+    until = timezone.now() + timedelta(seconds=settings.TUS_PATCH_LEASE_SECONDS)
+    with transaction.atomic():
+        moved = ResumableUpload.objects.filter(pk=upload.pk, lease_token=token).update(
+            offset=offset, patching_until=until
+        )
+    if not moved:
+        raise UploadBusy
+    upload.offset = offset
+
+
+def _lease_release(*, upload: ResumableUpload, token: str) -> None:
+    with transaction.atomic():
+        ResumableUpload.objects.filter(pk=upload.pk, lease_token=token).update(
+            patching_until=None, lease_token=""
+        )
+
+
+def _key_of(upload: ResumableUpload) -> FileKey:
+    return unwrap_key(bytes(upload.wrapped_key), upload.id, get_keyring().get(upload.key_id))
+
+
+def resumable_append(
+    *,
+    upload: ResumableUpload,
+    token: str,
+    read: Callable[[int], bytes],
+    body_length: int,
+    actor: Actor,
+) -> Progress:
+    """Take a PATCH body of ``body_length`` bytes (tus 1.0.0 section "PATCH") under the
+    lease ``token``: seal each complete segment (index = byte position // segment size;
+    the one holding the last byte with the last-segment flag), append it, fsync, then
+    acknowledge it in the row. ``read(n)`` returns up to ``n`` bytes of the body, b"" at
+    its end; an error from it (the client gone) ends the PATCH with what is acknowledged.
+
+    A trailing partial segment that is not the file's end is dropped, unacknowledged.
+    On the last byte the upload completes (see _complete). The lease is released at the
+    end. Raises UploadTooLarge (before reading) for a body past Upload-Length, UploadBusy
+    if the lease was lost, QuotaExceeded at completion (the upload is then deleted).
+    """
+    try:
+        if upload.offset + body_length > upload.length:
+            raise UploadTooLarge
+        key = _key_of(upload)
+        sealer = SegmentSealer(key, bytes(upload.header))
+        seg = upload.segment_size
+        appender = get_encrypted_storage().resumable_appender(
+            upload.blob, HEADER_SIZE + (upload.offset // seg) * (seg + TAG_SIZE)
+        )
+        try:
+            _stream_segments(upload, token, read, body_length, sealer, appender)
+        finally:
+            appender.close()
+        if upload.offset == upload.length:
+            return Progress(upload.offset, _complete(upload=upload, key=key, actor=actor))
+    finally:
+        _lease_release(upload=upload, token=token)
+    return Progress(upload.offset)
+
+
+def _stream_segments(
+    upload: ResumableUpload,
+    token: str,
+    read: Callable[[int], bytes],
+    body_length: int,
+    sealer: SegmentSealer,
+    appender: LocalAppender,
+) -> None:
+    seg = upload.segment_size
+    buffer = bytearray(seg)
+    remaining = body_length
+    filled = 0
+    with memoryview(buffer) as view:
+        while upload.offset < upload.length:
+            need = min(seg, upload.length - upload.offset)
+            if filled == need:
+                last = upload.offset + need == upload.length
+                appender.write(sealer.seal(upload.offset // seg, view[:need], last=last))
+                appender.sync()
+                _acknowledge(upload=upload, token=token, offset=upload.offset + need)
+                filled = 0
+                continue
+            if remaining <= 0:
+                break
+            try:
+                data = read(min(need - filled, remaining))
+            except OSError:
+                break  # the client went away: keep what is acknowledged
+            if not data:
+                break
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+            remaining -= len(data)
+        view[:] = bytes(len(view))  # drop the unacknowledged plaintext
+
+
+def _complete(*, upload: ResumableUpload, key: FileKey, actor: Actor) -> StoredFile:
+    """Turn a complete upload into a StoredFile as a form upload would be.
+
+    The blob is read back through the verifying reader to count its bytes and compute the
+    keyed digest and the sealed SHA-256; the row is created by uploads_record (quota
+    re-checked, audited as file.upload) in the transaction that deletes the upload's row.
+    Raises BlobIntegrityError if the blob does not verify, QuotaExceeded (the upload and
+    its blob are then deleted), UploadGone if the upload was deleted meanwhile.
+    """
+    storage = get_encrypted_storage()
+    reader = storage.open_plaintext(upload.blob, key, expected_size=upload.length)
+    size, digest, sha256 = measure_all(reader, key)
+    blob = StoredBlob(upload.blob, size, digest, sha256)
+    owner = upload.owner
+    stored = stored_file_from_upload(
+        owner=owner,
+        upload=EncryptedUpload(
+            key=key, blob=blob, name=upload.name, content_type=upload.content_type
+        ),
+    )
+    days = upload.expires_in_days
+    expires_at = timezone.now() + timedelta(days=days) if days else None
+    try:
+        with transaction.atomic():
+            deleted, _ = ResumableUpload.objects.filter(pk=upload.pk).delete()
+            if not deleted:
+                raise UploadGone
+            uploads_record(owner=owner, files=[stored], actor=actor, expires_at=expires_at)
+    except QuotaExceeded:
+        resumable_terminate(upload_id=upload.pk, owner=owner)
+        raise
+    return stored
+
+
+def resumable_terminate(*, upload_id: uuid.UUID, owner: User) -> None:
+    """Delete an unfinished upload, row then blob (tus "termination" extension).
+
+    A PATCH still streaming into it loses its lease at its next segment. Raises
+    UploadGone if there is no such upload of this owner.
+    """
+    with transaction.atomic():
+        row = ResumableUpload.objects.select_for_update().filter(pk=upload_id, owner=owner).first()
+        if row is None:
+            raise UploadGone
+        blob = row.blob
+        row.delete()
+    blob_delete(blob)
+
+
+def resumable_purge_expired(*, now: datetime, dry_run: bool = False) -> list[ResumableUpload]:
+    """Delete unfinished uploads past their Upload-Expires, rows then blobs; return them
+    (tus "expiration" extension: the server may remove them)."""
+    expired = list(ResumableUpload.objects.filter(expires_at__lte=now).order_by("expires_at"))
+    if dry_run:
+        return expired
+    purged = []
+    for upload in expired:
+        with transaction.atomic():
+            deleted, _ = ResumableUpload.objects.filter(pk=upload.pk, expires_at__lte=now).delete()
+        if deleted:
+            blob_delete(upload.blob)
+            purged.append(upload)
+    return purged

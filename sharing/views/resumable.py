@@ -1,0 +1,246 @@
+"""tus 1.0.0 resumable uploads (https://tus.io/protocols/resumable-upload): core (HEAD,
+PATCH, OPTIONS) and the creation, termination and expiration extensions.
+
+Logged-in users only, by session (the CSRF token as the X-CSRFToken header); anonymous
+requests get 403 (401 would need a WWW-Authenticate scheme the session has not). Who may
+touch an upload is decided in one place, _uploader. An unfinished upload is its owner's
+alone: anyone else gets 404. The writes are the resumable_* services.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import uuid
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.http import http_date
+
+from audit.actors import actor_from_request
+from securefiles.lib.auth_types import User
+from securefiles.lib.transactions import RETRY_AFTER_SECONDS, TryAgain
+from sharing import selectors, services
+from sharing.crypto import BlobIntegrityError
+from sharing.forms import UploadOptionsForm
+from sharing.models import ResumableUpload
+
+logger = logging.getLogger(__name__)
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,termination,expiration"
+PATCH_CONTENT_TYPE = "application/offset+octet-stream"
+
+_STATUS_OF: dict[type[Exception], int] = {
+    services.UploadTooLarge: 413,
+    services.QuotaExceeded: 413,
+    services.TooManyUnfinished: 429,
+    services.UploadBusy: 423,
+    services.UploadExpired: 410,
+    services.UploadGone: 404,
+    services.OffsetMismatch: 409,
+    services.ResumableUnsupported: 501,
+}
+
+
+def _answer(status: int, message: str = "", **headers: str) -> HttpResponse:
+    """A tus answer: Tus-Resumable on every one (tus 1.0.0 "Tus-Resumable"), a short
+    plain-text reason for the errors, never cached."""
+    response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    response["Tus-Resumable"] = TUS_VERSION
+    response["Cache-Control"] = "no-store"
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def _refused(exc: Exception) -> HttpResponse:
+    status = next(code for kind, code in _STATUS_OF.items() if isinstance(exc, kind))
+    return _answer(status, (exc.__doc__ or "").split("\n")[0].strip())
+
+
+def _uploader(request: HttpRequest) -> User | None:
+    """Who may create and continue resumable uploads for this request: a logged-in user
+    (session). The one place to add file-request visitors and API tokens later."""
+    user = request.user
+    return user if user.is_authenticated else None
+
+
+def _digits(value: str | None) -> int | None:
+    """A non-negative integer header (ASCII digits only), or None if absent or malformed."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 19:
+        return None
+    return int(value)
+
+
+def _metadata(header: str) -> dict[str, str] | None:
+    """Upload-Metadata (tus "creation"): comma-separated "key base64(value)" pairs, the
+    value optional. None if malformed (bad base64, not UTF-8, a key twice)."""
+    pairs: dict[str, str] = {}
+    for item in header.split(","):
+        parts = item.strip().split(" ")
+        if not parts[0] or len(parts) > 2 or parts[0] in pairs:
+            return None
+        try:
+            value = base64.b64decode(parts[1], validate=True) if len(parts) == 2 else b""
+            pairs[parts[0]] = value.decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return pairs
+
+
+def _expires_header(upload: ResumableUpload) -> str:
+    return http_date(upload.expires_at.timestamp())
+
+
+def _options() -> HttpResponse:
+    return _answer(
+        204,
+        Tus_Version=TUS_VERSION,
+        Tus_Extension=TUS_EXTENSIONS,
+        Tus_Max_Size=str(settings.MAX_UPLOAD_BYTES),
+    )
+
+
+def _version_refused(request: HttpRequest) -> HttpResponse | None:
+    """412 with Tus-Version unless the request speaks tus 1.0.0 (tus "Tus-Resumable")."""
+    if request.headers.get("Tus-Resumable") != TUS_VERSION:
+        return _answer(412, "Tus-Resumable 1.0.0 is required.", Tus_Version=TUS_VERSION)
+    return None
+
+
+def uploads(request: HttpRequest) -> HttpResponse:
+    """/files/uploads/: OPTIONS (tus "OPTIONS") and POST (tus "creation")."""
+    if request.method == "OPTIONS":
+        return _options()
+    if request.method != "POST":
+        return _answer(405, "Allowed: OPTIONS, POST.", Allow="OPTIONS, POST")
+    user = _uploader(request)
+    if user is None:
+        return _answer(403, "Log in to upload.")
+    refused = _version_refused(request)
+    if refused is not None:
+        return refused
+    if "Upload-Defer-Length" in request.headers:
+        return _answer(400, "Upload-Defer-Length is not supported; send Upload-Length.")
+    length = _digits(request.headers.get("Upload-Length"))
+    if length is None:
+        return _answer(400, "Upload-Length (a number of bytes) is required.")
+    metadata = (
+        _metadata(request.headers.get("Upload-Metadata") or "")
+        if (request.headers.get("Upload-Metadata"))
+        else {}
+    )
+    if metadata is None:
+        return _answer(400, "Upload-Metadata is malformed.")
+    form = UploadOptionsForm({"expires_in_days": metadata.get("expires_in_days", "")})
+    if not form.is_valid():
+        return _answer(400, " ".join(str(e) for e in form.errors.get("expires_in_days", [])))
+    try:
+        created = services.resumable_create(
+            owner=user,
+            length=length,
+            name=metadata.get("filename", ""),
+            content_type=metadata.get("filetype", ""),
+            expires_in_days=form.cleaned_data["expires_in_days"],
+            actor=actor_from_request(request),
+        )
+    except (services.ResumableRefused, services.QuotaExceeded) as exc:
+        return _refused(exc)
+    except TryAgain:
+        return _answer(503, "The server is busy; try again.", Retry_After=str(RETRY_AFTER_SECONDS))
+    location = request.build_absolute_uri(reverse("sharing:tus_upload", args=[created.pk]))
+    if isinstance(created, ResumableUpload):
+        return _answer(201, Location=location, Upload_Expires=_expires_header(created))
+    return _answer(201, Location=location, Upload_Offset="0")  # empty: complete already
+
+
+def upload(request: HttpRequest, upload_id: uuid.UUID) -> HttpResponse:
+    """/files/uploads/<id>/: HEAD and PATCH (tus core), DELETE (tus "termination"),
+    OPTIONS. Unknown or someone else's upload: 404; past Upload-Expires: 410."""
+    if request.method == "OPTIONS":
+        return _options()
+    if request.method not in ("HEAD", "PATCH", "DELETE"):
+        allowed = "HEAD, PATCH, DELETE, OPTIONS"
+        return _answer(405, f"Allowed: {allowed}.", Allow=allowed)
+    user = _uploader(request)
+    if user is None:
+        return _answer(403, "Log in to upload.")
+    refused = _version_refused(request)
+    if refused is not None:
+        return refused
+    if request.method == "DELETE":
+        try:
+            services.resumable_terminate(upload_id=upload_id, owner=user)
+        except services.ResumableRefused as exc:
+            return _refused(exc)
+        return _answer(204)
+    try:
+        found = selectors.resumable_get_for_owner(user=user, upload_id=upload_id)
+    except Exception:  # Http404
+        return _answer(404, "No such upload.")
+    if request.method == "HEAD":
+        return _head(found)
+    return _patch(request, user, found)
+
+
+def _head(found: ResumableUpload) -> HttpResponse:
+    from django.utils import timezone
+
+    if found.expires_at <= timezone.now():
+        return _answer(410)
+    return _answer(
+        200,
+        Upload_Offset=str(found.offset),
+        Upload_Length=str(found.length),
+        Upload_Expires=_expires_header(found),
+    )
+
+
+def _patch(request: HttpRequest, user: User, found: ResumableUpload) -> HttpResponse:
+    """tus 1.0.0 "PATCH": 415 without application/offset+octet-stream, 409 at another
+    offset, 413 for a body past Upload-Length, 423 while another PATCH runs; 204 with the
+    offset now stored otherwise."""
+    if request.content_type != PATCH_CONTENT_TYPE:
+        return _answer(415, f"Content-Type must be {PATCH_CONTENT_TYPE}.")
+    offset = _digits(request.headers.get("Upload-Offset"))
+    if offset is None:
+        return _answer(400, "Upload-Offset (a number of bytes) is required.")
+    body_length = _digits(request.META.get("CONTENT_LENGTH") or "0")
+    if body_length is None:
+        return _answer(400, "Content-Length is malformed.")
+    if offset + body_length > found.length:
+        return _answer(413, "The body goes past Upload-Length.")
+    try:
+        leased, token = services.resumable_lease_take(upload_id=found.pk, owner=user, offset=offset)
+        progress = services.resumable_append(
+            upload=leased,
+            token=token,
+            read=_body_reader(request),
+            body_length=body_length,
+            actor=actor_from_request(request),
+        )
+    except (services.ResumableRefused, services.QuotaExceeded) as exc:
+        return _refused(exc)
+    except BlobIntegrityError:
+        logger.error("resumable upload failed verification at completion id=%s", found.pk)
+        return _answer(502, "The stored upload did not verify.")
+    headers = {"Upload_Offset": str(progress.offset)}
+    if progress.stored is None:
+        headers["Upload_Expires"] = _expires_header(leased)
+    return _answer(204, **headers)
+
+
+def _body_reader(request: HttpRequest):  # type: ignore[no-untyped-def]
+    """read(n) over the request body; a client gone (or idle) reads as the body's end."""
+
+    def read(size: int) -> bytes:
+        try:
+            return request.read(size)
+        except Exception:  # the connection broke or idled out: keep what is stored
+            logger.info("resumable upload body ended early")
+            return b""
+
+    return read
