@@ -342,3 +342,24 @@ def test_cleanup_keeps_the_blob_of_an_unfinished_upload(alice_client: Client) ->
     os.utime(blob, (old, old))
     call_command("cleanup_storage", "--grace-hours", "1", verbosity=0)
     assert files_on_disk() == [blob]
+
+
+def test_anonymous_gets_403_on_an_upload_too(alice_client: Client, client: Client) -> None:
+    _, location = create(alice_client, 10)
+
+    assert head(client, location).status_code == 403
+    assert patch(client, location, 0, b"0123456789").status_code == 403
+    assert client.delete(location, **TUS).status_code == 403  # type: ignore[arg-type]
+    assert head(alice_client, location)["Upload-Offset"] == "0"
+
+
+def test_head_answers_have_no_body_and_an_offset_past_the_end_is_409(
+    alice_client: Client,
+) -> None:
+    _, location = create(alice_client, 10)
+    unknown = f"{URL}{'0' * 8}-0000-4000-8000-{'0' * 12}/"
+
+    assert head(alice_client, location).content == b""
+    assert head(alice_client, unknown).content == b""
+    assert patch(alice_client, location, 50, b"x").status_code == 409
+    assert patch(alice_client, location, 10**18, b"x").status_code == 409

@@ -15,8 +15,9 @@ import logging
 import uuid
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import http_date
 
 from audit.actors import actor_from_request
@@ -179,16 +180,18 @@ def upload(request: HttpRequest, upload_id: uuid.UUID) -> HttpResponse:
         return _answer(204)
     try:
         found = selectors.resumable_get_for_owner(user=user, upload_id=upload_id)
-    except Exception:  # Http404
-        return _answer(404, "No such upload.")
+    except Http404:
+        found = None
     if request.method == "HEAD":
-        return _head(found)
+        response = _answer(404) if found is None else _head(found)
+        response.content = b""  # a HEAD answer has no body (RFC 9110 section 9.3.2)
+        return response
+    if found is None:
+        return _answer(404, "No such upload.")
     return _patch(request, user, found)
 
 
 def _head(found: ResumableUpload) -> HttpResponse:
-    from django.utils import timezone
-
     if found.expires_at <= timezone.now():
         return _answer(410)
     return _answer(
@@ -211,7 +214,8 @@ def _patch(request: HttpRequest, user: User, found: ResumableUpload) -> HttpResp
     body_length = _digits(request.META.get("CONTENT_LENGTH") or "0")
     if body_length is None:
         return _answer(400, "Content-Length is malformed.")
-    if offset + body_length > found.length:
+    # A wrong offset is a 409 (checked again under the lease), even one past the end.
+    if offset == found.offset and offset + body_length > found.length:
         return _answer(413, "The body goes past Upload-Length.")
     try:
         leased, token = services.resumable_lease_take(upload_id=found.pk, owner=user, offset=offset)
