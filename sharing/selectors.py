@@ -241,6 +241,12 @@ def blob_names_referenced(*, names: list[str]) -> set[str]:
     return files | set(uploads)
 
 
+def resumable_s3_upload_ids() -> set[str]:
+    """The S3 UploadIds of unfinished resumable uploads (their multipart uploads are in use)."""
+    rows = ResumableUpload.objects.exclude(s3_upload_id="")
+    return set(rows.values_list("s3_upload_id", flat=True))
+
+
 def resumable_get_for_owner(*, user: User, upload_id: uuid.UUID) -> ResumableUpload:
     """An unfinished resumable upload, if this user started it; 404 otherwise (anyone
     else cannot tell whether it exists)."""

@@ -7,10 +7,18 @@ a trailing partial segment that is not the file's end is not kept, so Upload-Off
 ever names sealed, stored bytes and the client resends the rest. The last byte turns the
 upload into a StoredFile through the form upload's path (quota re-checked, audited as
 file.upload). Plaintext is held in memory, one segment at a time; it never reaches a disk.
+
+On S3 the blob is a multipart upload started at creation (its UploadId in the row). A
+PATCH seals segments into one part's buffer in memory (resumable_part_segments of them,
+the header ahead of part 1's) and uploads each full part (PartNumber = part index + 1),
+recording its ETag in the row in the update that moves the offset: progress is
+acknowledged in whole parts, a trailing partial part that is not the file's end is
+dropped. The last part completes the multipart upload; termination and expiry abort it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import uuid
@@ -45,11 +53,13 @@ from sharing.services.files import (
     uploads_record,
 )
 from sharing.storage import StoredBlob, get_encrypted_storage
-from sharing.storage.encrypted import LocalAppender
+from sharing.storage.encrypted import LocalAppender, resumable_part_segments
 from sharing.storage.keyring import get_keyring
 from sharing.storage.uploads import EncryptedUpload
 
 UNNAMED = "upload"
+
+logger = logging.getLogger(__name__)
 
 
 class ResumableRefused(Exception):
@@ -82,7 +92,7 @@ class OffsetMismatch(ResumableRefused):
 
 
 class ResumableUnsupported(ResumableRefused):
-    """The configured storage cannot hold resumable uploads (S3 for now; 501)."""
+    """The configured storage cannot hold resumable uploads (501)."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,9 @@ def resumable_create(
     upload is complete at once: the StoredFile is returned instead of the row. Raises
     UploadTooLarge (over MAX_UPLOAD_MB or the format's limit), QuotaExceeded (the owner's
     files plus their unfinished uploads plus ``length`` over the quota), TooManyUnfinished,
-    ResumableUnsupported (S3); any refusal leaves no blob and no row.
+    ResumableUnsupported (a storage that is neither local nor S3); any refusal leaves no
+    blob, no multipart upload and no row. On S3 a multipart upload is started for the
+    blob and its UploadId kept in the row.
     """
     storage = get_encrypted_storage()
     segment_size = storage.segment_size
@@ -129,7 +141,7 @@ def resumable_create(
     key = FileKey.generate()
     master = get_keyring().primary
     header = new_header(segment_size)
-    blob = storage.resumable_create(header)
+    blob, s3_upload_id = storage.resumable_create(header)
     try:
         with transaction.atomic():
             # The owner's row is locked, as for the quota of a form upload: two parallel
@@ -153,11 +165,19 @@ def resumable_create(
                 wrapped_key=wrap_key(key, master),
                 key_id=master.key_id,
                 blob=blob,
+                s3_upload_id=s3_upload_id,
                 expires_at=now + timedelta(hours=settings.TUS_UPLOAD_EXPIRY_HOURS),
             )
     except BaseException:
-        blob_delete(blob)
+        _discard(blob, s3_upload_id)
         raise
+    if length == 0 and s3_upload_id:
+        part = header + SegmentSealer(key, header).seal(0, b"", last=True)
+        etag = storage.resumable_part_put(blob, s3_upload_id, 1, part)
+        upload.s3_parts = [{"PartNumber": 1, "ETag": etag}]
+        ResumableUpload.objects.filter(pk=upload.pk).update(s3_parts=upload.s3_parts)
+        storage.resumable_part_complete(blob, s3_upload_id, upload.s3_parts)
+        return _complete(upload=upload, key=key, actor=actor)
     if length == 0:
         appender = storage.resumable_appender(blob, HEADER_SIZE)
         try:
@@ -196,17 +216,24 @@ def resumable_lease_take(
     return row, token
 
 
-def _acknowledge(*, upload: ResumableUpload, token: str, offset: int) -> None:
-    """Move the row's offset to ``offset`` bytes (its segments are synced) and renew the
-    lease. Raises UploadBusy if this PATCH no longer holds the lease (or the row is gone)."""
+def _acknowledge(
+    *, upload: ResumableUpload, token: str, offset: int, s3_parts: list[dict] | None = None
+) -> None:
+    """Move the row's offset to ``offset`` bytes (its segments are synced, or on S3 its
+    parts uploaded: ``s3_parts`` is then the whole part list, stored in the same update)
+    and renew the lease. Raises UploadBusy if this PATCH no longer holds the lease (or the
+    row is gone)."""
     until = timezone.now() + timedelta(seconds=settings.TUS_PATCH_LEASE_SECONDS)
+    changes: dict[str, object] = {"offset": offset, "patching_until": until}
+    if s3_parts is not None:
+        changes["s3_parts"] = s3_parts
     with transaction.atomic():
-        moved = ResumableUpload.objects.filter(pk=upload.pk, lease_token=token).update(
-            offset=offset, patching_until=until
-        )
+        moved = ResumableUpload.objects.filter(pk=upload.pk, lease_token=token).update(**changes)
     if not moved:
         raise UploadBusy
     upload.offset = offset
+    if s3_parts is not None:
+        upload.s3_parts = s3_parts
 
 
 def _lease_release(*, upload: ResumableUpload, token: str) -> None:
@@ -235,23 +262,36 @@ def resumable_append(
     its end; an error from it (the client gone) ends the PATCH with what is acknowledged.
 
     A trailing partial segment that is not the file's end is dropped, unacknowledged.
+    On S3 the same holds for parts (see _stream_parts): the offset moves part by part.
     On the last byte the upload completes (see _complete). The lease is released at the
     end. Raises UploadTooLarge (before reading) for a body past Upload-Length, UploadBusy
-    if the lease was lost, QuotaExceeded at completion (the upload is then deleted).
+    if the lease was lost, UploadGone if the upload was terminated meanwhile (S3),
+    QuotaExceeded at completion (the upload is then deleted).
     """
     try:
         if upload.offset + body_length > upload.length:
             raise UploadTooLarge
         key = _key_of(upload)
         sealer = SegmentSealer(key, bytes(upload.header))
-        seg = upload.segment_size
-        appender = get_encrypted_storage().resumable_appender(
-            upload.blob, HEADER_SIZE + (upload.offset // seg) * (seg + TAG_SIZE)
-        )
-        try:
-            _stream_segments(upload, token, read, body_length, sealer, appender)
-        finally:
-            appender.close()
+        storage = get_encrypted_storage()
+        if upload.s3_upload_id:
+            try:
+                _stream_parts(upload, token, read, body_length, sealer)
+                if upload.offset == upload.length:
+                    storage.resumable_part_complete(
+                        upload.blob, upload.s3_upload_id, list(upload.s3_parts)
+                    )
+            except FileNotFoundError:
+                raise UploadGone from None  # terminated or expired: the upload was aborted
+        else:
+            seg = upload.segment_size
+            appender = storage.resumable_appender(
+                upload.blob, HEADER_SIZE + (upload.offset // seg) * (seg + TAG_SIZE)
+            )
+            try:
+                _stream_segments(upload, token, read, body_length, sealer, appender)
+            finally:
+                appender.close()
         if upload.offset == upload.length:
             return Progress(upload.offset, _complete(upload=upload, key=key, actor=actor))
     finally:
@@ -280,6 +320,63 @@ def _stream_segments(
                 appender.sync()
                 _acknowledge(upload=upload, token=token, offset=upload.offset + need)
                 filled = 0
+                continue
+            if remaining <= 0:
+                break
+            try:
+                data = read(min(need - filled, remaining))
+            except OSError:
+                break  # the client went away: keep what is acknowledged
+            if not data:
+                break
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+            remaining -= len(data)
+        view[:] = bytes(len(view))  # drop the unacknowledged plaintext
+
+
+def _stream_parts(
+    upload: ResumableUpload,
+    token: str,
+    read: Callable[[int], bytes],
+    body_length: int,
+    sealer: SegmentSealer,
+) -> None:
+    """S3: seal segments into the current part's buffer (ciphertext; part 1 begins with
+    the header) and upload each full part, or the file's last, then acknowledge it with
+    the part list. The row's offset is always a whole number of parts (or the length), so
+    the part index is offset // (segments per part × segment size). At most one part and
+    one plaintext segment are held in memory; an unfinished part is dropped."""
+    seg = upload.segment_size
+    per_part = resumable_part_segments(seg) * seg  # plaintext bytes in a full part
+    buffer = bytearray(seg)
+    part = bytearray()
+    remaining = body_length
+    filled = 0
+    position = upload.offset  # plaintext bytes sealed, in parts uploaded or in ``part``
+    with memoryview(buffer) as view:
+        while position < upload.length:
+            need = min(seg, upload.length - position)
+            if filled == need:
+                index = position // per_part
+                if position == 0:
+                    part += upload.header
+                last = position + need == upload.length
+                part += sealer.seal(position // seg, view[:need], last=last)
+                position += need
+                filled = 0
+                if last or position % per_part == 0:
+                    etag = get_encrypted_storage().resumable_part_put(
+                        upload.blob, upload.s3_upload_id, index + 1, part
+                    )
+                    parts = [
+                        *list(upload.s3_parts)[:index],
+                        {"PartNumber": index + 1, "ETag": etag},
+                    ]
+                    _acknowledge(upload=upload, token=token, offset=position, s3_parts=parts)
+                    part = bytearray()
+                else:  # renew the lease per segment, as locally (and stop if it is lost)
+                    _acknowledge(upload=upload, token=token, offset=upload.offset)
                 continue
             if remaining <= 0:
                 break
@@ -330,18 +427,19 @@ def _complete(*, upload: ResumableUpload, key: FileKey, actor: Actor) -> StoredF
 
 
 def resumable_terminate(*, upload_id: uuid.UUID, owner: User) -> None:
-    """Delete an unfinished upload, row then blob (tus "termination" extension).
+    """Delete an unfinished upload, row then blob (tus "termination" extension); on S3
+    its multipart upload is aborted, its parts deleted.
 
-    A PATCH still streaming into it loses its lease at its next segment. Raises
+    A PATCH still streaming into it loses its lease at its next segment (part). Raises
     UploadGone if there is no such upload of this owner.
     """
     with transaction.atomic():
         row = ResumableUpload.objects.select_for_update().filter(pk=upload_id, owner=owner).first()
         if row is None:
             raise UploadGone
-        blob = row.blob
+        blob, s3_upload_id = row.blob, row.s3_upload_id
         row.delete()
-    blob_delete(blob)
+    _discard(blob, s3_upload_id)
 
 
 def resumable_purge_expired(*, now: datetime, dry_run: bool = False) -> list[ResumableUpload]:
@@ -355,6 +453,18 @@ def resumable_purge_expired(*, now: datetime, dry_run: bool = False) -> list[Res
         with transaction.atomic():
             deleted, _ = ResumableUpload.objects.filter(pk=upload.pk, expires_at__lte=now).delete()
         if deleted:
-            blob_delete(upload.blob)
+            _discard(upload.blob, upload.s3_upload_id)
             purged.append(upload)
     return purged
+
+
+def _discard(blob: str, s3_upload_id: str) -> None:
+    """Remove an unfinished upload's blob (and abort its S3 multipart upload). On an
+    error the row is gone already; cleanup_storage sweeps what is left later."""
+    if not s3_upload_id:
+        blob_delete(blob)
+        return
+    try:
+        get_encrypted_storage().resumable_discard(blob, s3_upload_id)
+    except Exception:
+        logger.warning("multipart upload of a deleted resumable upload left name=%s", blob)

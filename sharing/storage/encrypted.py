@@ -32,6 +32,13 @@ from sharing.storage import s3 as storage_s3
 BLOB_PREFIX = "blobs"
 
 
+def resumable_part_segments(segment_size: int) -> int:
+    """How many sealed segments make one part of a resumable upload on S3: enough for
+    storage_s3.PART_SIZE plaintext bytes (8 segments of 1 MiB), so every part but the
+    last is over S3's 5 MiB minimum whatever the segment size."""
+    return max(1, -(-storage_s3.PART_SIZE // segment_size))
+
+
 class PlaintextAccessRefused(Exception):
     """Raised when code tries to read or write a blob without a key context."""
 
@@ -261,21 +268,32 @@ class EncryptedStorage(Storage):
             source.close()
             raise
 
-    # -- resumable uploads (tus): a blob written by several requests, local disk only
+    # -- resumable uploads (tus): a blob written by several requests
 
     @property
     def supports_resumable(self) -> bool:
-        """Whether resumable uploads can be stored here (local disk; not S3 yet)."""
-        return not storage_s3.is_s3(self.inner) and getattr(self.inner, "path", None) is not None
+        """Whether resumable uploads can be stored here (local disk or S3)."""
+        return self.resumable_in_parts or getattr(self.inner, "path", None) is not None
 
-    def resumable_create(self, header: bytes) -> str:
-        """Create a new blob holding only ``header`` (49 bytes), synced; return its name.
+    @property
+    def resumable_in_parts(self) -> bool:
+        """Whether a resumable upload is written as an S3 multipart upload, in parts of
+        resumable_part_segments() segments (not appended segment by segment)."""
+        return storage_s3.is_s3(self.inner)
 
-        Raises NotImplementedError where supports_resumable is False, OSError from the disk.
+    def resumable_create(self, header: bytes) -> tuple[str, str]:
+        """Start a resumable upload's blob; return (name, S3 UploadId or "").
+
+        Locally: a new blob holding only ``header`` (49 bytes), synced. On S3: a multipart
+        upload of a new object, with nothing in it yet (``header`` goes into part 1).
+        Raises NotImplementedError where supports_resumable is False, OSError from the
+        disk, botocore errors from S3.
         """
         if not self.supports_resumable:
-            raise NotImplementedError("resumable uploads need local storage")
+            raise NotImplementedError("resumable uploads need local or S3 storage")
         name = self.new_name()
+        if self.resumable_in_parts:
+            return name, storage_s3.multipart_start(self.inner, name)
         sink = LocalFileSink(self.inner.path(name))
         try:
             sink.write(header)
@@ -283,17 +301,38 @@ class EncryptedStorage(Storage):
         except BaseException:
             sink.abort()
             raise
-        return name
+        return name, ""
 
     def resumable_appender(self, name: str, acknowledged: int) -> LocalAppender:
         """An appender positioned at byte ``acknowledged`` of the blob (cut back to it).
 
-        Raises NotImplementedError where supports_resumable is False, FileNotFoundError if
-        the blob is gone.
+        Raises NotImplementedError on S3 (or where supports_resumable is False),
+        FileNotFoundError if the blob is gone.
         """
-        if not self.supports_resumable:
-            raise NotImplementedError("resumable uploads need local storage")
+        if not self.supports_resumable or self.resumable_in_parts:
+            raise NotImplementedError("appending needs local storage")
         return LocalAppender(self.inner.path(name), acknowledged)
+
+    def resumable_part_put(
+        self, name: str, upload_id: str, number: int, ciphertext: bytes | bytearray
+    ) -> str:
+        """S3: upload part ``number`` (1-based) of the blob; return its ETag. A part of the
+        same number uploaded before is replaced. Raises FileNotFoundError if the multipart
+        upload was aborted (the upload terminated or expired)."""
+        return storage_s3.multipart_put(self.inner, name, upload_id, number, ciphertext)
+
+    def resumable_part_complete(self, name: str, upload_id: str, parts: list[dict]) -> None:
+        """S3: complete the multipart upload from the recorded ``parts`` (the object
+        appears); safe to repeat once done. Raises FileNotFoundError if it is gone."""
+        storage_s3.multipart_complete(self.inner, name, upload_id, parts)
+
+    def resumable_discard(self, name: str, upload_id: str) -> None:
+        """Remove an unfinished upload's blob: abort its S3 multipart upload (its parts
+        go) if ``upload_id``, and delete the object or file if there is one.
+        Raises OSError (or a botocore error) if the storage refuses."""
+        if upload_id:
+            storage_s3.multipart_abort(self.inner, name, upload_id)
+        self.inner.delete(name)
 
     def blob_length(self, name: str) -> int:
         """The blob's length in bytes, without reading it (a stat, or an S3 HEAD request).

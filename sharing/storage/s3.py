@@ -7,7 +7,7 @@ reads boto's streaming body, so memory stays bounded whatever the file size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -80,6 +80,70 @@ class S3MultipartSink:
         self._buffer = bytearray()
 
 
+def multipart_start(storage: S3Storage, name: str) -> str:
+    """Start a multipart upload of the object ``name``; return its UploadId."""
+    client = _client(storage)
+    upload = client.create_multipart_upload(Bucket=storage.bucket_name, Key=_key(storage, name))
+    return str(upload["UploadId"])
+
+
+def _no_such_upload(exc: Exception) -> bool:
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") in {"NoSuchUpload", "404", "NotFound"}
+
+
+def multipart_put(
+    storage: S3Storage, name: str, upload_id: str, number: int, body: bytes | bytearray
+) -> str:
+    """Upload part ``number`` (1-based; an earlier part of that number is replaced); return
+    its ETag. Raises FileNotFoundError if the multipart upload is gone (aborted)."""
+    client = _client(storage)
+    try:
+        result = client.upload_part(
+            Bucket=storage.bucket_name,
+            Key=_key(storage, name),
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+        )
+    except client.exceptions.ClientError as exc:
+        if _no_such_upload(exc):
+            raise FileNotFoundError(name) from None
+        raise
+    return str(result["ETag"])
+
+
+def multipart_complete(storage: S3Storage, name: str, upload_id: str, parts: list[dict]) -> None:
+    """Complete the multipart upload from ``parts`` ([{"PartNumber", "ETag"}, ...]): the
+    object appears whole; parts not listed are discarded. Idempotent: if the upload is
+    already gone and the object exists (an earlier call completed it), nothing is done.
+    Raises FileNotFoundError if neither the upload nor the object exists."""
+    client = _client(storage)
+    try:
+        client.complete_multipart_upload(
+            Bucket=storage.bucket_name,
+            Key=_key(storage, name),
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+    except client.exceptions.ClientError as exc:
+        if not _no_such_upload(exc):
+            raise
+        object_size(storage, name)  # completed before: the object is there, or not found
+
+
+def multipart_abort(storage: S3Storage, name: str, upload_id: str) -> None:
+    """Abort the multipart upload (its parts are deleted); an upload already gone is fine."""
+    client = _client(storage)
+    try:
+        client.abort_multipart_upload(
+            Bucket=storage.bucket_name, Key=_key(storage, name), UploadId=upload_id
+        )
+    except client.exceptions.ClientError as exc:
+        if not _no_such_upload(exc):
+            raise
+
+
 def open_body(storage: S3Storage, name: str) -> BinaryIO:
     """The object's streaming body: read(n) pulls from the socket, nothing is buffered whole."""
     try:
@@ -120,14 +184,21 @@ def object_size(storage: S3Storage, name: str) -> int:
     return int(response["ContentLength"])
 
 
-def abort_stale_uploads(storage: S3Storage, older_than: datetime, *, dry_run: bool) -> int:
-    """Abort multipart uploads started before ``older_than`` (left by a killed server)."""
+def abort_stale_uploads(
+    storage: S3Storage,
+    older_than: datetime,
+    *,
+    dry_run: bool,
+    keep: Collection[str] = (),
+) -> int:
+    """Abort multipart uploads started before ``older_than`` (left by a killed server),
+    except those whose UploadId is in ``keep`` (unfinished resumable uploads' rows)."""
     client = _client(storage)
     paginator = client.get_paginator("list_multipart_uploads")
     aborted = 0
     for page in paginator.paginate(Bucket=storage.bucket_name):
         for upload in page.get("Uploads", ()):
-            if upload["Initiated"] < older_than:
+            if upload["Initiated"] < older_than and upload["UploadId"] not in keep:
                 if not dry_run:
                     client.abort_multipart_upload(
                         Bucket=storage.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"]

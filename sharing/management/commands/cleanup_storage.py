@@ -27,8 +27,9 @@ class Command(MaintenanceCommand):
         "the grace period keeps uploads still in progress. Also lists files whose blob is "
         "missing from storage (their rows are kept: run verify_files, restore the blob from "
         "a backup, or delete the file). On S3, also aborts multipart uploads started before "
-        "the grace period. Deletes unfinished resumable (tus) uploads past their expiry, rows "
-        "and blobs. Exits with status 1 if a blob could not be deleted."
+        "the grace period, except those of unfinished resumable uploads. Deletes unfinished "
+        "resumable (tus) uploads past their expiry, rows and blobs (on S3 their multipart "
+        "uploads are aborted). Exits with status 1 if a blob could not be deleted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -67,7 +68,10 @@ class Command(MaintenanceCommand):
         inner = get_encrypted_storage().inner
         if not storage_s3.is_s3(inner):
             return 0
-        return storage_s3.abort_stale_uploads(inner, cutoff, dry_run=dry_run)
+        # Unfinished resumable uploads are multipart uploads too: theirs are kept (an
+        # expired one was aborted with its row above).
+        keep = selectors.resumable_s3_upload_ids()
+        return storage_s3.abort_stale_uploads(inner, cutoff, dry_run=dry_run, keep=keep)
 
     def _sweep(
         self, blobs: list[tuple[str, datetime]], cutoff: datetime, *, dry_run: bool
