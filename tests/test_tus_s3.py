@@ -28,7 +28,7 @@ from sharing.storage.encrypted import resumable_part_segments
 from tests.helpers import MiB, streamed
 from tests.test_no_plaintext_on_disk import BLOCK, PERIOD
 from tests.test_s3_storage import bucket, objects, pending_uploads, s3_client  # noqa: F401
-from tests.test_tus import TUS, create, head, patch
+from tests.test_tus import OCTETS, TUS, create, head, patch
 
 pytestmark = pytest.mark.django_db
 
@@ -213,3 +213,77 @@ def test_a_refused_creation_leaves_no_multipart_upload(
     assert ResumableUpload.objects.count() == 1
     assert len(pending_uploads(moto_server, bucket)) == 1
     assert objects(moto_server, bucket) == {}
+
+
+def test_a_patch_whose_multipart_upload_is_gone_gets_404_and_the_upload_goes(
+    alice_client: Client,
+    moto_server: str,
+    bucket: str,  # noqa: F811
+) -> None:
+    # A bucket lifecycle rule (AbortIncompleteMultipartUpload) or a DELETE that raced it.
+    _, location = create(alice_client, 10)
+    row = ResumableUpload.objects.get()
+    s3_client(moto_server).abort_multipart_upload(
+        Bucket=bucket, Key=row.blob, UploadId=row.s3_upload_id
+    )
+    assert patch(alice_client, location, 0, b"0123456789").status_code == 404
+    assert not ResumableUpload.objects.exists()
+    assert head(alice_client, location).status_code == 404
+    assert objects(moto_server, bucket) == {}
+
+
+def test_a_completion_cut_short_is_finished_by_the_next_patch(
+    alice_client: Client,
+    moto_server: str,
+    bucket: str,  # noqa: F811
+) -> None:
+    data = secrets.token_bytes(PART + 100)
+    _, location = create(alice_client, len(data), filename="late.bin")
+    storage = storages["encrypted"]
+    with (
+        mock.patch.object(type(storage), "resumable_part_complete", side_effect=OSError),
+        pytest.raises(OSError),
+    ):
+        patch(alice_client, location, 0, data)  # the server died before completing
+    assert head(alice_client, location)["Upload-Offset"] == str(len(data))
+    assert not StoredFile.objects.exists()
+
+    response = patch(alice_client, location, len(data), b"", CONTENT_TYPE=OCTETS)
+    assert response.status_code == 204
+    stored = StoredFile.objects.get()
+    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
+    assert pending_uploads(moto_server, bucket) == []
+
+
+def test_a_patch_holds_about_one_part_in_memory(
+    alice: User,
+    alice_client: Client,
+    moto_server: str,
+    bucket: str,  # noqa: F811
+) -> None:
+    import io
+    import tracemalloc
+
+    from audit.actors import Actor
+    from sharing import services
+
+    data = secrets.token_bytes(3 * PART)
+    body = io.BytesIO(data)  # shares data's buffer: reads are the only copies
+    _, location = create(alice_client, len(data))
+    row, token = services.resumable_lease_take(
+        upload_id=ResumableUpload.objects.get().pk, owner=alice, offset=0
+    )
+    tracemalloc.start()
+    try:
+        progress = services.resumable_append(
+            upload=row,
+            token=token,
+            read=body.read,
+            body_length=3 * PART - 1,
+            actor=Actor(label="test", user_id=alice.pk),
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert progress.offset == 2 * PART
+    assert peak < 2 * PART, f"peak {peak / MiB:.1f} MiB for a 24 MiB PATCH"

@@ -171,7 +171,7 @@ def resumable_create(
     except BaseException:
         _discard(blob, s3_upload_id)
         raise
-    if length == 0 and s3_upload_id:
+    if length == 0 and s3_upload_id:  # part 1 is the header and the empty last segment
         part = header + SegmentSealer(key, header).seal(0, b"", last=True)
         etag = storage.resumable_part_put(blob, s3_upload_id, 1, part)
         upload.s3_parts = [{"PartNumber": 1, "ETag": etag}]
@@ -265,7 +265,7 @@ def resumable_append(
     On S3 the same holds for parts (see _stream_parts): the offset moves part by part.
     On the last byte the upload completes (see _complete). The lease is released at the
     end. Raises UploadTooLarge (before reading) for a body past Upload-Length, UploadBusy
-    if the lease was lost, UploadGone if the upload was terminated meanwhile (S3),
+    if the lease was lost, UploadGone if its multipart upload is gone (S3: the row is then deleted),
     QuotaExceeded at completion (the upload is then deleted).
     """
     try:
@@ -282,7 +282,12 @@ def resumable_append(
                         upload.blob, upload.s3_upload_id, list(upload.s3_parts)
                     )
             except FileNotFoundError:
-                raise UploadGone from None  # terminated or expired: the upload was aborted
+                # The multipart upload was aborted (terminated or expired meanwhile, or a
+                # bucket lifecycle rule): the parts are gone, so is the upload.
+                with transaction.atomic():
+                    ResumableUpload.objects.filter(pk=upload.pk).delete()
+                _discard(upload.blob, upload.s3_upload_id)
+                raise UploadGone from None
         else:
             seg = upload.segment_size
             appender = storage.resumable_appender(

@@ -92,6 +92,22 @@ def _no_such_upload(exc: Exception) -> bool:
     return response.get("Error", {}).get("Code") in {"NoSuchUpload", "404", "NotFound"}
 
 
+def _upload_gone(storage: S3Storage, name: str, upload_id: str, exc: Exception) -> bool:
+    """Whether a failed call failed because the multipart upload is gone (aborted or
+    completed). S3 says NoSuchUpload; some servers answer a 500 instead, so ListParts,
+    which names it, is asked then."""
+    if _no_such_upload(exc):
+        return True
+    client = _client(storage)
+    try:
+        client.list_parts(
+            Bucket=storage.bucket_name, Key=_key(storage, name), UploadId=upload_id, MaxParts=1
+        )
+    except client.exceptions.ClientError as probe:
+        return _no_such_upload(probe)
+    return False
+
+
 def multipart_put(
     storage: S3Storage, name: str, upload_id: str, number: int, body: bytes | bytearray
 ) -> str:
@@ -107,7 +123,7 @@ def multipart_put(
             Body=body,
         )
     except client.exceptions.ClientError as exc:
-        if _no_such_upload(exc):
+        if _upload_gone(storage, name, upload_id, exc):
             raise FileNotFoundError(name) from None
         raise
     return str(result["ETag"])
@@ -127,7 +143,7 @@ def multipart_complete(storage: S3Storage, name: str, upload_id: str, parts: lis
             MultipartUpload={"Parts": parts},
         )
     except client.exceptions.ClientError as exc:
-        if not _no_such_upload(exc):
+        if not _upload_gone(storage, name, upload_id, exc):
             raise
         object_size(storage, name)  # completed before: the object is there, or not found
 
