@@ -209,3 +209,31 @@ def test_a_network_drop_is_retried_by_itself(alice_page, tmp_path: Path) -> None
     assert stored_bytes(StoredFile.objects.get()) == data
     assert not ResumableUpload.objects.exists()
     alice_page.expect_clean(allowed_errors=OFFLINE_LOGS)
+
+
+def test_without_resumable_uploads_on_the_server_the_page_falls_back_to_the_form(
+    alice_page, tmp_path: Path
+) -> None:
+    """Storage that cannot hold resumable uploads (S3, for now) answers creation 501: the
+    page sends the file as a form upload instead, with the options shown."""
+    from playwright.sync_api import expect
+
+    page = alice_page.page
+    page.route(
+        "**/files/uploads/",
+        lambda route: route.fulfill(status=501, headers={"Tus-Resumable": "1.0.0"}),
+    )
+    chosen = tmp_path / "plain.txt"
+    chosen.write_text("sent as a form")
+
+    page.fill("#id_expires_in_days", "2")
+    page.set_input_files("#id_file", [str(chosen)])
+    page.click("#upload-submit")
+
+    expect(page.locator(".upload-item.done")).to_contain_text(
+        "Deleted automatically: ", timeout=20_000
+    )
+    stored = StoredFile.objects.get()
+    assert stored_bytes(stored) == b"sent as a form"
+    assert stored.expires_at is not None
+    alice_page.expect_clean(allowed_errors=("status of 501",))
