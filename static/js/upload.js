@@ -267,6 +267,13 @@
         return status === 0 || status >= 500 && status !== 501 || status === 409 ||
           status === 423;
       },
+      // Pause or Cancel pressed while the upload was being created wait for its URL:
+      // aborting the creation could leave an upload on the server the page cannot name.
+      onUploadUrlAvailable: function () {
+        if (item.wanted === "cancel") { cancel(item); }
+        if (item.wanted === "pause") { pause(item); }
+        item.wanted = "";
+      },
       onProgress: function (sent, total) { progress(item, sent, total); },
       onSuccess: function () { stored(item); },
       onError: function (error) { tusFailed(item, error); }
@@ -310,6 +317,10 @@
   }
 
   function pause(item, text) {
+    if (!item.upload.url && !text && sending.indexOf(item) !== -1) {
+      item.wanted = "pause";
+      return;
+    }
     item.upload.abort(false);
     setSending(item, false);
     item.pause.hidden = true;
@@ -330,9 +341,13 @@
   }
 
   function cancel(item) {
-    setSending(item, false);
     setButtons(item.ui, []);
     item.ui.status.textContent = msg.msgCancelling;
+    if (!item.upload.url && sending.indexOf(item) !== -1) {
+      item.wanted = "cancel";
+      return;
+    }
+    setSending(item, false);
     // Terminate on the server (tus DELETE): its row and blob go, and the stored resume.
     item.upload.abort(true).then(function () {
       fail(item.ui, msg.msgCancelled);
@@ -345,6 +360,8 @@
   function tusFailed(item, error) {
     var status = statusOf(error);
     setSending(item, false);
+    if (item.wanted === "cancel") { fail(item.ui, msg.msgCancelled); return; }
+    item.wanted = "";
     if (status === 501) {  // no resumable uploads on this server's storage (yet)
       useTus = false;
       sendForm(item, item.expiresInDays);
