@@ -33,6 +33,7 @@ class Transfers:
     hwm_kib: dict[int, int]  # and at the end
     peaks: dict[str, dict[str, int]]  # RssSampler.peaks
     sample_interval: float  # seconds between RSS samples
+    extras: dict[str, Any]  # the lean download, ranged and parallel figures (bench.scenarios)
 
 
 def cpu_model() -> str:
@@ -103,16 +104,40 @@ def _ratios(transfer: dict[str, Any], raw: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def _extras(t: Transfers, size: int, raw: dict[str, Any]) -> dict[str, Any]:
+    """The lean-client download, the ranges and the parallel downloads, with their ratios:
+    lean download over raw decrypt, end range over start range, parallel over one."""
+    lean = t.extras["lean_download"]
+    lean_mib_s = mib_s(size, lean["seconds"])
+    extras: dict[str, Any] = {
+        "lean_download_mib_s": lean_mib_s,
+        "lean_download_over_raw_decrypt": lean_mib_s / raw["format_decrypt_mib_s"],
+        # Over all `repeat` lean downloads, as is the client CPU.
+        "lean_download_server_cpu_seconds": lean["server"]["cpu_seconds"] / lean["repeat"],
+        "lean_download_client_cpu_seconds": lean["client_cpu_seconds"],  # the best one's
+        "lean_download": lean,
+    }
+    if "ranged" in t.extras:
+        extras["ranged"] = t.extras["ranged"]
+    if "parallel" in t.extras:
+        parallel = t.extras["parallel"]
+        extras["parallel"] = parallel
+        extras["parallel_aggregate_over_one"] = parallel["aggregate_mib_s"] / lean_mib_s
+    return extras
+
+
 def _memory(t: Transfers) -> dict[str, Any]:
     """Worker and master RSS in MiB: baseline, peak per transfer, VmHWM."""
     baseline = t.peaks["baseline"]["worker_kib"] / 1024
     up_peak = t.peaks["upload"]["worker_kib"] / 1024
     down_peak = t.peaks["download"]["worker_kib"] / 1024
+    measured = [p["worker_kib"] / 1024 for name, p in t.peaks.items() if name != "startup"]
     return {
         "baseline_worker_rss_mib": baseline,
         "upload_peak_worker_rss_mib": up_peak,
         "download_peak_worker_rss_mib": down_peak,
-        "peak_increase_mib": max(up_peak, down_peak) - baseline,
+        # Every phase: the extra downloads (lean, ranged, parallel) count too.
+        "peak_increase_mib": max(measured) - baseline,
         "worker_vmhwm_before_transfers_mib": max(t.hwm_before_kib.values(), default=0) / 1024,
         "worker_vmhwm_mib": max(t.hwm_kib.values(), default=0) / 1024,
         "worker_vmhwm_by_pid_mib": {str(pid): kib / 1024 for pid, kib in t.hwm_kib.items()},
@@ -145,6 +170,7 @@ def build_results(
         "transfer": transfer,
         "raw": raw,
         "ratios": _ratios(transfer, raw),
+        "extra_downloads": _extras(t, size, raw),
         "server_memory": _memory(t),
         "results_path": str(output),
     }
@@ -176,6 +202,40 @@ def _speed_rows(r: dict[str, Any]) -> Rows:
         ("raw encrypt / bare GCM encrypt", f"{ratio['raw_encrypt_over_bare_gcm']:9.2f}"),
         ("raw decrypt / bare GCM decrypt", f"{ratio['raw_decrypt_over_bare_gcm']:9.2f}"),
     ]
+
+
+def _extra_rows(x: dict[str, Any]) -> Rows:
+    """The lean download, the ranged and the parallel figures and their ratios."""
+    rows = [
+        (
+            f"HTTP download, lean client (best of {x['lean_download']['repeat']})",
+            f"{x['lean_download_mib_s']:9.1f} MiB/s",
+        ),
+        ("lean download / raw decrypt", f"{x['lean_download_over_raw_decrypt']:9.2f}"),
+        (
+            "  server CPU (mean) / client CPU, lean",
+            f"{x['lean_download_server_cpu_seconds']:.2f} s / "
+            f"{x['lean_download_client_cpu_seconds']:.2f} s",
+        ),
+    ]
+    if "ranged" in x:
+        r = x["ranged"]
+        rows += [
+            (
+                f"1 MiB range at start / end (median of {r['repeat']})",
+                f"{r['start_median_ms']:7.1f} / {r['end_median_ms']:.1f} ms",
+            ),
+            ("range at end / range at start", f"{r['end_over_start']:9.2f}"),
+        ]
+    if "parallel" in x:
+        p = x["parallel"]
+        cpu = ", ".join(f"{s:.2f}" for s in p["worker_cpu_seconds"].values())
+        rows += [
+            (f"{p['count']} parallel lean downloads", f"{p['aggregate_mib_s']:9.1f} MiB/s in all"),
+            ("parallel aggregate / one lean download", f"{x['parallel_aggregate_over_one']:9.2f}"),
+            ("  CPU s of each worker, parallel", cpu),
+        ]
+    return rows
 
 
 def _cpu_rows(t: dict[str, Any]) -> Rows:
@@ -214,7 +274,7 @@ def _memory_rows(mem: dict[str, Any]) -> Rows:
         ("worker RSS baseline (before transfers)", f"{mem['baseline_worker_rss_mib']:9.1f} MiB"),
         ("worker RSS peak during upload", f"{mem['upload_peak_worker_rss_mib']:9.1f} MiB"),
         ("worker RSS peak during download", f"{mem['download_peak_worker_rss_mib']:9.1f} MiB"),
-        ("worker RSS increase (peak - baseline)", f"{mem['peak_increase_mib']:9.1f} MiB"),
+        ("worker RSS increase (max peak - baseline)", f"{mem['peak_increase_mib']:9.1f} MiB"),
         (
             "worker VmHWM before transfers / at end",
             f"{mem['worker_vmhwm_before_transfers_mib']:9.1f} / {mem['worker_vmhwm_mib']:.1f} MiB",
@@ -238,6 +298,8 @@ def table_rows(r: dict[str, Any]) -> Rows:
         ),
         blank,
         *_speed_rows(r),
+        blank,
+        *_extra_rows(r["extra_downloads"]),
         blank,
         *_cpu_rows(r["transfer"]),
         blank,

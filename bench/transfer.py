@@ -51,6 +51,7 @@ from bench.procstat import (  # noqa: E402
 )
 from bench.rawspeed import measure_raw  # noqa: E402
 from bench.report import Transfers, build_results, print_table, write_results  # noqa: E402
+from bench.scenarios import lean_download, parallel_downloads, ranged  # noqa: E402
 from bench.server import (  # noqa: E402
     Site,
     prepare_site,
@@ -74,10 +75,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--deadline", type=int, default=900, help="abort the whole run after this many s (900)"
     )
+    parser.add_argument(
+        "--download-repeat", type=int, default=3, help="lean downloads, best kept (3)"
+    )
+    parser.add_argument(
+        "--range-repeat", type=int, default=10, help="1 MiB ranges at each end, 0 skips (10)"
+    )
+    parser.add_argument(
+        "--parallel", type=int, default=0, help="also N downloads at once, 0 skips (0)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results path")
     args = parser.parse_args(argv)
     if args.size_mb < 1 or args.workers < 1 or args.threads < 1 or args.raw_repeat < 1:
         parser.error("sizes and counts must be >= 1")
+    if args.download_repeat < 1 or args.range_repeat < 0 or args.parallel < 0 or args.parallel == 1:
+        parser.error("--range-repeat must be >= 0 and --parallel 0 or >= 2")
     return args
 
 
@@ -113,8 +125,55 @@ def timed_on_server(
     return figures, used
 
 
+def run_extras(
+    args: argparse.Namespace,
+    site: Site,
+    session: requests.Session,
+    sampler: RssSampler,
+    workers: list[int],
+    file_id: str,
+    source: Path,
+) -> dict[str, Any]:
+    """The lean-client download, the ranges at both ends and the parallel downloads,
+    each in its own RSS phase; every answer is checked against `source`."""
+    extras: dict[str, Any] = {}
+    log(f"download, lean client, {args.download_repeat} x")
+    lean, lean_server = timed_on_server(
+        sampler,
+        "lean download",
+        workers,
+        lambda: lean_download(session, site.base, file_id, source, args.download_repeat),
+    )
+    extras["lean_download"] = {**lean, "server": lean_server}
+    if args.range_repeat:
+        log(f"1 MiB ranges at the start and the end, {args.range_repeat} x each")
+        extras["ranged"], _ = timed_on_server(
+            sampler,
+            "ranged",
+            workers,
+            lambda: ranged(session, site.base, file_id, source, args.range_repeat),
+        )
+    if args.parallel:
+        if args.workers < args.parallel:
+            log(f"warning: {args.parallel} parallel downloads on {args.workers} worker(s)")
+        log(f"{args.parallel} parallel downloads, lean client")
+        extras["parallel"], _ = timed_on_server(
+            sampler,
+            "parallel",
+            workers,
+            lambda: parallel_downloads(session, site.base, file_id, source, args.parallel, workers),
+        )
+    sampler.phase = "after"
+    return extras
+
+
 def run_transfers(
-    site: Site, proc: subprocess.Popen[bytes], sampler: RssSampler, source: Path, sha256: str
+    args: argparse.Namespace,
+    site: Site,
+    proc: subprocess.Popen[bytes],
+    sampler: RssSampler,
+    source: Path,
+    sha256: str,
 ) -> Transfers:
     """Upload `source`, download it back and check it byte for byte, measuring both."""
     session = log_in_and_settle(site, sampler)
@@ -131,9 +190,9 @@ def run_transfers(
     down, down_server = timed_on_server(
         sampler, "download", workers, lambda: download(session, site.base, file_id)
     )
-    sampler.phase = "after"
-    sampler.sample()
     check_round_trip(down, source.stat().st_size, sha256)
+    extras = run_extras(args, site, session, sampler, workers, file_id, source)
+    sampler.sample()
     hwm_end_kib = hwm_kib(children_of(proc.pid))
     if children_of(proc.pid) != workers:
         log(f"warning: workers changed during the run ({workers} -> {sorted(hwm_end_kib)})")
@@ -147,6 +206,7 @@ def run_transfers(
         hwm_kib=hwm_end_kib,
         peaks=sampler.peaks,
         sample_interval=sampler.interval,
+        extras=extras,
     )
 
 
@@ -175,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_gunicorn(proc, site)
         sampler = RssSampler(proc.pid)
         sampler.start()
-        transfers = run_transfers(site, proc, sampler, source, source_sha256)
+        transfers = run_transfers(args, site, proc, sampler, source, source_sha256)
         results = build_results(
             args.size_mb, args.workers, args.threads, load_at_start, raw, transfers, args.output
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 
 import pytest
 from django.http import HttpResponseBase, StreamingHttpResponse
@@ -15,6 +16,7 @@ from audit.models import AuditEntry
 from audit.selectors import verify_chain
 from sharing.crypto import DEFAULT_SEGMENT_SIZE, HEADER_SIZE, TAG_SIZE, BlobIntegrityError
 from sharing.models import StoredFile
+from sharing.views import streaming
 from tests.helpers import MiB, blob_path, make_file, make_link, streamed, upload
 
 pytestmark = pytest.mark.django_db
@@ -217,6 +219,54 @@ def test_it_answers_502_to_a_corrupted_first_segment(alice, alice_client, sharin
     assert "Content-Disposition" not in response
     assert _integrity_errors(sharing_log, stored)
     _assert_no_plaintext_logged(sharing_log)
+
+
+def _read_ahead_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "download-read-ahead"]
+
+
+def test_a_download_closed_mid_stream_stops_its_read_ahead(alice, alice_client) -> None:
+    data = os.urandom(6 * MiB)
+    stored = make_file(alice, data)
+    response = alice_client.get(_url(stored))
+    chunks = iter(response.streaming_content)
+
+    assert next(chunks) + next(chunks) == data[: 2 * MiB]
+    response.close()  # what the WSGI server does when the client goes away
+
+    assert _read_ahead_threads() == []
+
+
+def test_the_read_ahead_stays_a_few_segments_ahead() -> None:
+    pulled = []
+
+    def source():
+        for index in range(10):
+            pulled.append(index)
+            yield bytes([index])
+
+    ahead = streaming._read_ahead(source(), depth=2)
+    assert next(ahead) == b"\x00"
+    deadline = threading.Event()
+    deadline.wait(0.2)  # room for the thread to run ahead as far as it may (no timing assert)
+    # One being handed over, two queued, one waiting to be queued: never the whole file.
+    assert len(pulled) <= 4
+    assert b"".join(ahead) == bytes(range(1, 10))
+    assert _read_ahead_threads() == []
+
+
+def test_the_read_ahead_raises_a_failure_after_what_came_before() -> None:
+    def source():
+        yield b"a"
+        yield b"b"
+        raise BlobIntegrityError("segment failed authentication")
+
+    received = []
+    with pytest.raises(BlobIntegrityError):
+        for chunk in streaming._read_ahead(source()):
+            received.append(chunk)
+    assert received == [b"a", b"b"]
+    assert _read_ahead_threads() == []
 
 
 def test_it_breaks_the_stream_at_a_corrupted_later_segment(
