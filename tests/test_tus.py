@@ -143,6 +143,9 @@ def test_415_409_413_and_404(alice_client: Client) -> None:
     assert patch(alice_client, location, 0, b"x", content_type="text/plain").status_code == 415
     assert patch(alice_client, location, 5, b"x").status_code == 409
     assert patch(alice_client, location, 0, b"x" * 101).status_code == 413
+    # A chunked body (no Content-Length) would never be read: 411, not a 204 without progress.
+    chunked = {"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": ""}
+    assert patch(alice_client, location, 0, b"x", **chunked).status_code == 411
     unknown = f"{URL}{'0' * 8}-0000-4000-8000-{'0' * 12}/"
     assert head(alice_client, unknown).status_code == 404
     assert patch(alice_client, unknown, 0, b"x").status_code == 404

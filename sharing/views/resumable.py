@@ -203,14 +203,18 @@ def _head(found: ResumableUpload) -> HttpResponse:
 
 
 def _patch(request: HttpRequest, user: User, found: ResumableUpload) -> HttpResponse:
-    """tus 1.0.0 "PATCH": 415 without application/offset+octet-stream, 409 at another
-    offset, 413 for a body past Upload-Length, 423 while another PATCH runs; 204 with the
-    offset now stored otherwise."""
+    """tus 1.0.0 "PATCH": 415 without application/offset+octet-stream, 411 for a chunked
+    body without Content-Length, 409 at another offset, 413 for a body past Upload-Length,
+    423 while another PATCH runs; 204 with the offset now stored otherwise."""
     if request.content_type != PATCH_CONTENT_TYPE:
         return _answer(415, f"Content-Type must be {PATCH_CONTENT_TYPE}.")
     offset = _digits(request.headers.get("Upload-Offset"))
     if offset is None:
         return _answer(400, "Upload-Offset (a number of bytes) is required.")
+    # A body without Content-Length (chunked) is never read by a WSGI application: refuse
+    # it rather than answer 204 with no progress (a client would loop for ever).
+    if request.headers.get("Transfer-Encoding") and not request.META.get("CONTENT_LENGTH"):
+        return _answer(411, "Content-Length is required (send the chunk with its length).")
     body_length = _digits(request.META.get("CONTENT_LENGTH") or "0")
     if body_length is None:
         return _answer(400, "Content-Length is malformed.")
