@@ -366,3 +366,33 @@ def test_head_answers_have_no_body_and_an_offset_past_the_end_is_409(
     assert head(alice_client, unknown).content == b""
     assert patch(alice_client, location, 50, b"x").status_code == 409
     assert patch(alice_client, location, 10**18, b"x").status_code == 409
+
+
+def test_a_completion_interrupted_after_the_last_bytes_is_finished_by_head(
+    alice: User, alice_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sharing.services import resumable
+
+    data = secrets.token_bytes(2 * MiB + 777)  # a last segment that is not full
+    _, location = create(alice_client, len(data), filename="late.bin")
+    real_complete = resumable._complete
+
+    def dies_once(**kwargs):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(resumable, "_complete", real_complete)
+        raise SystemExit("the server died before the StoredFile row")
+
+    monkeypatch.setattr(resumable, "_complete", dies_once)
+    with pytest.raises(SystemExit):
+        patch(alice_client, location, 0, data)
+    row = ResumableUpload.objects.get()
+    assert row.offset == row.length == len(data)
+    assert not StoredFile.objects.exists()
+
+    response = head(alice_client, location)
+    assert response.status_code == 200
+    assert response["Upload-Offset"] == response["Upload-Length"] == str(len(data))
+    assert not ResumableUpload.objects.exists()
+    stored = alice.files.get()
+    assert (stored.name, stored.size) == ("late.bin", len(data))
+    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
+    assert head(alice_client, location).status_code == 404  # completed: no upload left

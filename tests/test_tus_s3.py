@@ -245,12 +245,69 @@ def test_a_completion_cut_short_is_finished_by_the_next_patch(
         pytest.raises(OSError),
     ):
         patch(alice_client, location, 0, data)  # the server died before completing
-    assert head(alice_client, location)["Upload-Offset"] == str(len(data))
+    assert ResumableUpload.objects.get().offset == len(data)
     assert not StoredFile.objects.exists()
 
     response = patch(alice_client, location, len(data), b"", CONTENT_TYPE=OCTETS)
     assert response.status_code == 204
     stored = StoredFile.objects.get()
+    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
+    assert pending_uploads(moto_server, bucket) == []
+
+
+def test_a_completion_interrupted_after_the_last_part_is_finished_by_head(
+    alice: User,
+    alice_client: Client,
+    moto_server: str,
+    bucket: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sharing.services import resumable
+
+    data = secrets.token_bytes(PART + 100)
+    _, location = create(alice_client, len(data), filename="late.bin")
+    real_complete = resumable._complete
+
+    def dies_once(**kwargs):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(resumable, "_complete", real_complete)
+        raise SystemExit("the server died before the StoredFile row")
+
+    monkeypatch.setattr(resumable, "_complete", dies_once)
+    with pytest.raises(SystemExit):
+        patch(alice_client, location, 0, data)
+    row = ResumableUpload.objects.get()
+    assert row.offset == len(data)
+    assert [p["PartNumber"] for p in row.s3_parts] == [1, 2]
+    assert not StoredFile.objects.exists()
+
+    response = head(alice_client, location)
+    assert response.status_code == 200
+    assert response["Upload-Offset"] == response["Upload-Length"] == str(len(data))
+    stored = alice.files.get()
+    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
+    assert pending_uploads(moto_server, bucket) == []
+    assert list(objects(moto_server, bucket)) == [stored.blob.name]
+
+
+def test_a_head_completes_an_upload_whose_multipart_upload_was_not_completed(
+    alice: User,
+    alice_client: Client,
+    moto_server: str,
+    bucket: str,  # noqa: F811
+) -> None:
+    data = secrets.token_bytes(PART + 100)
+    _, location = create(alice_client, len(data), filename="late.bin")
+    storage = storages["encrypted"]
+    with (
+        mock.patch.object(type(storage), "resumable_part_complete", side_effect=OSError),
+        pytest.raises(OSError),
+    ):
+        patch(alice_client, location, 0, data)  # the server died before completing
+    assert pending_uploads(moto_server, bucket) != []
+
+    response = head(alice_client, location)
+    assert response["Upload-Offset"] == response["Upload-Length"] == str(len(data))
+    stored = alice.files.get()
     assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
     assert pending_uploads(moto_server, bucket) == []
 

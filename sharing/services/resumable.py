@@ -288,7 +288,7 @@ def resumable_append(
                     ResumableUpload.objects.filter(pk=upload.pk).delete()
                 _discard(upload.blob, upload.s3_upload_id)
                 raise UploadGone from None
-        else:
+        elif upload.offset < upload.length:  # at the end already: only completion is left
             seg = upload.segment_size
             appender = storage.resumable_appender(
                 upload.blob, HEADER_SIZE + (upload.offset // seg) * (seg + TAG_SIZE)
@@ -302,6 +302,25 @@ def resumable_append(
     finally:
         _lease_release(upload=upload, token=token)
     return Progress(upload.offset)
+
+
+def resumable_finish(*, upload_id: uuid.UUID, owner: User, actor: Actor) -> StoredFile:
+    """Complete an upload whose every byte is acknowledged (offset == length) but whose
+    completion did not happen (the server died after acknowledging the last bytes, before
+    the StoredFile row): on S3 the multipart upload is completed from the recorded parts,
+    then the file is recorded as at the end of a PATCH. Called by HEAD, so completion does
+    not wait for one more PATCH. Raises what resumable_lease_take and resumable_append
+    raise (UploadBusy while another request holds the upload, e.g. completing it).
+    """
+    row = ResumableUpload.objects.filter(pk=upload_id, owner=owner).first()
+    if row is None:
+        raise UploadGone
+    leased, token = resumable_lease_take(upload_id=upload_id, owner=owner, offset=row.length)
+    progress = resumable_append(
+        upload=leased, token=token, read=lambda _n: b"", body_length=0, actor=actor
+    )
+    assert progress.stored is not None  # offset == length: resumable_append completed it
+    return progress.stored
 
 
 def _stream_segments(

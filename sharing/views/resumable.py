@@ -183,7 +183,7 @@ def upload(request: HttpRequest, upload_id: uuid.UUID) -> HttpResponse:
     except Http404:
         found = None
     if request.method == "HEAD":
-        response = _answer(404) if found is None else _head(found)
+        response = _answer(404) if found is None else _head(request, user, found)
         response.content = b""  # a HEAD answer has no body (RFC 9110 section 9.3.2)
         return response
     if found is None:
@@ -191,9 +191,25 @@ def upload(request: HttpRequest, upload_id: uuid.UUID) -> HttpResponse:
     return _patch(request, user, found)
 
 
-def _head(found: ResumableUpload) -> HttpResponse:
+def _head(request: HttpRequest, user: User, found: ResumableUpload) -> HttpResponse:
+    """tus 1.0.0 "HEAD": the offset and length. An upload with every byte acknowledged
+    but not completed (the server died in between) is completed here first, and answered
+    as complete (Upload-Offset = Upload-Length), without waiting for another PATCH."""
     if found.expires_at <= timezone.now():
         return _answer(410)
+    if found.offset == found.length:
+        try:
+            services.resumable_finish(
+                upload_id=found.pk, owner=user, actor=actor_from_request(request)
+            )
+        except services.UploadBusy:
+            pass  # another request holds it (completing it): answer what is acknowledged
+        except (services.ResumableRefused, services.QuotaExceeded) as exc:
+            return _refused(exc)
+        except BlobIntegrityError:
+            logger.error("resumable upload failed verification at completion id=%s", found.pk)
+            return _answer(502)
+        return _answer(200, Upload_Offset=str(found.length), Upload_Length=str(found.length))
     return _answer(
         200,
         Upload_Offset=str(found.offset),
