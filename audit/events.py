@@ -38,6 +38,11 @@ class Event:
     USER_DELETED = "user.deleted"
     USER_PASSWORD_RESET_SENT = "user.password_reset_sent"  # noqa: S105 (an event name)
     SHARE_LOOKUP_THROTTLED = "share.lookup_throttled"
+    # Resumable (tus) uploads before they are files: file_id is the upload's id, which the
+    # file keeps once complete (then audited as file.upload).
+    UPLOAD_STARTED = "upload.started"
+    UPLOAD_CANCELLED = "upload.cancelled"
+    UPLOAD_EXPIRED = "upload.expired"
 
 
 # What people read for each event code, wherever events are shown to users. The admin and
@@ -71,6 +76,9 @@ EVENT_LABELS: dict[str, str | Promise] = {  # the lazy labels are Promises
     Event.USER_DELETED: _("Account deleted"),
     Event.USER_PASSWORD_RESET_SENT: _("Password reset e-mail sent"),
     Event.SHARE_LOOKUP_THROTTLED: _("Sharing by name paused after unknown names"),
+    Event.UPLOAD_STARTED: _("Resumable upload started"),
+    Event.UPLOAD_CANCELLED: _("Unfinished upload cancelled"),
+    Event.UPLOAD_EXPIRED: _("Unfinished upload expired and removed"),
 }
 
 

@@ -396,3 +396,30 @@ def test_a_completion_interrupted_after_the_last_bytes_is_finished_by_head(
     assert (stored.name, stored.size) == ("late.bin", len(data))
     assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
     assert head(alice_client, location).status_code == 404  # completed: no upload left
+
+
+def test_starting_cancelling_and_expiry_are_audited_and_the_chain_verifies(
+    alice: User, alice_client: Client
+) -> None:
+    from audit.models import AuditEntry
+    from audit.selectors import verify_chain
+
+    _, location = create(alice_client, 5000, filename="draft.docx")
+    cancelled_id = location.rstrip("/").rsplit("/", 1)[1]
+    assert alice_client.delete(location, **TUS).status_code == 204
+    _, location = create(alice_client, 7000, filename="old.bin")
+    expired_id = location.rstrip("/").rsplit("/", 1)[1]
+    ResumableUpload.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    call_command("cleanup_storage")
+
+    entries = [
+        (e.event, str(e.file_id), e.file_name, e.detail, e.actor_user_id)
+        for e in AuditEntry.objects.filter(event__startswith="upload.").order_by("seq")
+    ]
+    assert entries == [
+        ("upload.started", cancelled_id, "draft.docx", "size=5000", alice.pk),
+        ("upload.cancelled", cancelled_id, "draft.docx", "size=5000", alice.pk),
+        ("upload.started", expired_id, "old.bin", "size=7000", alice.pk),
+        ("upload.expired", expired_id, "old.bin", "size=7000", None),
+    ]
+    assert verify_chain().intact

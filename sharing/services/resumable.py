@@ -31,7 +31,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from audit.actors import Actor
+from audit.actors import SYSTEM, Actor
+from audit.events import Event
+from audit.services import audit_record
 from securefiles.lib.auth_types import User
 from sharing import selectors
 from sharing.crypto import (
@@ -168,6 +170,7 @@ def resumable_create(
                 s3_upload_id=s3_upload_id,
                 expires_at=now + timedelta(hours=settings.TUS_UPLOAD_EXPIRY_HOURS),
             )
+            _audit(Event.UPLOAD_STARTED, upload, actor)
     except BaseException:
         _discard(blob, s3_upload_id)
         raise
@@ -445,14 +448,24 @@ def _complete(*, upload: ResumableUpload, key: FileKey, actor: Actor) -> StoredF
                 raise UploadGone
             uploads_record(owner=owner, files=[stored], actor=actor, expires_at=expires_at)
     except QuotaExceeded:
-        resumable_terminate(upload_id=upload.pk, owner=owner)
+        resumable_terminate(upload_id=upload.pk, owner=owner, actor=actor, reason="quota")
         raise
     return stored
 
 
-def resumable_terminate(*, upload_id: uuid.UUID, owner: User) -> None:
+def _audit(event: str, upload: ResumableUpload, actor: Actor, reason: str = "") -> None:
+    """An upload.* entry: file_id the upload's id, detail its Upload-Length. Last in the
+    caller's transaction (the chain head is the last lock taken)."""
+    detail = f"size={upload.length}" + (f" reason={reason}" if reason else "")
+    audit_record(event=event, actor=actor, file_id=upload.id, file_name=upload.name, detail=detail)
+
+
+def resumable_terminate(
+    *, upload_id: uuid.UUID, owner: User, actor: Actor = SYSTEM, reason: str = ""
+) -> None:
     """Delete an unfinished upload, row then blob (tus "termination" extension); on S3
-    its multipart upload is aborted, its parts deleted.
+    its multipart upload is aborted, its parts deleted. Audited as upload.cancelled
+    (``reason``, e.g. "quota" when completion found the quota full, in its detail).
 
     A PATCH still streaming into it loses its lease at its next segment (part). Raises
     UploadGone if there is no such upload of this owner.
@@ -462,13 +475,15 @@ def resumable_terminate(*, upload_id: uuid.UUID, owner: User) -> None:
         if row is None:
             raise UploadGone
         blob, s3_upload_id = row.blob, row.s3_upload_id
-        row.delete()
+        ResumableUpload.objects.filter(pk=row.pk).delete()  # row keeps its pk for the entry
+        _audit(Event.UPLOAD_CANCELLED, row, actor, reason)
     _discard(blob, s3_upload_id)
 
 
 def resumable_purge_expired(*, now: datetime, dry_run: bool = False) -> list[ResumableUpload]:
     """Delete unfinished uploads past their Upload-Expires, rows then blobs; return them
-    (tus "expiration" extension: the server may remove them)."""
+    (tus "expiration" extension: the server may remove them). Each is audited as
+    upload.expired."""
     expired = list(ResumableUpload.objects.filter(expires_at__lte=now).order_by("expires_at"))
     if dry_run:
         return expired
@@ -476,6 +491,8 @@ def resumable_purge_expired(*, now: datetime, dry_run: bool = False) -> list[Res
     for upload in expired:
         with transaction.atomic():
             deleted, _ = ResumableUpload.objects.filter(pk=upload.pk, expires_at__lte=now).delete()
+            if deleted:
+                _audit(Event.UPLOAD_EXPIRED, upload, SYSTEM)
         if deleted:
             _discard(upload.blob, upload.s3_upload_id)
             purged.append(upload)

@@ -174,7 +174,9 @@ def upload(request: HttpRequest, upload_id: uuid.UUID) -> HttpResponse:
         return refused
     if request.method == "DELETE":
         try:
-            services.resumable_terminate(upload_id=upload_id, owner=user)
+            services.resumable_terminate(
+                upload_id=upload_id, owner=user, actor=actor_from_request(request)
+            )
         except services.ResumableRefused as exc:
             return _refused(exc)
         return _answer(204)
