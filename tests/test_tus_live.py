@@ -2,7 +2,9 @@
 
 Two gunicorn instances share one SQLite database and one MEDIA_ROOT (and the same keys):
 an upload's PATCHes alternate between them, some cut mid-segment by the client's chunk
-size, and a connection killed mid-PATCH is resumed from the offset the server stored.
+size, and a connection killed mid-PATCH is resumed from the offset the server stored. A
+server stopped mid-upload and started again (same database, media folder and keys) takes
+the upload up where it was.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -135,3 +138,37 @@ def test_a_connection_killed_mid_patch_resumes(servers: tuple[str, str]) -> None
             time.sleep(0.5)
             uploader.offset = uploader.get_offset()
     assert hashlib.sha256(_download(one, headers, url)).digest() == hashlib.sha256(data).digest()
+
+
+def test_an_upload_resumes_on_a_restarted_server(tmp_path: Path) -> None:
+    env = server_env(tmp_path, free_port())
+    manage(env, "migrate", "--noinput")
+    create_user(env, "alice", PASSWORD)
+    data = secrets.token_bytes(4 * MiB + 4321)
+    with running_gunicorn(env, tmp_path / "before.log") as before:
+        headers = _login(before)
+        client = TusClient(f"{before}/files/uploads/", headers=headers)
+        uploader = client.uploader(
+            file_stream=io.BytesIO(data),
+            chunk_size=MiB,
+            metadata={"filename": "thesis.pdf", "filetype": "application/pdf"},
+        )
+        uploader.set_url(uploader.create_url())
+        uploader.upload_chunk()
+        uploader.upload_chunk()
+        assert uploader.offset == 2 * MiB
+        url = uploader.url
+    # No PATCH in flight: the server was terminated between two requests. A new instance
+    # (another process, another port) on the same database and MEDIA_ROOT takes over.
+    restarted_env = {**env, "GUNICORN_BIND": f"127.0.0.1:{free_port()}"}
+    with running_gunicorn(restarted_env, tmp_path / "after.log") as after:
+        answer = requests.head(
+            _on(after, url), headers={**headers, "Tus-Resumable": "1.0.0"}, timeout=10
+        )
+        assert answer.status_code == 200
+        assert answer.headers["Upload-Offset"] == str(2 * MiB)
+        client = TusClient(f"{after}/files/uploads/", headers=headers)
+        resumed = client.uploader(file_stream=io.BytesIO(data), url=_on(after, url), chunk_size=MiB)
+        assert resumed.offset == 2 * MiB  # tuspy asked the new server where to go on
+        resumed.upload()
+        assert _download(after, headers, url) == data
