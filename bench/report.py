@@ -33,7 +33,7 @@ class Transfers:
     hwm_kib: dict[int, int]  # and at the end
     peaks: dict[str, dict[str, int]]  # RssSampler.peaks
     sample_interval: float  # seconds between RSS samples
-    extras: dict[str, Any]  # the lean download, ranged and parallel figures (bench.scenarios)
+    extras: dict[str, Any]  # the lean download, ranged, parallel and tus figures (bench.scenarios)
 
 
 def cpu_model() -> str:
@@ -123,6 +123,12 @@ def _extras(t: Transfers, size: int, raw: dict[str, Any]) -> dict[str, Any]:
         parallel = t.extras["parallel"]
         extras["parallel"] = parallel
         extras["parallel_aggregate_over_one"] = parallel["aggregate_mib_s"] / lean_mib_s
+    if "tus_upload" in t.extras:
+        tus = t.extras["tus_upload"]
+        extras["tus_upload_mib_s"] = tus["mib_s"]
+        extras["tus_upload_over_raw_encrypt"] = tus["mib_s"] / raw["format_encrypt_mib_s"]
+        extras["tus_upload_mib_per_server_cpu_s"] = mib_s(size, tus["server"]["cpu_seconds"])
+        extras["tus_upload"] = tus
     return extras
 
 
@@ -235,7 +241,34 @@ def _extra_rows(x: dict[str, Any]) -> Rows:
             ("parallel aggregate / one lean download", f"{x['parallel_aggregate_over_one']:9.2f}"),
             ("  CPU s of each worker, parallel", cpu),
         ]
+    if "tus_upload" in x:
+        rows += _tus_rows(x)
     return rows
+
+
+def _tus_rows(x: dict[str, Any]) -> Rows:
+    """The tus upload's speed, its ratio, where its time went and its CPU."""
+    t = x["tus_upload"]
+    return [
+        (
+            f"tus upload, {t['chunk_bytes'] // MIB} MiB PATCHes ({t['patches']})",
+            f"{x['tus_upload_mib_s']:9.1f} MiB/s",
+        ),
+        ("tus upload / raw encrypt", f"{x['tus_upload_over_raw_encrypt']:9.2f}"),
+        (
+            "  tus: sending / waiting for answers",
+            f"{t['send_seconds']:.2f} s / {t['answer_wait_seconds']:.2f} s of {t['seconds']:.2f} s",
+        ),
+        (
+            "  tus: last PATCH's wait / median other",
+            f"{t['last_patch_wait_seconds']:.2f} s / {t['patch_median_wait_seconds'] * 1000:.0f} ms"
+            f" (read-back ~{t['read_back_estimate_seconds'] / t['seconds']:.0%})",
+        ),
+        (
+            "  server CPU / client CPU, tus",
+            f"{t['server']['cpu_seconds']:.2f} s / {t['client_cpu_seconds']:.2f} s",
+        ),
+    ]
 
 
 def _cpu_rows(t: dict[str, Any]) -> Rows:

@@ -1,5 +1,5 @@
-"""The extra download scenarios: a lean client, byte ranges at both ends of the file, and
-parallel downloads.
+"""The extra scenarios: a lean download client, byte ranges at both ends of the file,
+parallel downloads, and a tus upload in the upload page's 8 MiB PATCHes.
 
 The lean client talks http.client directly and reads each response into one reused
 1 MiB buffer (one kernel-to-user copy per byte, as a browser or curl does), where
@@ -224,3 +224,131 @@ def parallel_downloads(
         "each_mib_s": [mib_s(r["received_bytes"], r["seconds"]) for r in results],
         "worker_cpu_seconds": per_worker,
     }
+
+
+TUS_CHUNK = 8 * MIB  # the upload page's chunkSize (static/js/upload.js)
+
+
+def _tus_create(session: requests.Session, base: str, size: int, token: str) -> str:
+    """POST /files/uploads/ (tus creation) for `size` bytes; the new upload's path."""
+    response = session.post(
+        base + "/files/uploads/",
+        headers={
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": str(size),
+            "Upload-Metadata": "filename YmVuY2gtdHVzLmJpbg==",  # bench-tus.bin
+            "X-CSRFToken": token,
+        },
+        timeout=30,
+    )
+    if response.status_code != 201:
+        raise RuntimeError(f"tus creation failed: HTTP {response.status_code} {response.text}")
+    return urlsplit(response.headers["Location"]).path
+
+
+def _tus_patch(
+    connection: http.client.HTTPConnection,
+    path: str,
+    headers: dict[str, str],
+    source: Any,
+    offset: int,
+    length: int,
+    view: memoryview,
+) -> tuple[float, float, int]:
+    """One PATCH of `length` bytes of `source` at `offset`, sent from the reused buffer
+    behind `view`: (seconds to send the body, seconds from its last byte to the answer,
+    the Upload-Offset answered). RuntimeError unless a 204."""
+    connection.putrequest("PATCH", path, skip_accept_encoding=True)
+    for name, value in {**headers, "Upload-Offset": str(offset)}.items():
+        connection.putheader(name, value)
+    connection.putheader("Content-Length", str(length))
+    connection.endheaders()
+    start, left = time.perf_counter(), length
+    source.seek(offset)
+    while left:
+        count = source.readinto(view[: min(len(view), left)])
+        if not count:
+            raise RuntimeError("the source file is shorter than its size")
+        connection.send(view[:count])
+        left -= count
+    sent = time.perf_counter()
+    response = connection.getresponse()
+    response.read()
+    answered = time.perf_counter()
+    if response.status != 204:
+        raise RuntimeError(f"tus PATCH at {offset}: HTTP {response.status}")
+    return sent - start, answered - sent, int(response.getheader("Upload-Offset") or -1)
+
+
+def tus_upload(
+    session: requests.Session, base: str, source: Path, chunk: int = TUS_CHUNK
+) -> dict[str, Any]:
+    """Upload `source` with tus 1.0.0 in PATCHes of `chunk` bytes on one keep-alive
+    http.client connection, each body sent from one reused 1 MiB buffer (no hashing).
+    The clock runs from the first PATCH's first byte to the completing PATCH's answer,
+    which comes after the server's verifying read-back of the whole blob. The creation
+    is not timed. Also each PATCH's send time and wait for its answer: the completing
+    PATCH's wait minus the others' median is the read-back (and the recording)."""
+    token = session.cookies.get("csrftoken")
+    if token is None:
+        raise RuntimeError("no CSRF cookie after logging in")
+    size = source.stat().st_size
+    path = _tus_create(session, base, size, token)
+    headers = {
+        "Cookie": cookie_header(session),
+        "X-CSRFToken": token,
+        "Tus-Resumable": "1.0.0",
+        "Content-Type": "application/offset+octet-stream",
+    }
+    url = urlsplit(base)
+    view = memoryview(bytearray(MIB))
+    sends: list[float] = []
+    waits: list[float] = []
+    offset = 0
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=300)
+    client_cpu = time.process_time()
+    try:
+        connection.connect()
+        assert connection.sock is not None
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with open(source, "rb", buffering=0) as plain:
+            start = time.perf_counter()
+            while offset < size:
+                length = min(chunk, size - offset)
+                send, wait, answered = _tus_patch(
+                    connection, path, headers, plain, offset, length, view
+                )
+                if answered != offset + length:
+                    raise RuntimeError(f"tus PATCH at {offset}: Upload-Offset {answered}")
+                sends.append(send)
+                waits.append(wait)
+                offset = answered
+            done = time.perf_counter()
+    finally:
+        connection.close()
+    client_cpu = time.process_time() - client_cpu
+    other_waits = statistics.median(waits[:-1]) if len(waits) > 1 else 0.0
+    return {
+        "chunk_bytes": chunk,
+        "patches": len(sends),
+        "seconds": done - start,
+        "mib_s": mib_s(size, done - start),
+        "send_seconds": sum(sends),
+        "answer_wait_seconds": sum(waits),
+        "patch_median_wait_seconds": other_waits,
+        "last_patch_wait_seconds": waits[-1],
+        # The completing PATCH waits for the read-back; the others only for their last
+        # segment's seal, fsync and row update.
+        "read_back_estimate_seconds": waits[-1] - other_waits,
+        "client_cpu_seconds": client_cpu,
+        "file_id": path.rstrip("/").rsplit("/", 1)[1],
+    }
+
+
+def check_tus_upload(session: requests.Session, base: str, file_id: str, source: Path) -> None:
+    """Download the tus-uploaded file through the lean client and compare it with
+    `source` byte for byte: AssertionError if it differs, RuntimeError unless a 200."""
+    figures = lean_get(base, cookie_header(session), f"/files/{file_id}/download/", None, source)
+    if figures["status"] != 200:
+        raise RuntimeError(f"the tus-uploaded file: HTTP {figures['status']}")
+    _check_whole(figures, source)

@@ -51,7 +51,13 @@ from bench.procstat import (  # noqa: E402
 )
 from bench.rawspeed import measure_raw  # noqa: E402
 from bench.report import Transfers, build_results, print_table, write_results  # noqa: E402
-from bench.scenarios import lean_download, parallel_downloads, ranged  # noqa: E402
+from bench.scenarios import (  # noqa: E402
+    check_tus_upload,
+    lean_download,
+    parallel_downloads,
+    ranged,
+    tus_upload,
+)
 from bench.server import (  # noqa: E402
     Site,
     prepare_site,
@@ -83,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--parallel", type=int, default=0, help="also N downloads at once, 0 skips (0)"
+    )
+    parser.add_argument(
+        "--tus", action="store_true", help="also a tus upload in 8 MiB PATCHes (off)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results path")
     args = parser.parse_args(argv)
@@ -134,8 +143,8 @@ def run_extras(
     file_id: str,
     source: Path,
 ) -> dict[str, Any]:
-    """The lean-client download, the ranges at both ends and the parallel downloads,
-    each in its own RSS phase; every answer is checked against `source`."""
+    """The lean-client download, the ranges at both ends, the parallel downloads and the
+    tus upload, each in its own RSS phase; every answer is checked against `source`."""
     extras: dict[str, Any] = {}
     log(f"download, lean client, {args.download_repeat} x")
     lean, lean_server = timed_on_server(
@@ -163,6 +172,15 @@ def run_extras(
             workers,
             lambda: parallel_downloads(session, site.base, file_id, source, args.parallel, workers),
         )
+    if args.tus:
+        log("tus upload, 8 MiB PATCHes, lean client")
+        tus, tus_server = timed_on_server(
+            sampler, "tus upload", workers, lambda: tus_upload(session, site.base, source)
+        )
+        extras["tus_upload"] = {**tus, "server": tus_server}
+        sampler.phase = "between"
+        log("checking the tus upload against the file (untimed)")
+        check_tus_upload(session, site.base, tus["file_id"], source)
     sampler.phase = "after"
     return extras
 
