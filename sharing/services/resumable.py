@@ -22,7 +22,7 @@ import logging
 import os
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -326,6 +326,35 @@ def resumable_finish(*, upload_id: uuid.UUID, owner: User, actor: Actor) -> Stor
     return progress.stored
 
 
+def _incoming_segments(
+    *, read: Callable[[int], bytes], body_length: int, start: int, length: int, view: memoryview
+) -> Iterator[tuple[int, memoryview, bool]]:
+    """Fill ``view`` (one segment, in memory) from a PATCH body of ``body_length`` bytes
+    that begins at plaintext byte ``start`` of a ``length``-byte file; yield (position,
+    plaintext, last) for each complete segment. A trailing partial segment is never
+    yielded (it is not acknowledged: the client resends it), and a read error or early end
+    of the body just ends the segments (the client went away)."""
+    seg = len(view)
+    filled, remaining, position = 0, body_length, start
+    while position < length:
+        need = min(seg, length - position)
+        if filled == need:
+            yield position, view[:need], position + need == length
+            position, filled = position + need, 0
+            continue
+        if remaining <= 0:
+            break
+        try:
+            data = read(min(need - filled, remaining))
+        except OSError:
+            break
+        if not data:
+            break
+        view[filled : filled + len(data)] = data
+        filled += len(data)
+        remaining -= len(data)
+
+
 def _stream_segments(
     upload: ResumableUpload,
     token: str,
@@ -334,31 +363,17 @@ def _stream_segments(
     sealer: SegmentSealer,
     appender: LocalAppender,
 ) -> None:
+    """Local storage: seal each complete segment, append it, fsync, then acknowledge it."""
     seg = upload.segment_size
     buffer = bytearray(seg)
-    remaining = body_length
-    filled = 0
     with memoryview(buffer) as view:
-        while upload.offset < upload.length:
-            need = min(seg, upload.length - upload.offset)
-            if filled == need:
-                last = upload.offset + need == upload.length
-                appender.write(sealer.seal(upload.offset // seg, view[:need], last=last))
-                appender.sync()
-                _acknowledge(upload=upload, token=token, offset=upload.offset + need)
-                filled = 0
-                continue
-            if remaining <= 0:
-                break
-            try:
-                data = read(min(need - filled, remaining))
-            except OSError:
-                break  # the client went away: keep what is acknowledged
-            if not data:
-                break
-            view[filled : filled + len(data)] = data
-            filled += len(data)
-            remaining -= len(data)
+        segments = _incoming_segments(
+            read=read, body_length=body_length, start=upload.offset, length=upload.length, view=view
+        )
+        for position, plaintext, last in segments:
+            appender.write(sealer.seal(position // seg, plaintext, last=last))
+            appender.sync()
+            _acknowledge(upload=upload, token=token, offset=position + len(plaintext))
         view[:] = bytes(len(view))  # drop the unacknowledged plaintext
 
 
@@ -378,44 +393,25 @@ def _stream_parts(
     per_part = resumable_part_segments(seg) * seg  # plaintext bytes in a full part
     buffer = bytearray(seg)
     part = bytearray()
-    remaining = body_length
-    filled = 0
-    position = upload.offset  # plaintext bytes sealed, in parts uploaded or in ``part``
     with memoryview(buffer) as view:
-        while position < upload.length:
-            need = min(seg, upload.length - position)
-            if filled == need:
-                index = position // per_part
-                if position == 0:
-                    part += upload.header
-                last = position + need == upload.length
-                part += sealer.seal(position // seg, view[:need], last=last)
-                position += need
-                filled = 0
-                if last or position % per_part == 0:
-                    etag = get_encrypted_storage().resumable_part_put(
-                        upload.blob, upload.s3_upload_id, index + 1, part
-                    )
-                    parts = [
-                        *list(upload.s3_parts)[:index],
-                        {"PartNumber": index + 1, "ETag": etag},
-                    ]
-                    _acknowledge(upload=upload, token=token, offset=position, s3_parts=parts)
-                    part = bytearray()
-                else:  # renew the lease per segment, as locally (and stop if it is lost)
-                    _acknowledge(upload=upload, token=token, offset=upload.offset)
-                continue
-            if remaining <= 0:
-                break
-            try:
-                data = read(min(need - filled, remaining))
-            except OSError:
-                break  # the client went away: keep what is acknowledged
-            if not data:
-                break
-            view[filled : filled + len(data)] = data
-            filled += len(data)
-            remaining -= len(data)
+        segments = _incoming_segments(
+            read=read, body_length=body_length, start=upload.offset, length=upload.length, view=view
+        )
+        for position, plaintext, last in segments:
+            index = position // per_part
+            if position == 0:
+                part += upload.header
+            part += sealer.seal(position // seg, plaintext, last=last)
+            end = position + len(plaintext)
+            if last or end % per_part == 0:
+                etag = get_encrypted_storage().resumable_part_put(
+                    upload.blob, upload.s3_upload_id, index + 1, part
+                )
+                parts = [*list(upload.s3_parts)[:index], {"PartNumber": index + 1, "ETag": etag}]
+                _acknowledge(upload=upload, token=token, offset=end, s3_parts=parts)
+                part = bytearray()
+            else:  # renew the lease per segment, as locally (and stop if it is lost)
+                _acknowledge(upload=upload, token=token, offset=upload.offset)
         view[:] = bytes(len(view))  # drop the unacknowledged plaintext
 
 
