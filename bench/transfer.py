@@ -52,6 +52,7 @@ from bench.procstat import (  # noqa: E402
 from bench.rawspeed import measure_raw  # noqa: E402
 from bench.report import Transfers, build_results, print_table, write_results  # noqa: E402
 from bench.scenarios import (  # noqa: E402
+    TUS_CHUNK,
     check_tus_upload,
     lean_download,
     parallel_downloads,
@@ -91,12 +92,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--parallel", type=int, default=0, help="also N downloads at once, 0 skips (0)"
     )
     parser.add_argument(
-        "--tus", action="store_true", help="also a tus upload in 8 MiB PATCHes (off)"
+        "--tus", action="store_true", help="also a tus upload in the page's PATCHes (off)"
+    )
+    parser.add_argument(
+        "--tus-chunk-mb",
+        type=int,
+        default=TUS_CHUNK // MIB,
+        help="tus PATCH size in MiB; 0, the upload page's chunkSize, is the whole file (0)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results path")
     args = parser.parse_args(argv)
     if args.size_mb < 1 or args.workers < 1 or args.threads < 1 or args.raw_repeat < 1:
         parser.error("sizes and counts must be >= 1")
+    if args.tus_chunk_mb < 0:
+        parser.error("--tus-chunk-mb must be >= 0")
     if args.download_repeat < 1 or args.range_repeat < 0 or args.parallel < 0 or args.parallel == 1:
         parser.error("--range-repeat must be >= 0 and --parallel 0 or >= 2")
     return args
@@ -173,9 +182,10 @@ def run_extras(
             lambda: parallel_downloads(session, site.base, file_id, source, args.parallel, workers),
         )
     if args.tus:
-        log("tus upload, 8 MiB PATCHes, lean client")
+        chunk = args.tus_chunk_mb * MIB
+        log(f"tus upload, {f'{args.tus_chunk_mb} MiB' if chunk else 'one'} PATCH(es), lean client")
         tus, tus_server = timed_on_server(
-            sampler, "tus upload", workers, lambda: tus_upload(session, site.base, source)
+            sampler, "tus upload", workers, lambda: tus_upload(session, site.base, source, chunk)
         )
         extras["tus_upload"] = {**tus, "server": tus_server}
         sampler.phase = "between"

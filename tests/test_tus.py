@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
 import time
 from datetime import timedelta
@@ -423,3 +424,55 @@ def test_starting_cancelling_and_expiry_are_audited_and_the_chain_verifies(
         ("upload.expired", expired_id, "old.bin", "size=7000", None),
     ]
     assert verify_chain().intact
+
+
+@pytest.mark.parametrize("batch", ["by size", "by lease renewal"])
+def test_a_long_patch_acknowledges_in_batches_never_past_what_is_on_disk(
+    alice: User, monkeypatch: pytest.MonkeyPatch, batch: str
+) -> None:
+    from audit.actors import SYSTEM
+    from sharing import services
+    from sharing.crypto import ciphertext_size
+    from sharing.services import resumable
+
+    if batch == "by size":
+        monkeypatch.setattr(resumable, "ACKNOWLEDGE_BYTES", 2 * MiB)
+    else:  # a slow client: only the lease's renewal moves the offset
+        monkeypatch.setattr(resumable, "ACKNOWLEDGE_BYTES", 1 << 40)
+        monkeypatch.setattr(resumable, "_renew_every", lambda: 0.0)
+    data = secrets.token_bytes(8 * MiB)
+    created = services.resumable_create(
+        owner=alice,
+        length=len(data),
+        name="long.bin",
+        content_type="",
+        expires_in_days=None,
+        actor=SYSTEM,
+    )
+    body = data[: 7 * MiB + MiB // 2]  # the body ends mid-segment: that half is not kept
+    seen: list[tuple[int, int]] = []  # (acknowledged offset, blob bytes on disk)
+    position = 0
+
+    def read(size: int) -> bytes:
+        nonlocal position
+        row = ResumableUpload.objects.get()
+        (blob,) = files_on_disk()
+        seen.append((row.offset, os.path.getsize(blob)))
+        chunk = body[position : position + min(size, 256 * 1024)]
+        position += len(chunk)
+        return chunk
+
+    leased, token = services.resumable_lease_take(upload_id=created.pk, owner=alice, offset=0)
+    progress = services.resumable_append(
+        upload=leased, token=token, read=read, body_length=len(body), actor=SYSTEM
+    )
+
+    assert progress.offset == 7 * MiB and progress.stored is None
+    offsets = [offset for offset, _ in seen]
+    assert offsets == sorted(offsets)
+    assert any(0 < offset < 7 * MiB for offset in offsets)  # moved while the body streamed
+    for offset, on_disk in seen:  # every acknowledged byte was sealed and written first
+        assert offset % MiB == 0
+        assert offset == 0 or on_disk >= ciphertext_size(offset)
+    row = ResumableUpload.objects.get()
+    assert (row.offset, row.patching_until, row.lease_token) == (7 * MiB, None, "")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -220,14 +221,25 @@ def resumable_lease_take(
 
 
 def _acknowledge(
-    *, upload: ResumableUpload, token: str, offset: int, s3_parts: list[dict] | None = None
+    *,
+    upload: ResumableUpload,
+    token: str,
+    offset: int,
+    s3_parts: list[dict] | None = None,
+    release: bool = False,
 ) -> None:
     """Move the row's offset to ``offset`` bytes (its segments are synced, or on S3 its
     parts uploaded: ``s3_parts`` is then the whole part list, stored in the same update)
-    and renew the lease. Raises UploadBusy if this PATCH no longer holds the lease (or the
+    and renew the lease, or with ``release`` give it up in the same update (one commit
+    less per PATCH). Raises UploadBusy if this PATCH no longer holds the lease (or the
     row is gone)."""
-    until = timezone.now() + timedelta(seconds=settings.TUS_PATCH_LEASE_SECONDS)
-    changes: dict[str, object] = {"offset": offset, "patching_until": until}
+    changes: dict[str, object] = {"offset": offset}
+    if release:
+        changes.update(patching_until=None, lease_token="")
+    else:
+        changes["patching_until"] = timezone.now() + timedelta(
+            seconds=settings.TUS_PATCH_LEASE_SECONDS
+        )
     if s3_parts is not None:
         changes["s3_parts"] = s3_parts
     with transaction.atomic():
@@ -237,6 +249,50 @@ def _acknowledge(
     upload.offset = offset
     if s3_parts is not None:
         upload.s3_parts = s3_parts
+
+
+def _renew_every() -> float:
+    """Seconds between a long PATCH's acknowledgements: well inside its lease, so another
+    request never takes over a PATCH that is still streaming."""
+    return settings.TUS_PATCH_LEASE_SECONDS / 4
+
+
+# A PATCH acknowledges (fsync, then one row update) what it has sealed at most this many
+# bytes apart, at its end, and when its lease needs renewing: a server killed mid-PATCH
+# loses at most this much, which the client resends from the offset HEAD reports. Per
+# segment, the fsyncs and commits cost more than the AES-GCM (bench/README.md).
+ACKNOWLEDGE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass
+class _Patch:
+    """One PATCH under its lease: what it has stored but not yet acknowledged."""
+
+    upload: ResumableUpload
+    token: str
+    renewed_at: float = 0.0
+    released: bool = False
+
+    def __post_init__(self) -> None:
+        self.renewed_at = time.monotonic()
+
+    def due(self, stored_to: int) -> bool:
+        """Whether to acknowledge now, with the blob stored up to byte ``stored_to``."""
+        unacknowledged = stored_to - self.upload.offset
+        late = time.monotonic() - self.renewed_at >= _renew_every()
+        return unacknowledged >= ACKNOWLEDGE_BYTES or late
+
+    def acknowledge(
+        self, offset: int, s3_parts: list[dict] | None = None, *, last: bool = False
+    ) -> None:
+        """_acknowledge ``offset``; with ``last`` (the PATCH's end) the lease goes too,
+        unless the upload is now complete: completion still needs it."""
+        release = last and offset < self.upload.length
+        _acknowledge(
+            upload=self.upload, token=self.token, offset=offset, s3_parts=s3_parts, release=release
+        )
+        self.released = release
+        self.renewed_at = time.monotonic()
 
 
 def _lease_release(*, upload: ResumableUpload, token: str) -> None:
@@ -260,17 +316,20 @@ def resumable_append(
 ) -> Progress:
     """Take a PATCH body of ``body_length`` bytes (tus 1.0.0 section "PATCH") under the
     lease ``token``: seal each complete segment (index = byte position // segment size;
-    the one holding the last byte with the last-segment flag), append it, fsync, then
-    acknowledge it in the row. ``read(n)`` returns up to ``n`` bytes of the body, b"" at
-    its end; an error from it (the client gone) ends the PATCH with what is acknowledged.
+    the one holding the last byte with the last-segment flag) and append it; fsync, then
+    acknowledge in the row. ``read(n)`` returns up to ``n`` bytes of the body, b"" at its
+    end; an error from it (the client gone) ends the PATCH with what is stored.
 
     A trailing partial segment that is not the file's end is dropped, unacknowledged.
     On S3 the same holds for parts (see _stream_parts): the offset moves part by part.
-    On the last byte the upload completes (see _complete). The lease is released at the
-    end. Raises UploadTooLarge (before reading) for a body past Upload-Length, UploadBusy
-    if the lease was lost, UploadGone if its multipart upload is gone (S3: the row is then deleted),
-    QuotaExceeded at completion (the upload is then deleted).
+    Acknowledgements are batched (ACKNOWLEDGE_BYTES, the lease's renewal, the body's end
+    or break: see _Patch), each after an fsync. On the last byte the upload completes
+    (see _complete). The lease is released at the end. Raises UploadTooLarge (before
+    reading) for a body past Upload-Length, UploadBusy if the lease was lost, UploadGone
+    if its multipart upload is gone (S3: the row is then deleted), QuotaExceeded at
+    completion (the upload is then deleted).
     """
+    patch = _Patch(upload, token)
     try:
         if upload.offset + body_length > upload.length:
             raise UploadTooLarge
@@ -279,7 +338,7 @@ def resumable_append(
         storage = get_encrypted_storage()
         if upload.s3_upload_id:
             try:
-                _stream_parts(upload, token, read, body_length, sealer)
+                _stream_parts(patch, read, body_length, sealer)
                 if upload.offset == upload.length:
                     storage.resumable_part_complete(
                         upload.blob, upload.s3_upload_id, list(upload.s3_parts)
@@ -297,13 +356,14 @@ def resumable_append(
                 upload.blob, HEADER_SIZE + (upload.offset // seg) * (seg + TAG_SIZE)
             )
             try:
-                _stream_segments(upload, token, read, body_length, sealer, appender)
+                _stream_segments(patch, read, body_length, sealer, appender)
             finally:
                 appender.close()
         if upload.offset == upload.length:
             return Progress(upload.offset, _complete(upload=upload, key=key, actor=actor))
     finally:
-        _lease_release(upload=upload, token=token)
+        if not patch.released:
+            _lease_release(upload=upload, token=token)
     return Progress(upload.offset)
 
 
@@ -356,30 +416,37 @@ def _incoming_segments(
 
 
 def _stream_segments(
-    upload: ResumableUpload,
-    token: str,
+    patch: _Patch,
     read: Callable[[int], bytes],
     body_length: int,
     sealer: SegmentSealer,
     appender: LocalAppender,
 ) -> None:
-    """Local storage: seal each complete segment, append it, fsync, then acknowledge it."""
+    """Local storage: seal each complete segment into one reused buffer and append it;
+    fsync and acknowledge in batches (_Patch.due), and once more at the body's end or
+    break, so the row's offset never names a byte that is not sealed and on the disk."""
+    upload = patch.upload
     seg = upload.segment_size
-    buffer = bytearray(seg)
-    with memoryview(buffer) as view:
+    plain, sealed = bytearray(seg), bytearray(seg + TAG_SIZE)
+    stored_to = upload.offset
+    with memoryview(plain) as view, memoryview(sealed) as out:
         segments = _incoming_segments(
             read=read, body_length=body_length, start=upload.offset, length=upload.length, view=view
         )
         for position, plaintext, last in segments:
-            appender.write(sealer.seal(position // seg, plaintext, last=last))
-            appender.sync()
-            _acknowledge(upload=upload, token=token, offset=position + len(plaintext))
+            appender.write(out[: sealer.seal_into(position // seg, plaintext, out, last=last)])
+            stored_to = position + len(plaintext)
+            if patch.due(stored_to):
+                appender.sync()
+                patch.acknowledge(stored_to)
         view[:] = bytes(len(view))  # drop the unacknowledged plaintext
+    if stored_to > upload.offset:
+        appender.sync()
+    patch.acknowledge(stored_to, last=True)
 
 
 def _stream_parts(
-    upload: ResumableUpload,
-    token: str,
+    patch: _Patch,
     read: Callable[[int], bytes],
     body_length: int,
     sealer: SegmentSealer,
@@ -388,7 +455,9 @@ def _stream_parts(
     the header) and upload each full part, or the file's last, then acknowledge it with
     the part list. The row's offset is always a whole number of parts (or the length), so
     the part index is offset // (segments per part × segment size). At most one part and
-    one plaintext segment are held in memory; an unfinished part is dropped."""
+    one plaintext segment are held in memory; an unfinished part is dropped. Between
+    parts the lease is renewed when due (_Patch.due); the PATCH's end releases it."""
+    upload = patch.upload
     seg = upload.segment_size
     per_part = resumable_part_segments(seg) * seg  # plaintext bytes in a full part
     buffer = bytearray(seg)
@@ -408,11 +477,13 @@ def _stream_parts(
                     upload.blob, upload.s3_upload_id, index + 1, part
                 )
                 parts = [*list(upload.s3_parts)[:index], {"PartNumber": index + 1, "ETag": etag}]
-                _acknowledge(upload=upload, token=token, offset=end, s3_parts=parts)
+                patch.acknowledge(end, parts)
                 part = bytearray()
-            else:  # renew the lease per segment, as locally (and stop if it is lost)
-                _acknowledge(upload=upload, token=token, offset=upload.offset)
+            elif patch.due(upload.offset):  # renew the lease (and stop if it is lost)
+                patch.acknowledge(upload.offset)
         view[:] = bytes(len(view))  # drop the unacknowledged plaintext
+    if upload.offset < upload.length:
+        patch.acknowledge(upload.offset, last=True)
 
 
 def _complete(*, upload: ResumableUpload, key: FileKey, actor: Actor) -> StoredFile:
@@ -463,7 +534,8 @@ def resumable_terminate(
     its multipart upload is aborted, its parts deleted. Audited as upload.cancelled
     (``reason``, e.g. "quota" when completion found the quota full, in its detail).
 
-    A PATCH still streaming into it loses its lease at its next segment (part). Raises
+    A PATCH still streaming into it loses its lease at its next acknowledgement (see
+    _Patch; on S3 its next part or renewal). Raises
     UploadGone if there is no such upload of this owner.
     """
     with transaction.atomic():

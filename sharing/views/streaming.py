@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -22,6 +20,7 @@ from django.utils.translation import gettext as _
 from audit.actors import Actor, actor_from_request
 from sharing import names, selectors, services
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
+from sharing.crypto.ahead import READ_AHEAD_SEGMENTS, read_ahead
 from sharing.models import StoredFile
 from sharing.views.ranges import ByteRange, Unsatisfiable, if_range_allows, parse_range
 
@@ -112,71 +111,11 @@ def _record_integrity_failure(stored: StoredFile, reason: str, *, actor: Actor, 
         logger.exception("integrity error not audited file=%s", stored.id)
 
 
-# Verified segments decrypted ahead of the one being sent: what a download holds in
-# memory beyond the segment on the wire and the one being decrypted (1 MiB each).
-READ_AHEAD_SEGMENTS = 2
-
-
-class _End:
-    """The producer's last item: the chunks ran out (``error`` None) or raised ``error``."""
-
-    def __init__(self, error: BaseException | None = None) -> None:
-        self.error = error
-
-
 def _read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD_SEGMENTS) -> Iterator[bytes]:
-    """Yield what ``chunks`` yields, pulled from it by a thread of its own, at most
-    ``depth`` items ahead.
-
-    While the request thread's sendall copies one segment into the socket, the next ones
-    are read and authenticated (AES-GCM and sendall both release the GIL), so the two
-    overlap on two cores. The thread only runs ``chunks``: a DecryptingReader releases a
-    segment only once its tag verified, so nothing unverified reaches the queue, and the
-    plaintext stays in memory. An error of ``chunks`` is raised here, in order, after
-    everything yielded before it. Closing this generator (client gone, response closed)
-    stops the thread and waits for it, so the caller may close the reader afterwards.
-    """
-    ready: queue.Queue[bytes | _End] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: bytes | _End) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.25)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                if not put(chunk):
-                    return
-        except BaseException as error:  # handed over to the request thread
-            put(_End(error))
-            return
-        put(_End())
-
-    thread = threading.Thread(target=produce, name="download-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = ready.get()
-            if isinstance(item, _End):
-                if item.error is not None:
-                    raise item.error
-                return
-            yield item
-            del item  # a sent segment is not kept while the next one is awaited
-    finally:
-        stop.set()
-        while not ready.empty():  # room for a producer waiting to put, so it sees stop
-            ready.get_nowait()
-        thread.join()
-        close = getattr(chunks, "close", None)
-        if close is not None:  # after the join: the generator is no longer running
-            close()
+    """Yield what ``chunks`` yields, decrypted ahead by a thread (see sharing.crypto.ahead):
+    while the request thread's sendall copies one segment into the socket, the next ones
+    are read and authenticated."""
+    return read_ahead(chunks, depth, name="download-read-ahead")
 
 
 def _stream_rest(

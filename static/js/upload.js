@@ -34,9 +34,12 @@
   var tus = window.tus;
   var endpoint = msg.tusEndpoint ? new URL(msg.tusEndpoint, window.location.href).href : "";
   var useTus = Boolean(endpoint && tus && tus.isSupported && window.fetch && window.DOMParser);
-  // The server seals 1 MiB segments and acknowledges whole ones; on S3 it will take parts
-  // of 8 segments. 8 MiB chunks are whole parts: nothing is sent twice unless cut.
-  var CHUNK_SIZE = 8 * 1024 * 1024;
+  // No chunkSize: tus-js-client's default (Infinity) sends a file in one PATCH. The
+  // server seals it in 1 MiB segments and acknowledges them in batches as they are
+  // stored (on S3 in parts of 8 segments), so without interruptions nothing is sent
+  // twice, and a cut PATCH resumes from what the server stored. Each PATCH costs a
+  // request and its database round trips: 8 MiB chunks made tus uploads ~1.5x dearer
+  // in server CPU (bench/README.md).
   var RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000];
   var queued = [];   // items chosen but not sent yet
   var sending = [];  // items whose bytes are on the way: the options stay locked meanwhile
@@ -252,7 +255,6 @@
   function tusOptions(item) {
     return {
       endpoint: endpoint,
-      chunkSize: CHUNK_SIZE,
       retryDelays: RETRY_DELAYS,
       removeFingerprintOnSuccess: true,
       metadata: {
