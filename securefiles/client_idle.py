@@ -116,10 +116,16 @@ class _IdleInput:
     handles (a 500 with a traceback); ClientIdle is a BadRequest, answered with a 400.
     """
 
-    def __init__(self, stream: Any, sock: Any, seconds: int) -> None:
+    def __init__(self, stream: Any, sock: Any, seconds: int, length: int = 0) -> None:
         self._stream = stream
         self._sock = sock
         self._seconds = seconds
+        self._left = length  # body bytes (CONTENT_LENGTH) the application has not read
+
+    @property
+    def unread(self) -> bool:
+        """Whether the application left part of a Content-Length body unread."""
+        return self._left > 0
 
     def _idle(self) -> ClientIdle:
         _stop_reading(self._sock)
@@ -140,20 +146,24 @@ class _IdleInput:
     def read(self, size: int | None = -1) -> bytes:
         self._arm()
         try:
-            return self._stream.read(size)
+            data: bytes = self._stream.read(size)
         except OSError as exc:
             if is_idle_error(exc):
                 raise self._idle() from exc
             raise
+        self._left = self._left - len(data) if data or size == 0 else 0
+        return data
 
     def readline(self, size: int | None = -1) -> bytes:
         self._arm()
         try:
-            return self._stream.readline(size)
+            data: bytes = self._stream.readline(size)
         except OSError as exc:
             if is_idle_error(exc):
                 raise self._idle() from exc
             raise
+        self._left = self._left - len(data) if data or size == 0 else 0
+        return data
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         return list(iter(self.readline, b""))
@@ -183,12 +193,43 @@ class ClientIdleTimeoutMiddleware:
                 set_idle_timeout(sock, self.seconds)
             except OSError:
                 pass  # the client is gone already; reading will tell
-            environ["wsgi.input"] = _IdleInput(environ["wsgi.input"], sock, self.seconds)
+            body = _IdleInput(environ["wsgi.input"], sock, self.seconds, _length(environ))
+            environ["wsgi.input"] = body
+            start_response = _closing_if_unread(start_response, body)
         result = self.app(environ, start_response)
         file_wrapper = environ.get("wsgi.file_wrapper")
         if sock is None or (file_wrapper is not None and isinstance(result, file_wrapper)):
             return result  # gunicorn sends a file wrapper with sendfile(); keep it one
         return _Response(result, sock)
+
+
+def _length(environ: dict[str, Any]) -> int:
+    """The request's Content-Length in bytes (0 if absent or malformed)."""
+    value = environ.get("CONTENT_LENGTH") or ""
+    return int(value) if value.isascii() and value.isdigit() else 0
+
+
+def _closing_if_unread(start_response: Callable[..., Any], body: _IdleInput) -> Callable[..., Any]:
+    """start_response, which first tells gunicorn to close the connection if the
+    application answers without having read the whole body (a refused upload: 413 and
+    the like).
+
+    gunicorn keeps such a connection only if it can drain the rest within 64 KiB and 5 s;
+    otherwise it closes it after an answer that said ``Connection: keep-alive``, and a
+    client that believed it would send its next request into a closed socket. A WSGI
+    application cannot send Connection itself (a hop-by-hop header, PEP 3333; gunicorn
+    drops it), so the answer's own server is asked: gunicorn's start_response is a method
+    of its Response, whose force_close() makes it send ``Connection: close`` and close
+    (RFC 9112 section 9.6). Elsewhere nothing changes.
+    """
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+        if body.unread and callable(force_close):
+            force_close()
+        return start_response(status, headers, exc_info)
+
+    return start
 
 
 class _Response:

@@ -172,3 +172,51 @@ def test_an_upload_resumes_on_a_restarted_server(tmp_path: Path) -> None:
         assert resumed.offset == 2 * MiB  # tuspy asked the new server where to go on
         resumed.upload()
         assert _download(after, headers, url) == data
+
+
+def _raw_patch(base: str, headers: dict[str, str], path: str, length: int, body: bytes) -> bytes:
+    """One PATCH on a new connection announcing ``length`` body bytes but sending ``body``;
+    everything the server sent until it closed the connection (or 5 s of silence)."""
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    with socket.create_connection((host, port)) as sock:
+        sock.settimeout(5)
+        head = (
+            f"PATCH {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Cookie: {headers['Cookie']}\r\nX-CSRFToken: {headers['X-CSRFToken']}\r\n"
+            "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+            "Content-Type: application/offset+octet-stream\r\n"
+            f"Content-Length: {length}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            received += b"<still open>"
+        return received
+
+
+def test_a_413_says_connection_close_and_the_server_closes(servers: tuple[str, str]) -> None:
+    one, _ = servers
+    headers = _login(one)
+    created = requests.post(
+        f"{one}/files/uploads/",
+        headers={**headers, "Tus-Resumable": "1.0.0", "Upload-Length": "10"},
+        timeout=10,
+    )
+    path = urlsplit(created.headers["Location"]).path
+
+    # A body past Upload-Length is refused unread: the server will not read 8 MiB to keep
+    # the connection, and says so before it closes it (RFC 9112 section 9.6).
+    answer = _raw_patch(one, headers, path, 8 * MiB, secrets.token_bytes(256 * 1024))
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
+    assert b"\r\nConnection: close\r\n" in b"\r\n" + rest
+    assert not answer.endswith(b"<still open>")
+
+    # A PATCH whose body is read to its end keeps the connection, and says so.
+    kept = _raw_patch(one, headers, path, 10, b"0123456789")
+    assert kept.startswith(b"HTTP/1.1 204 ")
+    assert b"\r\nConnection: keep-alive\r\n" in kept
+    assert kept.endswith(b"<still open>")
