@@ -476,3 +476,38 @@ def test_a_long_patch_acknowledges_in_batches_never_past_what_is_on_disk(
         assert offset == 0 or on_disk >= ciphertext_size(offset)
     row = ResumableUpload.objects.get()
     assert (row.offset, row.patching_until, row.lease_token) == (7 * MiB, None, "")
+
+
+def test_head_never_reports_complete_before_the_file_exists(
+    alice: User, alice_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sharing.services import resumable
+
+    data = secrets.token_bytes(MiB + 10)
+    _, location = create(alice_client, len(data), filename="crash.bin")
+    real_complete = resumable._complete
+
+    def dies_once(**kwargs):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(resumable, "_complete", real_complete)
+        raise SystemExit("the server died after its last part, before the StoredFile row")
+
+    monkeypatch.setattr(resumable, "_complete", dies_once)
+    with pytest.raises(SystemExit):
+        patch(alice_client, location, 0, data)
+    # A process that dies leaves its lease behind (a SystemExit here still ran finally).
+    ResumableUpload.objects.update(
+        patching_until=timezone.now() + timedelta(seconds=30), lease_token="dead"
+    )
+
+    busy = head(alice_client, location)
+    assert busy.status_code == 423  # not 200 with Upload-Offset == Upload-Length
+    assert "Upload-Offset" not in busy
+    assert 1 <= int(busy["Retry-After"]) <= 30
+    assert not StoredFile.objects.exists()
+
+    ResumableUpload.objects.update(patching_until=timezone.now() - timedelta(seconds=1))
+    done = head(alice_client, location)
+    assert done.status_code == 200
+    assert done["Upload-Offset"] == done["Upload-Length"] == str(len(data))
+    stored = alice.files.get()  # the answer came after the file exists
+    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import uuid
 
 from django.conf import settings
@@ -196,7 +197,12 @@ def upload(request: HttpRequest, upload_id: uuid.UUID) -> HttpResponse:
 def _head(request: HttpRequest, user: User, found: ResumableUpload) -> HttpResponse:
     """tus 1.0.0 "HEAD": the offset and length. An upload with every byte acknowledged
     but not completed (the server died in between) is completed here first, and answered
-    as complete (Upload-Offset = Upload-Length), without waiting for another PATCH."""
+    as complete (Upload-Offset = Upload-Length), without waiting for another PATCH.
+
+    Upload-Offset = Upload-Length is only ever answered once the file exists: a client
+    takes it for "done". While another request holds the upload (a PATCH completing it,
+    or the lease of one that died, until TUS_PATCH_LEASE_SECONDS) the answer is 423 with
+    Retry-After, as for a PATCH; tus-js-client and the page retry it."""
     if found.expires_at <= timezone.now():
         return _answer(410)
     if found.offset == found.length:
@@ -205,7 +211,7 @@ def _head(request: HttpRequest, user: User, found: ResumableUpload) -> HttpRespo
                 upload_id=found.pk, owner=user, actor=actor_from_request(request)
             )
         except services.UploadBusy:
-            pass  # another request holds it (completing it): answer what is acknowledged
+            return _answer(423, Retry_After=str(_busy_retry_after(found)))
         except (services.ResumableRefused, services.QuotaExceeded) as exc:
             return _refused(exc)
         except BlobIntegrityError:
@@ -218,6 +224,14 @@ def _head(request: HttpRequest, user: User, found: ResumableUpload) -> HttpRespo
         Upload_Length=str(found.length),
         Upload_Expires=_expires_header(found),
     )
+
+
+def _busy_retry_after(found: ResumableUpload) -> int:
+    """Seconds until the lease on ``found`` runs out (at least 1): when a HEAD or PATCH
+    may find it free (RFC 9110 section 10.2.3)."""
+    until = found.patching_until
+    left = (until - timezone.now()).total_seconds() if until is not None else 0
+    return max(1, math.ceil(left))
 
 
 def _patch(request: HttpRequest, user: User, found: ResumableUpload) -> HttpResponse:
