@@ -33,10 +33,12 @@ from sharing.crypto import (
     InvalidTag,
     KeyUnwrapError,
     MasterKey,
+    SegmentSealer,
     StreamEncryptor,
     ciphertext_size,
     gcm_open,
     gcm_seal,
+    new_header,
     plaintext_size_of,
     unwrap_key,
     wrap_key,
@@ -916,3 +918,47 @@ def test_a_file_too_large_for_the_segment_counter_is_refused_clearly(monkeypatch
     assert "too large for this segment size" in str(caught.value)
     assert caught.value.limit == 3 * S
     assert encryptor.plaintext_size == 3 * S  # the refused byte was not taken
+
+
+def _empty_last_after_full(key: FileKey, full: int) -> bytes:
+    """A blob of ``full`` full segments (flag 0) then an empty last one: authentic under
+    ``key``, but no writer makes it (docs/FORMAT.md, "Segments")."""
+    header = new_header(S)
+    sealer = SegmentSealer(key, header)
+    plaintext = data(full * S)
+    middle = [sealer.seal(i, plaintext[i * S : (i + 1) * S], last=False) for i in range(full)]
+    return header + b"".join(middle) + sealer.seal(full, b"", last=True)
+
+
+@pytest.mark.parametrize("full", [1, 3])
+def test_an_empty_last_segment_after_full_ones_is_refused_by_both_readers(full: int) -> None:
+    key = a_key()
+    blob = _empty_last_after_full(key, full)
+
+    # Its length is none a writer makes, so a reader told the size refuses it up front...
+    assert plaintext_size_of(len(blob), S) is None
+    for size in (full * S, full * S + 1):
+        with pytest.raises(BlobIntegrityError):
+            DecryptingReader(io.BytesIO(blob), key, expected_size=size, ciphertext_length=len(blob))
+
+    # ...and the whole-blob reader, not told the size, refuses it at the empty segment, as
+    # the ranged reader (which finds the last segment from the size) would.
+    with pytest.raises(BlobIntegrityError):
+        decrypt_bytes(blob, key)
+    released = []
+    with pytest.raises(BlobIntegrityError):
+        for segment in DecryptingReader(io.BytesIO(blob), key).segments():
+            released.append(segment)
+    assert b"".join(released) == data(full * S)  # verified full segments only, no more
+    ranged = DecryptingReader(
+        io.BytesIO(blob), key, expected_size=full * S, open_span=lambda a, b: io.BytesIO(blob[a:b])
+    )
+    with pytest.raises(BlobIntegrityError):
+        b"".join(ranged.plaintext_range(0, full * S))
+
+
+def test_an_empty_file_is_still_one_empty_last_segment() -> None:
+    key = a_key()
+    blob = encrypt_bytes(b"", key, S)
+    assert plaintext_size_of(len(blob), S) == 0
+    assert decrypt_bytes(blob, key) == b""

@@ -456,6 +456,11 @@ class DecryptingReader(io.RawIOBase):
             last = not self._lookahead
             if length < TAG_SIZE or (not last and length != wanted):
                 raise BlobIntegrityError("blob is truncated")
+            if last and length == TAG_SIZE and self._index > 0:
+                # docs/FORMAT.md: a last segment is empty only in an empty file. No writer
+                # makes one after full segments; the ranged reader, which knows the last
+                # segment from the size, could not read it either. One rule: refused.
+                raise BlobIntegrityError("an empty last segment after full ones")
             nonce = _nonce(self._prefix, self._index, last)
             plaintext = self._open(nonce, view[:length])
         if plaintext is None:  # raised outside the except block: no chained context
@@ -522,8 +527,8 @@ def plaintext_size_of(ciphertext_length: int, segment_size: int) -> int | None:
     full, rest = divmod(body, sealed)
     if rest == 0:
         return full * segment_size  # the last segment is a full one
-    if rest < TAG_SIZE:
-        return None
+    if rest < TAG_SIZE or (rest == TAG_SIZE and full > 0):
+        return None  # an empty last segment exists only in an empty file
     return full * segment_size + rest - TAG_SIZE
 
 
