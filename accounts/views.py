@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import Any
 
 import segno
 from django.conf import settings
@@ -131,6 +132,17 @@ class PortalLogoutView(LogoutView):
 
     def get_default_redirect_url(self) -> str:
         return f"{reverse('login')}?{LOGGED_OUT_FLAG}=1"
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """Log out, and have the browser clear this site's storage (W3C Clear Site Data,
+        type "storage": localStorage and the like, not cookies): the upload page keeps
+        unfinished uploads' file names there for resuming, and the names of confidential
+        files must not outlive the session on a shared computer. Cookies stay, so the
+        known-device cookie of the login policy does too. static/js/site.js also clears
+        them where a browser ignores the header (it needs a secure origin)."""
+        response = super().post(request, *args, **kwargs)
+        response["Clear-Site-Data"] = '"storage"'
+        return response
 
 
 def _pending_user(request: HttpRequest) -> tuple[User | None, str | None]:

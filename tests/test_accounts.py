@@ -445,6 +445,14 @@ def test_it_logs_out_by_post_and_ends_the_session(alice_client) -> None:
     assert _logged_in_as(replayed) is None
 
 
+def test_logging_out_clears_the_sites_storage_but_not_its_cookies(alice_client) -> None:
+    # W3C Clear Site Data: "storage" (the upload page's resume data, which names unfinished
+    # uploads); not "cookies", which would take the known-device cookie with the session.
+    response = alice_client.post("/accounts/logout/")
+
+    assert response["Clear-Site-Data"] == '"storage"'
+
+
 def test_it_says_on_the_login_page_that_the_user_logged_out(alice_client) -> None:
     response = alice_client.post("/accounts/logout/", follow=True)
 

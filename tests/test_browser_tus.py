@@ -240,3 +240,40 @@ def test_without_resumable_uploads_on_the_server_the_page_falls_back_to_the_form
     assert stored_bytes(stored) == b"sent as a form"
     assert stored.expires_at is not None
     alice_page.expect_clean(allowed_errors=("status of 501",))
+
+
+@pytest.mark.parametrize("how", ["button", "answer only"])
+def test_logging_out_forgets_the_names_of_unfinished_uploads(
+    alice_page, live_server, tmp_path: Path, how: str
+) -> None:
+    """The page keeps an unfinished upload's name in localStorage to offer resuming it;
+    on a shared computer, logging out must not leave it for the next person. "answer
+    only": form.submit() fires no submit event, so site.js does nothing and the logout
+    answer's Clear-Site-Data header alone clears it (127.0.0.1 is a secure origin)."""
+    from playwright.sync_api import expect
+
+    page = alice_page.page
+    throttle(page, 500_000)
+    chosen = tmp_path / "patient-hiv-results.pdf"
+    chosen.write_bytes(os.urandom(3 * MiB))
+    page.set_input_files("#id_file", [str(chosen)])
+    page.click("#upload-submit")
+    expect(page.locator(".upload-item progress")).to_be_visible()
+    wait_for(lambda: percent(page) > 0.1)
+    page.reload()  # cut mid-upload: the page now offers to resume it, by name
+    expect(page.locator("#upload-unfinished")).to_contain_text("patient-hiv-results.pdf")
+    assert len(tus_entries(page)) == 1
+
+    if how == "button":
+        page.click("header form[data-logout] button")
+    else:
+        page.evaluate("document.querySelector('header form[data-logout]').submit()")
+    expect(page.locator("input[name=password]")).to_be_visible()
+
+    assert tus_entries(page) == []
+    stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+    assert "patient-hiv-results" not in stored
+    # Logging in again (the same person, or the next one) is not offered it either.
+    log_in(page, live_server.url, "alice")
+    expect(page.locator("#upload-unfinished")).to_be_hidden()
+    alice_page.expect_clean()
