@@ -25,6 +25,7 @@ from tusclient.client import TusClient
 from tests.live_gunicorn import create_user, free_port, manage, running_gunicorn, server_env
 
 MiB = 1024 * 1024
+PART = 8 * MiB  # an S3 part of a resumable upload: 8 segments
 PASSWORD = "Quill-Harbor-7-Lantern"
 
 
@@ -220,3 +221,67 @@ def test_a_413_says_connection_close_and_the_server_closes(servers: tuple[str, s
     assert kept.startswith(b"HTTP/1.1 204 ")
     assert b"\r\nConnection: keep-alive\r\n" in kept
     assert kept.endswith(b"<still open>")
+
+
+def test_tuspy_uploads_to_s3_with_a_patch_killed_mid_part(tmp_path: Path, moto_server: str) -> None:
+    """STORAGE_BACKEND=s3 against moto_server: tuspy sends a 19 MiB file (parts of 8
+    segments), one PATCH is killed mid-part and resumed from the offset the server
+    stored (whole parts), and the bucket ends up with one object, all ciphertext, and no
+    multipart upload left."""
+    from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY
+    from tests.test_s3_storage import objects, pending_uploads, s3_client
+    from tests.test_tus_s3 import has_marker, marked
+
+    bucket = f"securefiles-live-{secrets.token_hex(6)}"
+    s3_client(moto_server).create_bucket(Bucket=bucket)
+    env = server_env(
+        tmp_path,
+        free_port(),
+        STORAGE_BACKEND="s3",
+        AWS_STORAGE_BUCKET_NAME=bucket,
+        AWS_S3_ENDPOINT_URL=moto_server,
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_S3_REGION_NAME=REGION,
+    )
+    manage(env, "migrate", "--noinput")
+    create_user(env, "alice", PASSWORD)
+    data = marked(19 * MiB + 321)
+    with running_gunicorn(env, tmp_path / "s3.log") as base:
+        headers = _login(base)
+        created = requests.post(
+            f"{base}/files/uploads/",
+            headers={**headers, "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data))},
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+        url = created.headers["Location"]
+        # A PATCH of the whole file, killed 11.5 MiB in: one part (8 MiB) is stored.
+        host, port = urlsplit(base).hostname, urlsplit(base).port
+        with socket.create_connection((host, port)) as sock:
+            head = (
+                f"PATCH {urlsplit(url).path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Cookie: {headers['Cookie']}\r\nX-CSRFToken: {headers['X-CSRFToken']}\r\n"
+                "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+                "Content-Type: application/offset+octet-stream\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + data[: 11 * MiB + MiB // 2])
+            time.sleep(0.5)
+        client = TusClient(f"{base}/files/uploads/", headers=headers)
+        uploader = client.uploader(file_stream=io.BytesIO(data), url=url, chunk_size=PART)
+        for _ in range(40):  # the killed PATCH holds the upload until its body ends
+            try:
+                uploader.offset = uploader.get_offset()
+                break
+            except Exception:  # tuspy raises TusCommunicationError on 423
+                time.sleep(0.25)
+        assert uploader.offset == 8 * MiB  # resumed after the stored part, not from 0
+        uploader.upload()  # one part per PATCH, then the last (short) one
+        assert _download(base, headers, url) == data
+
+    stored = objects(moto_server, bucket)
+    assert len(stored) == 1
+    (blob,) = stored.values()
+    assert blob.startswith(b"SFEC") and not has_marker(blob)
+    assert pending_uploads(moto_server, bucket) == []

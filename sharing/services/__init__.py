@@ -35,6 +35,7 @@ from sharing.services.maintenance import (
 )
 from sharing.services.resumable import (
     OffsetMismatch,
+    PatchTooSmall,
     Progress,
     ResumableRefused,
     ResumableUnsupported,
@@ -69,6 +70,7 @@ __all__ = [
     "OffsetMismatch",
     "Progress",
     "ResumableRefused",
+    "PatchTooSmall",
     "ResumableUnsupported",
     "TooManyUnfinished",
     "UploadBusy",

@@ -94,6 +94,10 @@ class OffsetMismatch(ResumableRefused):
     """Upload-Offset is not the upload's offset (tus 1.0.0 section "PATCH"; 409)."""
 
 
+class PatchTooSmall(ResumableRefused):
+    """On this storage a PATCH must carry a whole part (8 MiB) or the rest of the file."""
+
+
 class ResumableUnsupported(ResumableRefused):
     """The configured storage cannot hold resumable uploads (501)."""
 
@@ -327,12 +331,17 @@ def resumable_append(
     (see _complete). The lease is released at the end. Raises UploadTooLarge (before
     reading) for a body past Upload-Length, UploadBusy if the lease was lost, UploadGone
     if its multipart upload is gone (S3: the row is then deleted), QuotaExceeded at
-    completion (the upload is then deleted).
+    completion (the upload is then deleted), and on S3 PatchTooSmall (before reading)
+    for a body too short to complete a part.
     """
     patch = _Patch(upload, token)
     try:
         if upload.offset + body_length > upload.length:
             raise UploadTooLarge
+        if upload.s3_upload_id and 0 < body_length < _smallest_useful_body(upload):
+            # Acknowledged in whole parts, such a PATCH could never move the offset, and a
+            # client that resends from the offset would send it again for ever.
+            raise PatchTooSmall
         key = _key_of(upload)
         sealer = SegmentSealer(key, bytes(upload.header))
         storage = get_encrypted_storage()
@@ -365,6 +374,13 @@ def resumable_append(
         if not patch.released:
             _lease_release(upload=upload, token=token)
     return Progress(upload.offset)
+
+
+def _smallest_useful_body(upload: ResumableUpload) -> int:
+    """S3: the fewest body bytes a PATCH at the row's offset needs to move it: the rest
+    of the current part, which always starts at the offset, or of the file."""
+    per_part = resumable_part_segments(upload.segment_size) * upload.segment_size
+    return min(per_part, upload.length - upload.offset)
 
 
 def resumable_finish(*, upload_id: uuid.UUID, owner: User, actor: Actor) -> StoredFile:

@@ -44,6 +44,7 @@ _STATUS_OF: dict[type[Exception], int] = {
     services.UploadGone: 404,
     services.OffsetMismatch: 409,
     services.ResumableUnsupported: 501,
+    services.PatchTooSmall: 400,
 }
 
 
