@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -120,9 +121,7 @@ def _extras(t: Transfers, size: int, raw: dict[str, Any]) -> dict[str, Any]:
     if "ranged" in t.extras:
         extras["ranged"] = t.extras["ranged"]
     if "parallel" in t.extras:
-        parallel = t.extras["parallel"]
-        extras["parallel"] = parallel
-        extras["parallel_aggregate_over_one"] = parallel["aggregate_mib_s"] / lean_mib_s
+        extras.update(_parallel(t.extras["parallel"], lean, size, lean_mib_s))
     if "tus_upload" in t.extras:
         tus = t.extras["tus_upload"]
         extras["tus_upload_mib_s"] = tus["mib_s"]
@@ -130,6 +129,40 @@ def _extras(t: Transfers, size: int, raw: dict[str, Any]) -> dict[str, Any]:
         extras["tus_upload_mib_per_server_cpu_s"] = mib_s(size, tus["server"]["cpu_seconds"])
         extras["tus_upload"] = tus
     return extras
+
+
+def _parallel(
+    parallel: dict[str, Any], lean: dict[str, Any], size: int, lean_mib_s: float
+) -> dict[str, Any]:
+    """The parallel downloads' ratio to one, and what bounds it on this machine.
+
+    A download's CPU (server + client, per GiB) should not grow when several run at once:
+    *cpu_per_gib_parallel_over_one* near 1 means they scale, and the wall-clock ratio is
+    then bounded by the cores: one lean download already keeps `cores_one` cores busy
+    (the server's request thread, its read-ahead and the client), so N of them can go at
+    most `cpus / cores_one` times as fast, N at most (*cpu_bound_on_ratio*)."""
+    count, gib = parallel["count"], size / (1 << 30)
+    one_cpu = lean["server"]["cpu_seconds"] / lean["repeat"] + lean["client_cpu_seconds"]
+    rounds = parallel["rounds"]
+    ratios = [r["aggregate_mib_s"] / lean_mib_s for r in rounds]
+    own = [q for q, r in zip(ratios, rounds, strict=True) if r["one_worker_each"]]
+    par_cpu = statistics.median(
+        (r["server_cpu_seconds"] + r["client_cpu_seconds"]) / count for r in rounds
+    )
+    cpus = os.cpu_count() or 1
+    cores_one = one_cpu / lean["seconds"]
+    return {
+        "parallel": parallel,
+        "parallel_aggregate_over_one": parallel["aggregate_mib_s"] / lean_mib_s,
+        "parallel_ratios": ratios,
+        "parallel_rounds_one_worker_each": len(own),
+        "parallel_ratio_one_worker_each_median": statistics.median(own) if own else None,
+        "cpu_s_per_gib_one": one_cpu / gib,
+        "cpu_s_per_gib_parallel": par_cpu / gib,
+        "cpu_per_gib_parallel_over_one": par_cpu / one_cpu,
+        "cores_one": cores_one,
+        "cpu_bound_on_ratio": min(count, cpus / cores_one),
+    }
 
 
 def _memory(t: Transfers) -> dict[str, Any]:
@@ -234,16 +267,40 @@ def _extra_rows(x: dict[str, Any]) -> Rows:
             ("range at end / range at start", f"{r['end_over_start']:9.2f}"),
         ]
     if "parallel" in x:
-        p = x["parallel"]
-        cpu = ", ".join(f"{s:.2f}" for s in p["worker_cpu_seconds"].values())
-        rows += [
-            (f"{p['count']} parallel lean downloads", f"{p['aggregate_mib_s']:9.1f} MiB/s in all"),
-            ("parallel aggregate / one lean download", f"{x['parallel_aggregate_over_one']:9.2f}"),
-            ("  CPU s of each worker, parallel", cpu),
-        ]
+        rows += _parallel_rows(x)
     if "tus_upload" in x:
         rows += _tus_rows(x)
     return rows
+
+
+def _parallel_rows(x: dict[str, Any]) -> Rows:
+    """The parallel downloads: the median round, every round's ratio, and the CPU bound."""
+    p = x["parallel"]
+    cpu = ", ".join(f"{s:.2f}" for s in p["worker_cpu_seconds"].values())
+    own = x["parallel_ratio_one_worker_each_median"]
+    return [
+        (
+            f"{p['count']} parallel lean downloads (median of {p['repeat']})",
+            f"{p['aggregate_mib_s']:9.1f} MiB/s in all",
+        ),
+        ("parallel aggregate / one lean download", f"{x['parallel_aggregate_over_one']:9.2f}"),
+        ("  every round", ", ".join(f"{q:.2f}" for q in x["parallel_ratios"])),
+        (
+            "  rounds with a worker per download",
+            f"{x['parallel_rounds_one_worker_each']} of {p['repeat']}"
+            + (f", median {own:.2f}" if own is not None else ""),
+        ),
+        ("  CPU s of each worker, median round", cpu),
+        (
+            "  CPU s per GiB (server + client), one / parallel",
+            f"{x['cpu_s_per_gib_one']:.2f} / {x['cpu_s_per_gib_parallel']:.2f}"
+            f" (x{x['cpu_per_gib_parallel_over_one']:.2f})",
+        ),
+        (
+            "  cores one download keeps busy; bound on ratio",
+            f"{x['cores_one']:.2f}; {x['cpu_bound_on_ratio']:.2f}",
+        ),
+    ]
 
 
 def _tus_rows(x: dict[str, Any]) -> Rows:

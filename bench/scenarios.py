@@ -173,19 +173,10 @@ def ranged(
     }
 
 
-def parallel_downloads(
-    session: requests.Session,
-    base: str,
-    file_id: str,
-    source: Path,
-    count: int,
-    workers: list[int],
+def _parallel_once(
+    base: str, cookies: str, path: str, source: Path, count: int, workers: list[int]
 ) -> dict[str, Any]:
-    """`count` lean downloads of the whole file at once, each on its own connection and
-    thread, each compared with `source`. Aggregate speed: all the bytes over the time
-    from the first request to the last byte of the slowest. Also each worker's CPU
-    seconds, to show who served them."""
-    cookies, path = cookie_header(session), f"/files/{file_id}/download/"
+    """One round of `count` lean downloads at once (see parallel_downloads)."""
     results: list[dict[str, Any]] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(count)
@@ -198,6 +189,7 @@ def parallel_downloads(
             errors.append(error)
 
     before = {pid: proc_counters([pid]) for pid in workers}
+    client_cpu = time.process_time()
     threads = [threading.Thread(target=one) for _ in range(count)]
     start = time.perf_counter()
     for thread in threads:
@@ -205,25 +197,51 @@ def parallel_downloads(
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - start
+    client_cpu = time.process_time() - client_cpu
     if errors:
         raise errors[0]
     if any(r["status"] != 200 for r in results):
         raise RuntimeError("a parallel download failed")
     for figures in results:
         _check_whole(figures, source)
-    total = sum(r["received_bytes"] for r in results)
     per_worker = {
         str(pid): counter_delta(before[pid], proc_counters([pid]))["cpu_seconds"]
         for pid in workers
         if stat_fields(pid) is not None
     }
+    server_cpu = sum(per_worker.values())
+    busy = [cpu for cpu in per_worker.values() if cpu > 0.25 * server_cpu / count]
     return {
-        "count": count,
         "seconds": seconds,
-        "aggregate_mib_s": mib_s(total, seconds),
+        "aggregate_mib_s": mib_s(sum(r["received_bytes"] for r in results), seconds),
         "each_mib_s": [mib_s(r["received_bytes"], r["seconds"]) for r in results],
         "worker_cpu_seconds": per_worker,
+        "server_cpu_seconds": server_cpu,
+        "client_cpu_seconds": client_cpu,
+        # gthread workers race to accept: did every download get a worker of its own?
+        "one_worker_each": len(busy) >= min(count, len(workers)),
     }
+
+
+def parallel_downloads(
+    session: requests.Session,
+    base: str,
+    file_id: str,
+    source: Path,
+    count: int,
+    workers: list[int],
+    repeat: int = 3,
+) -> dict[str, Any]:
+    """`repeat` rounds of `count` lean downloads of the whole file at once, each on its own
+    connection and thread, each compared with `source`. Per round: the aggregate speed
+    (all the bytes over the time from the first request to the last byte of the
+    slowest), each worker's CPU seconds (who served them), the server's and the client's
+    CPU seconds. The round with the median aggregate is reported at the top level, every
+    round under `rounds`."""
+    cookies, path = cookie_header(session), f"/files/{file_id}/download/"
+    rounds = [_parallel_once(base, cookies, path, source, count, workers) for _ in range(repeat)]
+    median = sorted(rounds, key=lambda r: r["aggregate_mib_s"])[len(rounds) // 2]
+    return {"count": count, "repeat": repeat, **median, "rounds": rounds}
 
 
 # The upload page's chunkSize (static/js/upload.js): 0 is tus-js-client's default,

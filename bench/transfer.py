@@ -92,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--parallel", type=int, default=0, help="also N downloads at once, 0 skips (0)"
     )
     parser.add_argument(
+        "--parallel-repeat", type=int, default=3, help="rounds of parallel downloads (3)"
+    )
+    parser.add_argument(
         "--tus", action="store_true", help="also a tus upload in the page's PATCHes (off)"
     )
     parser.add_argument(
@@ -106,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("sizes and counts must be >= 1")
     if args.tus_chunk_mb < 0:
         parser.error("--tus-chunk-mb must be >= 0")
+    if args.parallel_repeat < 1:
+        parser.error("--parallel-repeat must be >= 1")
     if args.download_repeat < 1 or args.range_repeat < 0 or args.parallel < 0 or args.parallel == 1:
         parser.error("--range-repeat must be >= 0 and --parallel 0 or >= 2")
     return args
@@ -174,12 +179,14 @@ def run_extras(
     if args.parallel:
         if args.workers < args.parallel:
             log(f"warning: {args.parallel} parallel downloads on {args.workers} worker(s)")
-        log(f"{args.parallel} parallel downloads, lean client")
+        log(f"{args.parallel} parallel downloads, lean client, {args.parallel_repeat} x")
         extras["parallel"], _ = timed_on_server(
             sampler,
             "parallel",
             workers,
-            lambda: parallel_downloads(session, site.base, file_id, source, args.parallel, workers),
+            lambda: parallel_downloads(
+                session, site.base, file_id, source, args.parallel, workers, args.parallel_repeat
+            ),
         )
     if args.tus:
         chunk = args.tus_chunk_mb * MIB
