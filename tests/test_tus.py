@@ -64,6 +64,25 @@ def head(client: Client, location: str, **extra: str):  # type: ignore[no-untype
     return client.head(location, **{**TUS, **extra})
 
 
+def patch_dying_before_the_file(
+    client: Client, location: str, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PATCH all of ``data``, the server "dying" once every byte is acknowledged but
+    before the StoredFile row (SystemExit out of the completion; its lease is released,
+    as a finally still runs)."""
+    from sharing.services import resumable
+
+    real_complete = resumable._complete
+
+    def dies_once(**kwargs):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(resumable, "_complete", real_complete)
+        raise SystemExit("the server died before the StoredFile row")
+
+    monkeypatch.setattr(resumable, "_complete", dies_once)
+    with pytest.raises(SystemExit):
+        patch(client, location, 0, data)
+
+
 # ---------------------------------------------------------------------------- crypto
 
 
@@ -372,19 +391,9 @@ def test_head_answers_have_no_body_and_an_offset_past_the_end_is_409(
 def test_a_completion_interrupted_after_the_last_bytes_is_finished_by_head(
     alice: User, alice_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sharing.services import resumable
-
     data = secrets.token_bytes(2 * MiB + 777)  # a last segment that is not full
     _, location = create(alice_client, len(data), filename="late.bin")
-    real_complete = resumable._complete
-
-    def dies_once(**kwargs):  # type: ignore[no-untyped-def]
-        monkeypatch.setattr(resumable, "_complete", real_complete)
-        raise SystemExit("the server died before the StoredFile row")
-
-    monkeypatch.setattr(resumable, "_complete", dies_once)
-    with pytest.raises(SystemExit):
-        patch(alice_client, location, 0, data)
+    patch_dying_before_the_file(alice_client, location, data, monkeypatch)
     row = ResumableUpload.objects.get()
     assert row.offset == row.length == len(data)
     assert not StoredFile.objects.exists()
@@ -481,19 +490,9 @@ def test_a_long_patch_acknowledges_in_batches_never_past_what_is_on_disk(
 def test_head_never_reports_complete_before_the_file_exists(
     alice: User, alice_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sharing.services import resumable
-
     data = secrets.token_bytes(MiB + 10)
     _, location = create(alice_client, len(data), filename="crash.bin")
-    real_complete = resumable._complete
-
-    def dies_once(**kwargs):  # type: ignore[no-untyped-def]
-        monkeypatch.setattr(resumable, "_complete", real_complete)
-        raise SystemExit("the server died after its last part, before the StoredFile row")
-
-    monkeypatch.setattr(resumable, "_complete", dies_once)
-    with pytest.raises(SystemExit):
-        patch(alice_client, location, 0, data)
+    patch_dying_before_the_file(alice_client, location, data, monkeypatch)
     # A process that dies leaves its lease behind (a SystemExit here still ran finally).
     ResumableUpload.objects.update(
         patching_until=timezone.now() + timedelta(seconds=30), lease_token="dead"

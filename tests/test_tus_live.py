@@ -95,6 +95,26 @@ def test_patches_alternate_between_two_servers(servers: tuple[str, str]) -> None
     assert _download(two, headers, uploader.url) == data
 
 
+def _patch_request(base: str, headers: dict[str, str], path: str, length: int) -> bytes:
+    """The head of a PATCH at offset 0 announcing ``length`` body bytes."""
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    return (
+        f"PATCH {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Cookie: {headers['Cookie']}\r\nX-CSRFToken: {headers['X-CSRFToken']}\r\n"
+        "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        "Content-Type: application/offset+octet-stream\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def _patch_killed(base: str, headers: dict[str, str], url: str, data: bytes, sent: int) -> None:
+    """A PATCH of all of ``data`` whose connection is killed after ``sent`` body bytes."""
+    address = (urlsplit(base).hostname, urlsplit(base).port)
+    with socket.create_connection(address) as sock:
+        sock.sendall(_patch_request(base, headers, urlsplit(url).path, len(data)) + data[:sent])
+        time.sleep(0.5)
+
+
 def test_a_connection_killed_mid_patch_resumes(servers: tuple[str, str]) -> None:
     one, two = servers
     headers = _login(one)
@@ -106,17 +126,7 @@ def test_a_connection_killed_mid_patch_resumes(servers: tuple[str, str]) -> None
     )
     assert created.status_code == 201, created.text
     url = created.headers["Location"]
-    host, port = urlsplit(one).hostname, urlsplit(one).port
-    with socket.create_connection((host, port)) as sock:
-        head = (
-            f"PATCH {urlsplit(url).path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Cookie: {headers['Cookie']}\r\nX-CSRFToken: {headers['X-CSRFToken']}\r\n"
-            "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-            "Content-Type: application/offset+octet-stream\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n"
-        )
-        sock.sendall(head.encode() + data[: 2 * MiB + 500])
-        time.sleep(0.5)
+    _patch_killed(one, headers, url, data, 2 * MiB + 500)
     deadline = time.monotonic() + 20
     offset = -1
     while time.monotonic() < deadline:
@@ -178,17 +188,9 @@ def test_an_upload_resumes_on_a_restarted_server(tmp_path: Path) -> None:
 def _raw_patch(base: str, headers: dict[str, str], path: str, length: int, body: bytes) -> bytes:
     """One PATCH on a new connection announcing ``length`` body bytes but sending ``body``;
     everything the server sent until it closed the connection (or 5 s of silence)."""
-    host, port = urlsplit(base).hostname, urlsplit(base).port
-    with socket.create_connection((host, port)) as sock:
+    with socket.create_connection((urlsplit(base).hostname, urlsplit(base).port)) as sock:
         sock.settimeout(5)
-        head = (
-            f"PATCH {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Cookie: {headers['Cookie']}\r\nX-CSRFToken: {headers['X-CSRFToken']}\r\n"
-            "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-            "Content-Type: application/offset+octet-stream\r\n"
-            f"Content-Length: {length}\r\n\r\n"
-        )
-        sock.sendall(head.encode() + body)
+        sock.sendall(_patch_request(base, headers, path, length) + body)
         received = b""
         try:
             while chunk := sock.recv(65536):
@@ -257,17 +259,7 @@ def test_tuspy_uploads_to_s3_with_a_patch_killed_mid_part(tmp_path: Path, moto_s
         assert created.status_code == 201, created.text
         url = created.headers["Location"]
         # A PATCH of the whole file, killed 11.5 MiB in: one part (8 MiB) is stored.
-        host, port = urlsplit(base).hostname, urlsplit(base).port
-        with socket.create_connection((host, port)) as sock:
-            head = (
-                f"PATCH {urlsplit(url).path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                f"Cookie: {headers['Cookie']}\r\nX-CSRFToken: {headers['X-CSRFToken']}\r\n"
-                "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-                "Content-Type: application/offset+octet-stream\r\n"
-                f"Content-Length: {len(data)}\r\n\r\n"
-            )
-            sock.sendall(head.encode() + data[: 11 * MiB + MiB // 2])
-            time.sleep(0.5)
+        _patch_killed(base, headers, url, data, 11 * MiB + MiB // 2)
         client = TusClient(f"{base}/files/uploads/", headers=headers)
         uploader = client.uploader(file_stream=io.BytesIO(data), url=url, chunk_size=PART)
         for _ in range(40):  # the killed PATCH holds the upload until its body ends

@@ -28,7 +28,7 @@ from sharing.storage.encrypted import resumable_part_segments
 from tests.helpers import MiB, streamed
 from tests.test_no_plaintext_on_disk import BLOCK, PERIOD
 from tests.test_s3_storage import bucket, objects, pending_uploads, s3_client  # noqa: F401
-from tests.test_tus import OCTETS, TUS, create, head, patch
+from tests.test_tus import OCTETS, TUS, create, head, patch, patch_dying_before_the_file
 
 pytestmark = pytest.mark.django_db
 
@@ -266,19 +266,9 @@ def test_a_completion_interrupted_after_the_last_part_is_finished_by_head(
     bucket: str,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sharing.services import resumable
-
     data = secrets.token_bytes(PART + 100)
     _, location = create(alice_client, len(data), filename="late.bin")
-    real_complete = resumable._complete
-
-    def dies_once(**kwargs):  # type: ignore[no-untyped-def]
-        monkeypatch.setattr(resumable, "_complete", real_complete)
-        raise SystemExit("the server died before the StoredFile row")
-
-    monkeypatch.setattr(resumable, "_complete", dies_once)
-    with pytest.raises(SystemExit):
-        patch(alice_client, location, 0, data)
+    patch_dying_before_the_file(alice_client, location, data, monkeypatch)
     row = ResumableUpload.objects.get()
     assert row.offset == len(data)
     assert [p["PartNumber"] for p in row.s3_parts] == [1, 2]
