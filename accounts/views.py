@@ -133,7 +133,7 @@ class PortalLogoutView(LogoutView):
     def get_default_redirect_url(self) -> str:
         return f"{reverse('login')}?{LOGGED_OUT_FLAG}=1"
 
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Log out, and have the browser clear this site's storage (W3C Clear Site Data,
         type "storage": localStorage and the like, not cookies): the upload page keeps
         unfinished uploads' file names there for resuming, and the names of confidential
