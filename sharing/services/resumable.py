@@ -2,7 +2,8 @@
 
 State lives in the ResumableUpload row and its blob, never in one process. Creation
 (tus "creation" extension) writes the blob's header; each PATCH (tus core, "PATCH") seals
-every complete segment as it streams in, appends it, fsyncs, then moves the row's offset:
+every complete segment as it streams in and appends it, and in batches fsyncs, then moves
+the row's offset (ACKNOWLEDGE_BYTES, the lease's renewal, the body's end or break):
 a trailing partial segment that is not the file's end is not kept, so Upload-Offset only
 ever names sealed, stored bytes and the client resends the rest. The last byte turns the
 upload into a StoredFile through the form upload's path (quota re-checked, audited as
