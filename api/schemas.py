@@ -1,0 +1,107 @@
+"""What the API reads and answers (pydantic models through django-ninja; they are the
+OpenAPI document's schemas)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from ninja import Field, Schema
+
+
+class TokenOut(Schema):
+    """The token a request came with (public prefix only; the secret is never shown)."""
+
+    prefix: str = Field(description="sf_ and the token's first 8 characters")
+    name: str
+    scopes: list[str]
+    expires_at: datetime
+
+
+class MeOut(Schema):
+    username: str
+    email: str
+    usage: int = Field(description="bytes your files take (plaintext)")
+    quota: int | None = Field(description="your quota in bytes; null: none")
+    token: TokenOut | None = Field(description="the token of this request; null: a session")
+
+
+class FileOut(Schema):
+    id: uuid.UUID
+    name: str
+    size: int = Field(description="plaintext bytes")
+    sha256: str | None = Field(
+        description="hex SHA-256 of the content; null when not recorded or unverifiable"
+    )
+    content_type: str
+    created_at: datetime
+    expires_at: datetime | None
+    owner: str = Field(description="the owner's username")
+
+
+class FilePage(Schema):
+    count: int = Field(description="files matching, on all pages")
+    page: int
+    per_page: int
+    pages: int
+    items: list[FileOut]
+
+
+FileSort = Literal["name", "-name", "size", "-size", "date", "-date"]
+MAX_PER_PAGE = 200
+
+
+class FileListQuery(Schema):
+    """The query of GET /files/."""
+
+    page: int = Field(1, ge=1, le=1_000_000)
+    per_page: int = Field(50, ge=1, le=MAX_PER_PAGE)
+    q: str = Field("", max_length=200, description="part of the name")
+    sort: FileSort = "-date"
+    shared: bool = Field(False, description="files shared with you instead of yours")
+
+
+class ShareIn(Schema):
+    username: str = Field(min_length=1, max_length=254, description="username or e-mail")
+
+
+class ShareOut(Schema):
+    id: int
+    colleague: str
+    created_at: datetime
+
+
+class LinkIn(Schema):
+    expires_in_hours: int | None = Field(
+        None, ge=1, description="default LINK_DEFAULT_HOURS, at most LINK_MAX_HOURS"
+    )
+    max_downloads: int | None = Field(None, ge=1, le=1_000_000)
+    password: str = Field("", max_length=128)
+    label: str = Field("", max_length=100, description="who the link is for")
+
+
+class LinkOut(Schema):
+    id: int
+    label: str
+    created_at: datetime
+    expires_at: datetime
+    max_downloads: int | None
+    download_count: int
+    has_password: bool
+    revoked_at: datetime | None
+
+
+class LinkCreated(LinkOut):
+    url: str = Field(description="the link, token included: shown this once only")
+    token: str = Field(description="the link's token: shown this once only")
+
+
+class ProblemOut(Schema):
+    """An RFC 9457 problem document (application/problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
