@@ -43,7 +43,7 @@ _TYPES = [
     ),
     ProblemType(
         "share-refused",
-        400,
+        422,
         "Cannot share",
         "The share cannot be granted (no active "
         "user of that name, already shared, your own file); `detail` says why.",

@@ -7,7 +7,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
+from django.conf import settings
 from ninja import Field, Schema
+from pydantic import model_validator
 
 
 class TokenOut(Schema):
@@ -50,6 +52,9 @@ class FilePage(Schema):
 
 FileSort = Literal["name", "-name", "size", "-size", "date", "-date"]
 MAX_PER_PAGE = 200
+# No text the portal stores or searches may hold NUL (PostgreSQL refuses it; the web forms
+# reject it too): the schema says so, so a client learns it from the document.
+NO_NUL = r"^[^\x00]*$"
 
 
 class FileListQuery(Schema):
@@ -57,13 +62,28 @@ class FileListQuery(Schema):
 
     page: int = Field(1, ge=1, le=1_000_000)
     per_page: int = Field(50, ge=1, le=MAX_PER_PAGE)
-    q: str = Field("", max_length=200, description="part of the name")
+    q: str = Field("", max_length=200, pattern=NO_NUL, description="part of the name")
     sort: FileSort = "-date"
     shared: bool = Field(False, description="files shared with you instead of yours")
 
 
-class ShareIn(Schema):
-    username: str = Field(min_length=1, max_length=254, description="username or e-mail")
+class JsonObject(Schema):
+    """A request body, which must be a JSON object (django-ninja's Schema would otherwise
+    read an array's missing attributes as every field left at its default)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, data: object) -> object:
+        # Schema's own validator has wrapped the parsed JSON in a DjangoGetter by now.
+        if not isinstance(getattr(data, "_obj", data), dict):
+            raise ValueError("the body must be a JSON object")
+        return data
+
+
+class ShareIn(JsonObject):
+    username: str = Field(
+        min_length=1, max_length=254, pattern=NO_NUL, description="username or e-mail"
+    )
 
 
 class ShareOut(Schema):
@@ -72,13 +92,17 @@ class ShareOut(Schema):
     created_at: datetime
 
 
-class LinkIn(Schema):
+class LinkIn(JsonObject):
+    # The maximum as the portal was started with (the form checks the setting again).
     expires_in_hours: int | None = Field(
-        None, ge=1, description="default LINK_DEFAULT_HOURS, at most LINK_MAX_HOURS"
+        None,
+        ge=1,
+        le=settings.LINK_MAX_HOURS,
+        description="default LINK_DEFAULT_HOURS, at most LINK_MAX_HOURS",
     )
     max_downloads: int | None = Field(None, ge=1, le=1_000_000)
-    password: str = Field("", max_length=128)
-    label: str = Field("", max_length=100, description="who the link is for")
+    password: str = Field("", max_length=128, pattern=NO_NUL)
+    label: str = Field("", max_length=100, pattern=NO_NUL, description="who the link is for")
 
 
 class LinkOut(Schema):

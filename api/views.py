@@ -261,7 +261,7 @@ def shares_list(request: HttpRequest, file_id: uuid.UUID) -> list[dict[str, Any]
 
 @api.post(
     "/files/{uuid:file_id}/shares/",
-    response=openapi.with_errors({201: ShareOut}, 404),
+    response=openapi.with_errors({201: ShareOut}, 404, 422),
     auth=SHARE,
     tags=["shares"],
 )

@@ -112,6 +112,16 @@ def test_a_new_links_token_is_shown_once_and_works(alice: User, client: Client, 
     assert body["token"] not in ShareLink.objects.get().token_digest
 
 
+@pytest.mark.parametrize("body", ["[null, null]", "[]", "7", '"x"'])
+def test_a_link_body_must_be_an_object(alice: User, client: Client, token, body: str) -> None:
+    stored = make_file(alice, DATA)
+
+    response = client.post(f"/api/v1/files/{stored.id}/links/", body, "application/json", **token)
+
+    assert response.status_code == 400
+    assert not ShareLink.objects.exists()
+
+
 def test_a_link_past_the_maximum_is_refused(alice: User, client: Client, token, settings) -> None:
     settings.LINK_MAX_HOURS = 5
     stored = make_file(alice, DATA)
@@ -131,7 +141,7 @@ def test_sharing_with_nobody_is_a_share_refused_problem(alice: User, client: Cli
         f"/api/v1/files/{stored.id}/shares/", {"username": "nobody"}, "application/json", **token
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert _problem(response)["type"] == "/api/v1/problems/share-refused"
 
 
@@ -156,7 +166,9 @@ def test_unknown_routes_and_methods_are_problems(
         assert "GET" in response["Allow"]
 
 
-@pytest.mark.parametrize("body", ["{", "[]", '{"username": 5}', "null", '{"username": ""}'])
+@pytest.mark.parametrize(
+    "body", ["{", "[]", "[null, null]", '{"username": 5}', "null", '{"username": ""}', '"x"']
+)
 def test_malformed_bodies_are_400(alice: User, client: Client, token, body: str) -> None:
     stored = make_file(alice, DATA)
 
