@@ -11,7 +11,6 @@ from typing import Any
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
-from django.urls import reverse
 from ninja import Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -44,8 +43,8 @@ from sharing import selectors, services
 from sharing.forms import LinkForm
 from sharing.models import Share, ShareLink, StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404, _readable_file_or_404
-from sharing.views.ranges import ByteRange
-from sharing.views.streaming import stream_file
+from sharing.views.files import stream_for_reader
+from sharing.views.links import link_from_form
 
 api = openapi.ProblemNinjaAPI(
     title="securefiles API",
@@ -217,19 +216,8 @@ def file_content(request: HttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
     """The file's bytes, verified as they stream: all (200), or the one range a ``Range``
     asks for (206; 416 when it starts past the end; If-Range honoured), as the web
     download does (RFC 9110 section 14)."""
-    user_request = _user_request(request)
-    stored = _readable_file_or_404(user_request, file_id)
-    via = "owner" if stored.owner_id == user_request.user.pk else "colleague"
-
-    def downloaded(byte_range: ByteRange | None) -> None:
-        services.file_download_record(
-            file=stored,
-            actor=actor_from_request(request),
-            via=f"api {via}",
-            byte_range=None if byte_range is None else byte_range.content_range,
-        )
-
-    response = stream_file(request, stored, via=via, on_verified=downloaded)
+    stored = _readable_file_or_404(_user_request(request), file_id)
+    response = stream_for_reader(_user_request(request), stored, channel="api")
     if response.status_code in (200, 206):
         # The stored type is in the metadata; the API's bytes are always just bytes.
         response["Content-Type"] = "application/octet-stream"
@@ -349,17 +337,7 @@ def link_create(request: HttpRequest, file_id: uuid.UUID, body: LinkIn) -> Statu
             for message in messages
         ]
         raise Problem("bad-request", errors=errors)
-    with _gone_is_404():
-        link, token = services.link_create(
-            file=stored,
-            actor=actor_from_request(request),
-            created_by=user_request.user,
-            expires_in_hours=form.cleaned_data["expires_in_hours"],
-            max_downloads=form.cleaned_data["max_downloads"],
-            password=form.cleaned_data["password"],
-            label=form.cleaned_data["label"],
-        )
-    url = request.build_absolute_uri(reverse("sharing:link", kwargs={"token": token}))
+    link, token, url = link_from_form(user_request, stored, form)
     return Status(201, {**_link_out(link), "url": url, "token": token})
 
 
