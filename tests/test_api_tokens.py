@@ -260,3 +260,25 @@ def test_the_raw_token_is_in_no_row_and_no_log_line(
     secret = raw[11:]
     assert secret not in dump
     assert secret not in caplog.text and raw[:-1] not in caplog.text
+
+
+def test_the_limit_holds_with_redis_counters_too(alice: User, client: Client, settings) -> None:
+    import socket
+
+    from throttle import counters, keys
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    settings.THROTTLE_REDIS_URL = "redis://127.0.0.1:6379/3"
+    settings.API_RATE_LIMIT = 2
+    counters._redis.cache_clear()
+    raw = make_token(alice)
+    try:
+        answers = [client.get("/api/v1/me/", **bearer(raw)).status_code for _ in range(3)]
+        assert answers == [200, 200, 429]
+        assert counters.failures(keys.api_token_key(raw[3:11]), 60) == 3
+    finally:
+        counters.reset(keys.api_token_key(raw[3:11]))
+        counters._redis.cache_clear()
