@@ -50,7 +50,9 @@ def bearer_of(request: HttpRequest) -> str | None:
     return credential.strip()
 
 
-def authenticate(request: HttpRequest, *, scope: str, count_sessions: bool = True) -> Caller:
+def authenticate(
+    request: HttpRequest, *, scope: str, count_sessions: bool = True, count_tokens: bool = True
+) -> Caller:
     """Who ``request`` acts for, needing ``scope`` (one of services.TOKEN_SCOPES).
 
     With an ``Authorization: Bearer`` header only the token counts (a session cookie sent
@@ -59,20 +61,22 @@ def authenticate(request: HttpRequest, *, scope: str, count_sessions: bool = Tru
     audit credential "token sf_<prefix>" (audit.actors), and its last use recorded.
     Without the header, a logged-in session that passed its second factor (when the
     account has one) and Django's CSRF check for unsafe methods. Every accepted request
-    with a token is counted against API_RATE_LIMIT per token, and with a session per
-    user when ``count_sessions`` (the API; the tus endpoint's page uploads are not).
+    with a token is counted against API_RATE_LIMIT per token when ``count_tokens``, and
+    with a session per user when ``count_sessions`` (the API counts both; the tus endpoint
+    counts no session, and no token's PATCH, each of which carries up to a chunk of a
+    file: a multi-GiB upload must not run into a limit meant for calls).
     """
     raw = bearer_of(request)
     if raw is not None:
-        return _by_token(request, raw, scope)
+        return _by_token(request, raw, scope, count=count_tokens)
     return _by_session(request, count=count_sessions)
 
 
-def _by_token(request: HttpRequest, raw: str, scope: str) -> Caller:
+def _by_token(request: HttpRequest, raw: str, scope: str, *, count: bool) -> Caller:
     token = selectors.token_find(raw)
     if token is None:
         return Caller(refused=INVALID_TOKEN)
-    throttled = _throttled(keys.api_token_key(token.prefix))
+    throttled = _throttled(keys.api_token_key(token.prefix)) if count else 0
     if throttled:
         return Caller(refused=THROTTLED, retry_after=throttled)
     if scope not in token.scope_list:

@@ -282,3 +282,28 @@ def test_the_limit_holds_with_redis_counters_too(alice: User, client: Client, se
     finally:
         counters.reset(keys.api_token_key(raw[3:11]))
         counters._redis.cache_clear()
+
+
+def test_tus_patches_do_not_count_against_the_token_limit(
+    alice: User, client: Client, settings
+) -> None:
+    from tests.test_tus import OCTETS, TUS
+
+    settings.API_RATE_LIMIT = 2
+    headers = {**TUS, **bearer(make_token(alice))}
+    created = client.post("/files/uploads/", HTTP_UPLOAD_LENGTH=str(3 * 2**20), **headers)
+    location = created["Location"]
+
+    offsets = []
+    for part in range(3):  # a multi-GiB upload is many such PATCHes: none is refused
+        answer = client.generic(
+            "PATCH", location, b"x" * 2**20, content_type=OCTETS,
+            HTTP_UPLOAD_OFFSET=str(part * 2**20), **headers,
+        )  # fmt: skip
+        offsets.append((answer.status_code, answer["Upload-Offset"]))
+
+    assert created.status_code == 201
+    assert offsets == [(204, str(n * 2**20)) for n in (1, 2, 3)]
+    assert client.post("/files/uploads/", HTTP_UPLOAD_LENGTH="10", **headers).status_code == 201
+    refused = client.post("/files/uploads/", HTTP_UPLOAD_LENGTH="10", **headers)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1

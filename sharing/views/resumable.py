@@ -82,7 +82,9 @@ def _uploader(request: HttpRequest) -> User | HttpResponse:
     are csrf_exempt) or an ``Authorization: Bearer`` access token with the write scope
     (no CSRF; accounts.tokens.authenticate, as the HTTP API decides). The one place to
     add file-request visitors later."""
-    caller = tokens.authenticate(request, scope="write", count_sessions=False)
+    caller = tokens.authenticate(
+        request, scope="write", count_sessions=False, count_tokens=request.method != "PATCH"
+    )
     if caller.user is not None:
         return caller.user
     status, message = _REFUSED_AS[caller.refused]
