@@ -20,6 +20,9 @@ DESCRIPTION = (
 # Every operation can answer these: bad input, no or a dead token, a missing scope or
 # second factor, and the rate limit.
 COMMON_ERRORS = (400, 401, 403, 429)
+# Writes can also meet a body over DATA_UPLOAD_MAX_MEMORY_SIZE (413) and a database that
+# kept choosing them as a deadlock victim (503, nothing changed, Retry-After).
+WRITE_ERRORS = (413, 503)
 
 CONTENT_EXTRA: dict[str, Any] = {
     "parameters": [

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+from annotated_types import Interval
 from django.conf import settings
 from ninja import Field, Schema
-from pydantic import model_validator
+from pydantic import BeforeValidator, model_validator
 
 
 class TokenOut(Schema):
@@ -67,6 +68,23 @@ class FileListQuery(Schema):
     shared: bool = Field(False, description="files shared with you instead of yours")
 
 
+def _json_integer(value: object) -> object:
+    """JSON Schema's integer: a number without a fraction (4 or 4.0), never true or "4"
+    (which pydantic would otherwise read as 1 and 4)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+# Integers read as JSON Schema reads them (_json_integer), bounds first: then the OpenAPI
+# document says minimum and maximum. Link lifetimes as the portal was started with (the
+# form checks the setting again).
+LinkHours = Annotated[
+    int, Interval(ge=1, le=settings.LINK_MAX_HOURS), BeforeValidator(_json_integer)
+]
+DownloadLimit = Annotated[int, Interval(ge=1, le=1_000_000), BeforeValidator(_json_integer)]
+
+
 class JsonObject(Schema):
     """A request body, which must be a JSON object (django-ninja's Schema would otherwise
     read an array's missing attributes as every field left at its default)."""
@@ -93,14 +111,10 @@ class ShareOut(Schema):
 
 
 class LinkIn(JsonObject):
-    # The maximum as the portal was started with (the form checks the setting again).
-    expires_in_hours: int | None = Field(
-        None,
-        ge=1,
-        le=settings.LINK_MAX_HOURS,
-        description="default LINK_DEFAULT_HOURS, at most LINK_MAX_HOURS",
+    expires_in_hours: LinkHours | None = Field(
+        None, description="default LINK_DEFAULT_HOURS, at most LINK_MAX_HOURS"
     )
-    max_downloads: int | None = Field(None, ge=1, le=1_000_000)
+    max_downloads: DownloadLimit | None = None
     password: str = Field("", max_length=128, pattern=NO_NUL)
     label: str = Field("", max_length=100, pattern=NO_NUL, description="who the link is for")
 

@@ -192,7 +192,7 @@ def file_get(request: HttpRequest, file_id: uuid.UUID) -> dict[str, Any]:
 
 @api.delete(
     "/files/{uuid:file_id}/",
-    response=openapi.with_errors({204: None}, 404),
+    response=openapi.with_errors({204: None}, 404, *openapi.WRITE_ERRORS),
     auth=WRITE,
     tags=["files"],
 )
@@ -207,7 +207,7 @@ def file_delete(request: HttpRequest, file_id: uuid.UUID) -> Status[None]:
 
 @api.get(
     "/files/{uuid:file_id}/content/",
-    response=openapi.with_errors({200: None, 206: None, 416: None}, 404, 502),
+    response=openapi.with_errors({200: None, 206: None}, 404, 416, 502),
     auth=READ,
     tags=["files"],
     openapi_extra=openapi.CONTENT_EXTRA,
@@ -249,7 +249,7 @@ def shares_list(request: HttpRequest, file_id: uuid.UUID) -> list[dict[str, Any]
 
 @api.post(
     "/files/{uuid:file_id}/shares/",
-    response=openapi.with_errors({201: ShareOut}, 404, 422),
+    response=openapi.with_errors({201: ShareOut}, 404, 422, *openapi.WRITE_ERRORS),
     auth=SHARE,
     tags=["shares"],
 )
@@ -275,7 +275,7 @@ def share_create(request: HttpRequest, file_id: uuid.UUID, body: ShareIn) -> Sta
 
 @api.delete(
     "/files/{uuid:file_id}/shares/{int:share_id}/",
-    response=openapi.with_errors({204: None}, 404),
+    response=openapi.with_errors({204: None}, 404, *openapi.WRITE_ERRORS),
     auth=SHARE,
     tags=["shares"],
 )
@@ -320,7 +320,7 @@ def links_list(request: HttpRequest, file_id: uuid.UUID) -> list[dict[str, Any]]
 
 @api.post(
     "/files/{uuid:file_id}/links/",
-    response=openapi.with_errors({201: LinkCreated}, 404),
+    response=openapi.with_errors({201: LinkCreated}, 404, *openapi.WRITE_ERRORS),
     auth=SHARE,
     tags=["links"],
 )
@@ -343,7 +343,7 @@ def link_create(request: HttpRequest, file_id: uuid.UUID, body: LinkIn) -> Statu
 
 @api.delete(
     "/files/{uuid:file_id}/links/{int:link_id}/",
-    response=openapi.with_errors({204: None}, 404),
+    response=openapi.with_errors({204: None}, 404, *openapi.WRITE_ERRORS),
     auth=SHARE,
     tags=["links"],
 )

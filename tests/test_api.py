@@ -112,7 +112,18 @@ def test_a_new_links_token_is_shown_once_and_works(alice: User, client: Client, 
     assert body["token"] not in ShareLink.objects.get().token_digest
 
 
-@pytest.mark.parametrize("body", ["[null, null]", "[]", "7", '"x"'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[null, null]",
+        "[]",
+        "7",
+        '"x"',
+        '{"expires_in_hours": true}',
+        '{"max_downloads": "3"}',
+        '{"max_downloads": 2.5}',
+    ],
+)
 def test_a_link_body_must_be_an_object(alice: User, client: Client, token, body: str) -> None:
     stored = make_file(alice, DATA)
 
@@ -120,6 +131,21 @@ def test_a_link_body_must_be_an_object(alice: User, client: Client, token, body:
 
     assert response.status_code == 400
     assert not ShareLink.objects.exists()
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer(
+    alice: User, client: Client, token
+) -> None:
+    stored = make_file(alice, DATA)
+
+    response = client.post(
+        f"/api/v1/files/{stored.id}/links/",
+        '{"expires_in_hours": 4.0, "max_downloads": 2.0}',
+        "application/json",
+        **token,
+    )
+
+    assert response.status_code == 201 and response.json()["max_downloads"] == 2
 
 
 def test_a_link_past_the_maximum_is_refused(alice: User, client: Client, token, settings) -> None:
