@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services as account_services
+from accounts.models import AccessToken
 from audit.actors import actor_from_request
 from securefiles.lib.auth_types import User
 
@@ -56,3 +57,51 @@ class SecondFactorAdmin(admin.ModelAdmin):
         actor = actor_from_request(request)
         users = User.objects.filter(pk__in=queryset.values("user_id"))
         return sum(account_services.second_factor_reset(user=user, actor=actor) for user in users)
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    """Every user's personal access tokens: whose, name, prefix, scopes, expiry, last use.
+    No add (users make their own, shown once) and no change; "Revoke" is the one
+    action, audited with the administrator as actor. Deleting is not offered: a revoked
+    row keeps the record of the token."""
+
+    list_display = (
+        "prefix_shown",
+        "name",
+        "user",
+        "scopes",
+        "expires_at",
+        "last_used_at",
+        "last_used_ip",
+        "revoked_at",
+    )
+    list_filter = ("scopes",)
+    search_fields = ("user__username", "name", "prefix")
+    list_select_related = ("user",)
+    fields = list_display[1:] + ("created_at",)
+    readonly_fields = fields
+    actions = ["tokens_revoke"]
+
+    @admin.display(description="token")
+    def prefix_shown(self, obj: AccessToken) -> str:
+        return f"sf_{obj.prefix}…"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AccessToken | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AccessToken | None = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens", permissions=["view"])
+    def tokens_revoke(self, request: HttpRequest, queryset: QuerySet[AccessToken]) -> None:
+        """Revoke every selected token that is not revoked yet."""
+        actor = actor_from_request(request)
+        count = sum(
+            account_services.token_revoke(token=token, actor=actor)
+            for token in queryset.select_related("user")
+        )
+        self.message_user(request, f"Revoked {count} token(s).")

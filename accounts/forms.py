@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import cast
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.core.validators import MaxValueValidator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -56,3 +58,37 @@ class SignUpForm(UserCreationForm):
         if get_user_model().objects.filter(email__iexact=email).exists():
             raise forms.ValidationError(_("An account with this e-mail address exists."))
         return email
+
+
+class TokenForm(forms.Form):
+    """A new personal access token: a name, its scopes, its life in days (at most
+    API_TOKEN_MAX_DAYS), and a current code when the account has a second factor."""
+
+    name = forms.CharField(label=gettext_lazy("Name (what the token is for)"), max_length=100)
+    scopes = forms.MultipleChoiceField(
+        label=gettext_lazy("Scopes"),
+        choices=[
+            ("read", gettext_lazy("read: list and download files")),
+            ("write", gettext_lazy("write: upload and delete files")),
+            ("share", gettext_lazy("share: share with colleagues, make links")),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    expires_in_days = forms.IntegerField(label=gettext_lazy("Expires in (days)"), min_value=1)
+    code = forms.CharField(
+        label=gettext_lazy("Code from your authenticator app, or a recovery code"),
+        max_length=32,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
+    )
+
+    def __init__(self, *args: object, needs_code: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        days = cast(forms.IntegerField, self.fields["expires_in_days"])
+        days.max_value = settings.API_TOKEN_MAX_DAYS
+        days.validators.append(MaxValueValidator(settings.API_TOKEN_MAX_DAYS))
+        days.initial = min(30, settings.API_TOKEN_MAX_DAYS)
+        days.widget.attrs.update(min=1, max=settings.API_TOKEN_MAX_DAYS)
+        self.fields["code"].required = needs_code
+        if not needs_code:
+            del self.fields["code"]

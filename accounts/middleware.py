@@ -34,7 +34,8 @@ class SecondFactorMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if not user.is_authenticated:
+        # The API answers its own problem document (accounts.tokens checks the factor).
+        if not user.is_authenticated or request.path_info.startswith("/" + settings.API_PATH):
             return self.get_response(request)
         path = request.path
         if selectors.has_device(user):

@@ -22,3 +22,40 @@ class RecoveryCode(models.Model):
 
     def __str__(self) -> str:
         return f"recovery code of {self.user}"
+
+
+class AccessToken(models.Model):
+    """A personal access token for the HTTP API and the tus endpoint (README "HTTP API").
+
+    The token is ``sf_`` + 8 characters of public id (``prefix``, 48 random bits) + 43
+    characters of secret (256 random bits, base64url): 54 characters a secret scanner
+    can match with ``sf_[A-Za-z0-9_-]{51}``. Only the SHA-256 of the whole token is
+    stored: the secret is 256 random bits, so there is nothing to guess from a leaked
+    digest, and a slow password hash would only add time to every API request. A token
+    is found by its prefix and then compared by digest in constant time.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8, unique=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False)
+    # Comma-separated, from accounts.tokens.SCOPES ("read,write,share").
+    scopes = models.CharField(max_length=40, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_ip = models.CharField(max_length=45, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"sf_{self.prefix}… ({self.name}) of {self.user}"
+
+    @property
+    def scope_list(self) -> list[str]:
+        """The scopes as a list, e.g. ["read", "write"]."""
+        return [scope for scope in self.scopes.split(",") if scope]

@@ -1,5 +1,6 @@
 """Writes of the accounts app: second factors (TOTP devices and recovery codes),
-invitations, password resets, sign-up and the audit entries of logging in.
+invitations, password resets, sign-up, personal access tokens and the audit entries of
+logging in.
 
 django-otp keeps each TOTP secret in clear in its table (otp_totp_totpdevice.key); the
 README's threat model says so: whoever reads the database can mint codes, but still needs
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -24,8 +26,8 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import RecoveryCode
-from accounts.selectors import confirmed_device
+from accounts.models import AccessToken, RecoveryCode
+from accounts.selectors import confirmed_device, token_digest
 from audit.actors import Actor
 from audit.events import Event
 from audit.services import audit_record
@@ -259,3 +261,79 @@ def user_sign_up(*, username: str, email: str, password: str, actor: Actor) -> U
         )
         audit_record(event=Event.SIGNED_UP, actor=signed_up)
     return user
+
+
+# -- personal access tokens (the HTTP API)
+
+# What a token may do: read files and their metadata; upload and delete; share with
+# colleagues and make links. Order is the order shown.
+TOKEN_SCOPES = ("read", "write", "share")
+_PREFIX_BYTES, _SECRET_BYTES = 6, 32  # 8 and 43 base64url characters
+
+
+def _new_token() -> tuple[str, str]:
+    """A fresh token and its public prefix: ``sf_`` + prefix + secret (256 random bits)."""
+    prefix = secrets.token_urlsafe(_PREFIX_BYTES)
+    return f"sf_{prefix}{secrets.token_urlsafe(_SECRET_BYTES)}", prefix
+
+
+def token_create(
+    *, user: User, name: str, scopes: list[str], expires_in_days: int, actor: Actor
+) -> tuple[AccessToken, str]:
+    """Create a personal access token; return its row and the token, which is shown once
+    and stored nowhere (only its SHA-256 is).
+
+    ``scopes`` is a non-empty subset of TOKEN_SCOPES, ``expires_in_days`` between 1 and
+    API_TOKEN_MAX_DAYS (the caller's form checks both; ValueError otherwise). Audited
+    as token.created with the prefix, name and scopes, never the token.
+    """
+    if not scopes or not set(scopes) <= set(TOKEN_SCOPES):
+        raise ValueError("unknown scope")
+    if not 1 <= expires_in_days <= settings.API_TOKEN_MAX_DAYS:
+        raise ValueError("expiry out of range")
+    ordered = ",".join(scope for scope in TOKEN_SCOPES if scope in scopes)
+    expires_at = timezone.now() + timedelta(days=expires_in_days)
+    with transaction.atomic():
+        raw, prefix = _new_token()
+        while AccessToken.objects.filter(prefix=prefix).exists():  # 48 bits: next to never
+            raw, prefix = _new_token()
+        token = AccessToken.objects.create(
+            user=user,
+            name=name,
+            prefix=prefix,
+            digest=token_digest(raw),
+            scopes=ordered,
+            expires_at=expires_at,
+        )
+        audit_record(
+            event=Event.TOKEN_CREATED,
+            actor=actor,
+            detail=f"token=sf_{prefix} name={name[:100]} scopes={ordered} "
+            f"expires={expires_at:%Y-%m-%d}",
+        )
+    return token, raw
+
+
+def token_revoke(*, token: AccessToken, actor: Actor) -> bool:
+    """Revoke a token (by its user on the account page, or by staff in the admin); False
+    if it was revoked already. Audited as token.revoked, naming its owner."""
+    with transaction.atomic():
+        revoked = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if not revoked:
+            return False
+        audit_record(
+            event=Event.TOKEN_REVOKED,
+            actor=actor,
+            detail=f"token=sf_{token.prefix} name={token.name[:100]} "
+            f"user={token.user.get_username()}",
+        )
+    return True
+
+
+def token_used(*, token: AccessToken, ip: str) -> None:
+    """Record that a token was just used, from client address ``ip`` (one UPDATE)."""
+    AccessToken.objects.filter(pk=token.pk).update(
+        last_used_at=timezone.now(), last_used_ip=ip[:45]
+    )

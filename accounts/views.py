@@ -1,4 +1,5 @@
-"""Log-in with an optional second step, second-factor enrolment, and optional sign-up."""
+"""Log-in with an optional second step, second-factor enrolment, optional sign-up, and
+personal access tokens."""
 
 from __future__ import annotations
 
@@ -33,7 +34,13 @@ from accounts import login_policy
 from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.enrolment import ENROL_REASONS, enrol_url  # noqa: F401  (views' names)
-from accounts.forms import CodeForm, PortalAuthenticationForm, RemoveTwoFactorForm, SignUpForm
+from accounts.forms import (
+    CodeForm,
+    PortalAuthenticationForm,
+    RemoveTwoFactorForm,
+    SignUpForm,
+    TokenForm,
+)
 from audit.actors import actor_from_request, client_ip
 from securefiles.lib.auth_types import AuthenticatedHttpRequest, User
 from securefiles.lib.negotiation import prefers_json
@@ -337,3 +344,64 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         )
         return JsonResponse({"error": message}, status=403)
     return render(request, "403_csrf.html", status=403)
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """/accounts/tokens/: the user's personal access tokens; POST makes one (fields name,
+    scopes repeatable, expires_in_days; ``code`` too when the account has a second
+    factor, so a session alone cannot mint a lasting credential). The new token is shown
+    in the 201 answer only, never stored."""
+    needs_code = account_selectors.has_device(request.user)
+    form = TokenForm(request.POST or None, needs_code=needs_code)
+    context: dict[str, object] = {"form": form}
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid() and _token_code_ok(request, form, needs_code):
+            token, raw = account_services.token_create(
+                user=request.user,
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                expires_in_days=form.cleaned_data["expires_in_days"],
+                actor=actor_from_request(request),
+            )
+            context.update(new_token=token, raw_token=raw, form=TokenForm(needs_code=needs_code))
+            status = 201
+    context["tokens"] = [
+        (token, account_selectors.token_is_live(token))
+        for token in account_selectors.tokens_of(request.user)
+    ]
+    response = render(request, "accounts/tokens.html", context, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _token_code_ok(request: AuthenticatedHttpRequest, form: TokenForm, needs_code: bool) -> bool:
+    """The second factor, when the account has one: a current or recovery code, whose
+    wrong guesses share the code step's throttle."""
+    if not needs_code:
+        return True
+    throttle_key = keys.second_factor_key(request.user.pk)
+    window = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    if counters.add_failure(throttle_key, window) > OTP_FAILURES:
+        form.add_error("code", _("Too many wrong codes: try again later."))
+        return False
+    if not account_services.second_factor_check(user=request.user, code=form.cleaned_data["code"]):
+        form.add_error("code", _("That code is not valid."))
+        return False
+    counters.remove_failure(throttle_key)
+    return True
+
+
+@never_cache
+@login_required
+@require_http_methods(["POST"])
+def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
+    """Revoke one of the user's own tokens (anyone else's: 404)."""
+    token = account_selectors.token_get_for_user(user=request.user, token_id=token_id)
+    if account_services.token_revoke(token=token, actor=actor_from_request(request)):
+        messages.success(request, _("Token “%(name)s” revoked.") % {"name": token.name})
+    return redirect("tokens")

@@ -41,14 +41,26 @@ def _is_ip(value: str) -> bool:
     return True
 
 
+# The request attribute naming the credential a request authenticated with when it is not
+# the session (an API token: "token sf_AbCd1234"); set by accounts.tokens.
+CREDENTIAL_ATTRIBUTE = "audit_credential"
+
+
 def actor_from_request(
     request: HttpRequest, *, label: str | None = None, user: Any = None
 ) -> Actor:
-    """The actor of a request: its user (or ``user``), or ``label`` for link visitors."""
+    """The actor of a request: its user (or ``user``), or ``label`` for link visitors.
+
+    A request authenticated by an access token names it after the user ("alice via token
+    sf_AbCd1234"), so every entry a token wrote says which token wrote it.
+    """
     user = user or getattr(request, "user", None)
     authenticated = bool(user and user.is_authenticated)
     if label is None:
         label = user.get_username() if authenticated else "anonymous"
+        credential = getattr(request, CREDENTIAL_ATTRIBUTE, "")
+        if authenticated and credential:
+            label = f"{label} via {credential}"
         user_id = user.pk if authenticated else None
     else:
         user_id = None

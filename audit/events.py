@@ -43,6 +43,9 @@ class Event:
     UPLOAD_STARTED = "upload.started"
     UPLOAD_CANCELLED = "upload.cancelled"
     UPLOAD_EXPIRED = "upload.expired"
+    # Personal access tokens (the HTTP API): detail names the token by its public prefix.
+    TOKEN_CREATED = "token.created"  # noqa: S105 (an event name)
+    TOKEN_REVOKED = "token.revoked"  # noqa: S105 (an event name)
 
 
 # What people read for each event code, wherever events are shown to users. The admin and
@@ -79,6 +82,8 @@ EVENT_LABELS: dict[str, str | Promise] = {  # the lazy labels are Promises
     Event.UPLOAD_STARTED: _("Resumable upload started"),
     Event.UPLOAD_CANCELLED: _("Unfinished upload cancelled"),
     Event.UPLOAD_EXPIRED: _("Unfinished upload expired and removed"),
+    Event.TOKEN_CREATED: _("Access token created"),
+    Event.TOKEN_REVOKED: _("Access token revoked"),
 }
 
 

@@ -106,6 +106,10 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "sharing",
+    # The HTTP API (above sharing; nothing imports it). django-ninja serves the docs
+    # page's Swagger UI from its own static files when listed here (no CDN).
+    "ninja",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -117,6 +121,9 @@ MIDDLEWARE = [
     "securefiles.middleware.PermissionsPolicyMiddleware",
     "securefiles.middleware.NoStoreForUsersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Outside every middleware that answers errors by itself: under /api/ each error is
+    # an RFC 9457 problem document, never an HTML page.
+    "api.problems.ProblemMiddleware",
     # Before the session is looked up: a NUL in its cookie made PostgreSQL fail (a 500).
     "securefiles.middleware.DropNulCookiesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -376,6 +383,19 @@ RETENTION_DAYS = _positive_int("RETENTION_DAYS", 0)
 TUS_UPLOAD_EXPIRY_HOURS = _positive_int("TUS_UPLOAD_EXPIRY_HOURS", 24, minimum=1)
 TUS_MAX_UNFINISHED = _positive_int("TUS_MAX_UNFINISHED", 10, minimum=1)
 TUS_PATCH_LEASE_SECONDS = _positive_int("TUS_PATCH_LEASE_SECONDS", 60, minimum=1)
+
+# -- the HTTP API and personal access tokens
+
+# Where the HTTP API lives (/api/v1/...): the URLconf, the problem-document middleware and
+# the second-factor middleware (which leaves API requests to the API's own check) read it.
+API_PATH = "api/"
+
+# Longest life a personal access token may be given, in days (the form offers up to this).
+API_TOKEN_MAX_DAYS = _positive_int("API_TOKEN_MAX_DAYS", 365, minimum=1)
+# Requests per token (or per user's browser sessions) per window to /api/ and the tus
+# endpoint, counted in the shared throttle counters; then 429 with Retry-After.
+API_RATE_LIMIT = _positive_int("API_RATE_LIMIT", 600, minimum=1)
+API_RATE_WINDOW_SECONDS = _positive_int("API_RATE_WINDOW_SECONDS", 60, minimum=1)
 
 # -- accounts and sessions
 

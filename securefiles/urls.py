@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
@@ -11,5 +12,6 @@ urlpatterns = [
     ),
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
+    path(settings.API_PATH, include("api.urls")),
     path("", include("sharing.urls")),
 ]

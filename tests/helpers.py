@@ -373,3 +373,25 @@ def assert_first_party_only(html: bytes, *, host: str = "testserver") -> None:
         assert parts.netloc in ("", host), url
         assert not url.startswith("//"), url
     assert parser.inline == []
+
+
+# ---------------------------------------------------------------------------- API tokens
+
+
+def make_token(
+    user: User, scopes: Iterable[str] = ("read", "write", "share"), *, days: int = 30
+) -> str:
+    """A personal access token of ``user`` made through the service (the account page's
+    path); returns the raw token, as the page shows it once."""
+    from accounts import services as account_services
+    from audit.actors import SYSTEM
+
+    _token, raw = account_services.token_create(
+        user=user, name="test", scopes=list(scopes), expires_in_days=days, actor=SYSTEM
+    )
+    return raw
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Test-client keyword arguments that send ``token`` as a bearer token."""
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}

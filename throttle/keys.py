@@ -48,3 +48,13 @@ def password_reset_account_key(email: str) -> str:
 def share_lookup_key(user_id: int) -> str:
     """Share-by-name lookups by one user that matched no account."""
     return f"share-lookup:{user_id}"
+
+
+def api_token_key(prefix: str) -> str:
+    """Requests made with one personal access token (found by its public prefix)."""
+    return f"api-token:{prefix[:8]}"
+
+
+def api_session_key(user_id: int) -> str:
+    """Requests to the HTTP API made by one user's browser sessions."""
+    return f"api-session:{user_id}"

@@ -96,7 +96,18 @@ def download(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpRespo
     """The file's bytes for its owner or a colleague: all of them (200), or the one range
     a ``Range`` asks for (206, RFC 9110 section 14.2; 416 if unsatisfiable)."""
     stored = _readable_file_or_404(request, file_id)
+    return stream_for_reader(request, stored)
+
+
+def stream_for_reader(
+    request: AuthenticatedHttpRequest, stored: StoredFile, *, channel: str = ""
+) -> HttpResponseBase:
+    """The plaintext of ``stored`` for the request's user, its owner or a colleague (the
+    caller looked it up through a selector), honouring Range (streaming.stream_file);
+    recorded as a file.download by ``via=[channel ]owner|colleague`` once its first
+    segment verified. The web download and the API's content endpoint (channel "api")."""
     via = "owner" if stored.owner_id == request.user.pk else "colleague"
+    via = f"{channel} {via}" if channel else via
 
     def downloaded(byte_range: ByteRange | None) -> None:
         # Only once the first segment verified: a 502 sends nothing, so it is not a download.

@@ -26,7 +26,7 @@ from securefiles.lib.auth_types import AuthenticatedHttpRequest
 from securefiles.lib.transactions import TryAgain
 from sharing import selectors, services
 from sharing.forms import LinkForm, LinkPasswordForm
-from sharing.models import ShareLink
+from sharing.models import ShareLink, StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404
 from sharing.views.files import _render_detail
 from sharing.views.ranges import ByteRange, Unsatisfiable
@@ -42,6 +42,20 @@ def link_create(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpRe
     form = LinkForm(request.POST)
     if not form.is_valid():
         return _render_detail(request, stored, status=400, link_form=form)
+    link, _token, url = link_from_form(request, stored, form)
+    # Shown once, in this response only: the token is stored nowhere, not even in the
+    # session, so it cannot be shown again.
+    response = _render_detail(request, stored, status=201, new_link=link, new_link_url=url)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def link_from_form(
+    request: AuthenticatedHttpRequest, stored: StoredFile, form: LinkForm
+) -> tuple[ShareLink, str, str]:
+    """Create a link to ``stored`` (the request's user owns it) from a valid LinkForm;
+    return it, its token and its absolute URL (token and URL exist only in this return
+    value). Http404 if the file was deleted meanwhile. The web page and the API alike."""
     with _gone_is_404():
         link, token = services.link_create(
             file=stored,
@@ -52,12 +66,8 @@ def link_create(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpRe
             password=form.cleaned_data["password"],
             label=form.cleaned_data["label"],
         )
-    # Shown once, in this response only: the token is stored nowhere, not even in the
-    # session, so it cannot be shown again.
     url = request.build_absolute_uri(reverse("sharing:link", kwargs={"token": token}))
-    response = _render_detail(request, stored, status=201, new_link=link, new_link_url=url)
-    response["Cache-Control"] = "no-store"
-    return response
+    return link, token, url
 
 
 @login_required

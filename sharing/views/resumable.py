@@ -1,7 +1,8 @@
 """tus 1.0.0 resumable uploads (https://tus.io/protocols/resumable-upload): core (HEAD,
 PATCH, OPTIONS) and the creation, termination and expiration extensions.
 
-Logged-in users only, by session (the CSRF token as the X-CSRFToken header); anonymous
+Logged-in users by session (the CSRF token as the X-CSRFToken header), or a personal
+access token with the write scope (``Authorization: Bearer sf_...``, no CSRF); anonymous
 requests get 403 (401 would need a WWW-Authenticate scheme the session has not). Who may
 touch an upload is decided in one place, _uploader. An unfinished upload is its owner's
 alone: anyone else gets 404. The writes are the resumable_* services.
@@ -20,7 +21,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import http_date
+from django.views.decorators.csrf import csrf_exempt
 
+from accounts import tokens
 from audit.actors import actor_from_request
 from securefiles.lib.auth_types import User
 from securefiles.lib.transactions import RETRY_AFTER_SECONDS, TryAgain
@@ -64,11 +67,35 @@ def _refused(exc: Exception) -> HttpResponse:
     return _answer(status, (exc.__doc__ or "").split("\n")[0].strip())
 
 
-def _uploader(request: HttpRequest) -> User | None:
-    """Who may create and continue resumable uploads for this request: a logged-in user
-    (session). The one place to add file-request visitors and API tokens later."""
-    user = request.user
-    return user if user.is_authenticated else None
+# Why a request may not upload, as tus answers carry it (accounts.tokens reason codes).
+_REFUSED_AS = {
+    tokens.UNAUTHENTICATED: (403, "Log in to upload."),
+    tokens.INVALID_TOKEN: (401, "The access token is unknown, revoked or expired."),
+    tokens.SECOND_FACTOR: (403, "Log in to upload."),
+    tokens.CSRF: (403, "CSRF check failed: send the X-CSRFToken header."),
+    tokens.SCOPE: (403, "The access token lacks the write scope."),
+    tokens.THROTTLED: (429, "Too many requests with this token."),
+}
+
+
+def _uploader(request: HttpRequest) -> User | HttpResponse:
+    """Who may create and continue resumable uploads for this request, or the answer
+    refusing it: a logged-in session (with its CSRF token, checked here since the views
+    are csrf_exempt) or an ``Authorization: Bearer`` access token with the write scope
+    (no CSRF; accounts.tokens.authenticate, as the HTTP API decides). The one place to
+    add file-request visitors later."""
+    caller = tokens.authenticate(
+        request, scope="write", count_sessions=False, count_tokens=request.method != "PATCH"
+    )
+    if caller.user is not None:
+        return caller.user
+    status, message = _REFUSED_AS[caller.refused]
+    headers = {}
+    if status == 401:
+        headers["WWW_Authenticate"] = 'Bearer realm="securefiles", error="invalid_token"'
+    if status == 429:
+        headers["Retry_After"] = str(caller.retry_after)
+    return _answer(status, message, **headers)
 
 
 def _digits(value: str | None) -> int | None:
@@ -114,6 +141,7 @@ def _version_refused(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+@csrf_exempt  # a bearer token needs no CSRF token; _uploader checks a session's
 def uploads(request: HttpRequest) -> HttpResponse:
     """/files/uploads/: OPTIONS (tus "OPTIONS") and POST (tus "creation")."""
     if request.method == "OPTIONS":
@@ -121,8 +149,8 @@ def uploads(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _answer(405, "Allowed: OPTIONS, POST.", Allow="OPTIONS, POST")
     user = _uploader(request)
-    if user is None:
-        return _answer(403, "Log in to upload.")
+    if isinstance(user, HttpResponse):
+        return user
     refused = _version_refused(request)
     if refused is not None:
         return refused
@@ -160,6 +188,7 @@ def uploads(request: HttpRequest) -> HttpResponse:
     return _answer(201, Location=location, Upload_Offset="0")  # empty: complete already
 
 
+@csrf_exempt  # a bearer token needs no CSRF token; _uploader checks a session's
 def upload(request: HttpRequest, upload_id: uuid.UUID) -> HttpResponse:
     """/files/uploads/<id>/: HEAD and PATCH (tus core), DELETE (tus "termination"),
     OPTIONS. Unknown or someone else's upload: 404; past Upload-Expires: 410."""
@@ -169,8 +198,8 @@ def upload(request: HttpRequest, upload_id: uuid.UUID) -> HttpResponse:
         allowed = "HEAD, PATCH, DELETE, OPTIONS"
         return _answer(405, f"Allowed: {allowed}.", Allow=allowed)
     user = _uploader(request)
-    if user is None:
-        return _answer(403, "Log in to upload.")
+    if isinstance(user, HttpResponse):
+        return user
     refused = _version_refused(request)
     if refused is not None:
         return refused
