@@ -54,6 +54,7 @@ from sharing.services.shares import (
     ShareError,
     ShareLookupThrottled,
     share_grant,
+    share_grant_group,
     share_revoke,
 )
 from sharing.services.users import (
@@ -109,6 +110,7 @@ __all__ = [
     "link_revoke",
     "links_purge_expired",
     "share_grant",
+    "share_grant_group",
     "share_revoke",
     "user_change_record",
     "user_deactivate",

@@ -14,6 +14,7 @@ from django.http import (
     HttpResponseBase,
 )
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
@@ -84,6 +85,8 @@ def _render_detail(
         "link_form": extra.pop("link_form", None) or LinkForm(),
         "link_max_hours": settings.LINK_MAX_HOURS,
         "colleagues": selectors.colleagues_known_to(user=request.user),
+        "groups": selectors.groups_of(user=request.user),
+        "today": timezone.localdate(),
         "sha256": selectors.file_sha256(file=stored),
         **extra,
     }
@@ -96,7 +99,7 @@ def download(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpRespo
     """The file's bytes for its owner or a colleague: all of them (200), or the one range
     a ``Range`` asks for (206, RFC 9110 section 14.2; 416 if unsatisfiable)."""
     stored = _readable_file_or_404(request, file_id)
-    via = "owner" if stored.owner_id == request.user.pk else "colleague"
+    via = _reader_via(request, stored)
 
     def downloaded(byte_range: ByteRange | None) -> None:
         # Only once the first segment verified: a 502 sends nothing, so it is not a download.
@@ -108,6 +111,17 @@ def download(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpRespo
         )
 
     return stream_file(request, stored, via=via, on_verified=downloaded)
+
+
+def _reader_via(request: AuthenticatedHttpRequest, stored: StoredFile) -> str:
+    """How the requester reads the file, for the audit entry: "owner", "colleague" or
+    "group:<name>" (the member is the entry's actor)."""
+    if stored.owner_id == request.user.pk:
+        return "owner"
+    share = selectors.share_used_by(user=request.user, file=stored)
+    if share is not None and share.group is not None:
+        return f"group:{share.group.name}"
+    return "colleague"
 
 
 @login_required
