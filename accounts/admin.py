@@ -1,10 +1,18 @@
-"""Second factors in the admin: whose and whether confirmed, never the secret."""
+"""Second factors in the admin: whose and whether confirmed, never the secret; groups
+(teams) with their members, every change recorded."""
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.auth.admin import GroupAdmin
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts import selectors as account_selectors
 from accounts import services as account_services
 from audit.actors import actor_from_request
 from securefiles.lib.auth_types import User
@@ -56,3 +64,71 @@ class SecondFactorAdmin(admin.ModelAdmin):
         actor = actor_from_request(request)
         users = User.objects.filter(pk__in=queryset.values("user_id"))
         return sum(account_services.second_factor_reset(user=user, actor=actor) for user in users)
+
+
+class GroupWithMembersForm(forms.ModelForm):
+    """Django's group form, plus its members (the reverse side of each user's groups)."""
+
+    members = forms.ModelMultipleChoiceField(
+        queryset=User.objects.order_by("username"),
+        required=False,
+        widget=FilteredSelectMultiple("members", is_stacked=False),
+        help_text="Members see every file shared with the group; whoever is removed "
+        "loses access at their next request.",
+    )
+
+    class Meta:
+        model = Group
+        fields = ("name", "permissions", "members")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            members = self.instance.user_set.values_list("pk", flat=True)
+            self.initial.setdefault("members", list(members))
+
+
+# Set on the group being changed: its state as read before the admin's form saved it.
+_GROUP_BEFORE = "_admin_group_before"
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(GroupAdmin):
+    """Groups (teams): name, permissions and members; every creation, change and deletion
+    is recorded in the audit chain with the acting administrator."""
+
+    form = GroupWithMembersForm
+    list_display = ("name", "member_count")
+
+    @admin.display(description="Members")
+    def member_count(self, obj: Group) -> int:
+        return obj.user_set.count()
+
+    def save_model(self, request: HttpRequest, obj: Group, form: forms.Form, change: bool) -> None:
+        before = account_selectors.group_state(group_id=obj.pk) if change else None
+        setattr(obj, _GROUP_BEFORE, before)
+        account_services.group_update(group=obj)
+
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm, formsets: list, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        group = form.instance
+        account_services.group_members_set(group=group, members=list(form.cleaned_data["members"]))
+        account_services.group_change_record(
+            before=getattr(group, _GROUP_BEFORE, None),
+            after=account_selectors.group_state(group_id=group.pk),
+            actor=actor_from_request(request),
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Group) -> None:
+        state = account_selectors.group_state(group_id=obj.pk)
+        account_services.group_delete(group=obj, state=state, actor=actor_from_request(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Group]) -> None:
+        actor = actor_from_request(request)
+        for group in queryset:
+            state = account_selectors.group_state(group_id=group.pk)
+            account_services.group_delete(group=group, state=state, actor=actor)

@@ -1,7 +1,10 @@
-"""Reads of the accounts app: second factors."""
+"""Reads of the accounts app: second factors, and groups as administrators change them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.contrib.auth.models import Group
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import RecoveryCode
@@ -30,3 +33,24 @@ def confirmed_device(user: User) -> TOTPDevice | None:
 def recovery_codes_left(user: User) -> int:
     """How many of the user's recovery codes are still unused."""
     return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """What an administrator can change about a group, as plain comparable values:
+    its name, its permissions ("app_label.codename") and its members' usernames, sorted."""
+
+    name: str
+    permissions: tuple[str, ...]
+    members: tuple[str, ...]
+
+
+def group_state(*, group_id: int) -> GroupState:
+    """Read a group's administrable state from the database."""
+    group = Group.objects.get(pk=group_id)
+    permissions = group.permissions.values_list("content_type__app_label", "codename")
+    return GroupState(
+        name=group.name,
+        permissions=tuple(sorted(f"{app}.{codename}" for app, codename in permissions)),
+        members=tuple(sorted(group.user_set.values_list("username", flat=True))),
+    )

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.models import Group
 from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
@@ -25,9 +26,11 @@ from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import RecoveryCode
-from accounts.selectors import confirmed_device
+from accounts.selectors import GroupState, confirmed_device
 from audit.actors import Actor
+from audit.changes import state_changes
 from audit.events import Event
+from audit.models import AuditEntry
 from audit.services import audit_record
 from securefiles.lib.auth_types import User
 from securefiles.lib.site import site_url
@@ -259,3 +262,53 @@ def user_sign_up(*, username: str, email: str, password: str, actor: Actor) -> U
         )
         audit_record(event=Event.SIGNED_UP, actor=signed_up)
     return user
+
+
+# -- groups (teams), as administrators change them
+
+
+def group_update(*, group: Group) -> None:
+    """Save an administrator's edit of a group's own fields (its name); what changed is
+    recorded by group_change_record once its permissions and members are saved too."""
+    with transaction.atomic():
+        group.save()
+
+
+def group_members_set(*, group: Group, members: list[User]) -> None:
+    """Make ``members`` the group's members; whoever is left out loses, at their next
+    request, access to every file shared with the group."""
+    with transaction.atomic():
+        group.user_set.set(members)
+
+
+def group_change_record(
+    *, before: GroupState | None, after: GroupState, actor: Actor
+) -> AuditEntry | None:
+    """Record a group created (``before`` None: ``group.created`` with its permissions
+    and members) or changed (``group.changed``, every field ``old -> new``, the members
+    added and removed among them). None, and no entry, when nothing changed."""
+    if before is None:
+        event = Event.GROUP_CREATED
+        changes = state_changes(before=GroupState(name="", permissions=(), members=()), after=after)
+        changes = [change for change in changes if not change.startswith("name:")]
+    else:
+        event = Event.GROUP_CHANGED
+        changes = state_changes(before=before, after=after)
+        if not changes:
+            return None
+    detail = "; ".join([f"group={after.name}", *changes])
+    with transaction.atomic():
+        return audit_record(event=event, actor=actor, detail=detail)
+
+
+def group_delete(*, group: Group, state: GroupState, actor: Actor) -> None:
+    """Delete a group: its members lose, at their next request, every file shared with it
+    (the shares go with the group). Audited with the members it had."""
+    with transaction.atomic():
+        group.delete()
+        members = "[" + ", ".join(repr(name) for name in state.members) + "]"
+        audit_record(
+            event=Event.GROUP_DELETED,
+            actor=actor,
+            detail=f"group={state.name}; members: {members}",
+        )

@@ -43,6 +43,10 @@ class Event:
     UPLOAD_STARTED = "upload.started"
     UPLOAD_CANCELLED = "upload.cancelled"
     UPLOAD_EXPIRED = "upload.expired"
+    # Teams (Django's auth groups) as administrators change them.
+    GROUP_CREATED = "group.created"
+    GROUP_CHANGED = "group.changed"
+    GROUP_DELETED = "group.deleted"
 
 
 # What people read for each event code, wherever events are shown to users. The admin and
@@ -79,6 +83,9 @@ EVENT_LABELS: dict[str, str | Promise] = {  # the lazy labels are Promises
     Event.UPLOAD_STARTED: _("Resumable upload started"),
     Event.UPLOAD_CANCELLED: _("Unfinished upload cancelled"),
     Event.UPLOAD_EXPIRED: _("Unfinished upload expired and removed"),
+    Event.GROUP_CREATED: _("Group created"),
+    Event.GROUP_CHANGED: _("Group changed"),
+    Event.GROUP_DELETED: _("Group deleted"),
 }
 
 
