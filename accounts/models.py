@@ -1,5 +1,5 @@
-"""Accounts' own rows: one-time recovery codes (users and TOTP devices are Django's
-and django-otp's)."""
+"""Accounts' own rows: one-time recovery codes and invitations (users and TOTP devices are
+Django's and django-otp's)."""
 
 from django.conf import settings
 from django.db import models
@@ -22,3 +22,22 @@ class RecoveryCode(models.Model):
 
     def __str__(self) -> str:
         return f"recovery code of {self.user}"
+
+
+class Invitation(models.Model):
+    """A new user's one-time link to choose a password (README "Invitations").
+
+    One per user: sending again replaces the row, so the previous link stops working.
+    Only the SHA-256 of the link's token (256 random bits) is stored, so the row can be
+    found by it and a leaked table opens no account. Accepting deletes the row.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitation"
+    )
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"invitation of {self.user}"

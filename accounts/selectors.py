@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import RecoveryCode
+from accounts.models import Invitation, RecoveryCode
 from securefiles.lib.auth_types import User
 
 
@@ -54,3 +58,31 @@ def group_state(*, group_id: int) -> GroupState:
         permissions=tuple(sorted(f"{app}.{codename}" for app, codename in permissions)),
         members=tuple(sorted(group.user_set.values_list("username", flat=True))),
     )
+
+
+# What secrets.token_urlsafe(32) produces: 43 characters of the URL-safe alphabet.
+INVITATION_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def invitation_token_digest(token: str) -> str:
+    """An invitation token as stored: its SHA-256 in hex (64 characters)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_get_by_token(*, token: str) -> Invitation | None:
+    """The invitation a link's token opens, or None for a token that is malformed,
+    unknown, replaced by a newer invitation, already used, expired, or whose user was
+    deactivated (one answer for all: the page says the link is not valid)."""
+    if not INVITATION_TOKEN_RE.fullmatch(token):
+        return None
+    digest = invitation_token_digest(token)
+    invitation = Invitation.objects.select_related("user").filter(token_digest=digest).first()
+    # Found by an index on the digest; compared again in constant time.
+    if (
+        invitation is None
+        or not hmac.compare_digest(invitation.token_digest, digest)
+        or invitation.expires_at <= timezone.now()
+        or not invitation.user.is_active
+    ):
+        return None
+    return invitation

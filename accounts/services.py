@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -19,14 +20,17 @@ from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import Group
 from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sessions.backends.base import SessionBase
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import RecoveryCode
-from accounts.selectors import GroupState, confirmed_device
+from accounts.models import Invitation, RecoveryCode
+from accounts.selectors import GroupState, confirmed_device, invitation_token_digest
 from audit.actors import Actor
 from audit.changes import state_changes
 from audit.events import Event
@@ -168,8 +172,9 @@ def password_reset_admit(*, ip: str, email: str) -> bool:
 
 
 def user_invite(*, user: User, actor: Actor) -> None:
-    """Create a user without a usable password; once committed, e-mail them a link to set
-    one. Nobody else, administrators included, ever chooses or knows their password."""
+    """Create a user without a usable password and send them an invitation (sent once
+    committed) to choose one. Nobody else, administrators included, ever chooses or knows
+    their password. Audited as ``user.created`` and ``user.invitation_sent``."""
     with transaction.atomic():
         user.set_unusable_password()
         user.save(force_insert=True)
@@ -178,8 +183,93 @@ def user_invite(*, user: User, actor: Actor) -> None:
             actor=actor,
             detail=f"user={user.get_username()} email={user.email}",
         )
+        invitation_send(user=user, actor=actor)
+
+
+class InvitationInvalid(Exception):
+    """The invitation was used, replaced or expired meanwhile; nothing was changed."""
+
+
+def invitation_send(*, user: User, actor: Actor) -> bool:
+    """E-mail ``user`` a one-time link to choose their password, valid INVITATION_DAYS.
+
+    The token is 256 random bits (secrets.token_urlsafe(32)); only its SHA-256 is kept,
+    in the user's one Invitation row, which a new sending replaces: the previous link
+    stops working. Sent once committed; audited as ``user.invitation_sent``. False, and
+    nothing recorded, for a user who is inactive, has no e-mail address or already has a
+    password (they use the password reset instead).
+    """
+    if not user.is_active or not user.email or user.has_usable_password():
+        return False
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    expires_at = now + timedelta(days=settings.INVITATION_DAYS)
+    with transaction.atomic():
+        Invitation.objects.update_or_create(
+            user=user,
+            defaults={
+                "token_digest": invitation_token_digest(token),
+                "created_at": now,
+                "expires_at": expires_at,
+            },
+        )
+        audit_record(
+            event=Event.INVITATION_SENT,
+            actor=actor,
+            detail=f"user={user.get_username()} expires_at={expires_at.isoformat()}",
+        )
         user_id = user.pk
-        transaction.on_commit(lambda: _send_password_link(user_id=user_id, invitation=True))
+        transaction.on_commit(lambda: _send_invitation(user_id=user_id, token=token))
+    return True
+
+
+def _send_invitation(*, user_id: int, token: str) -> None:
+    """Send the invitation e-mail; its link is built from site_url(), never a request's
+    Host. A failure to send is logged (without the link), never raised."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None or not user.email:
+        return
+    context = {
+        "user": user,
+        "email": user.email,
+        "days": settings.INVITATION_DAYS,
+        "url": site_url() + reverse("invitation", args=[token]),
+    }
+    subject = render_to_string("registration/password_set_subject.txt", context).strip()
+    body = render_to_string("registration/password_set_email.html", context)
+    try:
+        send_mail(subject, body, None, [user.email])
+    except OSError:
+        logger.warning("invitation e-mail could not be sent user=%s", user_id)
+
+
+def invitation_accept(*, invitation: Invitation, password: str, actor: Actor) -> User:
+    """Set the invitee's password (validated by the caller's form) and use the invitation
+    up: its row is deleted, so the link never works again. Audited as
+    ``user.invitation_accepted`` with the invitee as actor.
+
+    Raises InvitationInvalid, and changes nothing, when the invitation was accepted,
+    replaced or expired since it was looked up (a second tab, a resend meanwhile).
+    """
+    with transaction.atomic():
+        deleted, _ = Invitation.objects.filter(
+            pk=invitation.pk,
+            token_digest=invitation.token_digest,
+            expires_at__gt=timezone.now(),
+        ).delete()
+        if not deleted:
+            raise InvitationInvalid
+        user = invitation.user
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        audit_record(
+            event=Event.INVITATION_ACCEPTED,
+            actor=Actor(
+                label=user.get_username(), user_id=user.pk, ip=actor.ip, user_agent=actor.user_agent
+            ),
+            detail=f"user={user.get_username()}",
+        )
+    return user
 
 
 def user_password_reset_send(*, user: User, actor: Actor) -> bool:
@@ -196,12 +286,12 @@ def user_password_reset_send(*, user: User, actor: Actor) -> bool:
             detail=f"user={user.get_username()}",
         )
         user_id = user.pk
-        transaction.on_commit(lambda: _send_password_link(user_id=user_id, invitation=False))
+        transaction.on_commit(lambda: _send_password_link(user_id=user_id))
     return True
 
 
-def _send_password_link(*, user_id: int, invitation: bool) -> None:
-    """Send Django's password-reset e-mail (or the invitation) with a one-time link.
+def _send_password_link(*, user_id: int) -> None:
+    """Send Django's password-reset e-mail with a one-time link.
 
     The token is made at sending time, from the committed row: it stops working once the
     password is set. The link is built from site_url(), never from a request's Host.
@@ -219,7 +309,7 @@ def _send_password_link(*, user_id: int, invitation: bool) -> None:
         "token": default_token_generator.make_token(user),
         "protocol": site.scheme or "https",
     }
-    template = "password_set" if invitation else "password_reset"
+    template = "password_reset"
     # Django's machinery sends it and logs (without the link) a failure to send.
     PasswordResetForm().send_mail(
         f"registration/{template}_subject.txt",

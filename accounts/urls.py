@@ -15,6 +15,8 @@ urlpatterns = [
     path("2fa/", views.two_factor, name="two_factor"),
     path("2fa/remove/", views.two_factor_remove, name="two_factor_remove"),
     path("signup/", views.signup, name="signup"),
+    path("invitation/accept/", views.invitation_accept, name="invitation_accept"),
+    path("invitation/<str:token>/", views.invitation, name="invitation"),
     # Password change and reset by e-mail: Django's views, the site's templates. Only GET
     # and POST: Django's form views would otherwise treat PUT as a POST.
     *[

@@ -1,4 +1,5 @@
-"""Log-in with an optional second step, second-factor enrolment, and optional sign-up."""
+"""Log-in with an optional second step, second-factor enrolment, invitations, and optional
+sign-up."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
 from django.contrib.auth.views import LoginView, LogoutView, PasswordResetView
 from django.http import (
     Http404,
@@ -325,3 +326,54 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         )
         return JsonResponse({"error": message}, status=403)
     return render(request, "403_csrf.html", status=403)
+
+
+# -- invitations: a new user's one-time link to choose a password
+
+_INVITATION_SESSION_KEY = "securefiles_invitation_token"
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """The link in an invitation e-mail: keep its token in the session and redirect to a
+    URL without it (as Django's password reset does), so the token never reaches a
+    Referer header or an access log through the form's page. An unusable link answers
+    404 with a page that says so."""
+    if account_selectors.invitation_get_by_token(token=token) is None:
+        return _invitation_invalid(request)
+    request.session[_INVITATION_SESSION_KEY] = token
+    return redirect("invitation_accept")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest) -> HttpResponse:
+    """The invitee chooses a password (Django's validators apply), is logged in, and goes
+    on to the portal: staff are then sent to enrol a second factor when STAFF_REQUIRE_2FA
+    says so (SecondFactorMiddleware). The link is spent on success."""
+    token = str(request.session.get(_INVITATION_SESSION_KEY, ""))
+    found = account_selectors.invitation_get_by_token(token=token)
+    if found is None:
+        return _invitation_invalid(request)
+    form = SetPasswordForm(found.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = account_services.invitation_accept(
+                invitation=found,
+                password=form.cleaned_data["new_password1"],
+                actor=actor_from_request(request),
+            )
+        except account_services.InvitationInvalid:
+            return _invitation_invalid(request)
+        request.session.pop(_INVITATION_SESSION_KEY, None)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, _("Your password is set. Welcome."))
+        return redirect(settings.LOGIN_REDIRECT_URL)
+    context = {"form": form, "invitee": found.user}
+    return render(request, "registration/invitation.html", context)
+
+
+def _invitation_invalid(request: HttpRequest) -> HttpResponse:
+    request.session.pop(_INVITATION_SESSION_KEY, None)
+    return render(request, "registration/invitation_invalid.html", status=404)

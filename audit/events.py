@@ -47,6 +47,8 @@ class Event:
     GROUP_CREATED = "group.created"
     GROUP_CHANGED = "group.changed"
     GROUP_DELETED = "group.deleted"
+    INVITATION_SENT = "user.invitation_sent"
+    INVITATION_ACCEPTED = "user.invitation_accepted"
 
 
 # What people read for each event code, wherever events are shown to users. The admin and
@@ -86,6 +88,8 @@ EVENT_LABELS: dict[str, str | Promise] = {  # the lazy labels are Promises
     Event.GROUP_CREATED: _("Group created"),
     Event.GROUP_CHANGED: _("Group changed"),
     Event.GROUP_DELETED: _("Group deleted"),
+    Event.INVITATION_SENT: _("Invitation sent"),
+    Event.INVITATION_ACCEPTED: _("Invitation accepted"),
 }
 
 

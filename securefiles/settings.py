@@ -410,6 +410,9 @@ PASSWORD_RESET_LIMIT_PER_ADDRESS = _positive_int("PASSWORD_RESET_LIMIT_PER_ADDRE
 PASSWORD_RESET_LIMIT_PER_ACCOUNT = _positive_int("PASSWORD_RESET_LIMIT_PER_ACCOUNT", 3, minimum=1)
 PASSWORD_RESET_WINDOW_SECONDS = _positive_int("PASSWORD_RESET_WINDOW_SECONDS", 3600, minimum=1)
 
+# Days an invitation's one-time link works (accounts.services.invitation_send).
+INVITATION_DAYS = _positive_int("INVITATION_DAYS", 7, minimum=1)
+
 # Self-service sign-up: off unless the operator turns it on.
 SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=False)
 
