@@ -27,9 +27,9 @@ class SecureAdminSite(admin.AdminSite):
     site_title = "securefiles admin"
 
     def has_permission(self, request: HttpRequest) -> bool:
-        user = request.user
-        verified = getattr(user, "is_verified", lambda: False)()
-        return super().has_permission(request) and verified
+        if not request.user.is_authenticated:
+            return False
+        return super().has_permission(request) and account_selectors.second_factor_passed(request)
 
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         """Never Django's admin login form: one login page for the whole portal, with its

@@ -27,6 +27,8 @@ class SecondFactorMiddleware:
       cannot go on using it once a factor exists.
     - With STAFF_REQUIRE_2FA, staff without a confirmed authenticator must enrol first
       (sent to /accounts/2fa/?reason=staff, whose page tells them why).
+    - A single sign-on whose MFA the settings accept (OIDC_MFA_SATISFIES_2FA) counts as
+      the second factor for both rules.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -38,13 +40,14 @@ class SecondFactorMiddleware:
             return self.get_response(request)
         path = request.path
         if selectors.has_device(user):
-            if not selectors.is_verified(user) and not path.startswith(
+            if not selectors.second_factor_passed(request) and not path.startswith(
                 _exempt_paths("login_otp", "logout")
             ):
                 return redirect_to_login(request.get_full_path(), reverse("login_otp"))
         elif (
             settings.STAFF_REQUIRE_2FA
             and user.is_staff
+            and not selectors.second_factor_passed(request)  # the provider's MFA, if allowed
             and not path.startswith(_exempt_paths("two_factor", "logout"))
         ):
             # The enrolment page says why they were sent there.

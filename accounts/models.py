@@ -41,3 +41,26 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"invitation of {self.user}"
+
+
+class OIDCIdentity(models.Model):
+    """The link between a user and their account at the OpenID provider: the provider's
+    ``iss`` and ``sub`` (OpenID Connect Core 1.0, section 2: unique and never reassigned
+    within an issuer), never the e-mail address, which people and providers change."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_identities"
+    )
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="one_user_per_oidc_sub")
+        ]
+        verbose_name = "single sign-on identity"
+        verbose_name_plural = "single sign-on identities"
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.issuer}"

@@ -8,10 +8,11 @@ import re
 from dataclasses import dataclass
 
 from django.contrib.auth.models import Group
+from django.http import HttpRequest
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Invitation, RecoveryCode
+from accounts.models import Invitation, OIDCIdentity, RecoveryCode
 from securefiles.lib.auth_types import User
 
 
@@ -22,6 +23,17 @@ def is_verified(user: User) -> bool:
     django_otp ships no types, so nothing declares it on User.
     """
     return bool(user.is_verified())  # type: ignore[attr-defined]
+
+
+# Set in a session at single sign-on when the provider's MFA counts as the second factor
+# (OIDC_MFA_SATISFIES_2FA; accounts.oidc). Django flushes the session at logout.
+SSO_MFA_SESSION_KEY = "securefiles_sso_mfa"
+
+
+def second_factor_passed(request: HttpRequest) -> bool:
+    """Whether this session passed a second factor: a TOTP or recovery code (django-otp's
+    verification), or the provider's MFA at single sign-on where the settings accept it."""
+    return is_verified(request.user) or bool(request.session.get(SSO_MFA_SESSION_KEY))  # type: ignore[arg-type]
 
 
 def has_device(user: User) -> bool:
@@ -86,3 +98,15 @@ def invitation_get_by_token(*, token: str) -> Invitation | None:
     ):
         return None
     return invitation
+
+
+def user_for_oidc(*, issuer: str, subject: str) -> User | None:
+    """The user linked to the provider's ``iss`` and ``sub``, active or not; None if none."""
+    identity = OIDCIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject)
+    found = identity.first()
+    return None if found is None else found.user
+
+
+def has_oidc_identity(user: User) -> bool:
+    """Whether ``user`` signs in through the OpenID provider (is linked to an identity)."""
+    return OIDCIdentity.objects.filter(user=user).exists()

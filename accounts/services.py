@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -29,8 +30,13 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Invitation, RecoveryCode
-from accounts.selectors import GroupState, confirmed_device, invitation_token_digest
+from accounts.models import Invitation, OIDCIdentity, RecoveryCode
+from accounts.selectors import (
+    GroupState,
+    confirmed_device,
+    invitation_get_by_token,
+    invitation_token_digest,
+)
 from audit.actors import Actor
 from audit.changes import state_changes
 from audit.events import Event
@@ -184,6 +190,11 @@ def user_invite(*, user: User, actor: Actor) -> None:
             detail=f"user={user.get_username()} email={user.email}",
         )
         invitation_send(user=user, actor=actor)
+
+
+# The session key that holds an opened invitation's token (accounts.views.invitation), so
+# that choosing a password, or signing in through the provider, can use it.
+INVITATION_SESSION_KEY = "securefiles_invitation_token"
 
 
 class InvitationInvalid(Exception):
@@ -402,3 +413,84 @@ def group_delete(*, group: Group, state: GroupState, actor: Actor) -> None:
             actor=actor,
             detail=f"group={state.name}; members: {members}",
         )
+
+
+# -- single sign-on (accounts.oidc): users linked to the provider's iss and sub
+
+
+def oidc_link_invited(*, token: str, issuer: str, subject: str, actor: Actor) -> User | None:
+    """Link the account an invitation (its token, from the session) was sent for to the
+    provider's ``iss``/``sub``, and use the invitation up; the invitee then never needs a
+    local password. None, and nothing changed, when the token opens no invitation.
+    Audited as ``user.invitation_accepted`` (detail ``via=sso``)."""
+    invitation = invitation_get_by_token(token=token) if token else None
+    if invitation is None:
+        return None
+    user = invitation.user
+    with transaction.atomic():
+        deleted, _ = Invitation.objects.filter(
+            pk=invitation.pk, token_digest=invitation.token_digest
+        ).delete()
+        if not deleted:
+            return None
+        OIDCIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+        audit_record(
+            event=Event.INVITATION_ACCEPTED,
+            actor=Actor(
+                label=user.get_username(), user_id=user.pk, ip=actor.ip, user_agent=actor.user_agent
+            ),
+            detail=f"user={user.get_username()} via=sso",
+        )
+    return user
+
+
+def _free_username(claims: dict) -> str:
+    """A username for a new account: the provider's preferred_username (or the e-mail's
+    local part, or "user"), with a number added while it is taken."""
+    email = str(claims.get("email") or "")
+    base = str(claims.get("preferred_username") or email.split("@")[0] or "user")[:140]
+    taken = set(User.objects.filter(username__startswith=base).values_list("username", flat=True))
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}{n}"
+    return candidate
+
+
+def oidc_user_create(*, claims: dict, actor: Actor) -> User:
+    """Create an account at a first sign-in (OIDC_CREATE_USERS), without a usable
+    password, linked to the token's ``iss``/``sub``. Audited as ``user.created``."""
+    with transaction.atomic():
+        user = User(username=_free_username(claims), email=str(claims.get("email") or "")[:254])
+        user.set_unusable_password()
+        user.save()
+        OIDCIdentity.objects.create(user=user, issuer=claims["iss"], subject=claims["sub"])
+        audit_record(
+            event=Event.USER_CREATED,
+            actor=actor,
+            detail=f"user={user.get_username()} email={user.email} via=sso",
+        )
+    return user
+
+
+def oidc_groups_sync(*, user: User, names: list[str], actor: Actor) -> None:
+    """Make the user's groups exactly those the provider's claim names (creating a group
+    that does not exist yet); whoever leaves a group loses, at their next request, the
+    files shared with it. Audited as ``user.changed`` when the groups changed."""
+    with transaction.atomic():
+        before = tuple(sorted(user.groups.values_list("name", flat=True)))
+        if before == tuple(names):
+            return
+        groups = [Group.objects.get_or_create(name=name)[0] for name in names]
+        user.groups.set(groups)
+        changes = state_changes(before=_Groups(before), after=_Groups(tuple(names)))
+        audit_record(
+            event=Event.USER_CHANGED,
+            actor=actor,
+            detail=f"user={user.get_username()}; " + "; ".join(changes) + " (from the provider)",
+        )
+
+
+@dataclass(frozen=True)
+class _Groups:
+    groups: tuple[str, ...]

@@ -4,7 +4,7 @@ views and templates, and the settings LOGIN_URL, refer to them by these names.""
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from accounts import views
+from accounts import oidc, views
 
 FORM_METHODS = ["get", "post", "head", "options"]
 
@@ -15,6 +15,9 @@ urlpatterns = [
     path("2fa/", views.two_factor, name="two_factor"),
     path("2fa/remove/", views.two_factor_remove, name="two_factor_remove"),
     path("signup/", views.signup, name="signup"),
+    # Single sign-on (404 unless configured); mozilla-django-oidc's URL names.
+    path("oidc/authenticate/", oidc.SSOLoginView.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.SSOCallbackView.as_view(), name="oidc_authentication_callback"),
     path("invitation/accept/", views.invitation_accept, name="invitation_accept"),
     path("invitation/<str:token>/", views.invitation, name="invitation"),
     # Password change and reset by e-mail: Django's views, the site's templates. Only GET

@@ -330,8 +330,6 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
 # -- invitations: a new user's one-time link to choose a password
 
-_INVITATION_SESSION_KEY = "securefiles_invitation_token"
-
 
 @never_cache
 @require_http_methods(["GET", "HEAD"])
@@ -342,7 +340,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     404 with a page that says so."""
     if account_selectors.invitation_get_by_token(token=token) is None:
         return _invitation_invalid(request)
-    request.session[_INVITATION_SESSION_KEY] = token
+    request.session[account_services.INVITATION_SESSION_KEY] = token
     return redirect("invitation_accept")
 
 
@@ -352,7 +350,7 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
     """The invitee chooses a password (Django's validators apply), is logged in, and goes
     on to the portal: staff are then sent to enrol a second factor when STAFF_REQUIRE_2FA
     says so (SecondFactorMiddleware). The link is spent on success."""
-    token = str(request.session.get(_INVITATION_SESSION_KEY, ""))
+    token = str(request.session.get(account_services.INVITATION_SESSION_KEY, ""))
     found = account_selectors.invitation_get_by_token(token=token)
     if found is None:
         return _invitation_invalid(request)
@@ -366,14 +364,14 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
             )
         except account_services.InvitationInvalid:
             return _invitation_invalid(request)
-        request.session.pop(_INVITATION_SESSION_KEY, None)
+        request.session.pop(account_services.INVITATION_SESSION_KEY, None)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, _("Your password is set. Welcome."))
         return redirect(settings.LOGIN_REDIRECT_URL)
-    context = {"form": form, "invitee": found.user}
+    context = {"form": form, "invitee": found.user, "sso": settings.OIDC_ENABLED}
     return render(request, "registration/invitation.html", context)
 
 
 def _invitation_invalid(request: HttpRequest) -> HttpResponse:
-    request.session.pop(_INVITATION_SESSION_KEY, None)
+    request.session.pop(account_services.INVITATION_SESSION_KEY, None)
     return render(request, "registration/invitation_invalid.html", status=404)
