@@ -66,7 +66,7 @@ class SecureAdminSite(admin.AdminSite):
                 % {"username": user.get_username()},
             }
             return render(request, "error.html", context, status=403)
-        if account_selectors.has_device(user):
+        if account_selectors.has_second_factor(user):
             return redirect_to_login(next_url, reverse("login_otp"))
         return redirect_to_login(next_url, enrol_url(ENROL_REASON_ADMIN))
 

@@ -64,3 +64,28 @@ class OIDCIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} at {self.issuer}"
+
+
+class Passkey(models.Model):
+    """A WebAuthn credential (a passkey) a user registered: a second factor, and a way to
+    sign in without a password (README "Passkeys"). Only public data is stored: the
+    credential's id and public key (COSE), and the signature counter the authenticator
+    last reported (WebAuthn Level 3, section 6.1.1: a counter that does not grow marks a
+    possibly cloned authenticator, and the sign-in is refused)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys"
+    )
+    name = models.CharField(max_length=100)
+    # base64url of the credential id (at most 1023 bytes, WebAuthn section 5.1): indexed.
+    credential_id = models.CharField(max_length=1400, unique=True)
+    public_key = models.BinaryField(editable=False)
+    sign_count = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"passkey {self.name!r} of {self.user}"

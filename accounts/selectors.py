@@ -8,11 +8,11 @@ import re
 from dataclasses import dataclass
 
 from django.contrib.auth.models import Group
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Invitation, OIDCIdentity, RecoveryCode
+from accounts.models import Invitation, OIDCIdentity, Passkey, RecoveryCode
 from securefiles.lib.auth_types import User
 
 
@@ -30,10 +30,38 @@ def is_verified(user: User) -> bool:
 SSO_MFA_SESSION_KEY = "securefiles_sso_mfa"
 
 
+# The time (time.time()) this session last proved a passkey (accounts.passkeys).
+PASSKEY_VERIFIED_AT_KEY = "securefiles_passkey_at"
+
+
 def second_factor_passed(request: HttpRequest) -> bool:
     """Whether this session passed a second factor: a TOTP or recovery code (django-otp's
-    verification), or the provider's MFA at single sign-on where the settings accept it."""
-    return is_verified(request.user) or bool(request.session.get(SSO_MFA_SESSION_KEY))  # type: ignore[arg-type]
+    verification), a passkey, or the provider's MFA at single sign-on where the settings
+    accept it."""
+    session = request.session
+    return (
+        is_verified(request.user)  # type: ignore[arg-type]
+        or bool(session.get(SSO_MFA_SESSION_KEY))
+        or bool(session.get(PASSKEY_VERIFIED_AT_KEY))
+    )
+
+
+def has_second_factor(user: User) -> bool:
+    """Whether ``user`` has a second factor: a confirmed TOTP authenticator or a passkey."""
+    return has_device(user) or Passkey.objects.filter(user=user).exists()
+
+
+def passkeys_of(user: User) -> list[Passkey]:
+    """The user's passkeys, oldest first."""
+    return list(Passkey.objects.filter(user=user).order_by("created_at", "id"))
+
+
+def passkey_get_for_owner(*, user: User, passkey_id: int) -> Passkey:
+    """One of the user's passkeys; Http404 for anyone else's or an unknown id."""
+    found = Passkey.objects.filter(pk=passkey_id, user=user).first()
+    if found is None:
+        raise Http404("No such passkey")
+    return found
 
 
 def has_device(user: User) -> bool:

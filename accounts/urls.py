@@ -4,7 +4,7 @@ views and templates, and the settings LOGIN_URL, refer to them by these names.""
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from accounts import oidc, views
+from accounts import oidc, passkey_views, views
 
 FORM_METHODS = ["get", "post", "head", "options"]
 
@@ -15,6 +15,21 @@ urlpatterns = [
     path("2fa/", views.two_factor, name="two_factor"),
     path("2fa/remove/", views.two_factor_remove, name="two_factor_remove"),
     path("signup/", views.signup, name="signup"),
+    path("passkeys/", passkey_views.passkey_list, name="passkeys"),
+    path(
+        "passkeys/register/options/",
+        passkey_views.passkey_register_options,
+        name="passkey_register_options",
+    ),
+    path("passkeys/register/", passkey_views.passkey_register, name="passkey_register"),
+    path(
+        "passkeys/authenticate/options/",
+        passkey_views.passkey_auth_options,
+        name="passkey_auth_options",
+    ),
+    path("passkeys/authenticate/", passkey_views.passkey_auth, name="passkey_auth"),
+    path("passkeys/<int:passkey_id>/rename/", passkey_views.passkey_rename, name="passkey_rename"),
+    path("passkeys/<int:passkey_id>/remove/", passkey_views.passkey_remove, name="passkey_remove"),
     # Single sign-on (404 unless configured); mozilla-django-oidc's URL names.
     path("oidc/authenticate/", oidc.SSOLoginView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", oidc.SSOCallbackView.as_view(), name="oidc_authentication_callback"),

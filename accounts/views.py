@@ -70,7 +70,7 @@ class PortalLoginView(LoginView):
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         user = form.get_user()
-        if not account_selectors.has_device(user):
+        if not account_selectors.has_second_factor(user):
             response = super().form_valid(form)
             login_policy.success_record(self.request, user, response)
             return response
@@ -144,8 +144,8 @@ def _pending_user(request: HttpRequest) -> tuple[User | None, str | None]:
     user = request.user
     if (
         user.is_authenticated
-        and not account_selectors.is_verified(user)
-        and account_selectors.has_device(user)
+        and not account_selectors.second_factor_passed(request)
+        and account_selectors.has_second_factor(user)
     ):
         return user, request.GET.get("next") or request.POST.get("next")
     pending = request.session.get(PENDING_KEY)
@@ -196,7 +196,12 @@ def login_otp(request: HttpRequest) -> HttpResponseBase:
             step="second-factor",
         )
         form.add_error("code", _("That code is not valid."))
-    return render(request, "registration/login_otp.html", {"form": form})
+    context = {
+        "form": form,
+        "has_totp": account_selectors.has_device(user),
+        "has_passkey": bool(account_selectors.passkeys_of(user)),
+    }
+    return render(request, "registration/login_otp.html", context)
 
 
 def _recovery(user, code: str) -> bool:  # type: ignore[no-untyped-def]

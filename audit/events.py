@@ -49,6 +49,9 @@ class Event:
     GROUP_DELETED = "group.deleted"
     INVITATION_SENT = "user.invitation_sent"
     INVITATION_ACCEPTED = "user.invitation_accepted"
+    PASSKEY_ADDED = "passkey.added"
+    PASSKEY_REMOVED = "passkey.removed"
+    PASSKEY_COUNTER_REGRESSION = "passkey.counter_regression"
 
 
 # What people read for each event code, wherever events are shown to users. The admin and
@@ -90,6 +93,9 @@ EVENT_LABELS: dict[str, str | Promise] = {  # the lazy labels are Promises
     Event.GROUP_DELETED: _("Group deleted"),
     Event.INVITATION_SENT: _("Invitation sent"),
     Event.INVITATION_ACCEPTED: _("Invitation accepted"),
+    Event.PASSKEY_ADDED: _("Passkey registered"),
+    Event.PASSKEY_REMOVED: _("Passkey removed"),
+    Event.PASSKEY_COUNTER_REGRESSION: _("Passkey refused: its counter went backwards"),
 }
 
 
