@@ -7,7 +7,9 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db.models import Exists, OuterRef, Q
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -47,8 +49,12 @@ def second_factor_passed(request: HttpRequest) -> bool:
 
 
 def has_second_factor(user: User) -> bool:
-    """Whether ``user`` has a second factor: a confirmed TOTP authenticator or a passkey."""
-    return has_device(user) or Passkey.objects.filter(user=user).exists()
+    """Whether ``user`` has a second factor: a confirmed TOTP authenticator or a passkey.
+    One query (the middleware asks on every request)."""
+    totp = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+    passkey = Passkey.objects.filter(user=OuterRef("pk"))
+    either = Q(Exists(totp)) | Q(Exists(passkey))
+    return get_user_model().objects.filter(either, pk=user.pk).exists()
 
 
 def passkeys_of(user: User) -> list[Passkey]:
