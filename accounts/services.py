@@ -273,14 +273,18 @@ def invitation_accept(*, invitation: Invitation, password: str, actor: Actor) ->
         user = invitation.user
         user.set_password(password)
         user.save(update_fields=["password"])
-        audit_record(
-            event=Event.INVITATION_ACCEPTED,
-            actor=Actor(
-                label=user.get_username(), user_id=user.pk, ip=actor.ip, user_agent=actor.user_agent
-            ),
-            detail=f"user={user.get_username()}",
-        )
+        _invitation_accepted_record(user=user, actor=actor)
     return user
+
+
+def _invitation_accepted_record(*, user: User, actor: Actor, via: str = "") -> None:
+    """Audit an accepted invitation with the invitee as actor (from the request ``actor``'s
+    address and browser): they are who acts, though not logged in yet."""
+    invitee = Actor(
+        label=user.get_username(), user_id=user.pk, ip=actor.ip, user_agent=actor.user_agent
+    )
+    detail = f"user={user.get_username()}" + (f" via={via}" if via else "")
+    audit_record(event=Event.INVITATION_ACCEPTED, actor=invitee, detail=detail)
 
 
 def user_password_reset_send(*, user: User, actor: Actor) -> bool:
@@ -434,13 +438,7 @@ def oidc_link_invited(*, token: str, issuer: str, subject: str, actor: Actor) ->
         if not deleted:
             return None
         OIDCIdentity.objects.create(user=user, issuer=issuer, subject=subject)
-        audit_record(
-            event=Event.INVITATION_ACCEPTED,
-            actor=Actor(
-                label=user.get_username(), user_id=user.pk, ip=actor.ip, user_agent=actor.user_agent
-            ),
-            detail=f"user={user.get_username()} via=sso",
-        )
+        _invitation_accepted_record(user=user, actor=actor, via="sso")
     return user
 
 

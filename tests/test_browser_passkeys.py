@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 
 from accounts.models import Passkey
 from audit.models import AuditEntry
-from tests.helpers import BROWSER_TESTS, Watch, log_in
+from tests.helpers import BROWSER_PASSWORD, BROWSER_TESTS, Watch, log_in
 
 pytestmark = BROWSER_TESTS
 
@@ -54,15 +54,22 @@ def _log_out(ctx: Watch) -> None:
     ctx.page.wait_for_url("**/accounts/login/**")
 
 
-def _password_step(ctx: Watch, base: str, username: str = "alice") -> None:
-    from tests.helpers import BROWSER_PASSWORD
-
+def _password_step(ctx: Watch, base: str, lands_on: str = "/accounts/login/code/**") -> None:
     page = ctx.page
     page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
+    page.fill("#id_username", "alice")
     page.fill("#id_password", BROWSER_PASSWORD)
     page.click("form.stacked button[type=submit]")
-    page.wait_for_url(f"{base}/accounts/login/code/**")
+    page.wait_for_url(f"{base}{lands_on}")
+
+
+def _alice_with_a_passkey_logged_out(browser, base: str) -> Watch:  # type: ignore[no-untyped-def]
+    ctx = Watch(browser, base)
+    _authenticator(ctx)
+    log_in(ctx.page, base, "alice")
+    _register(ctx, base)
+    _log_out(ctx)
+    return ctx
 
 
 def test_it_registers_a_passkey_and_uses_it_as_the_second_factor(
@@ -88,11 +95,7 @@ def test_it_registers_a_passkey_and_uses_it_as_the_second_factor(
 
 def test_it_signs_in_with_a_passkey_and_no_password(browser, live_server, users) -> None:
     base = live_server.url
-    ctx = Watch(browser, base)
-    _authenticator(ctx)
-    log_in(ctx.page, base, "alice")
-    _register(ctx, base)
-    _log_out(ctx)
+    ctx = _alice_with_a_passkey_logged_out(browser, base)
 
     ctx.page.click("button:text('Sign in with a passkey')")
 
@@ -122,11 +125,7 @@ def test_it_refuses_a_wrong_authenticator(browser, live_server, users) -> None:
 
 def test_it_refuses_a_credential_whose_counter_went_backwards(browser, live_server, users):
     base = live_server.url
-    ctx = Watch(browser, base)
-    _authenticator(ctx)
-    log_in(ctx.page, base, "alice")
-    _register(ctx, base)
-    _log_out(ctx)
+    ctx = _alice_with_a_passkey_logged_out(browser, base)
     # The server saw this credential count higher than the authenticator now does: a
     # clone used elsewhere, as far as the server can tell.
     Passkey.objects.update(sign_count=1_000_000)
@@ -148,13 +147,7 @@ def test_staff_meet_the_second_factor_rule_with_a_passkey(browser, live_server, 
     ctx = Watch(browser, base)
     _authenticator(ctx)
     page = ctx.page
-    page.goto(f"{base}/accounts/login/")
-    from tests.helpers import BROWSER_PASSWORD
-
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", BROWSER_PASSWORD)
-    page.click("form.stacked button[type=submit]")
-    page.wait_for_url(f"{base}/accounts/2fa/?reason=staff")
+    _password_step(ctx, base, lands_on="/accounts/2fa/?reason=staff")
 
     _register(ctx, base, name="security key")
 

@@ -118,20 +118,36 @@ def share_grant(
     if colleague.pk == file.owner_id:
         raise ShareError(_("You already own this file."))
     with transaction.atomic():
-        file = file_lock(file.pk)
-        share, created = Share.objects.get_or_create(
-            file=file, colleague=colleague, defaults={"expires_on": expires_on}
-        )
-        if not created:
-            raise ShareError(_("This file is already shared with that user."))
-        audit_record(
-            event=Event.SHARE_GRANTED,
+        share = _share_create(
+            file=file,
+            recipient={"colleague": colleague},
+            expires_on=expires_on,
             actor=actor,
-            file_id=file.id,
-            file_name=file.name,
-            detail=f"colleague={colleague.get_username()}" + _expiry_detail(expires_on),
+            already=_("This file is already shared with that user."),
         )
         transaction.on_commit(lambda: _notify_colleague(share))
+    return share
+
+
+def _share_create(
+    *, file: StoredFile, recipient: dict, expires_on: date | None, actor: Actor, already: str
+) -> Share:
+    """In the caller's transaction: lock the file, create the share with ``recipient``
+    ({"colleague": user} or {"group": group}) and audit it. Raises ShareError(``already``)
+    when that recipient already has a share of the file, FileGone if the file is gone."""
+    locked = file_lock(file.pk)
+    share, created = Share.objects.get_or_create(
+        file=locked, **recipient, defaults={"expires_on": expires_on}
+    )
+    if not created:
+        raise ShareError(already)
+    audit_record(
+        event=Event.SHARE_GRANTED,
+        actor=actor,
+        file_id=locked.id,
+        file_name=locked.name,
+        detail=share.recipient_detail + _expiry_detail(expires_on),
+    )
     return share
 
 
@@ -153,20 +169,13 @@ def share_grant_group(
     if group is None:
         raise ShareError(_("You are not a member of a group of that name."))
     with transaction.atomic():
-        file = file_lock(file.pk)
-        share, created = Share.objects.get_or_create(
-            file=file, group=group, defaults={"expires_on": expires_on}
-        )
-        if not created:
-            raise ShareError(_("This file is already shared with that group."))
-        audit_record(
-            event=Event.SHARE_GRANTED,
+        return _share_create(
+            file=file,
+            recipient={"group": group},
+            expires_on=expires_on,
             actor=actor,
-            file_id=file.id,
-            file_name=file.name,
-            detail=f"group={group.name}" + _expiry_detail(expires_on),
+            already=_("This file is already shared with that group."),
         )
-    return share
 
 
 def _notify_colleague(share: Share) -> None:
