@@ -21,6 +21,7 @@ from django.contrib.auth import logout
 from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
@@ -28,6 +29,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 from accounts import selectors, services
 from audit.actors import actor_from_request
 from securefiles.lib.auth_types import User
+from securefiles.lib.site import site_url
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,10 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
             if extra.get("sub") == payload["sub"]:
                 claims.update({k: v for k, v in extra.items() if k not in ("iss", "aud")})
         return claims
+
+    def get_token(self, payload: dict) -> dict:
+        # The same redirect_uri as the authorization request's: from SITE_URL.
+        return super().get_token({**payload, "redirect_uri": callback_url()})
 
     def verify_claims(self, claims: dict) -> bool:
         return bool(claims.get("sub"))
@@ -157,6 +163,12 @@ def provider_mfa_accepted(claims: dict) -> bool:
     )
 
 
+def callback_url() -> str:
+    """The redirect URI the provider sends the browser back to: on SITE_URL (to be
+    registered at the provider as it is), never built from a request's Host header."""
+    return site_url() + reverse("oidc_authentication_callback")
+
+
 class SSOLoginView(OIDCAuthenticationRequestView):
     """GET /accounts/oidc/authenticate/: off (404) unless OIDC is configured; else
     mozilla-django-oidc's redirect to the provider (state, nonce, PKCE in the session)."""
@@ -165,6 +177,10 @@ class SSOLoginView(OIDCAuthenticationRequestView):
         if not settings.OIDC_ENABLED:
             raise Http404("Single sign-on is not configured")
         return super().get(request)
+
+    def get_extra_params(self, request: HttpRequest) -> dict:
+        # Applied after the library's own parameters: replaces its Host-built redirect_uri.
+        return {"redirect_uri": callback_url()}
 
 
 class SSOCallbackView(OIDCAuthenticationCallbackView):

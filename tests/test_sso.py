@@ -78,8 +78,9 @@ def provider(live_server) -> Iterator[Provider]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def sso(settings, provider: Provider) -> Provider:
+def sso(settings, live_server, provider: Provider) -> Provider:  # type: ignore[no-untyped-def]
     """The portal configured for the test provider (as OIDC_* in the environment would)."""
+    settings.SITE_URL = live_server.url  # the redirect URI registered at the provider
     settings.OIDC_ENABLED = True
     settings.OIDC_RP_CLIENT_ID = "securefiles-test"
     settings.OIDC_RP_CLIENT_SECRET = "test-secret"  # noqa: S105
@@ -170,6 +171,18 @@ def test_it_sends_pkce_and_a_nonce(live_server, sso) -> None:
     assert query["code_challenge_method"] == ["S256"]
     assert len(query["code_challenge"][0]) == 43
     assert len(query["nonce"][0]) >= 32 and len(query["state"][0]) >= 32
+    assert query["redirect_uri"] == [f"{live_server.url}/accounts/oidc/callback/"]
+
+
+def test_it_builds_the_redirect_uri_from_site_url_not_the_host(live_server, sso) -> None:
+    start = requests.get(
+        f"{live_server.url}/accounts/oidc/authenticate/",
+        headers={"Host": "127.0.0.1"},  # an allowed host, but not the public address
+        allow_redirects=False,
+        timeout=10,
+    )
+
+    query = parse_qs(urlsplit(start.headers["Location"]).query)
     assert query["redirect_uri"] == [f"{live_server.url}/accounts/oidc/callback/"]
 
 
