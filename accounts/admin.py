@@ -14,6 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import selectors as account_selectors
 from accounts import services as account_services
+from accounts.models import OIDCIdentity, Passkey
 from audit.actors import actor_from_request
 from securefiles.lib.auth_types import User
 
@@ -132,3 +133,50 @@ class AuditedGroupAdmin(GroupAdmin):
         for group in queryset:
             state = account_selectors.group_state(group_id=group.pk)
             account_services.group_delete(group=group, state=state, actor=actor)
+
+
+@admin.register(OIDCIdentity)
+class SSOIdentityAdmin(admin.ModelAdmin):
+    """Which account each provider identity (issuer and ``sub``) signs in to. Read-only;
+    deleting one unlinks it, recorded in the audit chain."""
+
+    list_display = ("user", "issuer", "subject", "created_at")
+    search_fields = ("user__username", "subject")
+    list_select_related = ("user",)
+    fields = ("user", "issuer", "subject", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one by one, each audited
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: OIDCIdentity) -> None:
+        account_services.oidc_identity_unlink(identity=obj, actor=actor_from_request(request))
+
+
+@admin.register(Passkey)
+class PasskeyAdmin(admin.ModelAdmin):
+    """Passkeys: whose, their name, when used; never changed here. To take a user's
+    passkeys away, reset their second factor (audited) from the user list."""
+
+    list_display = ("user", "name", "created_at", "last_used_at")
+    search_fields = ("user__username", "name")
+    list_select_related = ("user",)
+    fields = ("user", "name", "created_at", "last_used_at", "sign_count")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

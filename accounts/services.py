@@ -30,7 +30,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Invitation, OIDCIdentity, RecoveryCode
+from accounts.models import Invitation, OIDCIdentity, Passkey, RecoveryCode
 from accounts.selectors import (
     GroupState,
     confirmed_device,
@@ -131,15 +131,17 @@ def devices_remove(*, user: User, actor: Actor) -> None:
 
 def second_factor_reset(*, user: User, actor: Actor) -> bool:
     """An administrator resets a user's second factor: every authenticator (confirmed or
-    being enrolled) and every recovery code go; the user enrols again at their next login.
+    being enrolled), every recovery code and every passkey go; the user enrols again at
+    their next login.
 
     Audited with the administrator as actor. False, and nothing recorded, when the user
-    had neither an authenticator nor recovery codes.
+    had none of them.
     """
     with transaction.atomic():
         devices, _ = TOTPDevice.objects.filter(user=user).delete()
         codes, _ = RecoveryCode.objects.filter(user=user).delete()
-        if not devices and not codes:
+        passkeys, _ = Passkey.objects.filter(user=user).delete()
+        if not devices and not codes and not passkeys:
             return False
         audit_record(
             event=Event.TWO_FACTOR_RESET, actor=actor, detail=f"user={user.get_username()}"
@@ -440,6 +442,19 @@ def oidc_link_invited(*, token: str, issuer: str, subject: str, actor: Actor) ->
         OIDCIdentity.objects.create(user=user, issuer=issuer, subject=subject)
         _invitation_accepted_record(user=user, actor=actor, via="sso")
     return user
+
+
+def oidc_identity_unlink(*, identity: OIDCIdentity, actor: Actor) -> None:
+    """An administrator unlinks an account from its provider identity: that ``sub`` signs
+    in to nothing until linked again (by an invitation, or OIDC_CREATE_USERS). Audited."""
+    with transaction.atomic():
+        OIDCIdentity.objects.filter(pk=identity.pk).delete()
+        audit_record(
+            event=Event.SSO_UNLINKED,
+            actor=actor,
+            detail=f"user={identity.user.get_username()} issuer={identity.issuer} "
+            f"sub={identity.subject}",
+        )
 
 
 def _free_username(claims: dict) -> str:

@@ -52,6 +52,7 @@ class Event:
     PASSKEY_ADDED = "passkey.added"
     PASSKEY_REMOVED = "passkey.removed"
     PASSKEY_COUNTER_REGRESSION = "passkey.counter_regression"
+    SSO_UNLINKED = "user.sso_unlinked"
 
 
 # What people read for each event code, wherever events are shown to users. The admin and
@@ -96,6 +97,7 @@ EVENT_LABELS: dict[str, str | Promise] = {  # the lazy labels are Promises
     Event.PASSKEY_ADDED: _("Passkey registered"),
     Event.PASSKEY_REMOVED: _("Passkey removed"),
     Event.PASSKEY_COUNTER_REGRESSION: _("Passkey refused: its counter went backwards"),
+    Event.SSO_UNLINKED: _("Single sign-on identity unlinked"),
 }
 
 

@@ -131,3 +131,40 @@ def test_it_refuses_an_answer_without_a_challenge(client, passkey) -> None:
 
     assert response.status_code == 400
     assert "expired" in response.json()["error"]
+
+
+def test_an_administrators_second_factor_reset_removes_passkeys(
+    admin_client, alice_with_password, passkey
+) -> None:
+    data = {
+        "action": "second_factor_reset",
+        "_selected_action": [str(alice_with_password.pk)],
+        "index": "0",
+    }
+
+    admin_client.post("/admin/auth/user/", data)
+
+    assert not Passkey.objects.exists()
+    assert AuditEntry.objects.get(event="2fa.reset").detail == "user=alice"
+
+
+def test_the_code_step_offers_only_the_passkey_to_a_passkey_only_account(passkey) -> None:
+    client = Client()
+    client.post("/accounts/login/", {"username": "alice", "password": ALICE_PASSWORD})
+
+    page = client.get("/accounts/login/code/").content.decode()
+
+    assert 'data-passkey="authenticate"' in page
+    assert 'name="code"' not in page
+    assert 'name="csrfmiddlewaretoken"' in page
+
+
+def test_the_admin_lists_passkeys_and_changes_none(admin_client, passkey) -> None:
+    listing = admin_client.get("/admin/accounts/passkey/")
+    page = admin_client.get(f"/admin/accounts/passkey/{passkey.pk}/change/")
+    delete = admin_client.post(f"/admin/accounts/passkey/{passkey.pk}/delete/", {"post": "yes"})
+
+    assert listing.status_code == 200 and b"laptop" in listing.content
+    assert page.status_code == 200 and b"public_key" not in page.content
+    assert delete.status_code == 403
+    assert Passkey.objects.exists()

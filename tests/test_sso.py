@@ -384,3 +384,19 @@ def test_it_is_off_unless_configured(client) -> None:
     assert client.get("/accounts/oidc/authenticate/").status_code == 404
     assert client.get("/accounts/oidc/callback/?code=x&state=y").status_code == 404
     assert b"oidc" not in client.get("/accounts/login/").content
+
+
+def test_an_administrator_unlinks_an_identity(admin_client, provider) -> None:
+    identity = _linked("dora", provider).oidc_identities.get()
+
+    response = admin_client.post(
+        f"/admin/accounts/oidcidentity/{identity.pk}/delete/", {"post": "yes"}
+    )
+
+    assert response.status_code == 302
+    assert not OIDCIdentity.objects.exists()
+    entry = AuditEntry.objects.get(event="user.sso_unlinked")
+    assert (entry.actor, entry.detail) == (
+        "root",
+        f"user=dora issuer={provider.issuer} sub=sub-dora",
+    )
