@@ -19,6 +19,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from webauthn import (
     base64url_to_bytes,
     generate_authentication_options,
@@ -81,7 +82,7 @@ def _take_challenge(session: SessionBase, purpose: str) -> bytes:
         or stored.get("purpose") != purpose
         or time.time() - float(stored.get("at", 0)) > CHALLENGE_SECONDS
     ):
-        raise PasskeyError("This passkey request has expired: try again.")
+        raise PasskeyError(_("This passkey request has expired: try again."))
     return base64url_to_bytes(stored["challenge"])
 
 
@@ -127,11 +128,11 @@ def passkey_register(
             expected_origin=origin,
         )
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
-        raise PasskeyError("The passkey could not be verified.") from exc
+        raise PasskeyError(_("The passkey could not be verified.")) from exc
     credential_id = bytes_to_base64url(verified.credential_id)
     with transaction.atomic():
         if Passkey.objects.filter(credential_id=credential_id).exists():
-            raise PasskeyError("This passkey is already registered.")
+            raise PasskeyError(_("This passkey is already registered."))
         passkey = Passkey.objects.create(
             user=user,
             name=(name.strip() or "passkey")[:100],
@@ -171,7 +172,7 @@ def _credential_id(credential: str) -> str:
         raw = json.loads(credential)["rawId"]
         return bytes_to_base64url(base64url_to_bytes(str(raw)))
     except (ValueError, KeyError, TypeError) as exc:
-        raise PasskeyError("The passkey's answer is malformed.") from exc
+        raise PasskeyError(_("The passkey's answer is malformed.")) from exc
 
 
 def passkey_authenticate(
@@ -192,10 +193,12 @@ def passkey_authenticate(
         .filter(credential_id=_credential_id(credential))
         .first()
     )
-    if passkey is None or (user is not None and passkey.user_id != user.pk):
-        raise PasskeyError("This passkey is not registered for this account.")
-    if not passkey.user.is_active:
-        raise PasskeyError("This passkey is not registered for this account.")
+    if (
+        passkey is None
+        or (user is not None and passkey.user_id != user.pk)
+        or not passkey.user.is_active
+    ):
+        raise PasskeyError(_("This passkey is not registered for this account."))
     try:
         verified = verify_authentication_response(
             credential=credential,
@@ -210,12 +213,14 @@ def passkey_authenticate(
         if "sign count" in str(exc):  # the library's words for a counter that did not grow
             _record_counter_regression(passkey, actor)
             raise PasskeyCloned(
-                "This passkey's counter went backwards, which a copied authenticator does: "
-                "it was refused. Remove it and register your authenticator again."
+                _(
+                    "This passkey's counter went backwards, which a copied authenticator does: "
+                    "it was refused. Remove it and register your authenticator again."
+                )
             ) from exc
-        raise PasskeyError("The passkey could not be verified.") from exc
+        raise PasskeyError(_("The passkey could not be verified.")) from exc
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:  # malformed parts
-        raise PasskeyError("The passkey could not be verified.") from exc
+        raise PasskeyError(_("The passkey could not be verified.")) from exc
     with transaction.atomic():
         Passkey.objects.filter(pk=passkey.pk).update(
             sign_count=verified.new_sign_count, last_used_at=timezone.now()
