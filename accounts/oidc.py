@@ -92,6 +92,12 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
                 claims.update({k: v for k, v in extra.items() if k not in ("iss", "aud")})
         return claims
 
+    def get_user(self, user_id: int) -> User | None:
+        """The signed-in user of a session this backend opened; None (signed out) once the
+        account is disabled, as Django's ModelBackend does (the library's would keep it)."""
+        user = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
+
     def get_token(self, payload: dict) -> dict:
         # The same redirect_uri as the authorization request's: from SITE_URL.
         return super().get_token({**payload, "redirect_uri": callback_url()})

@@ -239,6 +239,17 @@ def test_a_member_the_provider_drops_from_a_group_loses_its_files(
     assert list(dora.groups.all()) == []
 
 
+def test_it_ends_the_sessions_of_a_user_disabled_after_signing_in(live_server, sso) -> None:
+    dora = _linked("dora", sso)
+    signed_in = _sign_in(live_server, "dora")
+    assert signed_in.status_code == 200
+
+    User.objects.filter(pk=dora.pk).update(is_active=False)
+
+    home = signed_in.session.get(f"{live_server.url}/", allow_redirects=False, timeout=10)  # type: ignore[attr-defined]
+    assert home.status_code == 302 and "/accounts/login/" in home.headers["Location"]
+
+
 def test_it_refuses_a_user_disabled_in_the_portal(live_server, sso) -> None:
     _linked("dora", sso, is_active=False)
 
