@@ -27,9 +27,9 @@ class SecureAdminSite(admin.AdminSite):
     site_title = "securefiles admin"
 
     def has_permission(self, request: HttpRequest) -> bool:
-        user = request.user
-        verified = getattr(user, "is_verified", lambda: False)()
-        return super().has_permission(request) and verified
+        if not request.user.is_authenticated:
+            return False
+        return super().has_permission(request) and account_selectors.second_factor_passed(request)
 
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         """Never Django's admin login form: one login page for the whole portal, with its
@@ -66,7 +66,7 @@ class SecureAdminSite(admin.AdminSite):
                 % {"username": user.get_username()},
             }
             return render(request, "error.html", context, status=403)
-        if account_selectors.has_device(user):
+        if account_selectors.has_second_factor(user):
             return redirect_to_login(next_url, reverse("login_otp"))
         return redirect_to_login(next_url, enrol_url(ENROL_REASON_ADMIN))
 

@@ -12,6 +12,9 @@ from django.core.validators import MaxValueValidator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts.selectors import has_oidc_identity
+from securefiles.lib.auth_types import User
+
 
 class CodeForm(forms.Form):
     code = forms.CharField(
@@ -38,6 +41,20 @@ class PortalAuthenticationForm(AuthenticationForm):
         if len(username) > cast(int, username_field.max_length):
             raise self.get_invalid_login_error()
         return super().clean()
+
+    def confirm_login_allowed(self, user: User) -> None:
+        """Django's check (active), and: users linked to the OpenID provider sign in only
+        through it when OIDC_DISABLE_PASSWORD_LOGIN is on."""
+        super().confirm_login_allowed(user)
+        if (
+            settings.OIDC_ENABLED
+            and settings.OIDC_DISABLE_PASSWORD_LOGIN
+            and has_oidc_identity(user)
+        ):
+            raise forms.ValidationError(
+                _("Your account signs in through single sign-on: use the button below."),
+                code="sso_only",
+            )
 
 
 class RemoveTwoFactorForm(CodeForm):

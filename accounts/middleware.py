@@ -25,8 +25,11 @@ class SecondFactorMiddleware:
       another session) is sent to the code step for everything but logging out: the
       factor is a property of the account, so a session opened with the password alone
       cannot go on using it once a factor exists.
-    - With STAFF_REQUIRE_2FA, staff without a confirmed authenticator must enrol first
-      (sent to /accounts/2fa/?reason=staff, whose page tells them why).
+    - With STAFF_REQUIRE_2FA, staff without a second factor (a confirmed authenticator
+      or a passkey) must enrol first (sent to /accounts/2fa/?reason=staff, whose page
+      tells them why, and links to /accounts/passkeys/).
+    - A single sign-on whose MFA the settings accept (OIDC_MFA_SATISFIES_2FA) counts as
+      the second factor for both rules.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -38,15 +41,16 @@ class SecondFactorMiddleware:
         if not user.is_authenticated or request.path_info.startswith("/" + settings.API_PATH):
             return self.get_response(request)
         path = request.path
-        if selectors.has_device(user):
-            if not selectors.is_verified(user) and not path.startswith(
-                _exempt_paths("login_otp", "logout")
+        if selectors.has_second_factor(user):
+            if not selectors.second_factor_passed(request) and not path.startswith(
+                _exempt_paths("login_otp", "logout", "passkey_auth_options", "passkey_auth")
             ):
                 return redirect_to_login(request.get_full_path(), reverse("login_otp"))
         elif (
             settings.STAFF_REQUIRE_2FA
             and user.is_staff
-            and not path.startswith(_exempt_paths("two_factor", "logout"))
+            and not selectors.second_factor_passed(request)  # the provider's MFA, if allowed
+            and not path.startswith(_exempt_paths("two_factor", "logout", "passkeys"))
         ):
             # The enrolment page says why they were sent there.
             return redirect(enrol_url(ENROL_REASON_STAFF))

@@ -12,24 +12,37 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.models import Group
 from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sessions.backends.base import SessionBase
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import AccessToken, RecoveryCode
-from accounts.selectors import confirmed_device, token_digest
+from accounts.models import AccessToken, Invitation, OIDCIdentity, Passkey, RecoveryCode
+from accounts.selectors import (
+    GroupState,
+    confirmed_device,
+    invitation_get_by_token,
+    invitation_token_digest,
+    token_digest,
+)
 from audit.actors import Actor
+from audit.changes import state_changes
 from audit.events import Event
+from audit.models import AuditEntry
 from audit.services import audit_record
 from securefiles.lib.auth_types import User
 from securefiles.lib.site import site_url
@@ -120,15 +133,17 @@ def devices_remove(*, user: User, actor: Actor) -> None:
 
 def second_factor_reset(*, user: User, actor: Actor) -> bool:
     """An administrator resets a user's second factor: every authenticator (confirmed or
-    being enrolled) and every recovery code go; the user enrols again at their next login.
+    being enrolled), every recovery code and every passkey go; the user enrols again at
+    their next login.
 
     Audited with the administrator as actor. False, and nothing recorded, when the user
-    had neither an authenticator nor recovery codes.
+    had none of them.
     """
     with transaction.atomic():
         devices, _ = TOTPDevice.objects.filter(user=user).delete()
         codes, _ = RecoveryCode.objects.filter(user=user).delete()
-        if not devices and not codes:
+        passkeys, _ = Passkey.objects.filter(user=user).delete()
+        if not devices and not codes and not passkeys:
             return False
         audit_record(
             event=Event.TWO_FACTOR_RESET, actor=actor, detail=f"user={user.get_username()}"
@@ -167,8 +182,9 @@ def password_reset_admit(*, ip: str, email: str) -> bool:
 
 
 def user_invite(*, user: User, actor: Actor) -> None:
-    """Create a user without a usable password; once committed, e-mail them a link to set
-    one. Nobody else, administrators included, ever chooses or knows their password."""
+    """Create a user without a usable password and send them an invitation (sent once
+    committed) to choose one. Nobody else, administrators included, ever chooses or knows
+    their password. Audited as ``user.created`` and ``user.invitation_sent``."""
     with transaction.atomic():
         user.set_unusable_password()
         user.save(force_insert=True)
@@ -177,8 +193,102 @@ def user_invite(*, user: User, actor: Actor) -> None:
             actor=actor,
             detail=f"user={user.get_username()} email={user.email}",
         )
+        invitation_send(user=user, actor=actor)
+
+
+# The session key that holds an opened invitation's token (accounts.views.invitation), so
+# that choosing a password, or signing in through the provider, can use it.
+INVITATION_SESSION_KEY = "securefiles_invitation_token"
+
+
+class InvitationInvalid(Exception):
+    """The invitation was used, replaced or expired meanwhile; nothing was changed."""
+
+
+def invitation_send(*, user: User, actor: Actor) -> bool:
+    """E-mail ``user`` a one-time link to choose their password, valid INVITATION_DAYS.
+
+    The token is 256 random bits (secrets.token_urlsafe(32)); only its SHA-256 is kept,
+    in the user's one Invitation row, which a new sending replaces: the previous link
+    stops working. Sent once committed; audited as ``user.invitation_sent``. False, and
+    nothing recorded, for a user who is inactive, has no e-mail address or already has a
+    password (they use the password reset instead).
+    """
+    if not user.is_active or not user.email or user.has_usable_password():
+        return False
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    expires_at = now + timedelta(days=settings.INVITATION_DAYS)
+    with transaction.atomic():
+        Invitation.objects.update_or_create(
+            user=user,
+            defaults={
+                "token_digest": invitation_token_digest(token),
+                "created_at": now,
+                "expires_at": expires_at,
+            },
+        )
+        audit_record(
+            event=Event.INVITATION_SENT,
+            actor=actor,
+            detail=f"user={user.get_username()} expires_at={expires_at.isoformat()}",
+        )
         user_id = user.pk
-        transaction.on_commit(lambda: _send_password_link(user_id=user_id, invitation=True))
+        transaction.on_commit(lambda: _send_invitation(user_id=user_id, token=token))
+    return True
+
+
+def _send_invitation(*, user_id: int, token: str) -> None:
+    """Send the invitation e-mail; its link is built from site_url(), never a request's
+    Host. A failure to send is logged (without the link), never raised."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None or not user.email:
+        return
+    context = {
+        "user": user,
+        "email": user.email,
+        "days": settings.INVITATION_DAYS,
+        "url": site_url() + reverse("invitation", args=[token]),
+    }
+    subject = render_to_string("registration/password_set_subject.txt", context).strip()
+    body = render_to_string("registration/password_set_email.html", context)
+    try:
+        send_mail(subject, body, None, [user.email])
+    except OSError:
+        logger.warning("invitation e-mail could not be sent user=%s", user_id)
+
+
+def invitation_accept(*, invitation: Invitation, password: str, actor: Actor) -> User:
+    """Set the invitee's password (validated by the caller's form) and use the invitation
+    up: its row is deleted, so the link never works again. Audited as
+    ``user.invitation_accepted`` with the invitee as actor.
+
+    Raises InvitationInvalid, and changes nothing, when the invitation was accepted,
+    replaced or expired since it was looked up (a second tab, a resend meanwhile).
+    """
+    with transaction.atomic():
+        deleted, _ = Invitation.objects.filter(
+            pk=invitation.pk,
+            token_digest=invitation.token_digest,
+            expires_at__gt=timezone.now(),
+        ).delete()
+        if not deleted:
+            raise InvitationInvalid
+        user = invitation.user
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        _invitation_accepted_record(user=user, actor=actor)
+    return user
+
+
+def _invitation_accepted_record(*, user: User, actor: Actor, via: str = "") -> None:
+    """Audit an accepted invitation with the invitee as actor (from the request ``actor``'s
+    address and browser): they are who acts, though not logged in yet."""
+    invitee = Actor(
+        label=user.get_username(), user_id=user.pk, ip=actor.ip, user_agent=actor.user_agent
+    )
+    detail = f"user={user.get_username()}" + (f" via={via}" if via else "")
+    audit_record(event=Event.INVITATION_ACCEPTED, actor=invitee, detail=detail)
 
 
 def user_password_reset_send(*, user: User, actor: Actor) -> bool:
@@ -195,12 +305,12 @@ def user_password_reset_send(*, user: User, actor: Actor) -> bool:
             detail=f"user={user.get_username()}",
         )
         user_id = user.pk
-        transaction.on_commit(lambda: _send_password_link(user_id=user_id, invitation=False))
+        transaction.on_commit(lambda: _send_password_link(user_id=user_id))
     return True
 
 
-def _send_password_link(*, user_id: int, invitation: bool) -> None:
-    """Send Django's password-reset e-mail (or the invitation) with a one-time link.
+def _send_password_link(*, user_id: int) -> None:
+    """Send Django's password-reset e-mail with a one-time link.
 
     The token is made at sending time, from the committed row: it stops working once the
     password is set. The link is built from site_url(), never from a request's Host.
@@ -218,7 +328,7 @@ def _send_password_link(*, user_id: int, invitation: bool) -> None:
         "token": default_token_generator.make_token(user),
         "protocol": site.scheme or "https",
     }
-    template = "password_set" if invitation else "password_reset"
+    template = "password_reset"
     # Django's machinery sends it and logs (without the link) a failure to send.
     PasswordResetForm().send_mail(
         f"registration/{template}_subject.txt",
@@ -337,3 +447,139 @@ def token_used(*, token: AccessToken, ip: str) -> None:
     AccessToken.objects.filter(pk=token.pk).update(
         last_used_at=timezone.now(), last_used_ip=ip[:45]
     )
+# -- groups (teams), as administrators change them
+
+
+def group_update(*, group: Group) -> None:
+    """Save an administrator's edit of a group's own fields (its name); what changed is
+    recorded by group_change_record once its permissions and members are saved too."""
+    with transaction.atomic():
+        group.save()
+
+
+def group_members_set(*, group: Group, members: list[User]) -> None:
+    """Make ``members`` the group's members; whoever is left out loses, at their next
+    request, access to every file shared with the group."""
+    with transaction.atomic():
+        group.user_set.set(members)
+
+
+def group_change_record(
+    *, before: GroupState | None, after: GroupState, actor: Actor
+) -> AuditEntry | None:
+    """Record a group created (``before`` None: ``group.created`` with its permissions
+    and members) or changed (``group.changed``, every field ``old -> new``, the members
+    added and removed among them). None, and no entry, when nothing changed."""
+    if before is None:
+        event = Event.GROUP_CREATED
+        changes = state_changes(before=GroupState(name="", permissions=(), members=()), after=after)
+        changes = [change for change in changes if not change.startswith("name:")]
+    else:
+        event = Event.GROUP_CHANGED
+        changes = state_changes(before=before, after=after)
+        if not changes:
+            return None
+    detail = "; ".join([f"group={after.name}", *changes])
+    with transaction.atomic():
+        return audit_record(event=event, actor=actor, detail=detail)
+
+
+def group_delete(*, group: Group, state: GroupState, actor: Actor) -> None:
+    """Delete a group: its members lose, at their next request, every file shared with it
+    (the shares go with the group). Audited with the members it had."""
+    with transaction.atomic():
+        group.delete()
+        members = "[" + ", ".join(repr(name) for name in state.members) + "]"
+        audit_record(
+            event=Event.GROUP_DELETED,
+            actor=actor,
+            detail=f"group={state.name}; members: {members}",
+        )
+
+
+# -- single sign-on (accounts.oidc): users linked to the provider's iss and sub
+
+
+def oidc_link_invited(*, token: str, issuer: str, subject: str, actor: Actor) -> User | None:
+    """Link the account an invitation (its token, from the session) was sent for to the
+    provider's ``iss``/``sub``, and use the invitation up; the invitee then never needs a
+    local password. None, and nothing changed, when the token opens no invitation.
+    Audited as ``user.invitation_accepted`` (detail ``via=sso``)."""
+    invitation = invitation_get_by_token(token=token) if token else None
+    if invitation is None:
+        return None
+    user = invitation.user
+    with transaction.atomic():
+        deleted, _ = Invitation.objects.filter(
+            pk=invitation.pk, token_digest=invitation.token_digest
+        ).delete()
+        if not deleted:
+            return None
+        OIDCIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+        _invitation_accepted_record(user=user, actor=actor, via="sso")
+    return user
+
+
+def oidc_identity_unlink(*, identity: OIDCIdentity, actor: Actor) -> None:
+    """An administrator unlinks an account from its provider identity: that ``sub`` signs
+    in to nothing until linked again (by an invitation, or OIDC_CREATE_USERS). Audited."""
+    with transaction.atomic():
+        OIDCIdentity.objects.filter(pk=identity.pk).delete()
+        audit_record(
+            event=Event.SSO_UNLINKED,
+            actor=actor,
+            detail=f"user={identity.user.get_username()} issuer={identity.issuer} "
+            f"sub={identity.subject}",
+        )
+
+
+def _free_username(claims: dict) -> str:
+    """A username for a new account: the provider's preferred_username (or the e-mail's
+    local part, or "user"), with a number added while it is taken."""
+    email = str(claims.get("email") or "")
+    base = str(claims.get("preferred_username") or email.split("@")[0] or "user")[:140]
+    taken = set(User.objects.filter(username__startswith=base).values_list("username", flat=True))
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}{n}"
+    return candidate
+
+
+def oidc_user_create(*, claims: dict, actor: Actor) -> User:
+    """Create an account at a first sign-in (OIDC_CREATE_USERS), without a usable
+    password, linked to the token's ``iss``/``sub``. Audited as ``user.created``."""
+    with transaction.atomic():
+        user = User(username=_free_username(claims), email=str(claims.get("email") or "")[:254])
+        user.set_unusable_password()
+        user.save()
+        OIDCIdentity.objects.create(user=user, issuer=claims["iss"], subject=claims["sub"])
+        audit_record(
+            event=Event.USER_CREATED,
+            actor=actor,
+            detail=f"user={user.get_username()} email={user.email} via=sso",
+        )
+    return user
+
+
+def oidc_groups_sync(*, user: User, names: list[str], actor: Actor) -> None:
+    """Make the user's groups exactly those the provider's claim names (creating a group
+    that does not exist yet); whoever leaves a group loses, at their next request, the
+    files shared with it. Audited as ``user.changed`` when the groups changed."""
+    with transaction.atomic():
+        before = tuple(sorted(user.groups.values_list("name", flat=True)))
+        if before == tuple(names):
+            return
+        groups = [Group.objects.get_or_create(name=name)[0] for name in names]
+        user.groups.set(groups)
+        changes = state_changes(before=_Groups(before), after=_Groups(tuple(names)))
+        audit_record(
+            event=Event.USER_CHANGED,
+            actor=actor,
+            detail=f"user={user.get_username()}; " + "; ".join(changes) + " (from the provider)",
+        )
+
+
+@dataclass(frozen=True)
+class _Groups:
+    groups: tuple[str, ...]

@@ -1,5 +1,5 @@
-"""Log-in with an optional second step, second-factor enrolment, optional sign-up, and
-personal access tokens."""
+"""Log-in with an optional second step, second-factor enrolment, invitations, optional
+sign-up, and personal access tokens."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
 from django.contrib.auth.views import LoginView, LogoutView, PasswordResetView
 from django.http import (
     Http404,
@@ -77,7 +77,7 @@ class PortalLoginView(LoginView):
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         user = form.get_user()
-        if not account_selectors.has_device(user):
+        if not account_selectors.has_second_factor(user):
             response = super().form_valid(form)
             login_policy.success_record(self.request, user, response)
             return response
@@ -162,8 +162,8 @@ def _pending_user(request: HttpRequest) -> tuple[User | None, str | None]:
     user = request.user
     if (
         user.is_authenticated
-        and not account_selectors.is_verified(user)
-        and account_selectors.has_device(user)
+        and not account_selectors.second_factor_passed(request)
+        and account_selectors.has_second_factor(user)
     ):
         return user, request.GET.get("next") or request.POST.get("next")
     pending = request.session.get(PENDING_KEY)
@@ -214,7 +214,12 @@ def login_otp(request: HttpRequest) -> HttpResponseBase:
             step="second-factor",
         )
         form.add_error("code", _("That code is not valid."))
-    return render(request, "registration/login_otp.html", {"form": form})
+    context = {
+        "form": form,
+        "has_totp": account_selectors.has_device(user),
+        "has_passkey": bool(account_selectors.passkeys_of(user)),
+    }
+    return render(request, "registration/login_otp.html", context)
 
 
 def _recovery(user, code: str) -> bool:  # type: ignore[no-untyped-def]
@@ -405,3 +410,50 @@ def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpRespon
     if account_services.token_revoke(token=token, actor=actor_from_request(request)):
         messages.success(request, _("Token “%(name)s” revoked.") % {"name": token.name})
     return redirect("tokens")
+# -- invitations: a new user's one-time link to choose a password
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """The link in an invitation e-mail: keep its token in the session and redirect to a
+    URL without it (as Django's password reset does), so the token never reaches a
+    Referer header or an access log through the form's page. An unusable link answers
+    404 with a page that says so."""
+    if account_selectors.invitation_get_by_token(token=token) is None:
+        return _invitation_invalid(request)
+    request.session[account_services.INVITATION_SESSION_KEY] = token
+    return redirect("invitation_accept")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest) -> HttpResponse:
+    """The invitee chooses a password (Django's validators apply), is logged in, and goes
+    on to the portal: staff are then sent to enrol a second factor when STAFF_REQUIRE_2FA
+    says so (SecondFactorMiddleware). The link is spent on success."""
+    token = str(request.session.get(account_services.INVITATION_SESSION_KEY, ""))
+    found = account_selectors.invitation_get_by_token(token=token)
+    if found is None:
+        return _invitation_invalid(request)
+    form = SetPasswordForm(found.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = account_services.invitation_accept(
+                invitation=found,
+                password=form.cleaned_data["new_password1"],
+                actor=actor_from_request(request),
+            )
+        except account_services.InvitationInvalid:
+            return _invitation_invalid(request)
+        request.session.pop(account_services.INVITATION_SESSION_KEY, None)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, _("Your password is set. Welcome."))
+        return redirect(settings.LOGIN_REDIRECT_URL)
+    context = {"form": form, "invitee": found.user, "sso": settings.OIDC_ENABLED}
+    return render(request, "registration/invitation.html", context)
+
+
+def _invitation_invalid(request: HttpRequest) -> HttpResponse:
+    request.session.pop(account_services.INVITATION_SESSION_KEY, None)
+    return render(request, "registration/invitation_invalid.html", status=404)

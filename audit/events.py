@@ -46,6 +46,16 @@ class Event:
     # Personal access tokens (the HTTP API): detail names the token by its public prefix.
     TOKEN_CREATED = "token.created"  # noqa: S105 (an event name)
     TOKEN_REVOKED = "token.revoked"  # noqa: S105 (an event name)
+    # Teams (Django's auth groups) as administrators change them.
+    GROUP_CREATED = "group.created"
+    GROUP_CHANGED = "group.changed"
+    GROUP_DELETED = "group.deleted"
+    INVITATION_SENT = "user.invitation_sent"
+    INVITATION_ACCEPTED = "user.invitation_accepted"
+    PASSKEY_ADDED = "passkey.added"
+    PASSKEY_REMOVED = "passkey.removed"
+    PASSKEY_COUNTER_REGRESSION = "passkey.counter_regression"
+    SSO_UNLINKED = "user.sso_unlinked"
 
 
 # What people read for each event code, wherever events are shown to users. The admin and
@@ -84,6 +94,15 @@ EVENT_LABELS: dict[str, str | Promise] = {  # the lazy labels are Promises
     Event.UPLOAD_EXPIRED: _("Unfinished upload expired and removed"),
     Event.TOKEN_CREATED: _("Access token created"),
     Event.TOKEN_REVOKED: _("Access token revoked"),
+    Event.GROUP_CREATED: _("Group created"),
+    Event.GROUP_CHANGED: _("Group changed"),
+    Event.GROUP_DELETED: _("Group deleted"),
+    Event.INVITATION_SENT: _("Invitation sent"),
+    Event.INVITATION_ACCEPTED: _("Invitation accepted"),
+    Event.PASSKEY_ADDED: _("Passkey registered"),
+    Event.PASSKEY_REMOVED: _("Passkey removed"),
+    Event.PASSKEY_COUNTER_REGRESSION: _("Passkey refused: its counter went backwards"),
+    Event.SSO_UNLINKED: _("Single sign-on identity unlinked"),
 }
 
 

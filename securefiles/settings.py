@@ -430,6 +430,58 @@ PASSWORD_RESET_LIMIT_PER_ADDRESS = _positive_int("PASSWORD_RESET_LIMIT_PER_ADDRE
 PASSWORD_RESET_LIMIT_PER_ACCOUNT = _positive_int("PASSWORD_RESET_LIMIT_PER_ACCOUNT", 3, minimum=1)
 PASSWORD_RESET_WINDOW_SECONDS = _positive_int("PASSWORD_RESET_WINDOW_SECONDS", 3600, minimum=1)
 
+# Days an invitation's one-time link works (accounts.services.invitation_send).
+INVITATION_DAYS = _positive_int("INVITATION_DAYS", 7, minimum=1)
+
+# -- Single sign-on through OpenID Connect (mozilla-django-oidc; accounts.oidc). Off while
+# OIDC_RP_CLIENT_ID is empty. The provider's endpoints are named explicitly (no discovery
+# at start-up); the ID token's issuer must be OIDC_OP_ISSUER and its audience the client id.
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_OP_ISSUER = env.str("OIDC_OP_ISSUER", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")  # optional
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_LOGIN_LABEL = env.str("OIDC_LOGIN_LABEL", default="Sign in with your organisation")
+# Create an account at a first sign-in whose `sub` matches none (else: only invited users,
+# who link their account by signing in from their invitation, or accounts linked earlier).
+OIDC_CREATE_USER = env.bool("OIDC_CREATE_USERS", default=False)
+# A claim listing group names: the user's groups are set from it at every sign-in.
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="")
+# Users with a provider identity may not log in with a local password.
+OIDC_DISABLE_PASSWORD_LOGIN = env.bool("OIDC_DISABLE_PASSWORD_LOGIN", default=False)
+# Whether the provider's MFA counts as the second factor staff need: an `amr` value from
+# OIDC_MFA_AMR or an `acr` from OIDC_MFA_ACR in the ID token.
+OIDC_MFA_SATISFIES_2FA = env.bool("OIDC_MFA_SATISFIES_2FA", default=False)
+OIDC_MFA_AMR = env.list("OIDC_MFA_AMR", default=["mfa", "hwk", "otp"])
+OIDC_MFA_ACR = env.list("OIDC_MFA_ACR", default=[])
+OIDC_TIMEOUT = _positive_int("OIDC_TIMEOUT", 10, minimum=1)
+OIDC_VERIFY_SSL = env.bool("OIDC_VERIFY_SSL", default=True)
+# Fixed: authorization code with PKCE (S256) and a nonce; ID token's claims only from the
+# token (and userinfo, when its sub matches); no unsigned tokens.
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_ALLOW_UNSECURED_JWT = False
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+if OIDC_ENABLED:
+    _missing = [
+        name
+        for name in (
+            "OIDC_OP_ISSUER",
+            "OIDC_OP_AUTHORIZATION_ENDPOINT",
+            "OIDC_OP_TOKEN_ENDPOINT",
+            "OIDC_OP_JWKS_ENDPOINT",
+        )
+        if not globals()[name]
+    ]
+    if _missing:
+        raise ImproperlyConfigured("OIDC_RP_CLIENT_ID is set; also set " + ", ".join(_missing))
+    AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "accounts.oidc.PortalOIDCBackend"]
+
 # Self-service sign-up: off unless the operator turns it on.
 SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=False)
 

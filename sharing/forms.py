@@ -7,7 +7,27 @@ from django.utils.translation import gettext_lazy as _
 
 
 class ShareForm(forms.Form):
-    username = forms.CharField(label=_("Username or e-mail"), max_length=254)
+    """A share: with a colleague (``username``, a username or an e-mail address) or with a
+    group (``group``, its name), and an optional last day of access (``expires_on``, an
+    ISO 8601 date, YYYY-MM-DD)."""
+
+    username = forms.CharField(label=_("Username or e-mail"), max_length=254, required=False)
+    group = forms.CharField(label=_("Group"), max_length=150, required=False)
+    expires_on = forms.DateField(
+        label=_("Last day of access (optional)"),
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        if bool(cleaned.get("username")) == bool(cleaned.get("group")):
+            raise forms.ValidationError(_("Name either a colleague or a group."))
+        expires_on = cleaned.get("expires_on")
+        if expires_on is not None and expires_on < timezone.localdate():
+            self.add_error("expires_on", _("The last day of access cannot be in the past."))
+        return cleaned
 
 
 class LinkForm(forms.Form):

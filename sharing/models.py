@@ -74,22 +74,60 @@ class StorageQuota(models.Model):
 
 
 class Share(models.Model):
-    """Read-only access to a file for a named colleague, granted by the file's owner."""
+    """Read-only access to a file for a named colleague or for every member of a group
+    (Django's auth group), granted by the file's owner.
+
+    Exactly one of ``colleague`` and ``group`` is set. A group share reaches whoever is a
+    member at the time of each request: leaving the group ends access at once. From the
+    day after ``expires_on`` (the last day of access, in TIME_ZONE) the share works no
+    more, exactly as if it had been revoked (sharing.selectors.shares_reaching).
+    """
 
     file = models.ForeignKey(StoredFile, on_delete=models.CASCADE, related_name="shares")
     colleague = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shares_received"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="shares_received",
+        null=True,
+        blank=True,
+    )
+    group = models.ForeignKey(
+        "auth.Group", on_delete=models.CASCADE, related_name="shares", null=True, blank=True
+    )
+    expires_on = models.DateField(
+        null=True, blank=True, help_text="The last day of access; empty for no expiry."
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["file", "colleague"], name="one_share_per_colleague")
+            models.UniqueConstraint(fields=["file", "colleague"], name="one_share_per_colleague"),
+            models.UniqueConstraint(fields=["file", "group"], name="one_share_per_group"),
+            models.CheckConstraint(
+                condition=models.Q(colleague__isnull=False, group__isnull=True)
+                | models.Q(colleague__isnull=True, group__isnull=False),
+                name="share_with_colleague_or_group",
+            ),
         ]
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.file} → {self.colleague}"
+        return f"{self.file} → {self.recipient}"
+
+    @property
+    def recipient(self) -> str:
+        """Who the share is for, as people read it: a username, or "group <name>"."""
+        if self.group is not None:
+            return f"group {self.group.name}"
+        return self.colleague.get_username() if self.colleague else ""
+
+    @property
+    def recipient_detail(self) -> str:
+        """Who the share is for, as audit entries name them: "colleague=<username>" or
+        "group=<name>"."""
+        if self.group is not None:
+            return f"group={self.group.name}"
+        return f"colleague={self.colleague.get_username() if self.colleague else ''}"
 
 
 class ShareLink(models.Model):

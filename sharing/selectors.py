@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
@@ -71,13 +71,39 @@ def file_get_for_owner(*, user: User, file_id: uuid.UUID) -> StoredFile:
         raise Http404("No such file") from None
 
 
+def shares_reaching(*, user: User) -> QuerySet[Share]:
+    """The live shares that give ``user`` read access: with them by name, or with a group
+    they are a member of now, and not past their last day (``expires_on``, TIME_ZONE).
+
+    The one definition of "shared with"; every reader lookup is built on it, so leaving a
+    group, a revocation and an expiry all take effect on the next request.
+    """
+    reaches = Q(colleague=user) | Q(group__user=user)
+    return Share.objects.filter(reaches, _share_is_live())
+
+
+def _share_is_live() -> Q:
+    """Not past its last day: ``expires_on`` today or later (TIME_ZONE), or none."""
+    return Q(expires_on__isnull=True) | Q(expires_on__gte=timezone.localdate())
+
+
+def _readable_by(user: User) -> Q:
+    return Q(owner=user) | Q(pk__in=shares_reaching(user=user).values("file_id"))
+
+
 def file_get_for_reader(*, user: User, file_id: uuid.UUID) -> StoredFile:
-    """The file, if this user owns it or it is shared with them; 404 otherwise."""
-    readable = Q(owner=user) | Q(shares__colleague=user)
-    found = StoredFile.objects.filter(readable, pk=file_id).distinct().first()
+    """The file, if this user owns it or a live share reaches them; 404 otherwise."""
+    found = StoredFile.objects.filter(_readable_by(user), pk=file_id).first()
     if found is None:
         raise Http404("No such file")
     return found
+
+
+def share_used_by(*, user: User, file: StoredFile) -> Share | None:
+    """The live share through which ``user`` reads ``file`` (theirs by name before a
+    group's, then the oldest), for the audit entry of a download; None if there is none."""
+    shares = shares_reaching(user=user).filter(file=file).select_related("group")
+    return shares.order_by(F("colleague").asc(nulls_last=True), "created_at", "id").first()
 
 
 def file_exists(*, file_id: uuid.UUID) -> StoredFile | None:
@@ -87,7 +113,9 @@ def file_exists(*, file_id: uuid.UUID) -> StoredFile | None:
 
 def files_shared_with(*, user: User, search: str = "") -> QuerySet[StoredFile]:
     """Files shared with ``user`` by their owners, newest first, optionally searched by name."""
-    files = StoredFile.objects.filter(shares__colleague=user).select_related("owner")
+    shared = shares_reaching(user=user).values("file_id")
+    # An owner who is in a group the file is shared with already sees it among their own.
+    files = StoredFile.objects.filter(pk__in=shared).exclude(owner=user).select_related("owner")
     if search:
         files = files.filter(name__icontains=search)
     return files.order_by("-created_at", "-id")
@@ -96,14 +124,24 @@ def files_shared_with(*, user: User, search: str = "") -> QuerySet[StoredFile]:
 def colleagues_known_to(*, user: User) -> list[str]:
     """Usernames to suggest when sharing: only people this user already shares with, in
     either direction, so the form reveals no one the user could not already see."""
-    granted = Share.objects.filter(file__owner=user).values_list("colleague__username", flat=True)
+    by_name = Share.objects.filter(file__owner=user, colleague__isnull=False)
+    granted = by_name.values_list("colleague__username", flat=True)
     received = Share.objects.filter(colleague=user).values_list("file__owner__username", flat=True)
     return sorted(set(granted) | set(received))[:200]
 
 
+def groups_of(*, user: User) -> list[str]:
+    """The names of the groups ``user`` is a member of, sorted: the groups they may share
+    a file with (the share form offers no other, so it reveals no other group's name)."""
+    return sorted(user.groups.values_list("name", flat=True))
+
+
 def shares_of(*, file: StoredFile) -> QuerySet[Share]:
-    """The colleagues a file is shared with, oldest share first."""
-    return file.shares.select_related("colleague").order_by("created_at", "id")
+    """The colleagues and groups a file is shared with, oldest share first (expired ones
+    too, annotated ``live`` False: the owner's page shows them as expired)."""
+    live = ExpressionWrapper(_share_is_live(), output_field=BooleanField())
+    shares = file.shares.select_related("colleague", "group").annotate(live=live)
+    return shares.order_by("created_at", "id")
 
 
 def links_of(*, file: StoredFile) -> QuerySet[ShareLink]:
@@ -114,7 +152,7 @@ def links_of(*, file: StoredFile) -> QuerySet[ShareLink]:
 def share_get_for_owner(*, user: User, file: StoredFile, share_id: int) -> Share:
     """A share of the owner's file; Http404 for anyone else or an unknown id."""
     try:
-        return Share.objects.select_related("colleague").get(
+        return Share.objects.select_related("colleague", "group").get(
             pk=share_id, file=file, file__owner=user
         )
     except Share.DoesNotExist:

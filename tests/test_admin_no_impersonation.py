@@ -33,6 +33,7 @@ pytestmark = pytest.mark.django_db
 USERS = "/admin/auth/user/"
 DEVICES = "/admin/otp_totp/totpdevice/"
 ADMIN = "root"  # the conftest superuser
+INVITATION_LINK = re.compile(r"(https?://\S+?)/accounts/invitation/([\w-]{43})/")
 RESET_LINK = re.compile(r"(https?://\S+?)/accounts/reset/([\w-]+)/([\w-]+)/")
 NEW_PASSWORD = "Velvet-Compass-42-Orchard"
 
@@ -226,7 +227,7 @@ def test_it_invites_a_new_user_to_choose_a_password(
     assert not dora.check_password(NEW_PASSWORD)
     [message] = mail.outbox
     assert message.to == ["dora@example.com"]
-    [(site, uid, token)] = RESET_LINK.findall(message.body)
+    [(site, token)] = INVITATION_LINK.findall(message.body)
     assert site == "https://files.example.org"
     [entry] = _entries("user.created")
     assert (entry.actor, entry.detail) == (ADMIN, "user=dora email=dora@example.com")
@@ -234,7 +235,7 @@ def test_it_invites_a_new_user_to_choose_a_password(
     assert verify_chain().intact
     # The link works once, for dora alone: she chooses her password.
     visitor = Client()
-    form = visitor.get(f"/accounts/reset/{uid}/{token}/", follow=True)
+    form = visitor.get(f"/accounts/invitation/{token}/", follow=True)
     assert form.status_code == 200
     visitor.post(
         form.redirect_chain[-1][0],

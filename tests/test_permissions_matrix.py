@@ -1,5 +1,7 @@
-"""Every file URL × every kind of visitor: owner, colleague, revoked colleague, stranger,
-anonymous and an administrator who neither owns the file nor has a share.
+"""Every file URL × every kind of visitor: owner, colleague, revoked colleague, a member
+of a group the file is shared with, a former member, a colleague and a group member whose
+shares expired, stranger, anonymous and an administrator who neither owns the file nor has
+a share.
 
 Only the owner changes anything; a colleague reads (a read-only page and the download);
 everyone else logged in gets the same 404 page as for a file that does not exist, and so
@@ -13,12 +15,14 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import date, timedelta
 from urllib.parse import quote
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.http import HttpResponseBase
 from django.test import Client
+from django.utils import timezone
 
 from audit.models import AuditEntry
 from sharing.models import Share, ShareLink, StoredFile
@@ -56,6 +60,10 @@ EXPECTED = {
     "owner": OWNER,
     "colleague": COLLEAGUE,
     "revoked_colleague": NOBODY,
+    "group_member": COLLEAGUE,
+    "former_group_member": NOBODY,
+    "expired_colleague": NOBODY,
+    "expired_group_member": NOBODY,
     "stranger": NOBODY,
     "admin": NOBODY,
 }
@@ -110,11 +118,33 @@ def visitor(request: pytest.FixtureRequest, world: World, alice_client: Client) 
     if role == "stranger":
         return request.getfixturevalue("charlie_client")
     bob_client = request.getfixturevalue("bob_client")
+    if "group_member" in role:
+        _share_with_bobs_group(alice_client, world, request.getfixturevalue("bob"), role)
+        return bob_client
     share = make_share(alice_client, world.file, "bob")
+    if role == "expired_colleague":
+        Share.objects.filter(pk=share.pk).update(expires_on=_yesterday())
     if role == "revoked_colleague":
         alice_client.post(f"/files/{world.file.id}/shares/{share.pk}/revoke/")
         assert not Share.objects.filter(pk=share.pk).exists()
     return bob_client
+
+
+def _yesterday() -> date:
+    return timezone.localdate() - timedelta(days=1)
+
+
+def _share_with_bobs_group(alice_client: Client, world: World, bob: User, role: str) -> None:
+    """alice and bob are in "Litigation"; alice shares the file with the group; then bob
+    leaves it, or the share expires, as the role says."""
+    group = Group.objects.create(name="Litigation")
+    group.user_set.add(world.file.owner, bob)
+    response = alice_client.post(world.url("share"), {"group": "Litigation"})
+    assert response.status_code == 302
+    if role == "former_group_member":
+        group.user_set.remove(bob)
+    if role == "expired_group_member":
+        Share.objects.filter(group=group).update(expires_on=_yesterday())
 
 
 def _call(client: Client, name: str, url: str) -> HttpResponseBase:

@@ -13,11 +13,16 @@ from sharing.models import Share
 
 @admin.register(Share)
 class ShareAdmin(admin.ModelAdmin):
-    list_display = ("file", "colleague", "owner", "created_at")
-    list_filter = ("created_at", ("colleague", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("file__name", "colleague__username", "file__owner__username")
-    list_select_related = ("file", "file__owner", "colleague")
-    readonly_fields = ("file", "colleague", "created_at")
+    list_display = ("file", "colleague", "group", "owner", "expires_on", "created_at")
+    list_filter = (
+        "created_at",
+        "expires_on",
+        ("colleague", admin.RelatedOnlyFieldListFilter),
+        ("group", admin.RelatedOnlyFieldListFilter),
+    )
+    search_fields = ("file__name", "colleague__username", "group__name", "file__owner__username")
+    list_select_related = ("file", "file__owner", "colleague", "group")
+    readonly_fields = ("file", "colleague", "group", "expires_on", "created_at")
     actions = ["revoke_shares"]
 
     @admin.display(description="Owner")
@@ -43,7 +48,7 @@ class ShareAdmin(admin.ModelAdmin):
     def revoke_shares(self, request: HttpRequest, queryset: QuerySet[Share]) -> None:
         actor = actor_from_request(request)
         count = 0
-        for share in queryset.select_related("file", "colleague"):
+        for share in queryset.select_related("file", "colleague", "group"):
             with suppress(services.FileGone):  # the file, and so the share, deleted meanwhile
                 count += services.share_revoke(share=share, actor=actor)
         self.message_user(request, f"Revoked {count} share(s).", messages.SUCCESS)

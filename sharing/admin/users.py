@@ -97,7 +97,7 @@ class UserWithQuotaAdmin(UserAdmin):
     add_form_template = None  # Django's carries the password fields' script
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("username", "email")}),)
     inlines = [*UserAdmin.inlines, StorageQuotaInline]
-    actions = ["send_password_reset", "second_factor_reset"]
+    actions = ["send_invitation", "send_password_reset", "second_factor_reset"]
 
     def get_urls(self) -> list[URLPattern]:
         # UserAdmin's form that sets another user's password is gone; its URL answers 404.
@@ -155,6 +155,26 @@ class UserWithQuotaAdmin(UserAdmin):
         actor = actor_from_request(request)
         for user in queryset:
             services.user_delete(user=user, actor=actor)
+
+    @admin.action(description="Send the invitation again", permissions=["change"])
+    def send_invitation(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """E-mail each selected user who has not chosen a password yet a new invitation;
+        their previous link stops working (audited)."""
+        actor = actor_from_request(request)
+        skipped = [
+            user.get_username()
+            for user in queryset
+            if not account_services.invitation_send(user=user, actor=actor)
+        ]
+        sent = queryset.count() - len(skipped)
+        self.message_user(request, f"Sent {sent} invitation(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                "Not sent (inactive, no e-mail address, or a password already chosen: use "
+                "the password reset): " + ", ".join(skipped),
+                messages.WARNING,
+            )
 
     @admin.action(description="Send password reset e-mail", permissions=["change"])
     def send_password_reset(self, request: HttpRequest, queryset: QuerySet) -> None:

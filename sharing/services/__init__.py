@@ -55,6 +55,7 @@ from sharing.services.shares import (
     ShareError,
     ShareLookupThrottled,
     share_grant,
+    share_grant_group,
     share_revoke,
 )
 from sharing.services.users import (
@@ -111,6 +112,7 @@ __all__ = [
     "link_revoke",
     "links_purge_expired",
     "share_grant",
+    "share_grant_group",
     "share_revoke",
     "user_change_record",
     "user_deactivate",

@@ -226,8 +226,10 @@ def file_access_denied(*, file: StoredFile, actor: Actor, path: str) -> None:
 def file_download_record(
     *, file: StoredFile, actor: Actor, via: str, byte_range: str | None = None
 ) -> None:
-    """Audit a download by its owner or a colleague (``via``: "owner" or "colleague"),
-    once its first segment verified: a refused or failed one is not a download.
+    """Audit a download by its owner or a colleague once its first segment verified: a
+    refused or failed one is not a download. ``via`` is "owner", "colleague", or
+    "group:<name>" for a member of a group the file is shared with (the entry's actor
+    is the member).
 
     ``byte_range`` is the Content-Range of a ranged download (RFC 9110 section 14.4, e.g.
     "bytes 0-499/1234"), recorded in the entry's detail; None for the whole file.

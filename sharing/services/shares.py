@@ -1,15 +1,18 @@
-"""Shares with named colleagues."""
+"""Shares with named colleagues and with groups."""
 
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.actors import Actor
@@ -86,34 +89,93 @@ def _lookup_colleague(*, query: str, actor: Actor, user_id: int) -> User:
     return colleague
 
 
+def _expiry_detail(expires_on: date | None) -> str:
+    return "" if expires_on is None else f" expires_on={expires_on.isoformat()}"
+
+
+def _check_expiry(expires_on: date | None) -> None:
+    if expires_on is not None and expires_on < timezone.localdate():
+        raise ShareError(_("The last day of access cannot be in the past."))
+
+
 @retry_on_deadlock
-def share_grant(*, file: StoredFile, query: str, actor: Actor) -> Share:
+def share_grant(
+    *, file: StoredFile, query: str, actor: Actor, expires_on: date | None = None
+) -> Share:
     """Give a colleague (by username or e-mail) read access to a file; notify them.
 
-    Raises ShareError (message safe to show) when the share cannot be granted,
-    ShareLookupThrottled when the acting user (``actor.user_id``, else the owner) has had
-    too many lookups match no account in the window (then nothing is looked up at all),
-    FileGone if the file was deleted meanwhile, and TryAgain if the database gave up on
-    the transaction (deadlock victim) every time.
+    ``expires_on`` is the last day of access (TIME_ZONE), None for no expiry. Raises
+    ShareError (message safe to show) when the share cannot be granted (the day is past,
+    no such colleague, the owner, already shared), ShareLookupThrottled when the acting
+    user (``actor.user_id``, else the owner) has had too many lookups match no account in
+    the window (then nothing is looked up at all), FileGone if the file was deleted
+    meanwhile, and TryAgain if the database gave up on the transaction (deadlock victim)
+    every time.
     """
+    _check_expiry(expires_on)
     user_id = actor.user_id if actor.user_id is not None else file.owner_id
     colleague = _lookup_colleague(query=query, actor=actor, user_id=user_id)
     if colleague.pk == file.owner_id:
         raise ShareError(_("You already own this file."))
     with transaction.atomic():
-        file = file_lock(file.pk)
-        share, created = Share.objects.get_or_create(file=file, colleague=colleague)
-        if not created:
-            raise ShareError(_("This file is already shared with that user."))
-        audit_record(
-            event=Event.SHARE_GRANTED,
+        share = _share_create(
+            file=file,
+            recipient={"colleague": colleague},
+            expires_on=expires_on,
             actor=actor,
-            file_id=file.id,
-            file_name=file.name,
-            detail=f"colleague={colleague.get_username()}",
+            already=_("This file is already shared with that user."),
         )
         transaction.on_commit(lambda: _notify_colleague(share))
     return share
+
+
+def _share_create(
+    *, file: StoredFile, recipient: dict, expires_on: date | None, actor: Actor, already: str
+) -> Share:
+    """In the caller's transaction: lock the file, create the share with ``recipient``
+    ({"colleague": user} or {"group": group}) and audit it. Raises ShareError(``already``)
+    when that recipient already has a share of the file, FileGone if the file is gone."""
+    locked = file_lock(file.pk)
+    share, created = Share.objects.get_or_create(
+        file=locked, **recipient, defaults={"expires_on": expires_on}
+    )
+    if not created:
+        raise ShareError(already)
+    audit_record(
+        event=Event.SHARE_GRANTED,
+        actor=actor,
+        file_id=locked.id,
+        file_name=locked.name,
+        detail=share.recipient_detail + _expiry_detail(expires_on),
+    )
+    return share
+
+
+@retry_on_deadlock
+def share_grant_group(
+    *, file: StoredFile, group_name: str, actor: Actor, expires_on: date | None = None
+) -> Share:
+    """Give every member of a group the owner belongs to read access to a file.
+
+    Membership is looked up on every request (sharing.selectors.shares_reaching), so
+    whoever joins later gains access and whoever leaves loses it. Only the owner's own
+    groups can be named: the answer for any other name is the same as for a group that
+    does not exist, so the form reveals no group's name. No e-mail is sent (a group may
+    be large); members find the file under "Shared with me". ``expires_on`` as in
+    share_grant. Raises ShareError, FileGone and TryAgain as share_grant does.
+    """
+    _check_expiry(expires_on)
+    group = Group.objects.filter(name=group_name.strip(), user=file.owner_id).first()
+    if group is None:
+        raise ShareError(_("You are not a member of a group of that name."))
+    with transaction.atomic():
+        return _share_create(
+            file=file,
+            recipient={"group": group},
+            expires_on=expires_on,
+            actor=actor,
+            already=_("This file is already shared with that group."),
+        )
 
 
 def _notify_colleague(share: Share) -> None:
@@ -125,7 +187,7 @@ def _notify_colleague(share: Share) -> None:
     logged, never raised.
     """
     colleague, file = share.colleague, share.file
-    if not colleague.email:
+    if colleague is None or not colleague.email:
         return
     context = {
         "share": share,
@@ -150,7 +212,7 @@ def share_revoke(*, share: Share, actor: Actor) -> bool:
     Raises FileGone if the file was deleted meanwhile (its shares with it), TryAgain if
     the database gave up on the transaction (deadlock victim) every time.
     """
-    colleague = share.colleague.get_username()
+    recipient = share.recipient_detail
     with transaction.atomic():
         locked = file_lock(share.file_id)
         deleted, _counts = Share.objects.filter(pk=share.pk).delete()
@@ -162,6 +224,6 @@ def share_revoke(*, share: Share, actor: Actor) -> bool:
             actor=actor,
             file_id=locked.id,
             file_name=locked.name,
-            detail=f"colleague={colleague}",
+            detail=recipient,
         )
     return True

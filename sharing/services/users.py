@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
-from dataclasses import fields
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from audit.actors import Actor
+from audit.changes import state_changes
 from audit.events import Event
 from audit.models import AuditEntry
 from audit.services import audit_record
@@ -69,22 +69,9 @@ def user_update(*, user: User) -> None:
         user.save()
 
 
-def _describe(value: object) -> str:
-    if isinstance(value, str):
-        return repr(value)  # quoted, with any line break escaped: one line per change
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_describe(item) for item in value) + "]"
-    return "none" if value is None else str(value)
-
-
 def user_state_changes(*, before: selectors.UserState, after: selectors.UserState) -> list[str]:
     """``field: old -> new`` for every field that differs (no password hash is compared)."""
-    changes = []
-    for field in fields(selectors.UserState):
-        old, new = getattr(before, field.name), getattr(after, field.name)
-        if old != new:
-            changes.append(f"{field.name}: {_describe(old)} -> {_describe(new)}")
-    return changes
+    return state_changes(before=before, after=after)
 
 
 def user_change_record(

@@ -14,6 +14,7 @@ from django.http import (
     HttpResponseBase,
 )
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
@@ -84,6 +85,8 @@ def _render_detail(
         "link_form": extra.pop("link_form", None) or LinkForm(),
         "link_max_hours": settings.LINK_MAX_HOURS,
         "colleagues": selectors.colleagues_known_to(user=request.user),
+        "groups": selectors.groups_of(user=request.user),
+        "today": timezone.localdate(),
         "sha256": selectors.file_sha256(file=stored),
         **extra,
     }
@@ -104,9 +107,9 @@ def stream_for_reader(
 ) -> HttpResponseBase:
     """The plaintext of ``stored`` for the request's user, its owner or a colleague (the
     caller looked it up through a selector), honouring Range (streaming.stream_file);
-    recorded as a file.download by ``via=[channel ]owner|colleague`` once its first
+    recorded as a file.download by ``via=[channel ]owner|colleague|group:<name>`` once its first
     segment verified. The web download and the API's content endpoint (channel "api")."""
-    via = "owner" if stored.owner_id == request.user.pk else "colleague"
+    via = _reader_via(request, stored)
     via = f"{channel} {via}" if channel else via
 
     def downloaded(byte_range: ByteRange | None) -> None:
@@ -119,6 +122,17 @@ def stream_for_reader(
         )
 
     return stream_file(request, stored, via=via, on_verified=downloaded)
+
+
+def _reader_via(request: AuthenticatedHttpRequest, stored: StoredFile) -> str:
+    """How the requester reads the file, for the audit entry: "owner", "colleague" or
+    "group:<name>" (the member is the entry's actor)."""
+    if stored.owner_id == request.user.pk:
+        return "owner"
+    share = selectors.share_used_by(user=request.user, file=stored)
+    if share is not None and share.group is not None:
+        return f"group:{share.group.name}"
+    return "colleague"
 
 
 @login_required

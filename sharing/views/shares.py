@@ -1,4 +1,4 @@
-"""Sharing a file with a colleague, and taking it back."""
+"""Sharing a file with a colleague or a group, and taking it back."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from audit.actors import actor_from_request
+from audit.actors import Actor, actor_from_request
 from securefiles.lib.auth_types import AuthenticatedHttpRequest
 from sharing import display, selectors, services
 from sharing.forms import ShareForm
+from sharing.models import Share, StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404
 from sharing.views.files import _render_detail
 
@@ -34,19 +35,28 @@ def share_create(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpR
         return _render_detail(request, stored, status=400, share_form=form)
     try:
         with _gone_is_404():
-            share = services.share_grant(
-                file=stored, query=form.cleaned_data["username"], actor=actor_from_request(request)
-            )
+            share = _grant(stored, form.cleaned_data, actor_from_request(request))
     except services.ShareError as exc:
-        form.add_error("username", str(exc))
+        form.add_error("group" if form.cleaned_data["group"] else "username", str(exc))
         return _render_detail(request, stored, status=400, share_form=form)
     except services.ShareLookupThrottled as exc:
         form.add_error("username", _share_lookup_throttled_message(exc))
         response = _render_detail(request, stored, status=429, share_form=form)
         response["Retry-After"] = str(exc.retry_after)
         return response
-    messages.success(request, _("Shared with %(user)s.") % {"user": share.colleague.get_username()})
+    messages.success(request, _("Shared with %(user)s.") % {"user": share.recipient})
     return redirect("sharing:file_detail", file_id=stored.id)
+
+
+def _grant(stored: StoredFile, data: dict, actor: Actor) -> Share:
+    """The share the form asks for: with the colleague or with the group it names."""
+    if data["group"]:
+        return services.share_grant_group(
+            file=stored, group_name=data["group"], actor=actor, expires_on=data["expires_on"]
+        )
+    return services.share_grant(
+        file=stored, query=data["username"], actor=actor, expires_on=data["expires_on"]
+    )
 
 
 def _share_lookup_throttled_message(exc: services.ShareLookupThrottled) -> str:

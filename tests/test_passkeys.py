@@ -1,0 +1,170 @@
+"""Passkeys over HTTP (the ceremonies themselves run in Chromium, test_browser_passkeys):
+naming, removing under the same rules as turning TOTP off, a passkey counting as the
+account's second factor at login, and bad requests answered with a clear JSON error."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import Passkey
+from accounts.selectors import PASSKEY_VERIFIED_AT_KEY
+from audit.models import AuditEntry
+from tests.helpers import ALICE_PASSWORD, client_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def passkey(alice_with_password: User) -> Passkey:
+    return Passkey.objects.create(
+        user=alice_with_password, name="laptop", credential_id="AAAA", public_key=b"\x00"
+    )
+
+
+@pytest.fixture
+def alice_client(alice_with_password: User, passkey: Passkey) -> Client:
+    client = client_for(alice_with_password)
+    _prove_passkey(client, seconds_ago=3600)  # passed the factor at login, an hour ago
+    return client
+
+
+def _prove_passkey(client: Client, *, seconds_ago: float) -> None:
+    session = client.session
+    session[PASSKEY_VERIFIED_AT_KEY] = time.time() - seconds_ago
+    session.save()
+
+
+def _remove(client: Client, passkey: Passkey, password: str = ALICE_PASSWORD):  # type: ignore[no-untyped-def]
+    return client.post(
+        f"/accounts/passkeys/{passkey.pk}/remove/", {"password": password}, follow=True
+    )
+
+
+def test_it_lists_and_renames_passkeys(alice_client, passkey) -> None:
+    alice_client.post(f"/accounts/passkeys/{passkey.pk}/rename/", {"name": "YubiKey 5"})
+
+    page = alice_client.get("/accounts/passkeys/").content.decode()
+    assert 'value="YubiKey 5"' in page
+    assert Passkey.objects.get().name == "YubiKey 5"
+
+
+def test_it_keeps_a_passkey_on_a_wrong_password(alice_client, passkey) -> None:
+    page = _remove(alice_client, passkey, password="wrong")
+
+    assert "Wrong password" in page.content.decode()
+    assert Passkey.objects.exists()
+
+
+def test_it_asks_for_the_passkey_before_removing_the_last_factor(alice_client, passkey) -> None:
+    page = _remove(alice_client, passkey)
+
+    assert "confirm with your passkey first" in page.content.decode()
+    assert Passkey.objects.exists()
+    assert not AuditEntry.objects.filter(event="passkey.removed").exists()
+
+
+def test_it_removes_the_last_factor_after_a_fresh_passkey_proof(alice_client, passkey) -> None:
+    _prove_passkey(alice_client, seconds_ago=10)
+
+    page = _remove(alice_client, passkey)
+
+    assert "Passkey removed." in page.content.decode()
+    assert not Passkey.objects.exists()
+    entry = AuditEntry.objects.get(event="passkey.removed")
+    assert entry.detail == "user=alice passkey='laptop'"
+
+
+def test_it_removes_a_passkey_with_the_password_when_totp_remains(
+    alice_client, alice_with_password, passkey
+) -> None:
+    TOTPDevice.objects.create(user=alice_with_password, name="phone", confirmed=True)
+
+    _remove(alice_client, passkey)
+
+    assert not Passkey.objects.exists()
+
+
+def test_it_answers_404_for_another_users_passkey(bob, passkey) -> None:
+    client = client_for(bob)
+
+    assert (
+        client.post(f"/accounts/passkeys/{passkey.pk}/remove/", {"password": "x"}).status_code
+        == 404
+    )
+    assert client.post(f"/accounts/passkeys/{passkey.pk}/rename/", {"name": "x"}).status_code == 404
+    assert Passkey.objects.get().name == "laptop"
+
+
+def test_a_passkey_makes_login_ask_for_a_second_factor(passkey) -> None:
+    response = Client().post("/accounts/login/", {"username": "alice", "password": ALICE_PASSWORD})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/code/"
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"not json", b'{"credential": {"rawId": "AAAA"}}', b'{"credential": 5}']
+)
+def test_it_answers_a_bad_passkey_answer_with_a_json_error(client, passkey, body) -> None:
+    client.post("/accounts/passkeys/authenticate/options/")
+
+    response = client.post(
+        "/accounts/passkeys/authenticate/", body, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]
+    assert "_auth_user_id" not in client.session
+
+
+def test_it_refuses_an_answer_without_a_challenge(client, passkey) -> None:
+    response = client.post(
+        "/accounts/passkeys/authenticate/",
+        b'{"credential": {"rawId": "AAAA", "id": "AAAA"}}',
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert "expired" in response.json()["error"]
+
+
+def test_an_administrators_second_factor_reset_removes_passkeys(
+    admin_client, alice_with_password, passkey
+) -> None:
+    data = {
+        "action": "second_factor_reset",
+        "_selected_action": [str(alice_with_password.pk)],
+        "index": "0",
+    }
+
+    admin_client.post("/admin/auth/user/", data)
+
+    assert not Passkey.objects.exists()
+    assert AuditEntry.objects.get(event="2fa.reset").detail == "user=alice"
+
+
+def test_the_code_step_offers_only_the_passkey_to_a_passkey_only_account(passkey) -> None:
+    client = Client()
+    client.post("/accounts/login/", {"username": "alice", "password": ALICE_PASSWORD})
+
+    page = client.get("/accounts/login/code/").content.decode()
+
+    assert 'data-passkey="authenticate"' in page
+    assert 'name="code"' not in page
+    assert 'name="csrfmiddlewaretoken"' in page
+
+
+def test_the_admin_lists_passkeys_and_changes_none(admin_client, passkey) -> None:
+    listing = admin_client.get("/admin/accounts/passkey/")
+    page = admin_client.get(f"/admin/accounts/passkey/{passkey.pk}/change/")
+    delete = admin_client.post(f"/admin/accounts/passkey/{passkey.pk}/delete/", {"post": "yes"})
+
+    assert listing.status_code == 200 and b"laptop" in listing.content
+    assert page.status_code == 200 and b"public_key" not in page.content
+    assert delete.status_code == 403
+    assert Passkey.objects.exists()
