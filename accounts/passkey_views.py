@@ -34,12 +34,41 @@ def passkey_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "accounts/passkeys.html", context)
 
 
+# A PublicKeyCredential's JSON (WebAuthn Level 3, section 5.1, toJSON()) nests 4 deep at
+# most (credential, response, transports; clientExtensionResults' own members): deeper is
+# not an answer from a browser, and deep enough makes the json module raise RecursionError.
+MAX_CREDENTIAL_DEPTH = 8
+
+
+def _nesting_within(value: object, limit: int) -> bool:
+    """Whether JSON ``value`` nests at most ``limit`` arrays/objects deep (no recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return True
+
+
 def _credential(request: HttpRequest) -> tuple[str, str]:
-    """(credential JSON, name) from the script's JSON body; ValueError if malformed."""
+    """(credential JSON, name) from the script's JSON body ``{"credential": {...},
+    "name": "..."}``; ValueError if it is too large (MAX_CREDENTIAL_JSON bytes), not
+    JSON, or nested deeper than MAX_CREDENTIAL_DEPTH; KeyError or TypeError if it is JSON
+    of another shape."""
     if len(request.body) > MAX_CREDENTIAL_JSON:
         raise ValueError("too large")
-    body = json.loads(request.body)
-    return json.dumps(body["credential"]), str(body.get("name", ""))[:100]
+    try:
+        body = json.loads(request.body)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+    credential = body["credential"]
+    if not _nesting_within(credential, MAX_CREDENTIAL_DEPTH):
+        raise ValueError("nested too deep")
+    name = body.get("name", "")
+    return json.dumps(credential), (name if isinstance(name, str) else "")[:100]
 
 
 def _error(message: str, status: int = 400) -> JsonResponse:

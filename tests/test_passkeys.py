@@ -107,9 +107,29 @@ def test_a_passkey_makes_login_ask_for_a_second_factor(passkey) -> None:
     assert response["Location"] == "/accounts/login/code/"
 
 
-@pytest.mark.parametrize(
-    "body", [b"", b"not json", b'{"credential": {"rawId": "AAAA"}}', b'{"credential": 5}']
-)
+MALFORMED_ANSWERS = [
+    b"",
+    b"not json",
+    b"\xff\xfe",
+    b"[]",
+    b'"a string"',
+    b'{"credential": {"rawId": "AAAA"}}',
+    b'{"credential": 5}',
+    b'{"credential": []}',
+    b'{"credential": {"rawId": 5}}',
+    b'{"credential": {"rawId": "!!!"}}',
+    b'{"credential": {"rawId": "AAAA", "id": "AAAA", "type": "public-key", "response": []}}',
+    b'{"credential": {"rawId": "AAAA", "id": "AAAA", "type": "public-key", "response": '
+    b'{"clientDataJSON": 5, "authenticatorData": [], "signature": null}}}',
+    b'{"credential": {"rawId": "AAAA", "id": "AAAA", "type": "public-key", "response": '
+    b'{"clientDataJSON": "AAAA", "authenticatorData": "AAAA", "signature": "AAAA"}}}',
+    b"[" * 30000,  # the json module's RecursionError
+    b'{"credential": {"rawId": "AAAA", "response": ' + b"[" * 500 + b"]" * 500 + b"}}",
+    b'{"credential": {"rawId": "AAAA"}, "name": ' + b"[" * 900 + b"]" * 900 + b"}",
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED_ANSWERS)
 def test_it_answers_a_bad_passkey_answer_with_a_json_error(client, passkey, body) -> None:
     client.post("/accounts/passkeys/authenticate/options/")
 
@@ -120,6 +140,19 @@ def test_it_answers_a_bad_passkey_answer_with_a_json_error(client, passkey, body
     assert response.status_code == 400
     assert response.json()["error"]
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize("body", MALFORMED_ANSWERS)
+def test_it_answers_a_bad_registration_with_a_json_error(alice_client, body) -> None:
+    alice_client.post("/accounts/passkeys/register/options/")
+
+    response = alice_client.post(
+        "/accounts/passkeys/register/", body, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]
+    assert Passkey.objects.count() == 1  # the fixture's, no other
 
 
 def test_it_refuses_an_answer_without_a_challenge(client, passkey) -> None:
@@ -168,3 +201,30 @@ def test_the_admin_lists_passkeys_and_changes_none(admin_client, passkey) -> Non
     assert page.status_code == 200 and b"public_key" not in page.content
     assert delete.status_code == 403
     assert Passkey.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/accounts/passkeys/register/options/",
+        "/accounts/passkeys/register/",
+        "/accounts/passkeys/authenticate/options/",
+        "/accounts/passkeys/authenticate/",
+        "/accounts/passkeys/{pk}/rename/",
+        "/accounts/passkeys/{pk}/remove/",
+    ],
+)
+def test_every_passkey_endpoint_refuses_a_cross_site_post(alice_with_password, passkey, path):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice_with_password)
+    _prove_passkey(client, seconds_ago=0)
+
+    response = client.post(
+        path.format(pk=passkey.pk),
+        {"name": "renamed", "password": ALICE_PASSWORD},
+        HTTP_ORIGIN="https://evil.example",
+    )
+
+    assert response.status_code == 403
+    passkey.refresh_from_db()
+    assert passkey.name == "laptop"
