@@ -170,21 +170,28 @@ def passkey_rename(request: AuthenticatedHttpRequest, passkey_id: int) -> HttpRe
 def passkey_remove(request: AuthenticatedHttpRequest, passkey_id: int) -> HttpResponse:
     """Remove a passkey: the password always; for the account's last second factor, as
     for turning TOTP off, also proof of that factor: a passkey used in the last five
-    minutes (the page's "Confirm with your passkey")."""
+    minutes (the page's "Confirm with your passkey"). An account without a usable
+    password (single sign-on) has none to give: that proof stands in for it."""
     user = request.user
     passkey = account_selectors.passkey_get_for_owner(user=user, passkey_id=passkey_id)
-    if not user.check_password(str(request.POST.get("password", ""))):
-        messages.error(request, _("Wrong password: the passkey was kept."))
-        return redirect("passkeys")
-    others = len(account_selectors.passkeys_of(user)) - 1
-    if not others and not account_selectors.has_device(user):
-        proved = float(request.session.get(account_selectors.PASSKEY_VERIFIED_AT_KEY) or 0)
-        if time.time() - proved > RECENT_PASSKEY_SECONDS:
-            messages.error(
-                request,
-                _("This is your last second factor: confirm with your passkey first."),
-            )
+    proved = float(request.session.get(account_selectors.PASSKEY_VERIFIED_AT_KEY) or 0)
+    proved_recently = time.time() - proved <= RECENT_PASSKEY_SECONDS
+    if user.has_usable_password():
+        if not user.check_password(str(request.POST.get("password", ""))):
+            messages.error(request, _("Wrong password: the passkey was kept."))
             return redirect("passkeys")
+        last = len(account_selectors.passkeys_of(user)) == 1
+        needs_proof = last and not account_selectors.has_device(user)
+    else:
+        needs_proof = True
+    if needs_proof and not proved_recently:
+        messages.error(
+            request,
+            _("This is your last second factor: confirm with your passkey first.")
+            if user.has_usable_password()
+            else _("To remove a passkey, confirm with your passkey first."),
+        )
+        return redirect("passkeys")
     passkeys.passkey_remove(passkey=passkey, actor=actor_from_request(request))
     messages.success(request, _("Passkey removed."))
     return redirect("passkeys")

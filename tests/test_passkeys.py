@@ -228,3 +228,53 @@ def test_every_passkey_endpoint_refuses_a_cross_site_post(alice_with_password, p
     assert response.status_code == 403
     passkey.refresh_from_db()
     assert passkey.name == "laptop"
+
+
+# An account without a usable password (single sign-on users, invitees who signed in
+# through the provider) cannot give one: a passkey proved in the last five minutes stands
+# in for it, as for the last factor.
+
+
+@pytest.fixture
+def sso_user_client(alice: User) -> tuple[Client, list[Passkey]]:
+    keys = [
+        Passkey.objects.create(user=alice, name=name, credential_id=cid, public_key=b"\x00")
+        for name, cid in (("laptop", "AAAA"), ("phone", "BBBB"))
+    ]
+    return client_for(alice), keys
+
+
+def test_an_account_without_a_password_removes_a_passkey_after_a_fresh_proof(
+    sso_user_client,
+) -> None:
+    client, (laptop, phone) = sso_user_client
+    _prove_passkey(client, seconds_ago=10)
+
+    response = client.post(f"/accounts/passkeys/{laptop.pk}/remove/", {}, follow=True)
+
+    assert b"Passkey removed." in response.content
+    assert list(Passkey.objects.values_list("name", flat=True)) == ["phone"]
+    assert AuditEntry.objects.filter(event="passkey.removed").count() == 1
+
+
+def test_an_account_without_a_password_keeps_its_passkey_without_a_fresh_proof(
+    sso_user_client,
+) -> None:
+    client, (laptop, phone) = sso_user_client
+    _prove_passkey(client, seconds_ago=3600)
+
+    response = client.post(f"/accounts/passkeys/{laptop.pk}/remove/", {}, follow=True)
+
+    assert b"confirm with your passkey" in response.content
+    assert Passkey.objects.count() == 2
+    assert not AuditEntry.objects.filter(event="passkey.removed").exists()
+
+
+def test_the_page_asks_an_account_without_a_password_for_none(sso_user_client) -> None:
+    client, _keys = sso_user_client
+    _prove_passkey(client, seconds_ago=3600)
+
+    response = client.get("/accounts/passkeys/")
+
+    assert response.status_code == 200
+    assert 'name="password"' not in response.content.decode()
