@@ -145,9 +145,13 @@ def passkey_auth(request: HttpRequest) -> JsonResponse:
         return _error(str(exc))
     request.session.pop(PENDING_KEY, None)
     if not request.user.is_authenticated:
-        verified_at = request.session[account_selectors.PASSKEY_VERIFIED_AT_KEY]
+        proof_keys = (
+            account_selectors.PASSKEY_VERIFIED_AT_KEY,
+            account_selectors.PASSKEY_VERIFIED_ID_KEY,
+        )
+        proof = {key: request.session[key] for key in proof_keys}
         login(request, passkey.user, backend="django.contrib.auth.backends.ModelBackend")
-        request.session[account_selectors.PASSKEY_VERIFIED_AT_KEY] = verified_at
+        request.session.update(proof)  # login() may start a new session: the proof goes on
     else:
         request.session.cycle_key()  # a new privilege level: a new session key
     response = JsonResponse({"redirect": resolve_url(_safe_next(request, next_url))})

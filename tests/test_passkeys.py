@@ -12,7 +12,7 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Passkey
-from accounts.selectors import PASSKEY_VERIFIED_AT_KEY
+from accounts.selectors import PASSKEY_VERIFIED_AT_KEY, PASSKEY_VERIFIED_ID_KEY
 from audit.models import AuditEntry
 from tests.helpers import ALICE_PASSWORD, client_for
 
@@ -34,8 +34,12 @@ def alice_client(alice_with_password: User, passkey: Passkey) -> Client:
 
 
 def _prove_passkey(client: Client, *, seconds_ago: float) -> None:
+    """The session proved the account's first passkey ``seconds_ago``."""
     session = client.session
     session[PASSKEY_VERIFIED_AT_KEY] = time.time() - seconds_ago
+    session[PASSKEY_VERIFIED_ID_KEY] = Passkey.objects.filter(
+        user_id=session["_auth_user_id"]
+    ).values_list("pk", flat=True)[0]
     session.save()
 
 
@@ -278,3 +282,43 @@ def test_the_page_asks_an_account_without_a_password_for_none(sso_user_client) -
 
     assert response.status_code == 200
     assert 'name="password"' not in response.content.decode()
+
+
+def test_a_second_factor_reset_ends_what_a_passkey_proved_in_open_sessions(
+    alice_with_password, passkey, settings
+) -> None:
+    # As for TOTP (django-otp's verification names a device that must still exist): a
+    # session that proved a passkey since taken away has passed no second factor.
+    from accounts import services
+    from audit.actors import Actor
+
+    settings.STAFF_REQUIRE_2FA = True
+    alice_with_password.is_staff = True
+    alice_with_password.save()
+    client = client_for(alice_with_password)
+    _prove_passkey(client, seconds_ago=10)
+    assert client.get("/admin/").status_code == 200
+
+    services.second_factor_reset(user=alice_with_password, actor=Actor(label="root"))
+
+    admin = client.get("/admin/")
+    assert admin.status_code == 302 and "/accounts/2fa/" in admin["Location"]
+    home = client.get("/")
+    assert home.status_code == 302 and "reason=staff" in home["Location"]
+
+
+def test_removing_the_passkey_a_session_proved_asks_it_for_a_factor_again(
+    alice_with_password, passkey
+) -> None:
+    other = Passkey.objects.create(
+        user=alice_with_password, name="phone", credential_id="BBBB", public_key=b"\x00"
+    )
+    client = client_for(alice_with_password)
+    _prove_passkey(client, seconds_ago=10)  # the laptop's
+    assert client.get("/").status_code == 200
+
+    Passkey.objects.filter(pk=passkey.pk).delete()  # e.g. by the user, in another session
+
+    home = client.get("/")
+    assert home.status_code == 302 and "/accounts/login/code/" in home["Location"]
+    assert Passkey.objects.filter(pk=other.pk).exists()
