@@ -213,9 +213,7 @@ def test_it_sends_staff_on_to_enrol_a_second_factor(invite) -> None:
     assert home["Location"] == "/accounts/2fa/?reason=staff"
 
 
-def test_it_offers_single_sign_on_once_in_the_page_and_never_in_its_title(
-    invite, settings
-) -> None:
+def test_it_offers_single_sign_on_once_in_the_page_and_never_in_its_title(invite, settings) -> None:
     settings.OIDC_ENABLED = True
     settings.OIDC_LOGIN_LABEL = "Sign in with Example Corp"
     client = Client()
