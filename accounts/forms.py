@@ -58,7 +58,11 @@ class PortalAuthenticationForm(AuthenticationForm):
 
 
 class RemoveTwoFactorForm(CodeForm):
-    password = forms.CharField(widget=forms.PasswordInput, strip=False, max_length=256)
+    # Not required by the form: an account without a usable password (single sign-on)
+    # has none to give; the view checks it for every account that has one.
+    password = forms.CharField(
+        widget=forms.PasswordInput, strip=False, max_length=256, required=False
+    )
 
 
 class SignUpForm(UserCreationForm):

@@ -34,12 +34,41 @@ def passkey_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "accounts/passkeys.html", context)
 
 
+# A PublicKeyCredential's JSON (WebAuthn Level 3, section 5.1, toJSON()) nests 4 deep at
+# most (credential, response, transports; clientExtensionResults' own members): deeper is
+# not an answer from a browser, and deep enough makes the json module raise RecursionError.
+MAX_CREDENTIAL_DEPTH = 8
+
+
+def _nesting_within(value: object, limit: int) -> bool:
+    """Whether JSON ``value`` nests at most ``limit`` arrays/objects deep (no recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return True
+
+
 def _credential(request: HttpRequest) -> tuple[str, str]:
-    """(credential JSON, name) from the script's JSON body; ValueError if malformed."""
+    """(credential JSON, name) from the script's JSON body ``{"credential": {...},
+    "name": "..."}``; ValueError if it is too large (MAX_CREDENTIAL_JSON bytes), not
+    JSON, or nested deeper than MAX_CREDENTIAL_DEPTH; KeyError or TypeError if it is JSON
+    of another shape."""
     if len(request.body) > MAX_CREDENTIAL_JSON:
         raise ValueError("too large")
-    body = json.loads(request.body)
-    return json.dumps(body["credential"]), str(body.get("name", ""))[:100]
+    try:
+        body = json.loads(request.body)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+    credential = body["credential"]
+    if not _nesting_within(credential, MAX_CREDENTIAL_DEPTH):
+        raise ValueError("nested too deep")
+    name = body.get("name", "")
+    return json.dumps(credential), (name if isinstance(name, str) else "")[:100]
 
 
 def _error(message: str, status: int = 400) -> JsonResponse:
@@ -116,9 +145,13 @@ def passkey_auth(request: HttpRequest) -> JsonResponse:
         return _error(str(exc))
     request.session.pop(PENDING_KEY, None)
     if not request.user.is_authenticated:
-        verified_at = request.session[account_selectors.PASSKEY_VERIFIED_AT_KEY]
+        proof_keys = (
+            account_selectors.PASSKEY_VERIFIED_AT_KEY,
+            account_selectors.PASSKEY_VERIFIED_ID_KEY,
+        )
+        proof = {key: request.session[key] for key in proof_keys}
         login(request, passkey.user, backend="django.contrib.auth.backends.ModelBackend")
-        request.session[account_selectors.PASSKEY_VERIFIED_AT_KEY] = verified_at
+        request.session.update(proof)  # login() may start a new session: the proof goes on
     else:
         request.session.cycle_key()  # a new privilege level: a new session key
     response = JsonResponse({"redirect": resolve_url(_safe_next(request, next_url))})
@@ -141,21 +174,28 @@ def passkey_rename(request: AuthenticatedHttpRequest, passkey_id: int) -> HttpRe
 def passkey_remove(request: AuthenticatedHttpRequest, passkey_id: int) -> HttpResponse:
     """Remove a passkey: the password always; for the account's last second factor, as
     for turning TOTP off, also proof of that factor: a passkey used in the last five
-    minutes (the page's "Confirm with your passkey")."""
+    minutes (the page's "Confirm with your passkey"). An account without a usable
+    password (single sign-on) has none to give: that proof stands in for it."""
     user = request.user
     passkey = account_selectors.passkey_get_for_owner(user=user, passkey_id=passkey_id)
-    if not user.check_password(str(request.POST.get("password", ""))):
-        messages.error(request, _("Wrong password: the passkey was kept."))
-        return redirect("passkeys")
-    others = len(account_selectors.passkeys_of(user)) - 1
-    if not others and not account_selectors.has_device(user):
-        proved = float(request.session.get(account_selectors.PASSKEY_VERIFIED_AT_KEY) or 0)
-        if time.time() - proved > RECENT_PASSKEY_SECONDS:
-            messages.error(
-                request,
-                _("This is your last second factor: confirm with your passkey first."),
-            )
+    proved = float(request.session.get(account_selectors.PASSKEY_VERIFIED_AT_KEY) or 0)
+    proved_recently = time.time() - proved <= RECENT_PASSKEY_SECONDS
+    if user.has_usable_password():
+        if not user.check_password(str(request.POST.get("password", ""))):
+            messages.error(request, _("Wrong password: the passkey was kept."))
             return redirect("passkeys")
+        last = len(account_selectors.passkeys_of(user)) == 1
+        needs_proof = last and not account_selectors.has_device(user)
+    else:
+        needs_proof = True
+    if needs_proof and not proved_recently:
+        messages.error(
+            request,
+            _("This is your last second factor: confirm with your passkey first.")
+            if user.has_usable_password()
+            else _("To remove a passkey, confirm with your passkey first."),
+        )
+        return redirect("passkeys")
     passkeys.passkey_remove(passkey=passkey, actor=actor_from_request(request))
     messages.success(request, _("Passkey removed."))
     return redirect("passkeys")

@@ -38,7 +38,7 @@ from webauthn.helpers.structs import (
 )
 
 from accounts.models import Passkey
-from accounts.selectors import PASSKEY_VERIFIED_AT_KEY
+from accounts.selectors import PASSKEY_VERIFIED_AT_KEY, PASSKEY_VERIFIED_ID_KEY
 from audit.actors import Actor
 from audit.events import Event
 from audit.services import audit_record
@@ -145,7 +145,7 @@ def passkey_register(
             actor=actor,
             detail=f"user={user.get_username()} passkey={passkey.name!r}",
         )
-    session[PASSKEY_VERIFIED_AT_KEY] = time.time()
+    _proved(session, passkey)
     return passkey
 
 
@@ -225,8 +225,15 @@ def passkey_authenticate(
         Passkey.objects.filter(pk=passkey.pk).update(
             sign_count=verified.new_sign_count, last_used_at=timezone.now()
         )
-    session[PASSKEY_VERIFIED_AT_KEY] = time.time()
+    _proved(session, passkey)
     return passkey
+
+
+def _proved(session: SessionBase, passkey: Passkey) -> None:
+    """Record in the session that it proved ``passkey`` now: its second factor holds
+    while that passkey exists (accounts.selectors.second_factor_passed)."""
+    session[PASSKEY_VERIFIED_AT_KEY] = time.time()
+    session[PASSKEY_VERIFIED_ID_KEY] = passkey.pk
 
 
 def _record_counter_regression(passkey: Passkey, actor: Actor) -> None:

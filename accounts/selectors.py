@@ -36,8 +36,10 @@ def is_verified(user: User) -> bool:
 SSO_MFA_SESSION_KEY = "securefiles_sso_mfa"
 
 
-# The time (time.time()) this session last proved a passkey (accounts.passkeys).
+# The time (time.time()) this session last proved a passkey, and that passkey's id
+# (accounts.passkeys).
 PASSKEY_VERIFIED_AT_KEY = "securefiles_passkey_at"
+PASSKEY_VERIFIED_ID_KEY = "securefiles_passkey_id"
 
 
 def second_factor_passed(request: HttpRequest) -> bool:
@@ -48,8 +50,19 @@ def second_factor_passed(request: HttpRequest) -> bool:
     return (
         is_verified(request.user)  # type: ignore[arg-type]
         or bool(session.get(SSO_MFA_SESSION_KEY))
-        or bool(session.get(PASSKEY_VERIFIED_AT_KEY))
+        or _passkey_proof_holds(request)
     )
+
+
+def _passkey_proof_holds(request: HttpRequest) -> bool:
+    """Whether the passkey this session proved is still the user's: like django-otp's
+    verification, which names a device that must still exist, a proof ends once its
+    passkey is removed (by the user, or a second-factor reset by staff)."""
+    passkey_id = request.session.get(PASSKEY_VERIFIED_ID_KEY)
+    if not isinstance(passkey_id, int):
+        return False
+    user = request.user
+    return user.is_authenticated and Passkey.objects.filter(pk=passkey_id, user=user).exists()
 
 
 def has_second_factor(user: User) -> bool:

@@ -301,7 +301,8 @@ def two_factor_remove(request: AuthenticatedHttpRequest) -> HttpResponse:
 
     A password alone is never enough: a session that stole or guessed it must not be
     able to strip the factor that guards the account. Code guesses share the code step's
-    throttle.
+    throttle. An account without a usable password (single sign-on) has none to give:
+    the code alone, still required, is then the proof.
     """
     form = RemoveTwoFactorForm(request.POST)
     throttle_key = keys.second_factor_key(request.user.pk)
@@ -311,7 +312,7 @@ def two_factor_remove(request: AuthenticatedHttpRequest) -> HttpResponse:
         return redirect("two_factor")
     if not (
         form.is_valid()
-        and request.user.check_password(form.cleaned_data["password"])
+        and _password_matches_if_any(request.user, form.cleaned_data["password"])
         and account_services.second_factor_check(user=request.user, code=form.cleaned_data["code"])
     ):
         messages.error(request, _("Wrong password or code: the authenticator was kept."))
@@ -320,6 +321,11 @@ def two_factor_remove(request: AuthenticatedHttpRequest) -> HttpResponse:
     account_services.devices_remove(user=request.user, actor=actor_from_request(request))
     messages.success(request, _("Two-factor authentication is off."))
     return redirect("two_factor")
+
+
+def _password_matches_if_any(user: User, password: str) -> bool:
+    """Whether ``password`` is the user's, or the user has no usable password to give."""
+    return user.check_password(password) if user.has_usable_password() else True
 
 
 @require_http_methods(["GET", "POST"])

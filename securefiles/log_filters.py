@@ -1,8 +1,10 @@
-"""Keep share-link tokens out of logs.
+"""Keep share-link, invitation and password-reset tokens out of logs.
 
-A link's token is its only secret and it sits in the URL path (/s/<token>/), which web
-servers and Django log by default: "Not Found: /s/...", runserver's request lines,
-gunicorn's access log. Everything that logs a path goes through `redact`.
+Each token is the only secret of its link and sits in the URL path (/s/<token>/,
+/accounts/invitation/<token>/, /accounts/reset/<uidb64>/<token>/), which web servers and
+Django log by default: "Not Found: /s/...", runserver's request lines, gunicorn's access
+log. Whoever reads an invitation or reset token first can choose the account's password.
+Everything that logs a path goes through `redact`.
 """
 
 import logging
@@ -37,39 +39,57 @@ def _escape(text: str) -> str:
     return _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", text)
 
 
+# The account links' secret paths (accounts.urls, mounted at /accounts/ by
+# securefiles.urls), each prefix with what follows it up to the token's end; the pages
+# they redirect to ("accept/", "done/") carry no secret and stay readable.
+_ACCOUNT_SECRET_PATHS = (
+    ("/accounts/invitation/", r"(?!accept/)[^/\s?\"']+"),
+    ("/accounts/reset/", r"(?!done/)[^/\s?\"']+/[^/\s?\"']+"),
+)
+
+
 @lru_cache(maxsize=1)
-def _link_path() -> tuple[str, re.Pattern[str]]:
-    """The links' path prefix ("/s/", settings.LINK_PATH, which sharing.urls routes too)
-    and the pattern of a link path in a line."""
-    prefix = "/" + settings.LINK_PATH.strip("/") + "/"
-    return prefix, re.compile(re.escape(prefix) + r"[^/\s?\"']+")
+def _secret_paths() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """Each secret-bearing path prefix (the links' first: "/s/", settings.LINK_PATH, which
+    sharing.urls routes too) and the pattern of such a path in a line."""
+    link_prefix = "/" + settings.LINK_PATH.strip("/") + "/"
+    prefixes = ((link_prefix, r"[^/\s?\"']+"), *_ACCOUNT_SECRET_PATHS)
+    return tuple((prefix, re.compile(re.escape(prefix) + rest)) for prefix, rest in prefixes)
+
+
+def _has_secret_path(text: str) -> bool:
+    return any(prefix in text for prefix, _pattern in _secret_paths())
 
 
 def _redact_plain(text: str) -> str:
-    prefix, pattern = _link_path()
-    return pattern.sub(prefix + "<token>", text) if prefix in text else text
+    for prefix, pattern in _secret_paths():
+        if prefix in text:
+            text = pattern.sub(prefix + "<token>", text)
+    return text
 
 
 def _redact_escaped(match: re.Match[str]) -> str:
     decoded = _decoded(match.group())
-    if _link_path()[0] not in decoded:
+    if not _has_secret_path(decoded):
         return match.group()
     # Decoded only to find the token; what goes back into the line is escaped again.
     return _escape(_redact_plain(decoded))
 
 
 def redact(text: str) -> str:
-    """``text`` with every share-link path, however percent-escaped, as /s/<token>."""
+    """``text`` with every secret-bearing path (a share link, an invitation, a password
+    reset), however percent-escaped, as its prefix followed by ``<token>``."""
     if "%" in text:
         text = _ESCAPED_RUN.sub(_redact_escaped, text)
     return _redact_plain(text)
 
 
 class RedactLinkTokens(logging.Filter):
-    """A logging filter that rewrites a record's message without link tokens."""
+    """A logging filter that rewrites a record's message without link, invitation and
+    password-reset tokens."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if _link_path()[0] in message or "%" in message:
+        if "%" in message or _has_secret_path(message):
             record.msg, record.args = redact(message), ()
         return True

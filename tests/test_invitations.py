@@ -211,3 +211,16 @@ def test_it_sends_staff_on_to_enrol_a_second_factor(invite) -> None:
     home = visitor.get("/")
     assert home.status_code == 302
     assert home["Location"] == "/accounts/2fa/?reason=staff"
+
+
+def test_it_offers_single_sign_on_once_in_the_page_and_never_in_its_title(invite, settings) -> None:
+    settings.OIDC_ENABLED = True
+    settings.OIDC_LOGIN_LABEL = "Sign in with Example Corp"
+    client = Client()
+    client.get(f"/accounts/invitation/{invite()}/")
+
+    page = client.get("/accounts/invitation/accept/").content.decode()
+
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)  # type: ignore[union-attr]
+    assert "<" not in title and "Sign in with Example Corp" not in title
+    assert page.count('href="/accounts/oidc/authenticate/"') == 1

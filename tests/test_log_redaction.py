@@ -100,3 +100,23 @@ def test_every_django_console_handler_redacts():
         assert ours, name
         for handler in ours:
             assert any(isinstance(f, RedactLinkTokens) for f in handler.filters), name
+
+
+def test_it_redacts_invitation_and_password_reset_tokens_in_text() -> None:
+    # Each opens an account to whoever reads it first: an access log must not carry it.
+    line = f'"GET /accounts/invitation/{TOKEN}/ HTTP/1.1" 302'
+    assert redact(line) == '"GET /accounts/invitation/<token>/ HTTP/1.1" 302'
+    reset = f'"GET /accounts/reset/MQ/cz8qk2-{TOKEN}/ HTTP/1.1" 302'
+    assert TOKEN not in redact(reset) and "/accounts/reset/<token>/" in redact(reset)
+    escaped = f'"GET /accounts/invitation%2F{TOKEN}/ HTTP/1.1" 404'
+    assert TOKEN not in redact(escaped)
+    # The pages the links redirect to hold no secret and stay readable.
+    for kept in ("GET /accounts/invitation/accept/ 200", "GET /accounts/reset/done/ 200"):
+        assert redact(kept) == kept
+
+
+def test_it_keeps_a_refused_invitation_token_out_of_djangos_log(client, django_log) -> None:
+    assert client.get(f"/accounts/invitation/{TOKEN}/").status_code == 404
+    logged = django_log.getvalue()
+    assert "Not Found: /accounts/invitation/<token>/" in logged
+    assert TOKEN not in logged

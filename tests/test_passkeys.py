@@ -12,7 +12,7 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Passkey
-from accounts.selectors import PASSKEY_VERIFIED_AT_KEY
+from accounts.selectors import PASSKEY_VERIFIED_AT_KEY, PASSKEY_VERIFIED_ID_KEY
 from audit.models import AuditEntry
 from tests.helpers import ALICE_PASSWORD, client_for
 
@@ -34,8 +34,12 @@ def alice_client(alice_with_password: User, passkey: Passkey) -> Client:
 
 
 def _prove_passkey(client: Client, *, seconds_ago: float) -> None:
+    """The session proved the account's first passkey ``seconds_ago``."""
     session = client.session
     session[PASSKEY_VERIFIED_AT_KEY] = time.time() - seconds_ago
+    session[PASSKEY_VERIFIED_ID_KEY] = Passkey.objects.filter(
+        user_id=session["_auth_user_id"]
+    ).values_list("pk", flat=True)[0]
     session.save()
 
 
@@ -107,9 +111,29 @@ def test_a_passkey_makes_login_ask_for_a_second_factor(passkey) -> None:
     assert response["Location"] == "/accounts/login/code/"
 
 
-@pytest.mark.parametrize(
-    "body", [b"", b"not json", b'{"credential": {"rawId": "AAAA"}}', b'{"credential": 5}']
-)
+MALFORMED_ANSWERS = [
+    b"",
+    b"not json",
+    b"\xff\xfe",
+    b"[]",
+    b'"a string"',
+    b'{"credential": {"rawId": "AAAA"}}',
+    b'{"credential": 5}',
+    b'{"credential": []}',
+    b'{"credential": {"rawId": 5}}',
+    b'{"credential": {"rawId": "!!!"}}',
+    b'{"credential": {"rawId": "AAAA", "id": "AAAA", "type": "public-key", "response": []}}',
+    b'{"credential": {"rawId": "AAAA", "id": "AAAA", "type": "public-key", "response": '
+    b'{"clientDataJSON": 5, "authenticatorData": [], "signature": null}}}',
+    b'{"credential": {"rawId": "AAAA", "id": "AAAA", "type": "public-key", "response": '
+    b'{"clientDataJSON": "AAAA", "authenticatorData": "AAAA", "signature": "AAAA"}}}',
+    b"[" * 30000,  # the json module's RecursionError
+    b'{"credential": {"rawId": "AAAA", "response": ' + b"[" * 500 + b"]" * 500 + b"}}",
+    b'{"credential": {"rawId": "AAAA"}, "name": ' + b"[" * 900 + b"]" * 900 + b"}",
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED_ANSWERS)
 def test_it_answers_a_bad_passkey_answer_with_a_json_error(client, passkey, body) -> None:
     client.post("/accounts/passkeys/authenticate/options/")
 
@@ -120,6 +144,19 @@ def test_it_answers_a_bad_passkey_answer_with_a_json_error(client, passkey, body
     assert response.status_code == 400
     assert response.json()["error"]
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize("body", MALFORMED_ANSWERS)
+def test_it_answers_a_bad_registration_with_a_json_error(alice_client, body) -> None:
+    alice_client.post("/accounts/passkeys/register/options/")
+
+    response = alice_client.post(
+        "/accounts/passkeys/register/", body, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]
+    assert Passkey.objects.count() == 1  # the fixture's, no other
 
 
 def test_it_refuses_an_answer_without_a_challenge(client, passkey) -> None:
@@ -168,3 +205,120 @@ def test_the_admin_lists_passkeys_and_changes_none(admin_client, passkey) -> Non
     assert page.status_code == 200 and b"public_key" not in page.content
     assert delete.status_code == 403
     assert Passkey.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/accounts/passkeys/register/options/",
+        "/accounts/passkeys/register/",
+        "/accounts/passkeys/authenticate/options/",
+        "/accounts/passkeys/authenticate/",
+        "/accounts/passkeys/{pk}/rename/",
+        "/accounts/passkeys/{pk}/remove/",
+    ],
+)
+def test_every_passkey_endpoint_refuses_a_cross_site_post(alice_with_password, passkey, path):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice_with_password)
+    _prove_passkey(client, seconds_ago=0)
+
+    response = client.post(
+        path.format(pk=passkey.pk),
+        {"name": "renamed", "password": ALICE_PASSWORD},
+        HTTP_ORIGIN="https://evil.example",
+    )
+
+    assert response.status_code == 403
+    passkey.refresh_from_db()
+    assert passkey.name == "laptop"
+
+
+# An account without a usable password (single sign-on users, invitees who signed in
+# through the provider) cannot give one: a passkey proved in the last five minutes stands
+# in for it, as for the last factor.
+
+
+@pytest.fixture
+def sso_user_client(alice: User) -> tuple[Client, list[Passkey]]:
+    keys = [
+        Passkey.objects.create(user=alice, name=name, credential_id=cid, public_key=b"\x00")
+        for name, cid in (("laptop", "AAAA"), ("phone", "BBBB"))
+    ]
+    return client_for(alice), keys
+
+
+def test_an_account_without_a_password_removes_a_passkey_after_a_fresh_proof(
+    sso_user_client,
+) -> None:
+    client, (laptop, phone) = sso_user_client
+    _prove_passkey(client, seconds_ago=10)
+
+    response = client.post(f"/accounts/passkeys/{laptop.pk}/remove/", {}, follow=True)
+
+    assert b"Passkey removed." in response.content
+    assert list(Passkey.objects.values_list("name", flat=True)) == ["phone"]
+    assert AuditEntry.objects.filter(event="passkey.removed").count() == 1
+
+
+def test_an_account_without_a_password_keeps_its_passkey_without_a_fresh_proof(
+    sso_user_client,
+) -> None:
+    client, (laptop, phone) = sso_user_client
+    _prove_passkey(client, seconds_ago=3600)
+
+    response = client.post(f"/accounts/passkeys/{laptop.pk}/remove/", {}, follow=True)
+
+    assert b"confirm with your passkey" in response.content
+    assert Passkey.objects.count() == 2
+    assert not AuditEntry.objects.filter(event="passkey.removed").exists()
+
+
+def test_the_page_asks_an_account_without_a_password_for_none(sso_user_client) -> None:
+    client, _keys = sso_user_client
+    _prove_passkey(client, seconds_ago=3600)
+
+    response = client.get("/accounts/passkeys/")
+
+    assert response.status_code == 200
+    assert 'name="password"' not in response.content.decode()
+
+
+def test_a_second_factor_reset_ends_what_a_passkey_proved_in_open_sessions(
+    alice_with_password, passkey, settings
+) -> None:
+    # As for TOTP (django-otp's verification names a device that must still exist): a
+    # session that proved a passkey since taken away has passed no second factor.
+    from accounts import services
+    from audit.actors import Actor
+
+    settings.STAFF_REQUIRE_2FA = True
+    alice_with_password.is_staff = True
+    alice_with_password.save()
+    client = client_for(alice_with_password)
+    _prove_passkey(client, seconds_ago=10)
+    assert client.get("/admin/").status_code == 200
+
+    services.second_factor_reset(user=alice_with_password, actor=Actor(label="root"))
+
+    admin = client.get("/admin/")
+    assert admin.status_code == 302 and "/accounts/2fa/" in admin["Location"]
+    home = client.get("/")
+    assert home.status_code == 302 and "reason=staff" in home["Location"]
+
+
+def test_removing_the_passkey_a_session_proved_asks_it_for_a_factor_again(
+    alice_with_password, passkey
+) -> None:
+    other = Passkey.objects.create(
+        user=alice_with_password, name="phone", credential_id="BBBB", public_key=b"\x00"
+    )
+    client = client_for(alice_with_password)
+    _prove_passkey(client, seconds_ago=10)  # the laptop's
+    assert client.get("/").status_code == 200
+
+    Passkey.objects.filter(pk=passkey.pk).delete()  # e.g. by the user, in another session
+
+    home = client.get("/")
+    assert home.status_code == 302 and "/accounts/login/code/" in home["Location"]
+    assert Passkey.objects.filter(pk=other.pk).exists()

@@ -411,3 +411,57 @@ def test_an_administrator_unlinks_an_identity(admin_client, provider) -> None:
         "root",
         f"user=dora issuer={provider.issuer} sub=sub-dora",
     )
+
+
+# ------------------------------------------------------------------ what an attacker tries
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example/"])
+def test_it_never_sends_the_browser_to_another_site_after_signing_in(
+    live_server, sso, target
+) -> None:
+    _linked("dora", sso)
+
+    start = f"{live_server.url}/accounts/oidc/authenticate/?" + urlencode({"next": target})
+    response = _sign_in(live_server, "dora", start=start)
+
+    assert response.status_code == 200
+    assert response.url == f"{live_server.url}/"
+    assert all("evil.example" not in r.headers.get("Location", "") for r in response.history)
+
+
+def test_it_takes_a_safe_next_to_where_the_user_was_going(live_server, sso) -> None:
+    _linked("dora", sso)
+
+    start = f"{live_server.url}/accounts/oidc/authenticate/?next=/accounts/passkeys/"
+    response = _sign_in(live_server, "dora", start=start)
+
+    assert response.status_code == 200 and response.url == f"{live_server.url}/accounts/passkeys/"
+
+
+def test_a_provider_user_named_and_addressed_like_a_local_one_gets_a_new_account(
+    live_server, sso, settings, alice
+) -> None:
+    # The provider's "alice", with local alice's address: created beside her, never her.
+    settings.OIDC_CREATE_USER = True
+    sso.misbehave("", users={"alice": PROVIDER_PASSWORD}, claims={"alice": {"email": alice.email}})
+
+    response = _sign_in(live_server, "alice")
+
+    assert response.status_code == 200
+    created = OIDCIdentity.objects.get(subject="sub-alice").user
+    assert created.pk != alice.pk and created.username == "alice2"
+    assert not OIDCIdentity.objects.filter(user=alice).exists()
+    assert "alice2" in response.text
+
+
+def test_the_same_sub_at_another_issuer_is_another_person(live_server, sso, settings) -> None:
+    victim = User.objects.create_user("victim")
+    OIDCIdentity.objects.create(user=victim, issuer="https://old-idp.example", subject="sub-dora")
+
+    _refusal(_sign_in(live_server, "dora"), "is not linked to an account here")
+
+    settings.OIDC_CREATE_USER = True
+    response = _sign_in(live_server, "dora")
+    assert response.status_code == 200
+    assert OIDCIdentity.objects.get(issuer=sso.issuer, subject="sub-dora").user.pk != victim.pk

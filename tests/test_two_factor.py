@@ -568,3 +568,29 @@ def test_it_refuses_to_turn_2fa_off_by_get(alice_with_password) -> None:
 
     assert client.get("/accounts/2fa/remove/").status_code == 405
     assert TOTPDevice.objects.filter(user=alice_with_password).exists()
+
+
+# An account without a usable password (single sign-on) has no password to give: the code
+# (or a recovery code) is then the whole proof, and still required.
+
+
+def test_an_account_without_a_password_turns_2fa_off_with_a_code(alice) -> None:
+    client = client_for(alice)
+    _enrol(client, alice)
+    assert 'name="password"' not in client.get(ENROL_URL).content.decode()
+
+    response = _remove(client, "", _current_code(alice))
+
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(user=alice).exists()
+    assert AuditEntry.objects.filter(event="2fa.removed", actor="alice").count() == 1
+
+
+def test_an_account_without_a_password_keeps_2fa_without_a_code(alice) -> None:
+    client = client_for(alice)
+    _enrol(client, alice)
+
+    response = _remove(client, "", "")
+
+    assert response.status_code == 302
+    assert TOTPDevice.objects.filter(user=alice, confirmed=True).exists()
