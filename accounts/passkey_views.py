@@ -4,7 +4,6 @@ page's script (static/js/passkeys.js) calls around navigator.credentials."""
 from __future__ import annotations
 
 import json
-import time
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -21,8 +20,6 @@ from accounts.views import PENDING_KEY, _pending_user, _safe_next
 from audit.actors import actor_from_request
 from securefiles.lib.auth_types import AuthenticatedHttpRequest, User
 
-# Removing the last second factor takes the password and a passkey proved this recently.
-RECENT_PASSKEY_SECONDS = 300
 MAX_CREDENTIAL_JSON = 64 * 1024
 
 
@@ -178,8 +175,7 @@ def passkey_remove(request: AuthenticatedHttpRequest, passkey_id: int) -> HttpRe
     password (single sign-on) has none to give: that proof stands in for it."""
     user = request.user
     passkey = account_selectors.passkey_get_for_owner(user=user, passkey_id=passkey_id)
-    proved = float(request.session.get(account_selectors.PASSKEY_VERIFIED_AT_KEY) or 0)
-    proved_recently = time.time() - proved <= RECENT_PASSKEY_SECONDS
+    proved_recently = account_selectors.passkey_proved_recently(request)
     if user.has_usable_password():
         if not user.check_password(str(request.POST.get("password", ""))):
             messages.error(request, _("Wrong password: the passkey was kept."))

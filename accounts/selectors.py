@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -63,6 +64,20 @@ def _passkey_proof_holds(request: HttpRequest) -> bool:
         return False
     user = request.user
     return user.is_authenticated and Passkey.objects.filter(pk=passkey_id, user=user).exists()
+
+
+# How recently a passkey must have been proved for an act that needs a fresh second
+# factor (removing the last one; creating an access token without a TOTP code).
+RECENT_PASSKEY_SECONDS = 300
+
+
+def passkey_proved_recently(request: HttpRequest) -> bool:
+    """Whether this session proved one of the user's passkeys in the last
+    RECENT_PASSKEY_SECONDS (300 seconds), and that passkey still exists."""
+    proved = request.session.get(PASSKEY_VERIFIED_AT_KEY)
+    if not isinstance(proved, (int, float)):
+        return False
+    return time.time() - proved <= RECENT_PASSKEY_SECONDS and _passkey_proof_holds(request)
 
 
 def has_second_factor(user: User) -> bool:

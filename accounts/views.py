@@ -366,12 +366,18 @@ def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
     factor, so a session alone cannot mint a lasting credential). The new token is shown
     in the 201 answer only, never stored."""
     needs_code = account_selectors.has_device(request.user)
+    # Without TOTP, a passkey is the account's second factor: it must be fresh instead.
+    needs_passkey = not needs_code and account_selectors.has_second_factor(request.user)
     form = TokenForm(request.POST or None, needs_code=needs_code)
-    context: dict[str, object] = {"form": form}
+    context: dict[str, object] = {"form": form, "needs_passkey": needs_passkey}
     status = 200
     if request.method == "POST":
         status = 400
-        if form.is_valid() and _token_code_ok(request, form, needs_code):
+        if (
+            form.is_valid()
+            and _token_code_ok(request, form, needs_code)
+            and _token_passkey_ok(request, form, needs_passkey)
+        ):
             token, raw = account_services.token_create(
                 user=request.user,
                 name=form.cleaned_data["name"],
@@ -405,6 +411,15 @@ def _token_code_ok(request: AuthenticatedHttpRequest, form: TokenForm, needs_cod
         return False
     counters.remove_failure(throttle_key)
     return True
+
+
+def _token_passkey_ok(request: HttpRequest, form: TokenForm, needs_passkey: bool) -> bool:
+    """For an account whose second factor is a passkey: one proved in the last five
+    minutes (the page's "Confirm with your passkey"), as for removing the last factor."""
+    if not needs_passkey or account_selectors.passkey_proved_recently(request):
+        return True
+    form.add_error(None, _("Confirm with your passkey first, then create the token."))
+    return False
 
 
 @never_cache

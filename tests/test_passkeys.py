@@ -322,3 +322,22 @@ def test_removing_the_passkey_a_session_proved_asks_it_for_a_factor_again(
     home = client.get("/")
     assert home.status_code == 302 and "/accounts/login/code/" in home["Location"]
     assert Passkey.objects.filter(pk=other.pk).exists()
+
+
+def test_a_passkey_only_account_creates_a_token_only_with_a_fresh_passkey(
+    alice_client: Client,
+) -> None:
+    """Issue 14: a token needs a fresh second factor; without TOTP, that is a passkey
+    proved in the last five minutes (an hour-old proof from the login is not enough)."""
+    from accounts.models import AccessToken
+
+    form = {"name": "nightly", "scopes": ["read"], "expires_in_days": "7"}
+    stale = alice_client.post("/accounts/tokens/", form)
+    assert stale.status_code == 400
+    assert b"Confirm with your passkey first" in stale.content
+    assert not AccessToken.objects.exists()
+
+    _prove_passkey(alice_client, seconds_ago=10)
+    fresh = alice_client.post("/accounts/tokens/", form)
+    assert fresh.status_code == 201
+    assert AccessToken.objects.count() == 1

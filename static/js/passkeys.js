@@ -113,7 +113,9 @@
       var ceremony = button.dataset.passkey === "register" ? register : authenticate;
       button.disabled = true;
       ceremony(button).then(function (answer) {
-        window.location.assign(answer.redirect || window.location.href);
+        // data-stay: a fresh proof for an act on this page (creating a token): come back.
+        var stay = button.dataset.stay !== undefined;
+        window.location.assign(stay ? window.location.href : (answer.redirect || window.location.href));
       }, function (error) {
         button.disabled = false;
         show(error.name === "NotAllowedError"
