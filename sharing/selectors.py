@@ -5,17 +5,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Count, Expression, F, Func, OrderBy, Q, QuerySet, TextField
 from django.http import Http404
 from django.utils import timezone
 
 from audit.models import AuditEntry
 from securefiles.lib.auth_types import User
+from securefiles.lib.sqlite_functions import CASEFOLD
 from sharing.crypto import (
     DecryptingReader,
     FileKey,
@@ -24,7 +28,15 @@ from sharing.crypto import (
     open_sha256,
     unwrap_key,
 )
-from sharing.models import ResumableUpload, Share, ShareLink, StorageQuota, StoredFile
+from sharing.models import (
+    NAME_SORT_KEY,
+    ResumableUpload,
+    Share,
+    ShareLink,
+    StorageQuota,
+    StorageUsage,
+    StoredFile,
+)
 from sharing.storage import get_encrypted_storage
 from sharing.storage.keyring import get_keyring
 
@@ -32,14 +44,22 @@ from sharing.storage.keyring import get_keyring
 LINK_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-# The orderings the file list offers; the id makes every order total and pages stable.
-FILE_ORDERINGS = {
-    "name": ("name", "id"),
-    "-name": ("-name", "-id"),
+# The orderings the file list offers, each matching an index of StoredFile exactly (owner
+# first); the id makes every order total and pages stable.
+FILE_ORDERINGS: dict[str, tuple[OrderBy | str, ...]] = {
+    "name": (NAME_SORT_KEY.asc(), "id"),
+    "-name": (NAME_SORT_KEY.desc(), "-id"),
     "size": ("size", "id"),
     "-size": ("-size", "-id"),
     "date": ("created_at", "id"),
     "-date": ("-created_at", "-id"),
+}
+# The sort key of each ordering (without its direction), selected as ``seek_key`` so that
+# a page's last row says where the next page starts (files_seek).
+FILE_SEEK_KEYS: dict[str, Expression | F] = {
+    "name": NAME_SORT_KEY,
+    "size": F("size"),
+    "date": F("created_at"),
 }
 _LIST_FIELDS = (
     "id",
@@ -51,16 +71,60 @@ _LIST_FIELDS = (
     "owner_id",
     "origin",
 )
+SEARCH_MAX_CHARS = 200
 
 
 def files_owned_by(
     *, user: User, search: str = "", ordering: str = "-date"
 ) -> QuerySet[StoredFile]:
-    """The user's files for the list page: one query per page, whatever the count."""
+    """The user's files for the list page: one query per page, whatever the count.
+
+    ``search`` keeps the files whose name contains it (name_contains).
+    """
     files = StoredFile.objects.filter(owner=user).only(*_LIST_FIELDS)
     if search:
-        files = files.filter(name__icontains=search)
-    return files.order_by(*FILE_ORDERINGS[ordering])
+        files = name_contains(files, search)
+    seek_key = FILE_SEEK_KEYS[ordering.lstrip("-")]
+    return files.annotate(seek_key=seek_key).order_by(*FILE_ORDERINGS[ordering])
+
+
+def files_seek(
+    files: QuerySet[StoredFile], *, ordering: str, key: object, file_id: uuid.UUID, forward: bool
+) -> QuerySet[StoredFile]:
+    """The files of ``files_owned_by(ordering=ordering)`` after (``forward``) or before
+    the row whose sort key is ``key`` and id ``file_id``: keyset ("seek") pagination, so a
+    deep page costs what the first does. Backwards, the rows come nearest first (reverse
+    them to show). The ``>=`` bound is what the index seeks to; the rest breaks ties.
+    """
+    ascending = not ordering.startswith("-")
+    op = "gt" if ascending == forward else "lt"
+    bound = Q(**{f"seek_key__{op}e": key})
+    past = Q(**{f"seek_key__{op}": key}) | Q(**{f"id__{op}": file_id})
+    files = files.filter(bound & past)
+    return files if forward else files.reverse()
+
+
+def name_contains(files: QuerySet[StoredFile], search: str) -> QuerySet[StoredFile]:
+    """The files whose name contains ``search``, ignoring case in any script.
+
+    The query and the name are compared as typed (accents count: "resume" does not find
+    "résumé"), but a query typed composed (NFC, as keyboards send) also finds a name
+    stored decomposed (NFD, as some systems send file names), and the reverse. On
+    PostgreSQL this is Django's ``icontains`` (``UPPER(name) LIKE UPPER('%q%')``, which
+    the trigram index on ``upper(name)`` serves); on SQLite, whose LIKE folds ASCII only,
+    both sides go through Python's ``str.casefold`` (securefiles.lib.sqlite_functions),
+    a scan of the owner's rows. ``%`` and ``_`` are literal characters.
+    """
+    forms = {unicodedata.normalize("NFC", search), unicodedata.normalize("NFD", search)}
+    if connection.vendor == "sqlite":
+        folded = Func(F("name"), function=CASEFOLD, output_field=TextField())
+        files = files.alias(name_folded=folded)
+        return files.filter(_any_of(("name_folded__contains", form.casefold()) for form in forms))
+    return files.filter(_any_of(("name__icontains", form) for form in forms))
+
+
+def _any_of(lookups: Iterable[tuple[str, str]]) -> Q:
+    return Q(*lookups, _connector=Q.OR)
 
 
 def file_get_for_owner(*, user: User, file_id: uuid.UUID) -> StoredFile:
@@ -85,12 +149,15 @@ def file_exists(*, file_id: uuid.UUID) -> StoredFile | None:
     return StoredFile.objects.filter(pk=file_id).only("id", "name").first()
 
 
-def files_shared_with(*, user: User, search: str = "") -> QuerySet[StoredFile]:
-    """Files shared with ``user`` by their owners, newest first, optionally searched by name."""
-    files = StoredFile.objects.filter(shares__colleague=user).select_related("owner")
+def files_shared_with(*, user: User, search: str = "") -> QuerySet[Share]:
+    """The shares of files with ``user``, most recently shared first, each with its file
+    and the file's owner (``share.file``, ``share.file.owner``); optionally searched by
+    the file's name. Read in order from the index on (colleague, created_at, id)."""
+    shares = Share.objects.filter(colleague=user).select_related("file", "file__owner")
     if search:
-        files = files.filter(name__icontains=search)
-    return files.order_by("-created_at", "-id")
+        matching = name_contains(StoredFile.objects.all(), search)
+        shares = shares.filter(file__in=matching.values("pk"))
+    return shares.order_by("-created_at", "-id")
 
 
 def colleagues_known_to(*, user: User) -> list[str]:
@@ -267,8 +334,18 @@ def quota_of(*, user: User) -> int | None:
 
 
 def usage_of(*, user: User) -> int:
-    """Plaintext bytes the user's files take."""
-    return StoredFile.objects.filter(owner=user).aggregate(total=Sum("size"))["total"] or 0
+    """Plaintext bytes the user's files take (kept by the services: one row read)."""
+    return _usage_row(user=user)[1]
+
+
+def file_count_of(*, user: User) -> int:
+    """How many files the user owns (kept by the services: one row read)."""
+    return _usage_row(user=user)[0]
+
+
+def _usage_row(*, user: User) -> tuple[int, int]:
+    row = StorageUsage.objects.filter(user_id=user.pk).values_list("files", "bytes").first()
+    return row or (0, 0)
 
 
 def quota_left(*, user: User) -> int | None:

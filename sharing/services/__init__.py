@@ -56,6 +56,7 @@ from sharing.services.shares import (
     share_grant,
     share_revoke,
 )
+from sharing.services.usage import usage_add, usage_recount
 from sharing.services.users import (
     user_change_record,
     user_deactivate,
@@ -66,6 +67,8 @@ from sharing.services.users import (
 )
 
 __all__ = [
+    "usage_add",
+    "usage_recount",
     "OffsetMismatch",
     "Progress",
     "ResumableRefused",

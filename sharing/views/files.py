@@ -24,6 +24,7 @@ from sharing import names, selectors, services
 from sharing.forms import LinkForm, ShareForm
 from sharing.models import StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404, _readable_file_or_404
+from sharing.views.paging import page_of_files
 from sharing.views.ranges import ByteRange
 from sharing.views.streaming import stream_file
 
@@ -39,9 +40,18 @@ FILES_PER_PAGE = 50
 def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "-date")
     sort = sort if sort in selectors.FILE_ORDERINGS else "-date"
-    query = request.GET.get("q", "").strip()[:200]
+    query = request.GET.get("q", "").strip()[: selectors.SEARCH_MAX_CHARS]
     files = selectors.files_owned_by(user=request.user, search=query, ordering=sort)
-    page = Paginator(files, FILES_PER_PAGE).get_page(request.GET.get("page"))
+    page = page_of_files(
+        files,
+        per_page=FILES_PER_PAGE,
+        # Unsearched, the count is the usage row's; a search counts its (indexed) matches.
+        count=files.count() if query else selectors.file_count_of(user=request.user),
+        ordering=sort,
+        number=request.GET.get("page"),
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+    )
     shared_files = selectors.files_shared_with(user=request.user, search=query)
     shared = Paginator(shared_files, FILES_PER_PAGE).get_page(request.GET.get("shared_page"))
     context = {
