@@ -7,19 +7,18 @@ import hmac
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
-from django.db.models import Count, Expression, F, Func, OrderBy, Q, QuerySet, TextField
+from django.db.models import Count, Expression, F, OrderBy, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+import securefiles.lib.sqlite_functions  # noqa: F401  (the unicode_icontains lookup)
 from audit.models import AuditEntry
 from securefiles.lib.auth_types import User
-from securefiles.lib.sqlite_functions import CASEFOLD
 from sharing.crypto import (
     DecryptingReader,
     FileKey,
@@ -105,26 +104,21 @@ def files_seek(
 
 
 def name_contains(files: QuerySet[StoredFile], search: str) -> QuerySet[StoredFile]:
-    """The files whose name contains ``search``, ignoring case in any script.
+    """The files whose name contains ``search`` (name_matches)."""
+    return files.filter(name_matches(search))
+
+
+def name_matches(search: str, field: str = "name") -> Q:
+    """A name containing ``search``, ignoring case in any script.
 
     The query and the name are compared as typed (accents count: "resume" does not find
     "résumé"), but a query typed composed (NFC, as keyboards send) also finds a name
     stored decomposed (NFD, as some systems send file names), and the reverse. On
-    PostgreSQL this is Django's ``icontains`` (``UPPER(name) LIKE UPPER('%q%')``, which
-    the trigram index on ``upper(name)`` serves); on SQLite, whose LIKE folds ASCII only,
-    both sides go through Python's ``str.casefold`` (securefiles.lib.sqlite_functions),
-    a scan of the owner's rows. ``%`` and ``_`` are literal characters.
+    PostgreSQL the trigram index on ``upper(name)`` serves it; on SQLite it reads the
+    owner's rows (securefiles.lib.sqlite_functions). ``%`` and ``_`` are literal.
     """
     forms = {unicodedata.normalize("NFC", search), unicodedata.normalize("NFD", search)}
-    if connection.vendor == "sqlite":
-        folded = Func(F("name"), function=CASEFOLD, output_field=TextField())
-        files = files.alias(name_folded=folded)
-        return files.filter(_any_of(("name_folded__contains", form.casefold()) for form in forms))
-    return files.filter(_any_of(("name__icontains", form) for form in forms))
-
-
-def _any_of(lookups: Iterable[tuple[str, str]]) -> Q:
-    return Q(*lookups, _connector=Q.OR)
+    return Q(*((f"{field}__unicode_icontains", form) for form in sorted(forms)), _connector=Q.OR)
 
 
 def file_get_for_owner(*, user: User, file_id: uuid.UUID) -> StoredFile:
@@ -155,8 +149,7 @@ def files_shared_with(*, user: User, search: str = "") -> QuerySet[Share]:
     the file's name. Read in order from the index on (colleague, created_at, id)."""
     shares = Share.objects.filter(colleague=user).select_related("file", "file__owner")
     if search:
-        matching = name_contains(StoredFile.objects.all(), search)
-        shares = shares.filter(file__in=matching.values("pk"))
+        shares = shares.filter(name_matches(search, field="file__name"))
     return shares.order_by("-created_at", "-id")
 
 
@@ -274,6 +267,51 @@ def file_etag(*, file: StoredFile) -> str:
     return (
         '"' + hashlib.sha256(b"securefiles etag\0" + file.id.bytes + basis).hexdigest()[:40] + '"'
     )
+
+
+# -- the admin's file list
+
+
+OWNERS_LISTED = 500
+
+
+def owners_with_files() -> Iterator[tuple[int, str]]:
+    """(user id, username) of up to OWNERS_LISTED users who own files, by username, read
+    from their usage rows (not from the distinct owners of every file)."""
+    usages = StorageUsage.objects.filter(files__gt=0).order_by("user__username")
+    yield from usages.values_list("user_id", "user__username")[:OWNERS_LISTED]
+
+
+def files_matching(files: QuerySet[StoredFile], term: str) -> QuerySet[StoredFile]:
+    """For the admin's search: files whose name contains ``term`` (name_contains), whose
+    owner's username or e-mail contains it (any case), or whose id it is.
+
+    The owners are looked up first (a few of them, in the small users table) and passed
+    as ids, so that PostgreSQL can combine the owner index with the name's trigram index
+    instead of scanning every file.
+    """
+    term = term.strip()[:SEARCH_MAX_CHARS]
+    if not term:
+        return files
+    owner_ids = list(
+        get_user_model()
+        .objects.filter(Q(username__icontains=term) | Q(email__icontains=term))
+        .values_list("pk", flat=True)[:OWNERS_LISTED]
+    )
+    matches = name_matches(term)
+    if owner_ids:
+        matches |= Q(owner_id__in=owner_ids)
+    file_id = _as_uuid(term)
+    if file_id is not None:
+        matches |= Q(pk=file_id)
+    return files.filter(matches)
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
 
 
 # -- maintenance: for the operator's management commands only, never for a view

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
+from django.contrib.postgres.operations import (
+    AddIndexConcurrently,
+    RemoveIndexConcurrently,
+    TrigramExtension,
+)
 from django.db import migrations
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import ProjectState
@@ -108,3 +112,19 @@ class PostgresTrigramIndex(migrations.RunSQL):
     def database_backwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
         if _on_postgresql(schema_editor):
             super().database_backwards(app_label, schema_editor, *args)
+
+
+class TrigramExtensionWherePossible(TrigramExtension):
+    """CREATE EXTENSION IF NOT EXISTS pg_trgm on PostgreSQL; nothing elsewhere.
+
+    Unapplied, it leaves the extension installed: two apps' migrations use it (sharing
+    0012, audit 0002), and dropping it under the other's indexes would fail. (Django's
+    own operation also queries pg_extension when unapplied, even on SQLite.)
+    """
+
+    def database_forwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
+        if _on_postgresql(schema_editor):
+            super().database_forwards(app_label, schema_editor, *args)
+
+    def database_backwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
+        return  # the extension stays (see the class docstring)

@@ -6,13 +6,13 @@ leaves an INVALID index: drop it and migrate again). SQLite gets plain CREATE IN
 The name search's trigram index exists on PostgreSQL only (README "Metadata at scale").
 """
 
-from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations, models
 from django.db.models.functions import Left, Lower
 
 from securefiles.lib.indexes import (
     AddIndexConcurrentlyWherePossible,
     PostgresTrigramIndex,
+    TrigramExtensionWherePossible,
     RemoveIndexConcurrentlyWherePossible,
 )
 
@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
     dependencies = [("sharing", "0011_storage_usage")]
 
     operations = [
-        TrigramExtension(),
+        TrigramExtensionWherePossible(),
         AddIndexConcurrentlyWherePossible(
             model_name="storedfile",
             index=models.Index(fields=["owner", "created_at", "id"], name="file_owner_date_idx"),
