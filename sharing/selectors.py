@@ -156,9 +156,18 @@ def files_shared_with(*, user: User, search: str = "") -> QuerySet[Share]:
 def colleagues_known_to(*, user: User) -> list[str]:
     """Usernames to suggest when sharing: only people this user already shares with, in
     either direction, so the form reveals no one the user could not already see."""
-    granted = Share.objects.filter(file__owner=user).values_list("colleague__username", flat=True)
-    received = Share.objects.filter(colleague=user).values_list("file__owner__username", flat=True)
-    return sorted(set(granted) | set(received))[:200]
+    # Distinct, sorted and cut in the database: a user may have shared thousands of files.
+    granted = _first_names(Share.objects.filter(file__owner=user), "colleague__username")
+    received = _first_names(Share.objects.filter(colleague=user), "file__owner__username")
+    return sorted(set(granted) | set(received))[:COLLEAGUES_SUGGESTED]
+
+
+COLLEAGUES_SUGGESTED = 200
+
+
+def _first_names(shares: QuerySet[Share], field: str) -> list[str]:
+    names = shares.order_by(field).values_list(field, flat=True).distinct()
+    return list(names[:COLLEAGUES_SUGGESTED])
 
 
 def shares_of(*, file: StoredFile) -> QuerySet[Share]:

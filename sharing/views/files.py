@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import (
     HttpResponse,
     HttpResponseBase,
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 
 FILES_PER_PAGE = 50
+SEARCH_COUNT_CAP = 1000
 
 
 @never_cache
@@ -42,11 +45,16 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     sort = sort if sort in selectors.FILE_ORDERINGS else "-date"
     query = request.GET.get("q", "").strip()[: selectors.SEARCH_MAX_CHARS]
     files = selectors.files_owned_by(user=request.user, search=query, ordering=sort)
+    # Unsearched, the count is the usage row's; a search counts its matches (found by an
+    # index), up to SEARCH_COUNT_CAP: past that, the first ones are listed.
+    count, capped = selectors.file_count_of(user=request.user), False
+    if query:
+        count = files[: SEARCH_COUNT_CAP + 1].count()
+        count, capped = min(count, SEARCH_COUNT_CAP), count > SEARCH_COUNT_CAP
     page = page_of_files(
         files,
         per_page=FILES_PER_PAGE,
-        # Unsearched, the count is the usage row's; a search counts its (indexed) matches.
-        count=files.count() if query else selectors.file_count_of(user=request.user),
+        count=count,
         ordering=sort,
         number=request.GET.get("page"),
         after=request.GET.get("after"),
@@ -59,6 +67,8 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
         "shared": shared,
         "sort": sort,
         "query": query,
+        "search_capped": capped,
+        "search_count_cap": SEARCH_COUNT_CAP,
         "max_upload_mb": settings.MAX_UPLOAD_MB,
         "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
         "usage": selectors.usage_of(user=request.user),
@@ -87,8 +97,9 @@ def _render_detail(
 ) -> HttpResponse:
     context = {
         "file": stored,
-        "shares": selectors.shares_of(file=stored),
-        "links": selectors.links_of(file=stored),
+        # A file may have a thousand of each: a page of them at a time.
+        "shares": _page(selectors.shares_of(file=stored), request.GET.get("shares_page")),
+        "links": _page(selectors.links_of(file=stored), request.GET.get("links_page")),
         "activity": selectors.activity_of(user=request.user, file=stored)[:50],
         "share_form": extra.pop("share_form", None) or ShareForm(),
         "link_form": extra.pop("link_form", None) or LinkForm(),
@@ -98,6 +109,10 @@ def _render_detail(
         **extra,
     }
     return render(request, "sharing/file_detail.html", context, status=status)
+
+
+def _page(objects: QuerySet[Any], number: str | None) -> Page:
+    return Paginator(objects, FILES_PER_PAGE).get_page(number)
 
 
 @login_required

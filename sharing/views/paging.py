@@ -69,6 +69,8 @@ class Cursor:
             return None
         try:
             key, file_id = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            if not isinstance(file_id, str):
+                return None
             if isinstance(key, dict):
                 key = datetime.fromisoformat(key["t"])
             elif not isinstance(key, (str, int)) or isinstance(key, bool):
