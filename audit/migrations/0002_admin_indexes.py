@@ -1,5 +1,6 @@
 """Indexes for the audit log's admin at millions of entries: the event filter in the
-list's order, a file's activity, and the search (trigram indexes, PostgreSQL only).
+list's order, a file's activity, the search by IP address, and the search by part of the
+actor, file name or detail (trigram indexes, PostgreSQL only).
 
 Built with CREATE INDEX CONCURRENTLY on PostgreSQL (``atomic = False``) so that entries
 keep being recorded while they are built; SQLite gets plain CREATE INDEX.
@@ -30,6 +31,10 @@ class Migration(migrations.Migration):
         AddIndexConcurrentlyWherePossible(
             model_name="auditentry",
             index=models.Index(fields=["file_id", "seq"], name="audit_file_seq_idx"),
+        ),
+        AddIndexConcurrentlyWherePossible(
+            model_name="auditentry",
+            index=models.Index(fields=["ip", "seq"], name="audit_ip_seq_idx"),
         ),
         PostgresTrigramIndex(table=TABLE, column="actor", name="audit_actor_trgm_idx"),
         PostgresTrigramIndex(table=TABLE, column="file_name", name="audit_file_name_trgm_idx"),
