@@ -53,7 +53,13 @@ Results = dict[str, dict[str, float]]
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/i17bench")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/securefiles_bench"
+        ),
+        help="a PostgreSQL database whose name contains 'bench' (created if missing, wiped)",
+    )
     parser.add_argument("--small", type=int, default=10_000, help="files at the first size")
     parser.add_argument("--files", type=int, default=100_000, help="files at the second size")
     parser.add_argument("--shared", type=int, default=10_000, help="files shared with the user")
@@ -64,6 +70,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--write-seconds", type=float, default=5.0)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--phase",
+        choices=["all", "user", "files", "audit"],
+        default="all",
+        help="all in one run, or one of three runs (each under 10 minutes) in this order: "
+        "user (wipe, user pages), files (admin's files, a fifth of the audit log), "
+        "audit (the rest of the log, the admin pages, the writes)",
+    )
     return parser.parse_args()
 
 
@@ -72,7 +86,7 @@ def main() -> int:
     if "bench" not in (urlparse(args.database_url).path or ""):
         raise SystemExit("--database-url must name a database whose name contains 'bench'")
     with tempfile.TemporaryDirectory(prefix="metadata-bench-") as tmp:
-        site = prepare(Path(tmp), args.database_url)
+        site = prepare(Path(tmp), args.database_url, reuse=args.phase in ("files", "audit"))
         results = run(site, args)
     print_results(results)
     if args.json:
@@ -80,35 +94,108 @@ def main() -> int:
     return 0
 
 
-def prepare(tmp: Path, database_url: str) -> Site:
-    """Wipe and migrate the benchmark database; set up Django here with the site's env."""
+def prepare(tmp: Path, database_url: str, *, reuse: bool) -> Site:
+    """Wipe and migrate the benchmark database (unless ``reuse``: then keep its rows and
+    the keys the earlier phase stored with them, which the audit chain was written
+    under); set up Django here with the site's environment."""
     port = free_port()
     password = os.urandom(12).hex()
     env = bench_env(tmp, port, 16, 1, 1, "bench", password)
     # A throw-away site: its staff user logs in with a password only.
     env.update(DATABASE_URL=database_url, STAFF_REQUIRE_2FA="False")
+    if reuse:
+        env.update(_stored_keys(env))
     os.environ.update(env)
     import django
 
     django.setup()
+    from django.contrib.auth import get_user_model
+
+    if reuse:
+        user = get_user_model().objects.get(username="bench")
+        user.set_password(password)
+        user.save()
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        # The earlier phase's device would send the login to the code step.
+        TOTPDevice.objects.filter(user=user).delete()
+    else:
+        _create_database(database_url)
+        _wipe_and_migrate(env)
+        get_user_model().objects.create_superuser("bench", "bench@x.test", password)
+    return Site(tmp, env, f"http://{HOST}:{port}", "bench", password, 1)
+
+
+KEYS = ("SECRET_KEY", "ENCRYPTION_KEYS")
+
+
+def _wipe_and_migrate(env: dict[str, str]) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        # The keys go with the rows, for the later phases (a throw-away database).
+        cursor.execute("CREATE TABLE bench_keys (name text PRIMARY KEY, value text)")
+        for name in KEYS:
+            cursor.execute("INSERT INTO bench_keys VALUES (%s, %s)", [name, env[name]])
     connection.close()
     log("migrate")
     run_manage(env, "migrate", "--noinput", "--verbosity", "0", timeout=600)
-    from django.contrib.auth import get_user_model
 
-    get_user_model().objects.create_superuser("bench", "bench@x.test", password)
-    return Site(tmp, env, f"http://{HOST}:{port}", "bench", password, 1)
+
+def _create_database(url: str) -> None:
+    """CREATE DATABASE for ``url`` if it does not exist (through the "postgres" database)."""
+    import psycopg
+    from psycopg import sql
+
+    name = urlparse(url).path.lstrip("/")
+    maintenance = urlparse(url)._replace(path="/postgres").geturl()
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _stored_keys(env: dict[str, str]) -> dict[str, str]:
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        return dict(conn.execute("SELECT name, value FROM bench_keys").fetchall())
 
 
 def run(site: Site, args: argparse.Namespace) -> dict[str, object]:
+    """The phase's steps with gunicorn serving; the figures by section."""
+    results: dict[str, object] = {"load_before": round(os.getloadavg()[0], 2)}
+    if args.phase in ("all", "user"):
+        pages = add_user_data(args)
+    proc = start_gunicorn(site)
+    succeeded = False
+    try:
+        wait_for_gunicorn(proc, site)
+        session = new_session()
+        login(session, site.base, site.username, site.password)
+        verify_second_factor(session)
+        if args.phase in ("all", "user"):
+            measure_user_pages(session, site, args, pages, results)
+        if args.phase in ("all", "files"):
+            add_admin_files(args)
+            add_audit(site, args.audit // 5, results)
+        if args.phase in ("all", "audit"):
+            add_audit(site, args.audit - args.audit // 5, results)
+            results["admin"] = admin_pages(session, site, args)
+            results["audited writes"] = audited_writes(args.writers, args.write_seconds)
+        succeeded = True
+    finally:
+        shut_down(proc, site, set(), succeeded)
+    results["load_after"] = round(os.getloadavg()[0], 2)
+    return results
+
+
+def add_user_data(args: argparse.Namespace) -> tuple[object, object]:
+    """The shares with the bench user, and two real files (one with --links links and
+    shares); returns those two files."""
     from bench import metadata_data as data
 
     user = _bench_user()
-    results: dict[str, object] = {"load_before": os.getloadavg()[0]}
     colleagues = data.add_users("colleague", max(args.links, 1))
     owner2 = data.add_users("sharer", 1)[0]
     data.add_files(owner2, args.shared)
@@ -117,26 +204,23 @@ def run(site: Site, args: argparse.Namespace) -> dict[str, object]:
     busy = data.real_file(user, "busy file.pdf")
     data.add_shares([busy.id] * args.links, colleagues[: args.links])
     data.add_links(busy, args.links)
-    proc = start_gunicorn(site)
-    succeeded = False
-    try:
-        wait_for_gunicorn(proc, site)
-        session = new_session()
-        login(session, site.base, site.username, site.password)
-        verify_second_factor(session)
-        for size in (args.small, args.files):
-            data.add_files(user.pk, size - _own_rows(user), start=_own_rows(user))
-            _analyze()
-            results[f"user pages, {size} files"] = user_pages(session, site, args, detail, busy)
-        if args.admin_files or args.audit:
-            results["admin"] = admin_step(session, site, args, user)
-        results["audited writes"] = audited_writes(args.writers, args.write_seconds)
-        results["verify_audit_log"] = verify_log(site)
-        succeeded = True
-    finally:
-        shut_down(proc, site, set(), succeeded)
-    results["load_after"] = os.getloadavg()[0]
-    return results
+    return detail, busy
+
+
+def measure_user_pages(
+    session: requests.Session,
+    site: Site,
+    args: argparse.Namespace,
+    files: tuple[object, object],
+    results: dict[str, object],
+) -> None:
+    from bench import metadata_data as data
+
+    user = _bench_user()
+    for size in (args.small, args.files):
+        data.add_files(user.pk, size - _own_rows(user), start=_own_rows(user))
+        _analyze()
+        results[f"user pages, {size} files"] = user_pages(session, site, args, *files)
 
 
 def verify_second_factor(session: requests.Session) -> None:
@@ -240,37 +324,52 @@ def timed(session: requests.Session, url: str, count: int) -> dict[str, float]:
     }
 
 
-def admin_step(
-    session: requests.Session, site: Site, args: argparse.Namespace, user: object
-) -> Results:
-    """Fill the portal to --admin-files files and --audit entries; time the admin."""
+def add_admin_files(args: argparse.Namespace) -> None:
+    """Files for 100 more owners, up to --admin-files in all."""
     from bench import metadata_data as data
     from sharing.models import StoredFile
 
     owners = data.add_users("owner", 100)
     missing = args.admin_files - StoredFile.objects.count()
-    if missing > 0:
-        log(f"adding {missing} files for 100 owners")
-        with data.IndexesOff(data.FILES):
-            for owner in owners:
-                data.add_files(owner, missing // len(owners), recount=False)
+    if missing <= 0:
+        return
+    log(f"adding {missing} files for 100 owners")
+    with data.IndexesOff(data.FILES):
         for owner in owners:
-            data.recount_usage(owner)
+            data.add_files(owner, missing // len(owners), recount=False)
+    for owner in owners:
+        data.recount_usage(owner)
+
+
+def add_audit(site: Site, count: int, results: dict[str, object]) -> None:
+    """Append ``count`` entries to the chain, then time verify_audit_log over all."""
+    from bench import metadata_data as data
+
     actors = [f"owner-{i:05}" for i in range(1, 101)] + ["bench"]
     names = [f"doc-{i:07} report.pdf" for i in range(0, 100_000, 7)]
-    log(f"adding {args.audit} audit entries")
+    log(f"adding {count} audit entries")
     started = time.perf_counter()
     with data.IndexesOff(data.AUDIT):
-        data.add_audit_entries(args.audit, actors=actors, file_names=names)
+        data.add_audit_entries(count, actors=actors, file_names=names)
     log(f"audit entries added in {time.perf_counter() - started:.0f} s")
+    verified = verify_log(site)
+    results[f"verify_audit_log, {verified['entries']} entries"] = verified
+
+
+def admin_pages(session: requests.Session, site: Site, args: argparse.Namespace) -> Results:
+    """p50/p95 of the admin's lists, filters and searches, in ms."""
+    from django.contrib.auth import get_user_model
+
+    from bench import metadata_data as data
+
     _analyze()
-    owner = owners[0]
+    owner = get_user_model().objects.filter(username__startswith="owner-").first() or _bench_user()
     pages = {
         "files": "/admin/sharing/storedfile/",
         "files, page 50": "/admin/sharing/storedfile/?p=50",
         "files, search a name": "/admin/sharing/storedfile/?q=doc-0000777",
         "files, search an owner": "/admin/sharing/storedfile/?q=owner-00042",
-        "files, owner filter": f"/admin/sharing/storedfile/?owner={owner}",
+        "files, owner filter": f"/admin/sharing/storedfile/?owner={owner.pk}",
         "files, key filter": f"/admin/sharing/storedfile/?key_id={data.KEY_ID}",
         "audit": "/admin/audit/auditentry/",
         "audit, page 50": "/admin/audit/auditentry/?p=50",
@@ -310,23 +409,21 @@ def audited_writes(writers: int, seconds: float) -> dict[str, float]:
 
 
 def verify_log(site: Site) -> dict[str, float]:
-    """verify_audit_log's wall time (s) and peak RSS (MiB), as a child process."""
-    command = [sys.executable, str(ROOT / "manage.py"), "verify_audit_log"]
+    """verify_audit_log's wall time (s) and peak RSS (MiB, GNU time's %M: the command's
+    own, not the fork of this process it started from)."""
+    peak_file = site.tmp / "verify.peak"
+    command = ["/usr/bin/time", "-f", "%M", "-o", str(peak_file)]
+    command += [sys.executable, str(ROOT / "manage.py"), "verify_audit_log"]
     started = time.perf_counter()
-    proc = subprocess.Popen(  # noqa: S603 (fixed argv)
-        command, cwd=ROOT, env=site.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    done = subprocess.run(  # noqa: S603 (fixed argv)
+        command, cwd=ROOT, env=site.env, capture_output=True, text=True, check=False
     )
-    output = proc.stdout.read().decode() if proc.stdout else ""
-    _pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"verify_audit_log failed:\n{output}")
-    checked = int(output.split("intact: ", 1)[1].split()[0])
-    return {
-        "entries": checked,
-        "seconds": round(elapsed, 1),
-        "peak_rss_mib": usage.ru_maxrss // 1024,
-    }
+    if done.returncode != 0:
+        raise RuntimeError(f"verify_audit_log failed:\n{done.stdout}{done.stderr}")
+    checked = int(done.stdout.split("intact: ", 1)[1].split()[0])
+    peak_mib = int(peak_file.read_text().split()[-1]) // 1024  # %M is in KiB
+    return {"entries": checked, "seconds": round(elapsed, 1), "peak_rss_mib": peak_mib}
 
 
 def print_results(results: dict[str, object]) -> None:
