@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ from django.db.models import Q, QuerySet
 import securefiles.lib.sqlite_functions  # noqa: F401  (the unicode_icontains lookup)
 from audit.chain import GENESIS_MAC, audit_key, compute_mac
 from audit.models import AuditEntry, AuditHead
+from securefiles.lib.values import uuid_or_none
 
 
 @dataclass(frozen=True)
@@ -149,19 +149,12 @@ def entries_matching(entries: QuerySet[AuditEntry], term: str) -> QuerySet[Audit
         )
     else:
         matches = Q(actor__iexact=term) | Q(file_name__iexact=term)
-    file_id = _as_uuid(term)
+    file_id = uuid_or_none(term)
     if file_id is not None:
         matches |= Q(file_id=file_id)
     if _is_ip(term):
         matches |= Q(ip=term)
     return entries.filter(matches)
-
-
-def _as_uuid(text: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return None
 
 
 def _is_ip(text: str) -> bool:

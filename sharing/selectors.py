@@ -19,6 +19,7 @@ from django.utils import timezone
 import securefiles.lib.sqlite_functions  # noqa: F401  (the unicode_icontains lookup)
 from audit.models import AuditEntry
 from securefiles.lib.auth_types import User
+from securefiles.lib.values import uuid_or_none
 from sharing.crypto import (
     DecryptingReader,
     FileKey,
@@ -310,17 +311,10 @@ def files_matching(files: QuerySet[StoredFile], term: str) -> QuerySet[StoredFil
     matches = name_matches(term)
     if owner_ids:
         matches |= Q(owner_id__in=owner_ids)
-    file_id = _as_uuid(term)
+    file_id = uuid_or_none(term)
     if file_id is not None:
         matches |= Q(pk=file_id)
     return files.filter(matches)
-
-
-def _as_uuid(text: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return None
 
 
 # -- maintenance: for the operator's management commands only, never for a view

@@ -149,7 +149,7 @@ ADMIN_PAGES = (
 def test_every_admin_list_takes_as_many_queries_at_both_sizes(alice, admin_client) -> None:
     def fill(files: int, entries: int) -> dict[str, int]:
         add_rows(alice, files)
-        for n in range(entries):
+        for _ in range(entries):
             audit_record(event="file.download", actor=Actor(label="alice", ip="10.0.0.7"))
         return {url: queries_of(admin_client, url) for url in ADMIN_PAGES}
 
@@ -179,14 +179,16 @@ def test_next_links_walk_every_file_once_in_order_and_previous_walks_back(
     # Back from the last page, by the Previous links.
     response = alice_client.get(f"/?sort={sort}&page=6")
     back = [listed_ids(response)]
-    while (found := re.search(r'<a href="\?([^"]+)" rel="prev">', response.content.decode())):
+    while found := re.search(r'<a href="\?([^"]+)" rel="prev">', response.content.decode()):
         response = alice_client.get("/?" + found.group(1).replace("&amp;", "&"))
         back.append(listed_ids(response))
     assert back[::-1] == pages
 
 
 def _ordered_ids(owner, sort: str) -> list[uuid.UUID]:
-    rows = list(StoredFile.objects.filter(owner=owner).values_list("name", "size", "created_at", "id"))
+    rows = list(
+        StoredFile.objects.filter(owner=owner).values_list("name", "size", "created_at", "id")
+    )
     keys = {
         "name": lambda r: (r[0].lower(), r[3]),
         "size": lambda r: (r[1], r[3]),

@@ -17,79 +17,45 @@ from django.contrib.postgres.operations import (
     TrigramExtension,
 )
 from django.db import migrations
-from django.db.backends.base.schema import BaseDatabaseSchemaEditor
-from django.db.migrations.state import ProjectState
 
 
-def _on_postgresql(schema_editor: BaseDatabaseSchemaEditor) -> bool:
+def _on_postgresql(schema_editor: Any) -> bool:
     return schema_editor.connection.vendor == "postgresql"
 
 
-class AddIndexConcurrentlyWherePossible(AddIndexConcurrently):
+class _ConcurrentlyOnPostgreSQL:
+    """Run the concurrent operation (the next class in the MRO) on PostgreSQL, and
+    ``plain``, the ordinary operation it stands for, on any other database (where None:
+    nothing)."""
+
+    plain: Any = None
+
+    def database_forwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
+        if _on_postgresql(schema_editor):
+            super().database_forwards(app_label, schema_editor, *args)  # type: ignore[misc]
+        elif self.plain is not None:
+            self.plain.database_forwards(self, app_label, schema_editor, *args)
+
+    def database_backwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
+        if _on_postgresql(schema_editor):
+            super().database_backwards(app_label, schema_editor, *args)  # type: ignore[misc]
+        elif self.plain is not None:
+            self.plain.database_backwards(self, app_label, schema_editor, *args)
+
+
+class AddIndexConcurrentlyWherePossible(_ConcurrentlyOnPostgreSQL, AddIndexConcurrently):
     """AddIndex, concurrently on PostgreSQL (the migration must be ``atomic = False``)."""
 
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        if _on_postgresql(schema_editor):
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_forwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        if _on_postgresql(schema_editor):
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
+    plain = migrations.AddIndex
 
 
-class RemoveIndexConcurrentlyWherePossible(RemoveIndexConcurrently):
+class RemoveIndexConcurrentlyWherePossible(_ConcurrentlyOnPostgreSQL, RemoveIndexConcurrently):
     """RemoveIndex, concurrently on PostgreSQL (the migration must be ``atomic = False``)."""
 
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        if _on_postgresql(schema_editor):
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.RemoveIndex.database_forwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        if _on_postgresql(schema_editor):
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.RemoveIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
+    plain = migrations.RemoveIndex
 
 
-class PostgresTrigramIndex(migrations.RunSQL):
+class PostgresTrigramIndex(_ConcurrentlyOnPostgreSQL, migrations.RunSQL):
     """A pg_trgm GIN index on ``upper(<column>)``, built concurrently, PostgreSQL only.
 
     It serves Django's ``icontains`` there (``UPPER(col::text) LIKE UPPER('%q%')``) for any
@@ -105,26 +71,14 @@ class PostgresTrigramIndex(migrations.RunSQL):
         )
         super().__init__(create, f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
 
-    def database_forwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
-        if _on_postgresql(schema_editor):
-            super().database_forwards(app_label, schema_editor, *args)
 
-    def database_backwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
-        if _on_postgresql(schema_editor):
-            super().database_backwards(app_label, schema_editor, *args)
-
-
-class TrigramExtensionWherePossible(TrigramExtension):
+class TrigramExtensionWherePossible(_ConcurrentlyOnPostgreSQL, TrigramExtension):
     """CREATE EXTENSION IF NOT EXISTS pg_trgm on PostgreSQL; nothing elsewhere.
 
     Unapplied, it leaves the extension installed: two apps' migrations use it (sharing
     0012, audit 0002), and dropping it under the other's indexes would fail. (Django's
     own operation also queries pg_extension when unapplied, even on SQLite.)
     """
-
-    def database_forwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
-        if _on_postgresql(schema_editor):
-            super().database_forwards(app_label, schema_editor, *args)
 
     def database_backwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
         return  # the extension stays (see the class docstring)

@@ -47,10 +47,7 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     files = selectors.files_owned_by(user=request.user, search=query, ordering=sort)
     # Unsearched, the count is the usage row's; a search counts its matches (found by an
     # index), up to SEARCH_COUNT_CAP: past that, the first ones are listed.
-    count, capped = selectors.file_count_of(user=request.user), False
-    if query:
-        count = files[: SEARCH_COUNT_CAP + 1].count()
-        count, capped = min(count, SEARCH_COUNT_CAP), count > SEARCH_COUNT_CAP
+    count, capped = _count(request, files, query)
     page = page_of_files(
         files,
         per_page=FILES_PER_PAGE,
@@ -90,6 +87,16 @@ def file_detail(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpRe
         return _render_detail(request, stored)
     context = {"file": stored, "sha256": selectors.file_sha256(file=stored)}
     return render(request, "sharing/file_shared.html", context)
+
+
+def _count(
+    request: AuthenticatedHttpRequest, files: QuerySet[StoredFile], query: str
+) -> tuple[int, bool]:
+    """How many files the list has, and whether a search's count stopped at the cap."""
+    if not query:
+        return selectors.file_count_of(user=request.user), False
+    matches = files[: SEARCH_COUNT_CAP + 1].count()
+    return min(matches, SEARCH_COUNT_CAP), matches > SEARCH_COUNT_CAP
 
 
 def _render_detail(
