@@ -23,9 +23,12 @@ from django.db import connection
 from audit.chain import GENESIS_MAC, audit_key, compute_mac
 from audit.models import AuditEntry, AuditHead
 from bench.common import log
+from securefiles.lib.auth_types import User
 from sharing import services
+from sharing.crypto import FileKey
 from sharing.models import Share, ShareLink, StoredFile
-from tests.helpers import make_file
+from sharing.storage import get_encrypted_storage
+from sharing.storage.uploads import EncryptedUpload
 
 FILES = StoredFile._meta.db_table
 AUDIT = AuditEntry._meta.db_table
@@ -71,9 +74,14 @@ def recount_usage(owner_id: int) -> None:
     services.usage_recount(user_id=owner_id)
 
 
-def real_file(owner: object, name: str) -> StoredFile:
-    """A file stored through the real storage and service, whose page can be shown."""
-    return make_file(owner, b"benchmark content\n" * 100, name=name)  # type: ignore[arg-type]
+def real_file(owner: User, name: str) -> StoredFile:
+    """A file stored through the real storage and service, whose page can be shown (as
+    tests.helpers.make_file, which the benchmark does not import)."""
+    key = FileKey.generate()
+    blob = get_encrypted_storage().save_plaintext(iter([b"benchmark content\n" * 100]), key)
+    upload = EncryptedUpload(key=key, blob=blob, name=name, content_type="application/pdf")
+    [stored] = services.file_create_many(owner=owner, uploads=[upload])
+    return stored
 
 
 def add_shares(file_ids: list[uuid.UUID], colleague_ids: list[int]) -> None:

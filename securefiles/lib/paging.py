@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 
 COUNT_CAP = 10_000
 
@@ -25,8 +26,8 @@ class CappedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         object_list = self.object_list
-        if hasattr(object_list, "query"):
-            return object_list[: self.cap + 1].count()  # a queryset: a bounded count
+        if isinstance(object_list, QuerySet):
+            return object_list[: self.cap + 1].count()  # SELECT COUNT(*) FROM (... LIMIT)
         return len(object_list)
 
     @property
