@@ -62,12 +62,13 @@ lint: $(BIN)/.installed-dev
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/transfer.py
 
-# Metadata at scale (bench/README.md): PostgreSQL at BENCH_DATABASE_URL, wiped. Three runs,
-# each under 10 minutes: the user's pages, then a million files, then five million entries.
+# Metadata at scale (bench/README.md): PostgreSQL at BENCH_DATABASE_URL, wiped. Four runs,
+# each under 10 minutes: the user's pages, a million files, five million entries, the admin.
 bench-metadata: $(BIN)/.installed-dev
 	$(BIN)/python bench/metadata.py --phase user
 	$(BIN)/python bench/metadata.py --phase files
 	$(BIN)/python bench/metadata.py --phase audit
+	$(BIN)/python bench/metadata.py --phase pages
 
 # The reduced form CI runs (about a minute): fails only if a step crashes or a page errs.
 bench-metadata-ci: $(BIN)/.installed-dev
