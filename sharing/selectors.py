@@ -156,19 +156,22 @@ def files_shared_with(*, user: User, search: str = "") -> QuerySet[Share]:
 
 def colleagues_known_to(*, user: User) -> list[str]:
     """Usernames to suggest when sharing: only people this user already shares with, in
-    either direction, so the form reveals no one the user could not already see."""
-    # Distinct, sorted and cut in the database: a user may have shared thousands of files.
-    granted = _first_names(Share.objects.filter(file__owner=user), "colleague__username")
-    received = _first_names(Share.objects.filter(colleague=user), "file__owner__username")
-    return sorted(set(granted) | set(received))[:COLLEAGUES_SUGGESTED]
+    either direction, so the form reveals no one the user could not already see.
+
+    At most COLLEAGUES_SUGGESTED, alphabetically, found among the shares of the user's
+    RECENT latest files and the RECENT latest shares with the user (each read from an
+    index in order): a user with 100,000 files costs what one with 1,000 does.
+    """
+    latest_files = StoredFile.objects.filter(owner=user).order_by("-created_at", "-id")
+    granted = Share.objects.filter(file__in=latest_files.values("pk")[:RECENT])
+    received = Share.objects.filter(colleague=user).order_by("-created_at", "-id")[:RECENT]
+    known = Q(pk__in=granted.values("colleague_id")) | Q(pk__in=received.values("file__owner_id"))
+    names = get_user_model().objects.filter(known).order_by("username")
+    return list(names.values_list("username", flat=True)[:COLLEAGUES_SUGGESTED])
 
 
 COLLEAGUES_SUGGESTED = 200
-
-
-def _first_names(shares: QuerySet[Share], field: str) -> list[str]:
-    names = shares.order_by(field).values_list(field, flat=True).distinct()
-    return list(names[:COLLEAGUES_SUGGESTED])
+RECENT = 1000
 
 
 def shares_of(*, file: StoredFile) -> QuerySet[Share]:

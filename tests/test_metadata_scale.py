@@ -295,13 +295,16 @@ def test_the_usage_stays_exact_under_parallel_uploads_and_deletions(
 
 
 def test_the_admin_counts_no_further_than_its_cap(alice, admin_client, monkeypatch) -> None:
-    monkeypatch.setattr(CappedCountPaginator, "cap", 40)
+    monkeypatch.setattr(CappedCountPaginator, "unfiltered_cap", 40)
+    monkeypatch.setattr(CappedCountPaginator, "filtered_cap", 20)
     add_rows(alice, 130)
 
     listing = admin_client.get("/admin/sharing/storedfile/").content.decode()
+    searched = admin_client.get("/admin/sharing/storedfile/?q=file-0").content.decode()
     small = admin_client.get("/admin/sharing/storedfile/?q=file-001").content.decode()
 
     assert "More than 40 stored files" in listing
+    assert "More than 20 stored files" in searched
     assert re.search(r"\b2 stored files\b", small)
 
 
