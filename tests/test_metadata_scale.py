@@ -232,6 +232,20 @@ def test_a_search_matching_more_than_the_cap_says_so(alice, alice_client, monkey
     assert "Page 1 of 2" in page
 
 
+def test_a_search_of_shared_files_matching_more_than_its_cap_says_so(
+    alice, bob, bob_client, monkeypatch
+) -> None:
+    monkeypatch.setattr("sharing.views.files.SHARED_SEARCH_COUNT_CAP", 60)
+    Share.objects.bulk_create(Share(file=f, colleague=bob) for f in add_rows(alice, 130))
+
+    searched = bob_client.get("/?q=file").content.decode()
+    plain = bob_client.get("/").content.decode()
+
+    assert "More than 60 files shared with you match" in searched
+    assert "Page 1 of 2" in searched.split('id="shared-title"', 1)[1]
+    assert "Page 1 of 3" in plain.split('id="shared-title"', 1)[1]
+
+
 # ---------------------------------------------------------------- the usage row
 
 
