@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 
-.PHONY: run serve test test-only lint bench superuser clean
+.PHONY: run serve test test-only lint bench bench-metadata bench-metadata-ci superuser clean
 
 # Serving needs requirements.txt only; the test tools (moto, Playwright, bandit, ...) are
 # installed by the targets that use them. Each set has its own stamp file.
@@ -61,6 +61,19 @@ lint: $(BIN)/.installed-dev
 
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/transfer.py
+
+# Metadata at scale (bench/README.md): PostgreSQL at BENCH_DATABASE_URL, wiped. Four runs,
+# each under 10 minutes: the user's pages, a million files, five million entries, the admin.
+bench-metadata: $(BIN)/.installed-dev
+	$(BIN)/python bench/metadata.py --phase user
+	$(BIN)/python bench/metadata.py --phase files
+	$(BIN)/python bench/metadata.py --phase audit
+	$(BIN)/python bench/metadata.py --phase pages
+
+# The reduced form CI runs (about a minute): fails only if a step crashes or a page errs.
+bench-metadata-ci: $(BIN)/.installed-dev
+	$(BIN)/python bench/metadata.py --small 2000 --files 20000 --shared 2000 --links 200 \
+		--admin-files 0 --audit 100000 --requests 5 --writers 4 --write-seconds 2
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis

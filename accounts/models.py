@@ -59,6 +59,8 @@ class AccessToken(models.Model):
     def scope_list(self) -> list[str]:
         """The scopes as a list, e.g. ["read", "write"]."""
         return [scope for scope in self.scopes.split(",") if scope]
+
+
 class Invitation(models.Model):
     """A new user's one-time link to choose a password (README "Invitations").
 

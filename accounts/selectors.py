@@ -164,6 +164,8 @@ def token_get_for_user(*, user: User, token_id: int) -> AccessToken:
         return AccessToken.objects.get(pk=token_id, user=user)
     except AccessToken.DoesNotExist:
         raise Http404("No such token") from None
+
+
 @dataclass(frozen=True)
 class GroupState:
     """What an administrator can change about a group, as plain comparable values:

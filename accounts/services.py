@@ -447,6 +447,8 @@ def token_used(*, token: AccessToken, ip: str) -> None:
     AccessToken.objects.filter(pk=token.pk).update(
         last_used_at=timezone.now(), last_used_ip=ip[:45]
     )
+
+
 # -- groups (teams), as administrators change them
 
 

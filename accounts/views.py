@@ -431,6 +431,8 @@ def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpRespon
     if account_services.token_revoke(token=token, actor=actor_from_request(request)):
         messages.success(request, _("Token “%(name)s” revoked.") % {"name": token.name})
     return redirect("tokens")
+
+
 # -- invitations: a new user's one-time link to choose a password
 
 

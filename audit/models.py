@@ -29,6 +29,13 @@ class AuditEntry(models.Model):
         db_table = "sharing_auditentry"
         ordering = ["-seq"]
         verbose_name_plural = "audit entries"
+        # The admin's event filter, a file's activity and the search by IP, newest first (migration
+        # 0002, which also adds the search's trigram indexes on PostgreSQL).
+        indexes = [
+            models.Index(fields=["event", "seq"], name="audit_event_seq_idx"),
+            models.Index(fields=["file_id", "seq"], name="audit_file_seq_idx"),
+            models.Index(fields=["ip", "seq"], name="audit_ip_seq_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.event} by {self.actor}"

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from django.db.models import Q, QuerySet
+
+import securefiles.lib.sqlite_functions  # noqa: F401  (the unicode_icontains lookup)
 from audit.chain import GENESIS_MAC, audit_key, compute_mac
 from audit.models import AuditEntry, AuditHead
+from securefiles.lib.values import uuid_or_none
 
 
 @dataclass(frozen=True)
@@ -118,3 +123,43 @@ def _mac_at(seq: int) -> str | None:
     if seq == 0:
         return GENESIS_MAC  # the head an empty log prints
     return AuditEntry.objects.filter(seq=seq).values_list("mac", flat=True).first()
+
+
+# Shorter queries match whole values only: a trigram index cannot narrow "%ab%".
+PARTIAL_MATCH_MIN_CHARS = 3
+
+
+def entries_matching(entries: QuerySet[AuditEntry], term: str) -> QuerySet[AuditEntry]:
+    """The entries whose actor, file name or detail contains ``term`` (any case; three
+    characters or more, else whose actor or file name equals it), or whose file id or IP
+    address is ``term``.
+
+    Each condition has an index (PostgreSQL: trigram indexes on upper(actor),
+    upper(file_name) and upper(detail), audit migration 0002), so a search of millions of
+    entries reads only what matches.
+    """
+    term = term.strip()
+    if not term:
+        return entries
+    if len(term) >= PARTIAL_MATCH_MIN_CHARS:
+        matches = (
+            Q(actor__unicode_icontains=term)
+            | Q(file_name__unicode_icontains=term)
+            | Q(detail__unicode_icontains=term)
+        )
+    else:
+        matches = Q(actor__iexact=term) | Q(file_name__iexact=term)
+    file_id = uuid_or_none(term)
+    if file_id is not None:
+        matches |= Q(file_id=file_id)
+    if _is_ip(term):
+        matches |= Q(ip=term)
+    return entries.filter(matches)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -7,4 +7,10 @@ class SharingConfig(AppConfig):
     verbose_name = "Secure file sharing"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from securefiles.lib import sqlite_functions
         from sharing import checks, signals  # noqa: F401  (system checks, the blob receiver)
+
+        # SQLite's LIKE folds ASCII only: the name search needs a Unicode casefold there.
+        connection_created.connect(sqlite_functions.register, dispatch_uid="sqlite_casefold")

@@ -5,17 +5,30 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import (
+    BooleanField,
+    Count,
+    Expression,
+    ExpressionWrapper,
+    F,
+    OrderBy,
+    Q,
+    QuerySet,
+)
 from django.http import Http404
 from django.utils import timezone
 
+import securefiles.lib.sqlite_functions  # noqa: F401  (the unicode_icontains lookup)
 from audit.models import AuditEntry
 from securefiles.lib.auth_types import User
+from securefiles.lib.values import uuid_or_none
 from sharing.crypto import (
     DecryptingReader,
     FileKey,
@@ -24,7 +37,15 @@ from sharing.crypto import (
     open_sha256,
     unwrap_key,
 )
-from sharing.models import ResumableUpload, Share, ShareLink, StorageQuota, StoredFile
+from sharing.models import (
+    NAME_SORT_KEY,
+    ResumableUpload,
+    Share,
+    ShareLink,
+    StorageQuota,
+    StorageUsage,
+    StoredFile,
+)
 from sharing.storage import get_encrypted_storage
 from sharing.storage.keyring import get_keyring
 
@@ -32,14 +53,22 @@ from sharing.storage.keyring import get_keyring
 LINK_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-# The orderings the file list offers; the id makes every order total and pages stable.
-FILE_ORDERINGS = {
-    "name": ("name", "id"),
-    "-name": ("-name", "-id"),
+# The orderings the file list offers, each matching an index of StoredFile exactly (owner
+# first); the id makes every order total and pages stable.
+FILE_ORDERINGS: dict[str, tuple[OrderBy | str, ...]] = {
+    "name": (NAME_SORT_KEY.asc(), "id"),
+    "-name": (NAME_SORT_KEY.desc(), "-id"),
     "size": ("size", "id"),
     "-size": ("-size", "-id"),
     "date": ("created_at", "id"),
     "-date": ("-created_at", "-id"),
+}
+# The sort key of each ordering (without its direction), selected as ``seek_key`` so that
+# a page's last row says where the next page starts (files_seek).
+FILE_SEEK_KEYS: dict[str, Expression | F] = {
+    "name": NAME_SORT_KEY,
+    "size": F("size"),
+    "date": F("created_at"),
 }
 _LIST_FIELDS = (
     "id",
@@ -51,16 +80,55 @@ _LIST_FIELDS = (
     "owner_id",
     "origin",
 )
+SEARCH_MAX_CHARS = 200
 
 
 def files_owned_by(
     *, user: User, search: str = "", ordering: str = "-date"
 ) -> QuerySet[StoredFile]:
-    """The user's files for the list page: one query per page, whatever the count."""
+    """The user's files for the list page: one query per page, whatever the count.
+
+    ``search`` keeps the files whose name contains it (name_contains).
+    """
     files = StoredFile.objects.filter(owner=user).only(*_LIST_FIELDS)
     if search:
-        files = files.filter(name__icontains=search)
-    return files.order_by(*FILE_ORDERINGS[ordering])
+        files = name_contains(files, search)
+    seek_key = FILE_SEEK_KEYS[ordering.lstrip("-")]
+    return files.annotate(seek_key=seek_key).order_by(*FILE_ORDERINGS[ordering])
+
+
+def files_seek(
+    files: QuerySet[StoredFile], *, ordering: str, key: object, file_id: uuid.UUID, forward: bool
+) -> QuerySet[StoredFile]:
+    """The files of ``files_owned_by(ordering=ordering)`` after (``forward``) or before
+    the row whose sort key is ``key`` and id ``file_id``: keyset ("seek") pagination, so a
+    deep page costs what the first does. Backwards, the rows come nearest first (reverse
+    them to show). The ``>=`` bound is what the index seeks to; the rest breaks ties.
+    """
+    ascending = not ordering.startswith("-")
+    op = "gt" if ascending == forward else "lt"
+    bound = Q(**{f"seek_key__{op}e": key})
+    past = Q(**{f"seek_key__{op}": key}) | Q(**{f"id__{op}": file_id})
+    files = files.filter(bound & past)
+    return files if forward else files.reverse()
+
+
+def name_contains(files: QuerySet[StoredFile], search: str) -> QuerySet[StoredFile]:
+    """The files whose name contains ``search`` (name_matches)."""
+    return files.filter(name_matches(search))
+
+
+def name_matches(search: str, field: str = "name") -> Q:
+    """A name containing ``search``, ignoring case in any script.
+
+    The query and the name are compared as typed (accents count: "resume" does not find
+    "résumé"), but a query typed composed (NFC, as keyboards send) also finds a name
+    stored decomposed (NFD, as some systems send file names), and the reverse. On
+    PostgreSQL the trigram index on ``upper(name)`` serves it; on SQLite it reads the
+    owner's rows (securefiles.lib.sqlite_functions). ``%`` and ``_`` are literal.
+    """
+    forms = {unicodedata.normalize("NFC", search), unicodedata.normalize("NFD", search)}
+    return Q(*((f"{field}__unicode_icontains", form) for form in sorted(forms)), _connector=Q.OR)
 
 
 def file_get_for_owner(*, user: User, file_id: uuid.UUID) -> StoredFile:
@@ -112,22 +180,52 @@ def file_exists(*, file_id: uuid.UUID) -> StoredFile | None:
 
 
 def files_shared_with(*, user: User, search: str = "") -> QuerySet[StoredFile]:
-    """Files shared with ``user`` by their owners, newest first, optionally searched by name."""
+    """Files that live shares reach ``user`` with (shares_reaching), owned by others,
+    newest first, each once, optionally searched by name (name_matches). The API's list;
+    the web page lists shares (shares_with_me)."""
     shared = shares_reaching(user=user).values("file_id")
     # An owner who is in a group the file is shared with already sees it among their own.
     files = StoredFile.objects.filter(pk__in=shared).exclude(owner=user).select_related("owner")
     if search:
-        files = files.filter(name__icontains=search)
+        files = files.filter(name_matches(search))
     return files.order_by("-created_at", "-id")
+
+
+def shares_with_me(*, user: User, search: str = "") -> QuerySet[Share]:
+    """The live shares that reach ``user`` (shares_reaching: by name, or through a group
+    they are in now, not expired) of files others own, most recently shared first, each
+    with its file and the file's owner (``share.file``, ``share.file.owner``); optionally
+    searched by the file's name. A file shared with the user in two ways is listed once
+    per share. Shares by name are read in order from the index on (colleague,
+    created_at, id)."""
+    shares = (
+        shares_reaching(user=user)
+        .exclude(file__owner=user)
+        .select_related("file", "file__owner", "group")
+    )
+    if search:
+        shares = shares.filter(name_matches(search, field="file__name"))
+    return shares.order_by("-created_at", "-id")
 
 
 def colleagues_known_to(*, user: User) -> list[str]:
     """Usernames to suggest when sharing: only people this user already shares with, in
-    either direction, so the form reveals no one the user could not already see."""
-    by_name = Share.objects.filter(file__owner=user, colleague__isnull=False)
-    granted = by_name.values_list("colleague__username", flat=True)
-    received = Share.objects.filter(colleague=user).values_list("file__owner__username", flat=True)
-    return sorted(set(granted) | set(received))[:200]
+    either direction, so the form reveals no one the user could not already see.
+
+    At most COLLEAGUES_SUGGESTED, alphabetically, found among the shares of the user's
+    RECENT latest files and the RECENT latest shares with the user (each read from an
+    index in order): a user with 100,000 files costs what one with 1,000 does.
+    """
+    latest_files = StoredFile.objects.filter(owner=user).order_by("-created_at", "-id")
+    granted = Share.objects.filter(file__in=latest_files.values("pk")[:RECENT])
+    received = Share.objects.filter(colleague=user).order_by("-created_at", "-id")[:RECENT]
+    known = Q(pk__in=granted.values("colleague_id")) | Q(pk__in=received.values("file__owner_id"))
+    names = get_user_model().objects.filter(known).order_by("username")
+    return list(names.values_list("username", flat=True)[:COLLEAGUES_SUGGESTED])
+
+
+COLLEAGUES_SUGGESTED = 200
+RECENT = 1000
 
 
 def groups_of(*, user: User) -> list[str]:
@@ -247,6 +345,44 @@ def file_etag(*, file: StoredFile) -> str:
     )
 
 
+# -- the admin's file list
+
+
+OWNERS_LISTED = 500
+
+
+def owners_with_files() -> Iterator[tuple[int, str]]:
+    """(user id, username) of up to OWNERS_LISTED users who own files, by username, read
+    from their usage rows (not from the distinct owners of every file)."""
+    usages = StorageUsage.objects.filter(files__gt=0).order_by("user__username")
+    yield from usages.values_list("user_id", "user__username")[:OWNERS_LISTED]
+
+
+def files_matching(files: QuerySet[StoredFile], term: str) -> QuerySet[StoredFile]:
+    """For the admin's search: files whose name contains ``term`` (name_contains), whose
+    owner's username or e-mail contains it (any case), or whose id it is.
+
+    The owners are looked up first (a few of them, in the small users table) and passed
+    as ids, so that PostgreSQL can combine the owner index with the name's trigram index
+    instead of scanning every file.
+    """
+    term = term.strip()[:SEARCH_MAX_CHARS]
+    if not term:
+        return files
+    owner_ids = list(
+        get_user_model()
+        .objects.filter(Q(username__icontains=term) | Q(email__icontains=term))
+        .values_list("pk", flat=True)[:OWNERS_LISTED]
+    )
+    matches = name_matches(term)
+    if owner_ids:
+        matches |= Q(owner_id__in=owner_ids)
+    file_id = uuid_or_none(term)
+    if file_id is not None:
+        matches |= Q(pk=file_id)
+    return files.filter(matches)
+
+
 # -- maintenance: for the operator's management commands only, never for a view
 
 
@@ -305,8 +441,18 @@ def quota_of(*, user: User) -> int | None:
 
 
 def usage_of(*, user: User) -> int:
-    """Plaintext bytes the user's files take."""
-    return StoredFile.objects.filter(owner=user).aggregate(total=Sum("size"))["total"] or 0
+    """Plaintext bytes the user's files take (kept by the services: one row read)."""
+    return _usage_row(user=user)[1]
+
+
+def file_count_of(*, user: User) -> int:
+    """How many files the user owns (kept by the services: one row read)."""
+    return _usage_row(user=user)[0]
+
+
+def _usage_row(*, user: User) -> tuple[int, int]:
+    row = StorageUsage.objects.filter(user_id=user.pk).values_list("files", "bytes").first()
+    return row or (0, 0)
 
 
 def quota_left(*, user: User) -> int | None:

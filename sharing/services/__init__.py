@@ -58,6 +58,7 @@ from sharing.services.shares import (
     share_grant_group,
     share_revoke,
 )
+from sharing.services.usage import usage_add, usage_recount
 from sharing.services.users import (
     user_change_record,
     user_deactivate,
@@ -68,6 +69,8 @@ from sharing.services.users import (
 )
 
 __all__ = [
+    "usage_add",
+    "usage_recount",
     "OffsetMismatch",
     "Progress",
     "ResumableRefused",

@@ -20,6 +20,7 @@ from securefiles.lib.transactions import check_foreign_keys_now, retry_on_deadlo
 from sharing import names, selectors
 from sharing.crypto import VERSION, seal_sha256, wrap_key
 from sharing.models import Share, StoredFile
+from sharing.services.usage import usage_add
 from sharing.storage import get_encrypted_storage
 from sharing.storage.keyring import get_keyring
 from sharing.storage.uploads import EncryptedUpload
@@ -117,6 +118,7 @@ def uploads_record(
         for stored in files:
             stored.expires_at = expires_at
             stored.save(force_insert=True)
+        usage_add(user_id=owner.pk, files=len(files), size=sum(stored.size for stored in files))
         for stored in files:
             audit_record(
                 event=Event.UPLOAD,
@@ -138,6 +140,7 @@ def file_delete(*, file: StoredFile, actor: Actor = SYSTEM) -> None:
         locked = file_lock(file.pk)
         file_id, file_name = locked.id, locked.name  # delete() forgets the id
         locked.delete()
+        usage_add(user_id=locked.owner_id, files=-1, size=-locked.size)
         # The audit entry comes last, as in every service: the chain head is the last lock
         # a transaction takes. Taken first, it would be held while the cascade waits for a
         # link row that a parallel download holds while it waits for the head: deadlock.
@@ -163,8 +166,10 @@ def file_transfer(*, file: StoredFile, new_owner: User, actor: Actor) -> None:
     with transaction.atomic():
         locked = file_lock(file.pk)
         previous = locked.owner.get_username()
+        previous_id = locked.owner_id
         locked.owner = new_owner
         locked.save(update_fields=["owner"])
+        _usage_move(size=locked.size, from_id=previous_id, to_id=new_owner.pk)
         Share.objects.filter(file=locked, colleague=new_owner).delete()
         audit_record(
             event=Event.TRANSFER,
@@ -174,6 +179,13 @@ def file_transfer(*, file: StoredFile, new_owner: User, actor: Actor) -> None:
             detail=f"from={previous} to={new_owner.get_username()}",
         )
     file.owner = new_owner
+
+
+def _usage_move(*, size: int, from_id: int, to_id: int) -> None:
+    """Move one file's bytes between two users' usage, locking their rows in id order so
+    two opposite transfers cannot deadlock."""
+    for user_id, sign in sorted(((from_id, -1), (to_id, 1))):
+        usage_add(user_id=user_id, files=sign, size=sign * size)
 
 
 def file_integrity_failed(*, file: StoredFile, actor: Actor, reason: str, via: str) -> None:

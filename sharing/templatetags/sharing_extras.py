@@ -35,10 +35,17 @@ def aria_sort(context: template.Context, column: str) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def page_query(context: template.Context, number: int, param: str = "page") -> str:
-    """The query string of page ``number`` of a list (``param`` names which list)."""
+def page_query(
+    context: template.Context, number: int, param: str = "page", after: str = "", before: str = ""
+) -> str:
+    """The query string of page ``number`` of a list (``param`` names which list), with
+    the cursor of a Next (``after``) or Previous (``before``) link (sharing.views.paging)."""
     params = QueryDict(mutable=True)
     params[param] = str(number)
+    if after:
+        params["after"] = after
+    if before:
+        params["before"] = before
     if context.get("sort") and context["sort"] != "-date":
         params["sort"] = context["sort"]
     if context.get("query"):

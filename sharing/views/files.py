@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import (
     HttpResponse,
     HttpResponseBase,
@@ -23,8 +25,9 @@ from audit.actors import actor_from_request
 from securefiles.lib.auth_types import AuthenticatedHttpRequest
 from sharing import names, selectors, services
 from sharing.forms import LinkForm, ShareForm
-from sharing.models import StoredFile
+from sharing.models import Share, StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404, _readable_file_or_404
+from sharing.views.paging import CountedPaginator, page_of_files
 from sharing.views.ranges import ByteRange
 from sharing.views.streaming import stream_file
 
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 
 FILES_PER_PAGE = 50
+SEARCH_COUNT_CAP = 1000
+SHARED_SEARCH_COUNT_CAP = 200
 
 
 @never_cache
@@ -40,16 +45,34 @@ FILES_PER_PAGE = 50
 def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "-date")
     sort = sort if sort in selectors.FILE_ORDERINGS else "-date"
-    query = request.GET.get("q", "").strip()[:200]
+    query = request.GET.get("q", "").strip()[: selectors.SEARCH_MAX_CHARS]
     files = selectors.files_owned_by(user=request.user, search=query, ordering=sort)
-    page = Paginator(files, FILES_PER_PAGE).get_page(request.GET.get("page"))
-    shared_files = selectors.files_shared_with(user=request.user, search=query)
-    shared = Paginator(shared_files, FILES_PER_PAGE).get_page(request.GET.get("shared_page"))
+    # Unsearched, the count is the usage row's; a search counts its matches (found by an
+    # index), up to SEARCH_COUNT_CAP: past that, the first ones are listed.
+    count, capped = _count(request, files, query)
+    page = page_of_files(
+        files,
+        per_page=FILES_PER_PAGE,
+        count=count,
+        ordering=sort,
+        number=request.GET.get("page"),
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+    )
+    shared_files = selectors.shares_with_me(user=request.user, search=query)
+    shared_count, shared_capped = _shared_count(shared_files, query)
+    shared = CountedPaginator(shared_files, FILES_PER_PAGE, count=shared_count).get_page(
+        request.GET.get("shared_page")
+    )
     context = {
         "page": page,
         "shared": shared,
         "sort": sort,
         "query": query,
+        "search_capped": capped,
+        "shared_search_capped": shared_capped,
+        "shared_search_count_cap": SHARED_SEARCH_COUNT_CAP,
+        "search_count_cap": SEARCH_COUNT_CAP,
         "max_upload_mb": settings.MAX_UPLOAD_MB,
         "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
         "usage": selectors.usage_of(user=request.user),
@@ -73,13 +96,38 @@ def file_detail(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpRe
     return render(request, "sharing/file_shared.html", context)
 
 
+def _count(
+    request: AuthenticatedHttpRequest, files: QuerySet[StoredFile], query: str
+) -> tuple[int, bool]:
+    """How many files the list has, and whether a search's count stopped at the cap."""
+    if not query:
+        return selectors.file_count_of(user=request.user), False
+    matches = files[: SEARCH_COUNT_CAP + 1].count()
+    return min(matches, SEARCH_COUNT_CAP), matches > SEARCH_COUNT_CAP
+
+
+def _shared_count(shares: QuerySet[Share], query: str) -> tuple[int, bool]:
+    """How many shares "shared with me" lists, and whether a search's count was capped.
+
+    Unsearched, an index-only count of the user's shares. Searched, at most
+    SHARED_SEARCH_COUNT_CAP + 1 matches are counted, read from the user's shares newest
+    first: PostgreSQL then checks the user's shares one by one, where a larger count has it
+    collect every matching file of the portal first (a million files: 150 ms).
+    """
+    if not query:
+        return shares.count(), False
+    matches = shares[: SHARED_SEARCH_COUNT_CAP + 1].count()
+    return min(matches, SHARED_SEARCH_COUNT_CAP), matches > SHARED_SEARCH_COUNT_CAP
+
+
 def _render_detail(
     request: AuthenticatedHttpRequest, stored: StoredFile, *, status: int = 200, **extra: object
 ) -> HttpResponse:
     context = {
         "file": stored,
-        "shares": selectors.shares_of(file=stored),
-        "links": selectors.links_of(file=stored),
+        # A file may have a thousand of each: a page of them at a time.
+        "shares": _page(selectors.shares_of(file=stored), request.GET.get("shares_page")),
+        "links": _page(selectors.links_of(file=stored), request.GET.get("links_page")),
         "activity": selectors.activity_of(user=request.user, file=stored)[:50],
         "share_form": extra.pop("share_form", None) or ShareForm(),
         "link_form": extra.pop("link_form", None) or LinkForm(),
@@ -91,6 +139,10 @@ def _render_detail(
         **extra,
     }
     return render(request, "sharing/file_detail.html", context, status=status)
+
+
+def _page(objects: QuerySet[Any], number: str | None) -> Page:
+    return Paginator(objects, FILES_PER_PAGE).get_page(number)
 
 
 @login_required

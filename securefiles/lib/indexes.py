@@ -1,0 +1,84 @@
+"""Migration operations that build indexes without locking a large table's writers.
+
+On PostgreSQL an index is built with CREATE INDEX CONCURRENTLY (writes go on while it is
+built; the migration must say ``atomic = False``, Django's AddIndexConcurrently); every
+other database (SQLite in tests and small installs) gets the plain operation, whose lock
+is harmless there. Django documents the pattern: "Migrations that add indexes
+concurrently" in docs/ref/contrib/postgres/operations.txt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.postgres.operations import (
+    AddIndexConcurrently,
+    RemoveIndexConcurrently,
+    TrigramExtension,
+)
+from django.db import migrations
+
+
+def _on_postgresql(schema_editor: Any) -> bool:
+    return schema_editor.connection.vendor == "postgresql"
+
+
+class _ConcurrentlyOnPostgreSQL:
+    """Run the concurrent operation (the next class in the MRO) on PostgreSQL, and
+    ``plain``, the ordinary operation it stands for, on any other database (where None:
+    nothing)."""
+
+    plain: Any = None
+
+    def database_forwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
+        if _on_postgresql(schema_editor):
+            super().database_forwards(app_label, schema_editor, *args)  # type: ignore[misc]
+        elif self.plain is not None:
+            self.plain.database_forwards(self, app_label, schema_editor, *args)
+
+    def database_backwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
+        if _on_postgresql(schema_editor):
+            super().database_backwards(app_label, schema_editor, *args)  # type: ignore[misc]
+        elif self.plain is not None:
+            self.plain.database_backwards(self, app_label, schema_editor, *args)
+
+
+class AddIndexConcurrentlyWherePossible(_ConcurrentlyOnPostgreSQL, AddIndexConcurrently):
+    """AddIndex, concurrently on PostgreSQL (the migration must be ``atomic = False``)."""
+
+    plain = migrations.AddIndex
+
+
+class RemoveIndexConcurrentlyWherePossible(_ConcurrentlyOnPostgreSQL, RemoveIndexConcurrently):
+    """RemoveIndex, concurrently on PostgreSQL (the migration must be ``atomic = False``)."""
+
+    plain = migrations.RemoveIndex
+
+
+class PostgresTrigramIndex(_ConcurrentlyOnPostgreSQL, migrations.RunSQL):
+    """A pg_trgm GIN index on ``upper(<column>)``, built concurrently, PostgreSQL only.
+
+    It serves Django's ``icontains`` there (``UPPER(col::text) LIKE UPPER('%q%')``) for any
+    query of three characters or more, in any script. Kept out of the models' state (a GIN
+    index cannot be described to SQLite): elsewhere this operation does nothing. Needs
+    TrigramExtension earlier in the migrations and ``atomic = False``.
+    """
+
+    def __init__(self, *, table: str, column: str, name: str) -> None:
+        create = (
+            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{table}" '
+            f'USING gin (upper("{column}") gin_trgm_ops)'
+        )
+        super().__init__(create, f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+
+
+class TrigramExtensionWherePossible(_ConcurrentlyOnPostgreSQL, TrigramExtension):
+    """CREATE EXTENSION IF NOT EXISTS pg_trgm on PostgreSQL; nothing elsewhere.
+
+    Unapplied, it leaves the extension installed: two apps' migrations use it (sharing
+    0012, audit 0002), and dropping it under the other's indexes would fail. (Django's
+    own operation also queries pg_extension when unapplied, even on SQLite.)
+    """
+
+    def database_backwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
+        return  # the extension stays (see the class docstring)
