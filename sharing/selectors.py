@@ -15,10 +15,12 @@ from django.contrib.auth import get_user_model
 from django.db.models import (
     BooleanField,
     Count,
+    Exists,
     Expression,
     ExpressionWrapper,
     F,
     OrderBy,
+    OuterRef,
     Q,
     QuerySet,
 )
@@ -195,12 +197,14 @@ def shares_with_me(*, user: User, search: str = "") -> QuerySet[Share]:
     """The live shares that reach ``user`` (shares_reaching: by name, or through a group
     they are in now, not expired) of files others own, most recently shared first, each
     with its file and the file's owner (``share.file``, ``share.file.owner``); optionally
-    searched by the file's name. A file shared with the user in two ways is listed once
-    per share. Shares by name are read in order from the index on (colleague,
-    created_at, id)."""
+    searched by the file's name. A file shared with the user in several ways is listed
+    once, by its first share. Shares by name are read in order from the index on
+    (colleague, created_at, id)."""
+    reaching = shares_reaching(user=user)
+    earlier = reaching.filter(file=OuterRef("file"), pk__lt=OuterRef("pk"))
     shares = (
-        shares_reaching(user=user)
-        .exclude(file__owner=user)
+        reaching.exclude(file__owner=user)
+        .exclude(Exists(earlier))
         .select_related("file", "file__owner", "group")
     )
     if search:
