@@ -1,8 +1,12 @@
-"""Keep share-link tokens out of logs.
+"""Keep share-link tokens and personal access tokens out of logs.
 
 A link's token is its only secret and it sits in the URL path (/s/<token>/), which web
 servers and Django log by default: "Not Found: /s/...", runserver's request lines,
 gunicorn's access log. Everything that logs a path goes through `redact`.
+
+An access token belongs in the Authorization header, which nothing logs; but a client
+that puts one in the query string or a path (refused with 401) would have it written
+into the access log. Its secret part is cut there too; its public prefix stays.
 """
 
 import logging
@@ -45,31 +49,41 @@ def _link_path() -> tuple[str, re.Pattern[str]]:
     return prefix, re.compile(re.escape(prefix) + r"[^/\s?\"']+")
 
 
+# An access token (accounts.selectors.TOKEN_RE: "sf_" + 8 of public prefix + 43 of
+# secret), or a truncated one holding a good part of its secret: the prefix is kept, so
+# an operator still sees which token a client misused.
+_ACCESS_TOKEN = re.compile(r"sf_([A-Za-z0-9_-]{8})[A-Za-z0-9_-]{16,}", re.ASCII)
+ACCESS_TOKEN_MARK = "sf_"  # noqa: S105 (the tokens' public mark, not a secret)
+
+
 def _redact_plain(text: str) -> str:
+    if ACCESS_TOKEN_MARK in text:
+        text = _ACCESS_TOKEN.sub(r"sf_\1<secret>", text)
     prefix, pattern = _link_path()
     return pattern.sub(prefix + "<token>", text) if prefix in text else text
 
 
 def _redact_escaped(match: re.Match[str]) -> str:
     decoded = _decoded(match.group())
-    if _link_path()[0] not in decoded:
+    if _link_path()[0] not in decoded and ACCESS_TOKEN_MARK not in decoded:
         return match.group()
     # Decoded only to find the token; what goes back into the line is escaped again.
     return _escape(_redact_plain(decoded))
 
 
 def redact(text: str) -> str:
-    """``text`` with every share-link path, however percent-escaped, as /s/<token>."""
+    """``text`` with every share-link path, however percent-escaped, as /s/<token>, and
+    every access token as sf_<prefix><secret>."""
     if "%" in text:
         text = _ESCAPED_RUN.sub(_redact_escaped, text)
     return _redact_plain(text)
 
 
 class RedactLinkTokens(logging.Filter):
-    """A logging filter that rewrites a record's message without link tokens."""
+    """A logging filter that rewrites a record's message without link or access tokens."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if _link_path()[0] in message or "%" in message:
+        if _link_path()[0] in message or "%" in message or ACCESS_TOKEN_MARK in message:
             record.msg, record.args = redact(message), ()
         return True
