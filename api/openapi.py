@@ -18,11 +18,12 @@ DESCRIPTION = (
     "/files/uploads/ with the same token (write scope)."
 )
 # Every operation can answer these: bad input, no or a dead token, a missing scope or
-# second factor, and the rate limit.
-COMMON_ERRORS = (400, 401, 403, 429)
-# Writes can also meet a body over DATA_UPLOAD_MAX_MEMORY_SIZE (413) and a database that
-# kept choosing them as a deadlock victim (503, nothing changed, Retry-After).
-WRITE_ERRORS = (413, 503)
+# second factor, a body over DATA_UPLOAD_MAX_MEMORY_SIZE (refused before any view runs,
+# a GET's too), and the rate limit.
+COMMON_ERRORS = (400, 401, 403, 413, 429)
+# Writes can also meet a database that kept choosing them as a deadlock victim (503,
+# nothing changed, Retry-After).
+WRITE_ERRORS = (503,)
 
 CONTENT_EXTRA: dict[str, Any] = {
     "parameters": [

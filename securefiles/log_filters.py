@@ -1,10 +1,15 @@
-"""Keep share-link, invitation and password-reset tokens out of logs.
+"""Keep share-link, invitation and password-reset tokens, and personal access tokens, out
+of logs.
 
-Each token is the only secret of its link and sits in the URL path (/s/<token>/,
+Each link token is the only secret of its link and sits in the URL path (/s/<token>/,
 /accounts/invitation/<token>/, /accounts/reset/<uidb64>/<token>/), which web servers and
 Django log by default: "Not Found: /s/...", runserver's request lines, gunicorn's access
 log. Whoever reads an invitation or reset token first can choose the account's password.
 Everything that logs a path goes through `redact`.
+
+An access token belongs in the Authorization header, which nothing logs; but a client
+that puts one in the query string or a path (refused with 401) would have it written
+into the access log. Its secret part is cut there too; its public prefix stays.
 """
 
 import logging
@@ -61,7 +66,16 @@ def _has_secret_path(text: str) -> bool:
     return any(prefix in text for prefix, _pattern in _secret_paths())
 
 
+# An access token (accounts.selectors.TOKEN_RE: "sf_" + 8 of public prefix + 43 of
+# secret), or a truncated one holding a good part of its secret: the prefix is kept, so
+# an operator still sees which token a client misused.
+_ACCESS_TOKEN = re.compile(r"sf_([A-Za-z0-9_-]{8})[A-Za-z0-9_-]{16,}", re.ASCII)
+ACCESS_TOKEN_MARK = "sf_"  # noqa: S105 (the tokens' public mark, not a secret)
+
+
 def _redact_plain(text: str) -> str:
+    if ACCESS_TOKEN_MARK in text:
+        text = _ACCESS_TOKEN.sub(r"sf_\1<secret>", text)
     for prefix, pattern in _secret_paths():
         if prefix in text:
             text = pattern.sub(prefix + "<token>", text)
@@ -70,7 +84,7 @@ def _redact_plain(text: str) -> str:
 
 def _redact_escaped(match: re.Match[str]) -> str:
     decoded = _decoded(match.group())
-    if not _has_secret_path(decoded):
+    if not _has_secret_path(decoded) and ACCESS_TOKEN_MARK not in decoded:
         return match.group()
     # Decoded only to find the token; what goes back into the line is escaped again.
     return _escape(_redact_plain(decoded))
@@ -78,18 +92,19 @@ def _redact_escaped(match: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """``text`` with every secret-bearing path (a share link, an invitation, a password
-    reset), however percent-escaped, as its prefix followed by ``<token>``."""
+    reset), however percent-escaped, as its prefix followed by ``<token>``, and every
+    access token as sf_<prefix><secret>."""
     if "%" in text:
         text = _ESCAPED_RUN.sub(_redact_escaped, text)
     return _redact_plain(text)
 
 
 class RedactLinkTokens(logging.Filter):
-    """A logging filter that rewrites a record's message without link, invitation and
-    password-reset tokens."""
+    """A logging filter that rewrites a record's message without link, invitation,
+    password-reset or access tokens."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "%" in message or _has_secret_path(message):
+        if "%" in message or _has_secret_path(message) or ACCESS_TOKEN_MARK in message:
             record.msg, record.args = redact(message), ()
         return True

@@ -248,3 +248,25 @@ def test_the_docs_page_serves_its_assets_itself(client: Client) -> None:
     assert csp_directives(response)["script-src"] == ["'self'"]
     assert b"/static/ninja/swagger-ui-bundle.js" in response.content
     assert client.get("/static/ninja/swagger-ui-bundle.js").status_code == 200
+
+
+def test_every_operation_documents_the_413_any_big_body_gets(
+    client: Client, token, settings
+) -> None:
+    # A body over DATA_UPLOAD_MAX_MEMORY_SIZE is refused before any view runs, whatever
+    # the method: a GET with one answers 413 too, so the document must say so for reads.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = client.generic(
+        "GET", "/api/v1/me/", b"x" * 2048, content_type="application/json", **token
+    )
+
+    assert response.status_code == 413
+    assert _problem(response)["type"] == "/api/v1/problems/payload-too-large"
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    undocumented = [
+        f"{method.upper()} {path}"
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if "413" not in operation["responses"]
+    ]
+    assert undocumented == []

@@ -120,3 +120,38 @@ def test_it_keeps_a_refused_invitation_token_out_of_djangos_log(client, django_l
     logged = django_log.getvalue()
     assert "Not Found: /accounts/invitation/<token>/" in logged
     assert TOKEN not in logged
+
+
+# A personal access token (accounts.selectors.TOKEN_RE): "sf_" + 8 of prefix + 43 of secret.
+ACCESS_TOKEN = "sf_AbCd1234" + "Zz9-_" * 8 + "xyz"
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        f"/api/v1/me/?access_token={ACCESS_TOKEN}",
+        f"/api/v1/files/?q={ACCESS_TOKEN}&page=1",
+        f"/api/v1/me/?t=sf%5F{ACCESS_TOKEN[3:]}",
+        f"/files/uploads/{ACCESS_TOKEN}/",
+    ],
+)
+def test_it_redacts_an_access_token_a_client_put_in_the_url(spelling) -> None:
+    # A misconfigured client sending its token in the query string is refused (401), but
+    # the request line still reaches gunicorn's access log and Django's: only the public
+    # prefix may stay, never the secret.
+    line = f'127.0.0.1 - - "GET {spelling} HTTP/1.1" 401 122'
+
+    redacted = redact(line)
+
+    assert ACCESS_TOKEN[11:] not in redacted
+    assert "sf_AbCd1234<secret>" in redacted
+    assert redact("GET /api/v1/files/?q=sf_short 200") == "GET /api/v1/files/?q=sf_short 200"
+
+
+def test_it_keeps_an_access_token_in_a_query_out_of_djangos_log(client, django_log):
+    # Django logs the 401 ("Unauthorized: /api/v1/me/") without the query; a 404 under a
+    # token-shaped path logs the path itself.
+    assert client.get(f"/api/v1/files/{ACCESS_TOKEN}/").status_code in (401, 404)
+    assert client.get(f"/files/uploads/{ACCESS_TOKEN}/").status_code in (403, 404)
+    logged = django_log.getvalue()
+    assert ACCESS_TOKEN[11:] not in logged

@@ -86,11 +86,24 @@ def cmd_ls(args: argparse.Namespace, portal: Portal) -> int:
     if args.json:
         _print_json(items)
         return OK
-    table = Table("id", "name", "size", "uploaded", box=None)
+    stdout.print(listing(items))
+    return OK
+
+
+def listing(items: list[dict[str, Any]]) -> Table:
+    """The table ``ls`` prints: id, name, size in bytes, upload time (UTC, to the second).
+
+    An id is what the other commands take, so it is never shortened (rich would end it
+    with "…" in a narrow terminal or a pipe, 80 columns); a long name wraps, whole.
+    """
+    table = Table(box=None)
+    table.add_column("id", no_wrap=True, min_width=36)
+    table.add_column("name", overflow="fold")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("uploaded", no_wrap=True)
     for item in items:
         table.add_row(item["id"], item["name"], str(item["size"]), item["created_at"][:19])
-    stdout.print(table)
-    return OK
+    return table
 
 
 def cmd_put(args: argparse.Namespace, portal: Portal) -> int:
