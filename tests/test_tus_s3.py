@@ -338,3 +338,35 @@ def test_a_patch_holds_about_one_part_in_memory(
         tracemalloc.stop()
     assert progress.offset == 2 * PART
     assert peak < 2 * PART, f"peak {peak / MiB:.1f} MiB for a 24 MiB PATCH"
+
+
+def test_one_patch_and_several_give_the_form_uploads_digests_on_s3(
+    alice_client: Client,
+    moto_server: str,
+    bucket: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sharing.services import resumable
+    from tests.test_tus import stored_digests
+
+    read_backs: list[int] = []
+    real = resumable.measure_all
+
+    def counted(reader, key):  # type: ignore[no-untyped-def]
+        read_backs.append(1)
+        return real(reader, key)
+
+    monkeypatch.setattr(resumable, "measure_all", counted)
+    data = secrets.token_bytes(PART + MiB + 99)  # a full part and a short last one
+    plain = hashlib.sha256(data).digest()
+    _, location = create(alice_client, len(data), filename="one.bin")
+    assert patch(alice_client, location, 0, data)["Upload-Offset"] == str(len(data))
+    assert read_backs == []
+    _, location = create(alice_client, len(data), filename="several.bin")
+    assert patch(alice_client, location, 0, data[:PART])["Upload-Offset"] == str(PART)
+    assert patch(alice_client, location, PART, data[PART:])["Upload-Offset"] == str(len(data))
+    assert read_backs == [1]
+    for name in ("one.bin", "several.bin"):
+        stored = StoredFile.objects.get(name=name)
+        assert stored_digests(stored)[0] == plain
+        assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
