@@ -28,7 +28,16 @@ from sharing.storage.encrypted import resumable_part_segments
 from tests.helpers import MiB, streamed
 from tests.test_no_plaintext_on_disk import BLOCK, PERIOD
 from tests.test_s3_storage import bucket, objects, pending_uploads, s3_client  # noqa: F401
-from tests.test_tus import OCTETS, TUS, create, head, patch, patch_dying_before_the_file
+from tests.test_tus import (  # noqa: F401 (read_backs is a fixture)
+    OCTETS,
+    TUS,
+    create,
+    head,
+    patch,
+    patch_dying_before_the_file,
+    read_backs,
+    stored_digests,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -344,19 +353,8 @@ def test_one_patch_and_several_give_the_form_uploads_digests_on_s3(
     alice_client: Client,
     moto_server: str,
     bucket: str,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    read_backs: list[int],  # noqa: F811
 ) -> None:
-    from sharing.services import resumable
-    from tests.test_tus import stored_digests
-
-    read_backs: list[int] = []
-    real = resumable.measure_all
-
-    def counted(reader, key):  # type: ignore[no-untyped-def]
-        read_backs.append(1)
-        return real(reader, key)
-
-    monkeypatch.setattr(resumable, "measure_all", counted)
     data = secrets.token_bytes(PART + MiB + 99)  # a full part and a short last one
     plain = hashlib.sha256(data).digest()
     _, location = create(alice_client, len(data), filename="one.bin")
