@@ -319,7 +319,7 @@ def _tus_rows(x: dict[str, Any]) -> Rows:
         (
             "  tus: last PATCH's wait / median other",
             f"{t['last_patch_wait_seconds']:.2f} s / {t['patch_median_wait_seconds'] * 1000:.0f} ms"
-            f" (read-back ~{t['read_back_estimate_seconds'] / t['seconds']:.0%})",
+            f" (completion ~{t['read_back_estimate_seconds'] / t['seconds']:.0%})",
         ),
         (
             "  server CPU / client CPU, tus",

@@ -307,9 +307,11 @@ def tus_upload(
     """Upload `source` with tus 1.0.0 in PATCHes of `chunk` bytes on one keep-alive
     http.client connection, each body sent from one reused 1 MiB buffer (no hashing).
     The clock runs from the first PATCH's first byte to the completing PATCH's answer,
-    which comes after the server's verifying read-back of the whole blob. The creation
-    is not timed. Also each PATCH's send time and wait for its answer: the completing
-    PATCH's wait minus the others' median is the read-back (and the recording)."""
+    which comes after the server's completion: recording the file, and with more than
+    one PATCH its verifying read-back of the whole blob (one PATCH from byte 0 is hashed
+    as it is sealed). The creation is not timed. Also each PATCH's send time and wait
+    for its answer: the completing PATCH's wait minus the others' median is the
+    completion (the read-back, if any, and the recording)."""
     token = session.cookies.get("csrftoken")
     if token is None:
         raise RuntimeError("no CSRF cookie after logging in")
@@ -359,8 +361,8 @@ def tus_upload(
         "answer_wait_seconds": sum(waits),
         "patch_median_wait_seconds": other_waits,
         "last_patch_wait_seconds": waits[-1],
-        # The completing PATCH waits for the read-back; the others only for their last
-        # segment's seal, fsync and row update.
+        # The completing PATCH waits for the completion (a read-back after several
+        # PATCHes); the others only for their last segment's seal, fsync and row update.
         "read_back_estimate_seconds": waits[-1] - other_waits,
         "client_cpu_seconds": client_cpu,
         "file_id": path.rstrip("/").rsplit("/", 1)[1],

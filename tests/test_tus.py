@@ -510,3 +510,72 @@ def test_head_never_reports_complete_before_the_file_exists(
     assert done["Upload-Offset"] == done["Upload-Length"] == str(len(data))
     stored = alice.files.get()  # the answer came after the file exists
     assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
+
+
+def stored_digests(stored: StoredFile) -> tuple[bytes, bytes, int]:
+    """(plain SHA-256 opened from the row, keyed digest recomputed from it, size)."""
+    key = selectors.file_data_key(file=stored)
+    plain = open_sha256(key, bytes(stored.sha256_sealed))
+    assert bytes(stored.digest) == keyed_digest(key, plain)
+    return plain, bytes(stored.digest), stored.size
+
+
+@pytest.fixture
+def read_backs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the verifying read-backs at completion (the real one still runs): which
+    path made a row's digests."""
+    from sharing.services import resumable
+
+    calls: list[int] = []
+    real = resumable.measure_all
+
+    def counted(reader, key):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(reader, key)
+
+    monkeypatch.setattr(resumable, "measure_all", counted)
+    return calls
+
+
+def test_one_patch_hashes_as_it_seals_and_several_read_back_with_the_same_digests(
+    alice_client: Client, read_backs: list[int]
+) -> None:
+    data = secrets.token_bytes(3 * MiB + 777)
+    plain = hashlib.sha256(data).digest()
+
+    # One PATCH from byte 0 to the end: hashed while sealed, no read-back.
+    _, location = create(alice_client, len(data), filename="one.bin")
+    assert patch(alice_client, location, 0, data)["Upload-Offset"] == str(len(data))
+    assert read_backs == []
+    one = StoredFile.objects.get(name="one.bin")
+
+    # Several PATCHes (the first cut mid-segment, so the upload is resumed): read back.
+    _, location = create(alice_client, len(data), filename="several.bin")
+    assert patch(alice_client, location, 0, data[: MiB + 5])["Upload-Offset"] == str(MiB)
+    assert patch(alice_client, location, MiB, data[MiB:])["Upload-Offset"] == str(len(data))
+    assert read_backs == [1]
+    several = StoredFile.objects.get(name="several.bin")
+
+    assert upload(alice_client, ("form.bin", data)).status_code in (201, 302)
+    form = StoredFile.objects.get(name="form.bin")
+
+    for stored in (one, several, form):
+        assert stored_digests(stored)[0] == plain
+        assert stored.size == len(data)
+        assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
+    # Each file has its own key, so the keyed digests differ; each is the keyed digest
+    # of hashlib's SHA-256 under that file's key (checked in stored_digests).
+    assert len({bytes(f.digest) for f in (one, several, form)}) == 3
+
+
+def test_a_patch_starting_at_zero_that_is_cut_keeps_the_read_back(
+    alice_client: Client, read_backs: list[int]
+) -> None:
+    """A first PATCH from byte 0 that breaks, then one more from its offset: the second
+    did not see the first's bytes, so completion reads the blob back."""
+    data = secrets.token_bytes(2 * MiB + 1)
+    _, location = create(alice_client, len(data), filename="cut.bin")
+    assert patch(alice_client, location, 0, data[: MiB + 100])["Upload-Offset"] == str(MiB)
+    assert patch(alice_client, location, MiB, data[MiB:]).status_code == 204
+    assert read_backs == [1]
+    assert stored_digests(StoredFile.objects.get())[0] == hashlib.sha256(data).digest()

@@ -28,7 +28,16 @@ from sharing.storage.encrypted import resumable_part_segments
 from tests.helpers import MiB, streamed
 from tests.test_no_plaintext_on_disk import BLOCK, PERIOD
 from tests.test_s3_storage import bucket, objects, pending_uploads, s3_client  # noqa: F401
-from tests.test_tus import OCTETS, TUS, create, head, patch, patch_dying_before_the_file
+from tests.test_tus import (  # noqa: F401 (read_backs is a fixture)
+    OCTETS,
+    TUS,
+    create,
+    head,
+    patch,
+    patch_dying_before_the_file,
+    read_backs,
+    stored_digests,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -338,3 +347,24 @@ def test_a_patch_holds_about_one_part_in_memory(
         tracemalloc.stop()
     assert progress.offset == 2 * PART
     assert peak < 2 * PART, f"peak {peak / MiB:.1f} MiB for a 24 MiB PATCH"
+
+
+def test_one_patch_and_several_give_the_form_uploads_digests_on_s3(
+    alice_client: Client,
+    moto_server: str,
+    bucket: str,  # noqa: F811
+    read_backs: list[int],  # noqa: F811
+) -> None:
+    data = secrets.token_bytes(PART + MiB + 99)  # a full part and a short last one
+    plain = hashlib.sha256(data).digest()
+    _, location = create(alice_client, len(data), filename="one.bin")
+    assert patch(alice_client, location, 0, data)["Upload-Offset"] == str(len(data))
+    assert read_backs == []
+    _, location = create(alice_client, len(data), filename="several.bin")
+    assert patch(alice_client, location, 0, data[:PART])["Upload-Offset"] == str(PART)
+    assert patch(alice_client, location, PART, data[PART:])["Upload-Offset"] == str(len(data))
+    assert read_backs == [1]
+    for name in ("one.bin", "several.bin"):
+        stored = StoredFile.objects.get(name=name)
+        assert stored_digests(stored)[0] == plain
+        assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data

@@ -122,6 +122,35 @@ def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
     return prefix + struct.pack(">IB", index, 1 if last else 0)
 
 
+class PlaintextDigests:
+    """The digests a file's row keeps, computed over its plaintext fed in order.
+
+    ``update`` takes the plaintext bytes exactly as they are sealed (or read back), in
+    file order; ``sha256()`` is their SHA-256 (FIPS 180-4, 32 bytes) and ``keyed(key)``
+    the keyed digest over it (keys.keyed_digest). One code for every writer: the form
+    upload (StreamEncryptor), a resumable upload carried by one request, and the
+    verifying read-back (measure_all), so the row's digests agree whichever made them.
+    ``size`` counts the bytes fed.
+    """
+
+    def __init__(self) -> None:
+        self._sha256 = sha256()
+        self.size = 0
+
+    def update(self, data: Buffer) -> None:
+        """Feed the next plaintext bytes (any buffer; not kept)."""
+        self._sha256.update(data)
+        self.size += memoryview(data).nbytes
+
+    def sha256(self) -> bytes:
+        """SHA-256 of everything fed so far (32 bytes)."""
+        return self._sha256.digest()
+
+    def keyed(self, key: FileKey) -> bytes:
+        """The keyed digest (keys.keyed_digest) of everything fed so far."""
+        return keyed_digest(key, self._sha256.digest())
+
+
 class StreamEncryptor:
     """Encrypt plaintext pushed in arbitrary chunks; memory stays about one segment.
 
@@ -139,7 +168,7 @@ class StreamEncryptor:
         self.header = _pack_header(segment_size, salt, self._prefix)
         self._key: bytes | None = _content_key(key, self.header, salt)
         self._file_key: FileKey | None = key
-        self._sha256 = sha256()
+        self._digests = PlaintextDigests()
         # One segment's worth of plaintext, allocated once: a growing bytearray re-faults
         # fresh pages from the kernel for every MiB that passes through.
         self._buffer = bytearray(segment_size)
@@ -171,7 +200,7 @@ class StreamEncryptor:
         count = memoryview(data).nbytes
         if self.plaintext_size + count > limit:
             raise FileTooLarge(limit, size)
-        self._sha256.update(data)
+        self._digests.update(data)
         self.plaintext_size += count
         with memoryview(data).cast("B") as view:
             offset = 0
@@ -205,18 +234,18 @@ class StreamEncryptor:
         with memoryview(self._buffer) as view:
             self._seal_into(view[: self._filled], last=True, write=write)
         self._buffer, self._filled, self._out = bytearray(), 0, bytearray()
-        self._digest = keyed_digest(file_key, self._sha256.digest())
+        self._digest = self._digests.keyed(file_key)
         self._key, self._file_key = None, None
 
     def sha256(self) -> bytes:
         """SHA-256 of all plaintext seen so far."""
-        return self._sha256.digest()
+        return self._digests.sha256()
 
     def digest(self) -> bytes:
         """The keyed digest of all plaintext seen so far (see keyed_digest)."""
         if self._file_key is None:
             return self._digest  # finalized: computed before the key was dropped
-        return keyed_digest(self._file_key, self._sha256.digest())
+        return self._digests.keyed(self._file_key)
 
     def _seal_into(
         self, plaintext: Buffer, *, last: bool, write: Callable[[memoryview], object]
@@ -555,10 +584,8 @@ def measure_all(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes, byt
     upload, verify_files). Nothing is kept or written. Raises BlobIntegrityError as soon
     as a segment fails authentication.
     """
-    hashed = sha256()
-    size = 0
+    digests = PlaintextDigests()
     with reader:
         for segment in read_ahead(reader.segments(), name="measure-read-ahead"):
-            hashed.update(segment)
-            size += len(segment)
-    return size, keyed_digest(key, hashed.digest()), hashed.digest()
+            digests.update(segment)
+    return digests.size, digests.keyed(key), digests.sha256()
