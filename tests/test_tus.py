@@ -579,3 +579,23 @@ def test_a_patch_starting_at_zero_that_is_cut_keeps_the_read_back(
     assert patch(alice_client, location, MiB, data[MiB:]).status_code == 204
     assert read_backs == [1]
     assert stored_digests(StoredFile.objects.get())[0] == hashlib.sha256(data).digest()
+
+
+def test_a_patch_shorter_than_a_segment_is_refused_unread(alice_client: Client) -> None:
+    """A PATCH under one segment that does not end the file could never be acknowledged
+    (only sealed segments count), so a client resending from the offset would loop for
+    ever: 400, nothing stored; the file's short last piece is still taken."""
+    data = os.urandom(2 * MiB + 300)
+    status, location = create(alice_client, len(data), filename="small-chunks.bin")
+    assert status == 201
+
+    short = patch(alice_client, location, 0, data[:1_000_000])
+    assert short.status_code == 400
+    assert b"whole segment" in short.content
+    assert head(alice_client, location)["Upload-Offset"] == "0"
+
+    assert patch(alice_client, location, 0, data[: 2 * MiB])["Upload-Offset"] == str(2 * MiB)
+    last = patch(alice_client, location, 2 * MiB, data[2 * MiB :])
+    assert last.status_code == 204 and last["Upload-Offset"] == str(len(data))
+    stored = StoredFile.objects.get(name="small-chunks.bin")
+    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data

@@ -104,7 +104,7 @@ def test_a_multi_patch_upload_cut_mid_part_resumes_and_downloads_identical(
     # from the offset would loop for ever, so it is refused unread (400), nothing changed.
     response = patch(alice_client, location, PART, data[PART : PART + 5 * MiB])
     assert response.status_code == 400
-    assert b"whole part" in response.content
+    assert b"whole part" in response.content or b"a whole segment" in response.content
     assert head(alice_client, location)["Upload-Offset"] == str(PART)
     assert len(parts_sent) == 1
     # What a PATCH killed after UploadPart but before its row moved leaves: a part 2

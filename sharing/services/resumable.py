@@ -99,7 +99,9 @@ class OffsetMismatch(ResumableRefused):
 
 
 class PatchTooSmall(ResumableRefused):
-    """On this storage a PATCH must carry a whole part (8 MiB) or the rest of the file."""
+    """A PATCH must carry a whole segment (1 MiB; on S3 a whole part, 8 MiB) or the rest.
+
+    Anything shorter could never be acknowledged (the first line is the 400's message)."""
 
 
 class ResumableUnsupported(ResumableRefused):
@@ -353,16 +355,17 @@ def resumable_append(
     (see _complete). The lease is released at the end. Raises UploadTooLarge (before
     reading) for a body past Upload-Length, UploadBusy if the lease was lost, UploadGone
     if its multipart upload is gone (S3: the row is then deleted), QuotaExceeded at
-    completion (the upload is then deleted), and on S3 PatchTooSmall (before reading)
-    for a body too short to complete a part.
+    completion (the upload is then deleted), and PatchTooSmall (before reading) for a
+    body too short to complete a segment (a part on S3) that does not end the file.
     """
     patch = _Patch(upload, token)
     try:
         if upload.offset + body_length > upload.length:
             raise UploadTooLarge
-        if upload.s3_upload_id and 0 < body_length < _smallest_useful_body(upload):
-            # Acknowledged in whole parts, such a PATCH could never move the offset, and a
-            # client that resends from the offset would send it again for ever.
+        if 0 < body_length < _smallest_useful_body(upload):
+            # Acknowledged in whole segments (parts on S3), such a PATCH could never move
+            # the offset, and a client that resends from the offset would send it again
+            # for ever.
             raise PatchTooSmall
         key = _key_of(upload)
         sealer = SegmentSealer(key, bytes(upload.header))
@@ -402,10 +405,13 @@ def resumable_append(
 
 
 def _smallest_useful_body(upload: ResumableUpload) -> int:
-    """S3: the fewest body bytes a PATCH at the row's offset needs to move it: the rest
-    of the current part, which always starts at the offset, or of the file."""
-    per_part = resumable_part_segments(upload.segment_size) * upload.segment_size
-    return min(per_part, upload.length - upload.offset)
+    """The fewest body bytes a PATCH at the row's offset needs to move it, in bytes: the
+    rest of the current segment (local storage) or part (S3), which always starts at the
+    offset, or the rest of the file."""
+    unit = upload.segment_size
+    if upload.s3_upload_id:
+        unit *= resumable_part_segments(upload.segment_size)
+    return min(unit, upload.length - upload.offset)
 
 
 def resumable_finish(*, upload_id: uuid.UUID, owner: User, actor: Actor) -> StoredFile:
