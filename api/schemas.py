@@ -4,7 +4,7 @@ OpenAPI document's schemas)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from annotated_types import Interval
@@ -99,14 +99,23 @@ class JsonObject(Schema):
 
 
 class ShareIn(JsonObject):
-    username: str = Field(
-        min_length=1, max_length=254, pattern=NO_NUL, description="username or e-mail"
+    """Exactly one of ``username`` (a colleague, by username or e-mail) and ``group`` (one
+    of your groups, by name); ``expires_on`` the last day of access (ISO date, optional)."""
+
+    username: str | None = Field(
+        None, min_length=1, max_length=254, pattern=NO_NUL, description="username or e-mail"
     )
+    group: str | None = Field(
+        None, min_length=1, max_length=150, pattern=NO_NUL, description="one of your groups"
+    )
+    expires_on: date | None = Field(None, description="last day of access, today or later")
 
 
 class ShareOut(Schema):
     id: int
-    colleague: str
+    colleague: str | None = Field(description="the colleague's username; null for a group")
+    group: str | None = Field(description="the group's name; null for a colleague")
+    expires_on: date | None
     created_at: datetime
 
 

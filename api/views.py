@@ -230,7 +230,9 @@ def file_content(request: HttpRequest, file_id: uuid.UUID) -> HttpResponseBase:
 def _share_out(share: Share) -> dict[str, Any]:
     return {
         "id": share.pk,
-        "colleague": share.colleague.get_username(),
+        "colleague": None if share.colleague is None else share.colleague.get_username(),
+        "group": None if share.group is None else share.group.name,
+        "expires_on": share.expires_on,
         "created_at": share.created_at,
     }
 
@@ -242,7 +244,7 @@ def _share_out(share: Share) -> dict[str, Any]:
     tags=["shares"],
 )
 def shares_list(request: HttpRequest, file_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The colleagues a file you own is shared with."""
+    """The colleagues and groups a file you own is shared with."""
     stored = _owned_file_or_404(_user_request(request), file_id)
     return [_share_out(share) for share in selectors.shares_of(file=stored)]
 
@@ -254,14 +256,23 @@ def shares_list(request: HttpRequest, file_id: uuid.UUID) -> list[dict[str, Any]
     tags=["shares"],
 )
 def share_create(request: HttpRequest, file_id: uuid.UUID, body: ShareIn) -> Status[dict]:
-    """Share a file you own with a colleague (by username or e-mail); they are told by
-    e-mail. Lookups that match no account are limited per user (429 past the limit)."""
+    """Share a file you own with a colleague (``username``: username or e-mail; they are
+    told by e-mail) or with one of your groups (``group``), until ``expires_on`` if given.
+    Lookups that match no account are limited per user (429 past the limit)."""
     stored = _owned_file_or_404(_user_request(request), file_id)
+    if (body.username is None) == (body.group is None):
+        raise Problem("share-refused", "Give either a username or a group, not both.")
+    actor = actor_from_request(request)
     try:
         with _gone_is_404():
-            share = services.share_grant(
-                file=stored, query=body.username, actor=actor_from_request(request)
-            )
+            if body.group is not None:
+                share = services.share_grant_group(
+                    file=stored, group_name=body.group, actor=actor, expires_on=body.expires_on
+                )
+            else:
+                share = services.share_grant(
+                    file=stored, query=body.username or "", actor=actor, expires_on=body.expires_on
+                )
     except services.ShareError as exc:
         raise Problem("share-refused", str(exc)) from None
     except services.ShareLookupThrottled as exc:

@@ -270,3 +270,35 @@ def test_every_operation_documents_the_413_any_big_body_gets(
         if "413" not in operation["responses"]
     ]
     assert undocumented == []
+
+
+def test_a_file_is_shared_with_a_group_until_a_day_and_listed_so(
+    alice: User, bob: User, client: Client, token
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from sharing.models import Share
+
+    team = Group.objects.create(name="Litigation")
+    team.user_set.add(alice, bob)
+    stored = make_file(alice, DATA)
+    url = f"/api/v1/files/{stored.id}/shares/"
+
+    both = client.post(url, {"username": "bob", "group": "Litigation"}, "application/json", **token)
+    neither = client.post(url, {}, "application/json", **token)
+    past = client.post(
+        url, {"group": "Litigation", "expires_on": "2000-01-01"}, "application/json", **token
+    )
+    assert [both.status_code, neither.status_code, past.status_code] == [422, 422, 422]
+    assert not Share.objects.exists()
+
+    created = client.post(
+        url, {"group": "Litigation", "expires_on": "2999-12-31"}, "application/json", **token
+    )
+    assert created.status_code == 201
+    listed = client.get(url, **token).json()
+    assert [(s["colleague"], s["group"], s["expires_on"]) for s in listed] == [
+        (None, "Litigation", "2999-12-31")
+    ]
+    member = bearer(make_token(bob))
+    assert streamed(client.get(f"/api/v1/files/{stored.id}/content/", **member)) == DATA
