@@ -585,3 +585,47 @@ def oidc_groups_sync(*, user: User, names: list[str], actor: Actor) -> None:
 @dataclass(frozen=True)
 class _Groups:
     groups: tuple[str, ...]
+
+
+# -- privileges changed outside the admin (createsuperuser, a shell, a script)
+
+# The flags that make or unmake an account's privileges, as a User row holds them.
+PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "is_active")
+# Set (True) on a User instance by a path that records its own audit entry for the save
+# it is about to make (the admin's user form, user_deactivate): the receivers then skip it.
+PRIVILEGES_AUDITED = "_securefiles_privileges_audited"
+# What a new account starts with (Django's defaults): only a departure from it is news.
+_NEW_ACCOUNT = {"is_staff": False, "is_superuser": False, "is_active": True}
+
+
+def privileges_of(*, user_id: int | None) -> dict[str, bool] | None:
+    """A saved user's PRIVILEGE_FIELDS as the database holds them now (None for a user
+    not saved yet); read by the pre_save receiver before a save changes them."""
+    if user_id is None:
+        return None
+    found = get_user_model().objects.filter(pk=user_id).values(*PRIVILEGE_FIELDS).first()
+    return None if found is None else dict(found)
+
+
+def privilege_change_record(
+    *, user: User, before: dict[str, bool] | None, actor: Actor
+) -> AuditEntry | None:
+    """Record a change of ``user``'s staff, superuser or active flag made outside the admin
+    (``before`` None: a new account, compared with Django's defaults) as ``user.changed``
+    with ``field: old -> new``; None, and no entry, when no flag changed. The admin's own
+    paths record their changes themselves (PRIVILEGES_AUDITED)."""
+    old = before if before is not None else _NEW_ACCOUNT
+    changes = [
+        f"{field}: {old[field]} -> {getattr(user, field)}"
+        for field in PRIVILEGE_FIELDS
+        if old[field] != getattr(user, field)
+    ]
+    if not changes:
+        return None
+    created = "created; " if before is None else ""
+    with transaction.atomic():
+        return audit_record(
+            event=Event.USER_CHANGED,
+            actor=actor,
+            detail=f"user={user.get_username()}; {created}" + "; ".join(changes),
+        )

@@ -1,12 +1,15 @@
-"""Audit entries and lockout counts for logging in: Django and django-axes signal these,
-there is no other hook. Connected in AccountsConfig.ready."""
+"""Audit entries and lockout counts for logging in (Django and django-axes signal these,
+there is no other hook), and privilege changes made outside the admin (createsuperuser,
+a shell). Connected in AccountsConfig.ready."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
@@ -37,3 +40,30 @@ def _audit_login_failure(
 def _audit_lockout(sender: Any, request: HttpRequest, username: str, **kwargs: Any) -> None:
     actor = actor_from_request(request, label="anonymous") if request else SYSTEM
     services.login_lockout_record(actor=actor, username=username)
+
+
+# Privileges changed without the admin (createsuperuser, a shell, a script) are recorded
+# too: the admin's paths record their own entries and mark the instance (PRIVILEGES_AUDITED).
+_BEFORE = "_securefiles_privileges_before"
+
+
+def _audited_elsewhere(instance: Any, raw: bool, update_fields: Any) -> bool:
+    if raw or getattr(instance, services.PRIVILEGES_AUDITED, False):
+        return True
+    # A login's last_login update, a password change: no flag in the save, nothing to read.
+    return update_fields is not None and not set(update_fields) & set(services.PRIVILEGE_FIELDS)
+
+
+@receiver(pre_save, sender=settings.AUTH_USER_MODEL)
+def _privileges_before(
+    sender: type, instance: Any, raw: bool = False, update_fields: Any = None, **kwargs: Any
+) -> None:
+    if not _audited_elsewhere(instance, raw, update_fields):
+        setattr(instance, _BEFORE, (services.privileges_of(user_id=instance.pk),))
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+def _privileges_record(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    before = instance.__dict__.pop(_BEFORE, None)
+    if before is not None and not raw:
+        services.privilege_change_record(user=instance, before=before[0], actor=SYSTEM)

@@ -126,6 +126,8 @@ class UserWithQuotaAdmin(UserAdmin):
 
     def save_model(self, request: HttpRequest, obj: User, form: forms.Form, change: bool) -> None:
         actor = actor_from_request(request)
+        # This form records its own entries (user_invite, user_change_record).
+        setattr(obj, account_services.PRIVILEGES_AUDITED, True)
         if not change:
             account_services.user_invite(user=obj, actor=actor)
             return

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import services as account_services
 from audit.actors import Actor
 from audit.changes import state_changes
 from audit.events import Event
@@ -58,6 +59,7 @@ def user_deactivate(*, user: User, actor: Actor) -> None:
     """
     with transaction.atomic():
         user.is_active = False
+        setattr(user, account_services.PRIVILEGES_AUDITED, True)  # user.deactivated below
         user.save(update_fields=["is_active"])
         user_offboard(user=user, actor=actor)
 
