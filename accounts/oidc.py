@@ -51,7 +51,7 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
         """The ID token's claims once its signature (RS256 by default, the algorithm the
         settings name and no other), issuer, audience, expiry and issue time verified."""
         try:
-            return jwt.decode(
+            claims = jwt.decode(
                 payload,
                 key,
                 algorithms=[self.OIDC_RP_SIGN_ALGO],
@@ -71,6 +71,12 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
         except jwt.PyJWTError as exc:
             logger.warning("ID token refused: %s", type(exc).__name__)
             raise SSORefused(_("The identity provider's token is not valid.")) from None
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        # OpenID Connect Core 1.0, 3.1.3.7 (items 4-5): with several audiences, the token
+        # must name this portal as the party it was issued to (azp).
+        if len(audiences) > 1 and claims.get("azp") != self.OIDC_RP_CLIENT_ID:
+            raise SSORefused(_("The identity provider's token was not issued for this portal."))
+        return claims
 
     def verify_token(self, token: str, **kwargs: Any) -> dict:
         try:

@@ -457,7 +457,7 @@ OIDC_DISABLE_PASSWORD_LOGIN = env.bool("OIDC_DISABLE_PASSWORD_LOGIN", default=Fa
 # Whether the provider's MFA counts as the second factor staff need: an `amr` value from
 # OIDC_MFA_AMR or an `acr` from OIDC_MFA_ACR in the ID token.
 OIDC_MFA_SATISFIES_2FA = env.bool("OIDC_MFA_SATISFIES_2FA", default=False)
-OIDC_MFA_AMR = env.list("OIDC_MFA_AMR", default=["mfa", "hwk", "otp"])
+OIDC_MFA_AMR = env.list("OIDC_MFA_AMR", default=["mfa"])
 OIDC_MFA_ACR = env.list("OIDC_MFA_ACR", default=[])
 OIDC_TIMEOUT = _positive_int("OIDC_TIMEOUT", 10, minimum=1)
 OIDC_VERIFY_SSL = env.bool("OIDC_VERIFY_SSL", default=True)
