@@ -9,6 +9,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -52,6 +53,19 @@ def second_factor_passed(request: HttpRequest) -> bool:
         is_verified(request.user)  # type: ignore[arg-type]
         or bool(session.get(SSO_MFA_SESSION_KEY))
         or _passkey_proof_holds(request)
+    )
+
+
+def second_factor_outstanding(request: HttpRequest) -> bool:
+    """Whether this logged-in session still owes a second factor: the account has one
+    (TOTP or a passkey) that the session has not passed, or it is staff without one while
+    STAFF_REQUIRE_2FA holds (a provider's accepted MFA passes both). The rule
+    SecondFactorMiddleware enforces on pages, for callers that answer it themselves (the
+    API and tus, accounts.tokens)."""
+    if second_factor_passed(request):
+        return False
+    return has_second_factor(request.user) or (  # type: ignore[arg-type]
+        settings.STAFF_REQUIRE_2FA and request.user.is_staff
     )
 
 

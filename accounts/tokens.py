@@ -91,10 +91,7 @@ def _by_session(request: HttpRequest, *, count: bool) -> Caller:
     user = request.user
     if not user.is_authenticated:
         return Caller(refused=UNAUTHENTICATED)
-    has_device = selectors.has_device(user)
-    if (has_device and not selectors.is_verified(user)) or (
-        not has_device and user.is_staff and settings.STAFF_REQUIRE_2FA
-    ):
+    if selectors.second_factor_outstanding(request):
         return Caller(refused=SECOND_FACTOR)  # as SecondFactorMiddleware demands elsewhere
     if _csrf_refused(request):
         return Caller(refused=CSRF)

@@ -341,3 +341,19 @@ def test_a_passkey_only_account_creates_a_token_only_with_a_fresh_passkey(
     fresh = alice_client.post("/accounts/tokens/", form)
     assert fresh.status_code == 201
     assert AccessToken.objects.count() == 1
+
+
+def test_the_api_refuses_a_session_that_has_not_passed_its_passkey(
+    alice_with_password: User, passkey: Passkey
+) -> None:
+    """The API answers the second-factor rule itself (the middleware leaves /api/ to it):
+    a passkey-only account's session that has not proved its passkey gets 403, exactly
+    as a TOTP account's unverified session does; once proved, it is served."""
+    client = client_for(alice_with_password)
+
+    refused = client.get("/api/v1/me/")
+    assert refused.status_code == 403
+    assert refused.json()["type"] == "/api/v1/problems/second-factor-required"
+
+    _prove_passkey(client, seconds_ago=3600)
+    assert client.get("/api/v1/me/").status_code == 200
