@@ -45,6 +45,7 @@ from sharing.models import Share, ShareLink, StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404, _readable_file_or_404
 from sharing.views.files import stream_for_reader
 from sharing.views.links import link_from_form
+from sharing.views.paging import CountedPaginator
 
 api = openapi.ProblemNinjaAPI(
     title="securefiles API",
@@ -166,8 +167,12 @@ def files_list(request: HttpRequest, query: Query[FileListQuery]) -> dict[str, A
     time, searched by name and sorted. A page past the last is empty."""
     user = _user_request(request).user
     page, per_page = query.page, query.per_page
-    files = _listed(user, q=query.q.strip(), sort=query.sort, shared=query.shared)
-    paginator = Paginator(files, per_page)
+    q = query.q.strip()
+    files = _listed(user, q=q, sort=query.sort, shared=query.shared)
+    if query.shared or q:
+        paginator = Paginator(files, per_page)
+    else:  # the user's own files: counted by the services, no COUNT(*) over them
+        paginator = CountedPaginator(files, per_page, count=selectors.file_count_of(user=user))
     count = paginator.count
     items = paginator.page(page).object_list if page <= paginator.num_pages else []
     return {
