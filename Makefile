@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 
-.PHONY: run serve test test-only lint bench bench-metadata bench-metadata-ci superuser clean
+.PHONY: run serve test test-only lint bench bench-metadata bench-metadata-ci load load-ci superuser clean
 
 # Serving needs requirements.txt only; the test tools (moto, Playwright, bandit, ...) are
 # installed by the targets that use them. Each set has its own stamp file.
@@ -74,6 +74,16 @@ bench-metadata: $(BIN)/.installed-dev
 bench-metadata-ci: $(BIN)/.installed-dev
 	$(BIN)/python bench/metadata.py --small 2000 --files 20000 --shared 2000 --links 200 \
 		--admin-files 0 --audit 100000 --requests 5 --writers 4 --write-seconds 2
+
+# Load (bench/README.md "Load test"): mixed work against gunicorn on PostgreSQL at
+# LOAD_DATABASE_URL (a database whose name contains "load", wiped). Exits 1 on any error
+# or hash mismatch.
+load: $(BIN)/.installed-dev
+	$(BIN)/python bench/load.py --clients 50 --seconds 60
+
+# The short form CI runs (about 30 s in all).
+load-ci: $(BIN)/.installed-dev
+	$(BIN)/python bench/load.py --clients 10 --seconds 15 --deadline 240
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis
