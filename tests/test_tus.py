@@ -389,7 +389,7 @@ def test_head_answers_have_no_body_and_an_offset_past_the_end_is_409(
 
 
 def test_a_completion_interrupted_after_the_last_bytes_is_finished_by_head(
-    alice: User, alice_client: Client, monkeypatch: pytest.MonkeyPatch
+    alice: User, alice_client: Client, bob_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = secrets.token_bytes(2 * MiB + 777)  # a last segment that is not full
     _, location = create(alice_client, len(data), filename="late.bin")
@@ -405,7 +405,14 @@ def test_a_completion_interrupted_after_the_last_bytes_is_finished_by_head(
     stored = alice.files.get()
     assert (stored.name, stored.size) == ("late.bin", len(data))
     assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
-    assert head(alice_client, location).status_code == 404  # completed: no upload left
+    # Completed: answered as complete from the file, so a client whose completing PATCH
+    # lost its answer (a server killed after the commit) learns it is done.
+    again = head(alice_client, location)
+    assert again.status_code == 200
+    assert again["Upload-Offset"] == again["Upload-Length"] == str(len(data))
+    assert patch(alice_client, location, 0, data[:MiB]).status_code == 409
+    assert patch(alice_client, location, len(data), b"").status_code == 204
+    assert head(bob_client, location).status_code == 404  # another user: no such upload
 
 
 def test_starting_cancelling_and_expiry_are_audited_and_the_chain_verifies(

@@ -215,13 +215,36 @@ def upload(request: HttpRequest, upload_id: uuid.UUID) -> HttpResponse:
         found = selectors.resumable_get_for_owner(user=user, upload_id=upload_id)
     except Http404:
         found = None
-    if request.method == "HEAD":
-        response = _answer(404) if found is None else _head(request, user, found)
-        response.content = b""  # a HEAD answer has no body (RFC 9110 section 9.3.2)
-        return response
     if found is None:
+        response = _completed(request, user, upload_id)
+    elif request.method == "HEAD":
+        response = _head(request, user, found)
+    else:
+        return _patch(request, user, found)
+    if request.method == "HEAD":
+        response.content = b""  # a HEAD answer has no body (RFC 9110 section 9.3.2)
+    return response
+
+
+def _completed(request: HttpRequest, user: User, upload_id: uuid.UUID) -> HttpResponse:
+    """An upload with no unfinished row: if it became this user's file (an upload's id is
+    its file's id), it is answered as complete, Upload-Offset = Upload-Length = the
+    file's size, as tus servers keep answering finished uploads (tusd does). A client
+    whose completing PATCH lost its answer (the server was killed after the commit) then
+    learns from HEAD that it is done, instead of a 404 that tus clients take for "start
+    again" (a second copy of the file). A PATCH gets 409 (its offset is not the end), or
+    204 when it is the end with an empty body. No such file of this user's: 404."""
+    try:
+        stored = selectors.file_get_for_owner(user=user, file_id=upload_id)
+    except Http404:
         return _answer(404, "No such upload.")
-    return _patch(request, user, found)
+    size = str(stored.size)
+    if request.method == "HEAD":
+        return _answer(200, Upload_Offset=size, Upload_Length=size)
+    at_end = request.headers.get("Upload-Offset") == size
+    if at_end and (request.META.get("CONTENT_LENGTH") or "0") == "0":
+        return _answer(204, Upload_Offset=size)
+    return _answer(409, "The upload is complete.", Upload_Offset=size)
 
 
 def _head(request: HttpRequest, user: User, found: ResumableUpload) -> HttpResponse:
