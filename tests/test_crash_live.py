@@ -44,7 +44,7 @@ MiB = 1024 * 1024
 PASSWORD = "Crash-Harbor-9-Lantern"
 SEED = int(os.environ.get("CRASH_SEED", "16"))
 UPLOADS = 20
-SMALL_FILES = 120
+SMALL_FILES = 60
 PHASE_SECONDS = 60  # the uploads give up (and fail the test) after this long
 
 
@@ -307,13 +307,13 @@ def _kill_key_commands(env: dict[str, str], server: Gunicorn, rng: random.Random
     env["ENCRYPTION_KEYS"] = f"{generate_key_entry('crash2')},{old}"
     server.kill_all()
     server.start()
-    kill_command_after(env, rng.randint(2, 12), "re-wrapped:", "rotate_keys", "-v", "2")
+    kill_command_after(env, rng.randint(2, 8), "re-wrapped:", "rotate_keys", "-v", "2")
     finished = run_command(env, "rotate_keys")
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert site_state(env)["key_ids"] == ["crash2"]
 
     seen = kill_command_after(
-        env, rng.randint(2, 12), "re-encrypted:", "reencrypt_files", "-v", "2", "--batch-size", "2"
+        env, rng.randint(2, 8), "re-encrypted:", "reencrypt_files", "-v", "2", "--batch-size", "2"
     )
     checkpoints = [line.rsplit(" ", 1)[1].rstrip(")") for line in seen if "checkpoint" in line]
     resumed = run_command(env, "reencrypt_files", "--after", checkpoints[-1])
