@@ -112,7 +112,7 @@ def sessions(site: Site, users: int) -> list[dict[str, str]]:
     for n in range(users):
         session = new_session()
         login(session, site.base, f"load{n}", site.password)
-        cookies.append(session.cookies.get_dict())
+        cookies.append({c.name: c.value or "" for c in session.cookies})
     return cookies
 
 
