@@ -42,7 +42,7 @@ from bench.server import (  # noqa: E402
     start_gunicorn,
     wait_for_gunicorn,
 )
-from tests.live_gunicorn import free_port  # noqa: E402
+from tests.live_gunicorn import free_port, recreate_postgres_database  # noqa: E402
 
 CREATE_USERS = """
 import os
@@ -77,18 +77,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def recreate_database(url: str) -> None:
     """DROP and CREATE the database of `url` (through the "postgres" database);
     SystemExit unless it is PostgreSQL and its name contains "load"."""
-    import psycopg
-    from psycopg import sql
-
     parsed = urlparse(url)
     name = parsed.path.lstrip("/")
     if not parsed.scheme.startswith("postgres") or "load" not in name:
         raise SystemExit(f"refusing to wipe {name!r}: a PostgreSQL database named *load*")
-    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    recreate_postgres_database(url)
 
 
 def prepare(tmp: Path, args: argparse.Namespace) -> Site:

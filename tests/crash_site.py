@@ -14,13 +14,20 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
 
-from tests.live_gunicorn import ROOT, manage, wait_until_up
+from tests.live_gunicorn import (
+    ROOT,
+    manage,
+    manage_run,
+    recreate_postgres_database,
+    wait_until_up,
+)
 
 STATE = """
 import json
@@ -39,17 +46,10 @@ def postgres_url(suffix: str) -> str | None:
     suite = os.environ.get("DATABASE_URL", "")
     if not suite.startswith("postgres"):
         return None
-    import psycopg
-    from psycopg import sql
-
     parsed = urlparse(suite)
-    name = f"{parsed.path.lstrip('/')}_{suffix}"
-    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return parsed._replace(path=f"/{name}").geturl()
+    url = parsed._replace(path=f"{parsed.path}_{suffix}").geturl()
+    recreate_postgres_database(url)
+    return url
 
 
 def site_state(env: dict[str, str]) -> dict:
@@ -68,15 +68,7 @@ def blobs_on_disk(env: dict[str, str]) -> set[str]:
 
 def run_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`manage.py args` in `env`, to its end (at most 120 s): its exit code and output."""
-    return subprocess.run(  # noqa: S603 (our interpreter and manage.py, no shell)
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return manage_run(env, *args, timeout=120)
 
 
 def kill_command_after(env: dict[str, str], lines: int, marker: str, *args: str) -> list[str]:
@@ -159,11 +151,21 @@ class Gunicorn:
             self.kill_all()
 
 
-def migrated_site(env: dict[str, str], username: str, password: str) -> None:
-    """Migrate the site's database and create one user with a password."""
+@contextmanager
+def serving(
+    env: dict[str, str], log_path: Path, username: str, password: str
+) -> Iterator[Gunicorn]:
+    """Migrate the site's database, create one user with a password, and serve it under
+    gunicorn until the block ends."""
     manage(env, "migrate", "--noinput", "--verbosity", "0")
     create = "from django.contrib.auth.models import User; User.objects.create_user"
     manage(env, "shell", "-c", f"{create}({username!r}, password={password!r})")
+    server = Gunicorn(env, log_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def logged_in(base: str, username: str, password: str) -> requests.Session:

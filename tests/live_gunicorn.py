@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from urllib.parse import urlparse
 
 import requests
 
@@ -63,16 +64,38 @@ def server_env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    """Run `manage.py args` in `env`; AssertionError with its output if it fails."""
-    result = subprocess.run(  # noqa: S603  (our own interpreter and manage.py, no shell)
+def recreate_postgres_database(url: str) -> None:
+    """DROP (closing its connections) and CREATE the PostgreSQL database that `url` names,
+    through the server's "postgres" database. Only for throw-away databases."""
+    import psycopg
+    from psycopg import sql
+
+    parsed = urlparse(url)
+    name = sql.Identifier(parsed.path.lstrip("/"))
+    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+
+
+def manage_run(
+    env: dict[str, str], *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `manage.py args` in `env` to its end (at most `timeout` seconds): its exit code
+    and output, whatever they are."""
+    return subprocess.run(  # noqa: S603  (our own interpreter and manage.py, no shell)
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
+        check=False,
     )
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    """Run `manage.py args` in `env`; AssertionError with its output if it fails."""
+    result = manage_run(env, *args)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -19,7 +19,9 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -32,9 +34,9 @@ from tests.crash_site import (
     download,
     kill_command_after,
     logged_in,
-    migrated_site,
     postgres_url,
     run_command,
+    serving,
     site_state,
     small_files,
 )
@@ -44,7 +46,7 @@ MiB = 1024 * 1024
 PASSWORD = "Crash-Harbor-9-Lantern"
 SEED = int(os.environ.get("CRASH_SEED", "16"))
 UPLOADS = 20
-SMALL_FILES = 60
+SMALL_FILES = 40
 PHASE_SECONDS = 60  # the uploads give up (and fail the test) after this long
 
 
@@ -215,9 +217,9 @@ def _upload_all(uploaders: list[Uploader], jobs: list[tuple[str, bytes]]) -> Non
 
 def _killer(server: Gunicorn, rng: random.Random, done: threading.Event, kills: list[str]) -> None:
     """At random moments, kill -9 one worker (the master replaces it) or the master and
-    every worker (then start gunicorn again): the first kill is of everything; 6 kills
+    every worker (then start gunicorn again): the first kill is of everything; 4 kills
     at most, none once the uploads are done."""
-    modes = ["all", *rng.sample(["worker", "all", "worker", "all", "worker"], 5)]
+    modes = ["all", *rng.sample(["worker", "all", "worker"], 3)]
     for mode in modes:
         if done.wait(rng.uniform(0.4, 1.2)):
             return
@@ -242,13 +244,8 @@ def site(tmp_path: Path) -> Iterator[tuple[dict[str, str], Gunicorn]]:
     database = postgres_url("crash")
     if database:
         env["DATABASE_URL"] = database
-    migrated_site(env, "alice", PASSWORD)
-    server = Gunicorn(env, tmp_path / "gunicorn.log")
-    server.start()
-    try:
+    with serving(env, tmp_path / "gunicorn.log", "alice", PASSWORD) as server:
         yield env, server
-    finally:
-        server.stop()
 
 
 def _jobs(rng: random.Random) -> list[tuple[str, bytes]]:
@@ -310,7 +307,6 @@ def _kill_key_commands(env: dict[str, str], server: Gunicorn, rng: random.Random
     kill_command_after(env, rng.randint(2, 8), "re-wrapped:", "rotate_keys", "-v", "2")
     finished = run_command(env, "rotate_keys")
     assert finished.returncode == 0, finished.stdout + finished.stderr
-    assert site_state(env)["key_ids"] == ["crash2"]
 
     seen = kill_command_after(
         env, rng.randint(2, 8), "re-encrypted:", "reencrypt_files", "-v", "2", "--batch-size", "2"
@@ -323,6 +319,7 @@ def _kill_key_commands(env: dict[str, str], server: Gunicorn, rng: random.Random
 def _check_storage(env: dict[str, str], server: Gunicorn, outcome: Outcome) -> None:
     """No row without its blob; cleanup_storage deletes exactly the orphans; verify_* clean."""
     state = site_state(env)
+    assert state["key_ids"] == ["crash2"]  # the interrupted rotation was completed
     in_use = set(state["files"].values()) | {blob for blob, _, _ in state["uploads"].values()}
     on_disk = blobs_on_disk(env)
     assert in_use <= on_disk  # no row without its blob
@@ -336,6 +333,6 @@ def _check_storage(env: dict[str, str], server: Gunicorn, outcome: Outcome) -> N
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
     assert blobs_on_disk(env) == in_use
     assert f"deleted {len(orphans)} orphan blobs" in cleaned.stdout
-    for command in ("verify_files", "verify_audit_log"):
-        result = run_command(env, command)
-        assert result.returncode == 0, result.stdout + result.stderr
+    with ThreadPoolExecutor(2) as pool:  # two processes, side by side
+        for result in pool.map(partial(run_command, env), ("verify_files", "verify_audit_log")):
+            assert result.returncode == 0, result.stdout + result.stderr

@@ -27,9 +27,9 @@ from tests.crash_site import (
     blobs_on_disk,
     download,
     logged_in,
-    migrated_site,
     postgres_url,
     run_command,
+    serving,
     site_state,
     small_files,
 )
@@ -60,13 +60,8 @@ def _server_major(url: str) -> int:
 def source(tmp_path: Path) -> Iterator[tuple[dict[str, str], Gunicorn]]:
     env = server_env(tmp_path, free_port(), AUDIT_LOG_KEY=os.urandom(32).hex(), LOG_LEVEL="WARNING")
     env["DATABASE_URL"] = postgres_url("backup") or ""
-    migrated_site(env, "alice", PASSWORD)
-    server = Gunicorn(env, tmp_path / "source.log")
-    server.start()
-    try:
+    with serving(env, tmp_path / "source.log", "alice", PASSWORD) as server:
         yield env, server
-    finally:
-        server.stop()
 
 
 def _upload(session, base: str, data: bytes) -> str:  # type: ignore[no-untyped-def]
