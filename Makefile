@@ -81,7 +81,7 @@ bench-metadata-ci: $(BIN)/.installed-dev
 load: $(BIN)/.installed-dev
 	$(BIN)/python bench/load.py --clients 50 --seconds 60
 
-# The short form CI runs (about 30 s in all).
+# The short form CI runs (under a minute in all).
 load-ci: $(BIN)/.installed-dev
 	$(BIN)/python bench/load.py --clients 10 --seconds 15 --deadline 240
 
