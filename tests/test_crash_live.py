@@ -97,6 +97,7 @@ class Uploader:
     def __init__(self, base: str, outcome: Outcome, give_up_at: float) -> None:
         self.base, self.outcome, self.give_up_at = base, outcome, give_up_at
         self.session = logged_in(base, "alice", PASSWORD)
+        self.chunk_rest = True  # each PATCH sends the rest of the file; False: 1 MiB each
 
     def _retrying(self, send):  # type: ignore[no-untyped-def]
         """Call `send` until the server answers (it may be dead or restarting)."""
@@ -156,7 +157,6 @@ class Uploader:
         return f"{self.base}/files/uploads/{answer.headers['Location'].rstrip('/').split('/')[-1]}/"
 
     def _patch(self, location: str, offset: int, data: bytes) -> requests.Response:
-        # A resumed PATCH sends the rest; the first PATCHes of a chunked upload 1 MiB each.
         end = len(data) if self.chunk_rest else min(len(data), offset + MiB)
         headers = {
             "Tus-Resumable": "1.0.0",
@@ -166,8 +166,6 @@ class Uploader:
         return self.session.patch(
             location, data=PacedBody(data[offset:end]), headers=headers, timeout=30
         )
-
-    chunk_rest = True
 
     def _head(self, location: str) -> int:
         while time.monotonic() < self.give_up_at:
