@@ -38,6 +38,16 @@ def test_it_sorts_by_name_size_and_date(alice, alice_client):
     assert names_listed(alice_client.get("/?sort=bogus")) == ["a.txt", "c.txt", "b.txt"]
 
 
+def test_a_file_committed_after_the_count_is_still_listed(alice, alice_client):
+    from sharing.models import StorageUsage
+
+    make_file(alice, b"1", name="older.txt")
+    make_file(alice, b"2", name="newer.txt")
+    # As if the second upload committed between the usage row's read and the rows' read.
+    StorageUsage.objects.filter(user=alice).update(files=1)
+    assert names_listed(alice_client.get("/")) == ["newer.txt", "older.txt"]
+
+
 def test_it_searches_by_name_within_own_and_shared_files(alice, bob, alice_client):
     make_file(alice, b"1", name="Quarterly report.pdf")
     make_file(alice, b"2", name="holiday.jpg")
