@@ -5,6 +5,7 @@ maintenance); callers use the names below, e.g. `services.file_delete(...)`."""
 from sharing.services.files import (
     FileGone,
     QuotaExceeded,
+    expired_files,
     file_access_denied,
     file_create_many,
     file_delete,
@@ -105,6 +106,7 @@ __all__ = [
     "file_replace_content",
     "file_rewrap_key",
     "file_transfer",
+    "expired_files",
     "files_purge_expired",
     "keys_rotated_record",
     "link_claim_download",
