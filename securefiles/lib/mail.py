@@ -66,8 +66,12 @@ def deliver(sealed: str, reason: str, attempt: int) -> str:
     try:
         email.send()
     except (OSError, smtplib.SMTPException) as exc:
-        return _retry_or_fail(sealed, reason, attempt, exc)
-    return "sent"
+        failure: Exception = exc
+    else:
+        return "sent"
+    # Outside the except block: the job's recorded traceback does not chain the SMTP
+    # error, whose text may quote an address.
+    return _retry_or_fail(sealed, reason, attempt, failure)
 
 
 def _retry_or_fail(sealed: str, reason: str, attempt: int, exc: Exception) -> str:

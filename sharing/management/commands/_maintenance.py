@@ -17,6 +17,7 @@ from jobs import services as job_services
 from jobs.models import JobRun
 
 PROGRESS_INTERVAL = 0.2  # seconds between redraws of the progress line
+ID_BATCH = 200  # files per checkpoint of a job run (and per worker job)
 WAIT_INTERVAL = 0.5  # seconds between looks at the workers' progress (--workers)
 
 
@@ -141,13 +142,17 @@ class MaintenanceCommand(BaseCommand):
         self.say(summary, style=self.style.ERROR if failed else self.style.SUCCESS)
 
 
-def add_batch_size(parser: CommandParser, default: int = 200) -> None:
+def add_batch_size(parser: CommandParser, default: int = 200, *, checkpoint: bool = False) -> None:
+    what = (
+        "Files per checkpoint, and per worker job with --workers"
+        if checkpoint
+        else "Rows read from the database per query"
+    )
     parser.add_argument(
         "--batch-size",
         type=positive_int,
         default=default,
-        help=f"Rows read from the database per query (default {default}); each file "
-        "still commits on its own.",
+        help=f"{what} (default {default}); each file still commits on its own.",
     )
 
 

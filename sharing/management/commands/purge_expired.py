@@ -7,7 +7,12 @@ from django.utils import timezone
 
 from jobs import services as job_services
 from sharing import services
-from sharing.management.commands._maintenance import MaintenanceCommand, add_workers
+from sharing.management.commands._maintenance import (
+    ID_BATCH,
+    MaintenanceCommand,
+    add_batch_size,
+    add_workers,
+)
 from sharing.models import StoredFile
 from sharing.services import maintenance
 
@@ -31,6 +36,7 @@ class Command(MaintenanceCommand):
             "--dry-run", action="store_true", help="List what would be deleted; change nothing."
         )
         add_workers(parser)
+        add_batch_size(parser, default=ID_BATCH, checkpoint=True)
 
     def handle(self, *args: object, **options: Any) -> None:
         now = timezone.now()

@@ -13,13 +13,18 @@ from jobs import services as job_services
 from jobs.models import JobRun
 from securefiles.lib.auth_types import User
 from sharing import selectors
-from sharing.management.commands._maintenance import MaintenanceCommand, add_workers, shown
+from sharing.management.commands._maintenance import (
+    ID_BATCH,
+    MaintenanceCommand,
+    add_batch_size,
+    add_workers,
+    shown,
+)
 from sharing.models import StoredFile
 from sharing.services import maintenance
 from sharing.storage import get_encrypted_storage
 
 ORPHAN_BATCH = 500
-ID_BATCH = 200  # files per checkpoint (and per worker job with --workers)
 
 
 class Command(MaintenanceCommand):
@@ -44,6 +49,7 @@ class Command(MaintenanceCommand):
             help="Only files uploaded on or after this day (in TIME_ZONE).",
         )
         add_workers(parser)
+        add_batch_size(parser, default=ID_BATCH, checkpoint=True)
 
     def handle(
         self,
@@ -59,7 +65,7 @@ class Command(MaintenanceCommand):
             params={"owner": owner or "", "since": since.isoformat() if since else ""},
             handler="sharing.services.maintenance.files_verify_batch",
             ids=lambda: self._planned_ids(user, since),
-            batch_size=ID_BATCH,
+            batch_size=int(options["batch_size"]),  # type: ignore[call-overload]
         )
         run = self.run_job(plan, label="verifying", inline=self._verify_batch, workers=workers)
         orphans = None if owner or since else self._count_orphans()
