@@ -2,6 +2,7 @@
 a transaction with its audit entry. One module per subject (files, shares, links, users,
 maintenance); callers use the names below, e.g. `services.file_delete(...)`."""
 
+from sharing.services.bulk import files_transfer_later, user_delete_later
 from sharing.services.files import (
     FileGone,
     QuotaExceeded,
@@ -108,6 +109,8 @@ __all__ = [
     "file_transfer",
     "expired_files",
     "files_purge_expired",
+    "files_transfer_later",
+    "user_delete_later",
     "keys_rotated_record",
     "link_claim_download",
     "link_create",
