@@ -199,3 +199,43 @@ def test_job_runs_admin_page_shows_progress_read_only(admin_client, alice_client
     assert admin_client.get("/admin/jobs/jobrun/add/").status_code == 403
     refused = alice_client.get("/admin/jobs/jobrun/", follow=True)  # not staff
     assert refused.status_code == 403 and b"verify_files" not in refused.content
+
+
+def hold_lock(name: str, holder: str) -> JobRun:
+    plan = job_services.RunPlan(name=name, params={}, handler="", ids=list)
+    run, _resumed = job_services.run_begin(plan, holder=holder)
+    return run
+
+
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        ("reencrypt_files", ()),
+        ("cleanup_storage", ("--grace-hours", "1")),
+        ("verify_files", ()),
+        ("purge_expired", ()),
+    ],
+)
+def test_each_maintenance_command_refuses_while_another_machine_runs_it(alice, name, args):
+    stored = make_file(alice, b"hello")
+    hold_lock(name, "other-machine:4242")  # heard of just now: alive
+
+    with pytest.raises(CommandError, match=f"{name} is already running.*other-machine:4242"):
+        command(name, *args)
+
+    assert StoredFile.objects.get().blob == stored.blob  # nothing re-encrypted or deleted
+    assert JobLock.objects.get(name=name).holder == "other-machine:4242"
+
+
+def test_a_lock_not_heard_of_for_too_long_is_taken_over(alice, settings):
+    make_file(alice, b"hello")
+    stale = hold_lock("reencrypt_files", "other-machine:4242")
+    JobLock.objects.update(heartbeat_at=timezone.now() - timedelta(seconds=601))
+    settings.JOB_LOCK_STALE_SECONDS = 600
+
+    out = command("reencrypt_files")
+
+    assert "re-encrypted 1 files, 0 failed" in out
+    stale.refresh_from_db()
+    assert stale.status == "failed" and "abandoned" in stale.summary  # other params
+    assert not JobLock.objects.exists()

@@ -66,10 +66,27 @@ class MaintenanceCommand(BaseCommand):
 
     verbosity = 1
     progress: Progress | None = None
+    job_run: JobRun | None = None
 
     def execute(self, *args: object, **options: object) -> str | None:
         self.verbosity = int(options.get("verbosity", 1))  # type: ignore[call-overload]
-        return super().execute(*args, **options)
+        self.job_run = None
+        try:
+            return super().execute(*args, **options)
+        finally:
+            if self.job_run is not None and self.job_run.finished_at is None:
+                # Stopped before its summary: the run stays resumable, its lock is freed.
+                job_services.run_release(self.job_run)
+
+    def lock_job(self, name: str, params: dict) -> JobRun:
+        """Take the job's lock for a run that is not split into batches (CommandError
+        while another run holds it); finish() closes the run and frees the lock."""
+        plan = job_services.RunPlan(name=name, params=params, handler="", ids=list)
+        try:
+            self.job_run, _resumed = job_services.run_begin(plan)
+        except job_services.JobBusy as exc:
+            raise CommandError(f"{exc}; not started") from None
+        return self.job_run
 
     def start_progress(self, *, label: str, total: int) -> Progress:
         self.progress = Progress(self, label=label, total=total, verbosity=self.verbosity)
@@ -102,6 +119,7 @@ class MaintenanceCommand(BaseCommand):
             run, resumed = job_services.run_begin(plan)
         except job_services.JobBusy as exc:
             raise CommandError(f"{exc}; not started") from None
+        self.job_run = run
         if resumed:
             self.say(f"resuming run {run.pk}: {run.done} of {run.total} already done")
         progress = self.start_progress(label=label, total=run.total)
@@ -114,7 +132,8 @@ class MaintenanceCommand(BaseCommand):
         except BaseException:
             job_services.run_release(run)
             raise
-        return job_services.run_refresh(run)
+        self.job_run = job_services.run_refresh(run)
+        return self.job_run
 
     def _wait_for_workers(self, run: JobRun, progress: Progress) -> None:
         queued = job_services.run_enqueue(run)
@@ -136,9 +155,12 @@ class MaintenanceCommand(BaseCommand):
                 )
 
     def finish(self, summary: str, *, failed: bool) -> None:
-        """The last line: the summary, in the error style when something failed."""
+        """The last line: the summary, in the error style when something failed. Closes
+        the command's job run (with this summary) and frees its lock."""
         if self.progress is not None:
             self.progress.clear()
+        if self.job_run is not None:
+            job_services.run_finish(self.job_run, summary=summary, failed=failed)
         self.say(summary, style=self.style.ERROR if failed else self.style.SUCCESS)
 
 

@@ -59,7 +59,6 @@ class Command(MaintenanceCommand):
         links = services.links_purge_expired(now=timezone.now(), dry_run=False)
         deleted = run.counts.get("deleted", 0)
         summary = f"deleted {deleted} expired file(s) and {links} expired link(s)"
-        job_services.run_finish(run, summary=summary, failed=False)
         self.finish(summary, failed=False)
 
     def _purge(self, ids: list[str], params: dict) -> dict[str, int]:

@@ -10,7 +10,6 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from jobs import services as job_services
-from jobs.models import JobRun
 from securefiles.lib.auth_types import User
 from sharing import selectors
 from sharing.management.commands._maintenance import (
@@ -69,7 +68,7 @@ class Command(MaintenanceCommand):
         )
         run = self.run_job(plan, label="verifying", inline=self._verify_batch, workers=workers)
         orphans = None if owner or since else self._count_orphans()
-        self._summarise(run, Counter(run.counts), orphans)
+        self._summarise(Counter(run.counts), orphans)
 
     def _planned_ids(self, user: User | None, since: date | None) -> Iterator[str]:
         files = selectors.files_for_maintenance(owner=user)
@@ -126,7 +125,7 @@ class Command(MaintenanceCommand):
             self.say(f"orphan: blob {name} has no file row", style=self.style.WARNING)
         return len(orphans)
 
-    def _summarise(self, run: JobRun, counts: Counter[str], orphans: int | None) -> None:
+    def _summarise(self, counts: Counter[str], orphans: int | None) -> None:
         total = sum(counts.values()) - counts["gone"]
         problems = total - counts["ok"] + (orphans or 0)
         summary = (
@@ -136,7 +135,6 @@ class Command(MaintenanceCommand):
         )
         if orphans is not None:
             summary += f"; {orphans} orphan blob{'' if orphans == 1 else 's'}"
-        job_services.run_finish(run, summary=summary, failed=bool(problems))
         self.finish(summary, failed=bool(problems))
         if problems:
             raise CommandError(f"verification found {problems} problem(s): {summary}")
