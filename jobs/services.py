@@ -16,7 +16,7 @@ import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -44,14 +44,14 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def holder_alive(holder: str, heartbeat_at: object) -> bool:
+def holder_alive(holder: str, heartbeat_at: datetime | None) -> bool:
     """Whether a lock's holder may still be working.
 
     A holder on this machine is alive while its process exists (a kill -9 frees its lock
     at once); one on another machine while it was heard of within JOB_LOCK_STALE_SECONDS.
     """
     stale = timezone.now() - timedelta(seconds=settings.JOB_LOCK_STALE_SECONDS)
-    if heartbeat_at is None or heartbeat_at < stale:  # type: ignore[operator]
+    if heartbeat_at is None or heartbeat_at < stale:
         return False
     host, _sep, pid = holder.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
@@ -112,7 +112,7 @@ def run_begin(plan: RunPlan, *, holder: str | None = None) -> tuple[JobRun, bool
     return run, resumed
 
 
-def _lock_take(name: str, holder: str, now: object) -> None:
+def _lock_take(name: str, holder: str, now: datetime) -> None:
     lock = JobLock.objects.select_for_update().filter(name=name).first()
     if lock is None:
         try:
@@ -121,7 +121,9 @@ def _lock_take(name: str, holder: str, now: object) -> None:
         except IntegrityError:
             # Another run inserted it first (and committed): it is alive.
             taken = JobLock.objects.filter(name=name).first()
-            raise JobBusy(name, taken.holder if taken else "?", taken and taken.run_id) from None
+            raise JobBusy(
+                name, taken.holder if taken else "?", taken.run_id if taken else None
+            ) from None
         return
     if lock.holder != holder and holder_alive(lock.holder, lock.heartbeat_at):
         raise JobBusy(name, lock.holder, lock.run_id)
@@ -129,11 +131,13 @@ def _lock_take(name: str, holder: str, now: object) -> None:
     lock.save(update_fields=["holder", "heartbeat_at"])
 
 
-def _run_plan(plan: RunPlan, now: object) -> JobRun:
+def _run_plan(plan: RunPlan, now: datetime) -> JobRun:
     run = JobRun.objects.create(
         name=plan.name, params=plan.params, handler=plan.handler, heartbeat_at=now
     )
-    batches, chunk, total = [], [], 0
+    batches: list[JobBatch] = []
+    chunk: list[str] = []
+    total = 0
     for file_id in plan.ids():
         chunk.append(file_id)
         if len(chunk) >= plan.batch_size:

@@ -95,7 +95,7 @@ def _retry_or_fail(sealed: str, reason: str, attempt: int, exc: Exception) -> st
 
 def _key() -> bytes:
     secret = settings.SECRET_KEY.encode()
-    return HKDF(secret, 32, b"", SHA256, context=_KEY_INFO)  # type: ignore[return-value]
+    return HKDF(secret, 32, b"", SHA256, context=_KEY_INFO)
 
 
 def _seal(payload: bytes) -> str:
