@@ -159,13 +159,7 @@ def batch_claim(run: JobRun, *, holder: str | None = None) -> JobBatch | None:
         pending = run.batches.select_for_update(skip_locked=True).filter(
             status=JobBatch.Status.PENDING
         )
-        batch = pending.order_by("seq").first()
-        if batch is None:
-            return None
-        batch.status, batch.claimed_by = JobBatch.Status.RUNNING, holder
-        batch.claimed_at = timezone.now()
-        batch.save(update_fields=["status", "claimed_by", "claimed_at"])
-    return batch
+        return _claimed(pending.order_by("seq").first(), holder)
 
 
 def batch_claim_by_id(batch_id: int, *, holder: str | None = None) -> JobBatch | None:
@@ -177,11 +171,16 @@ def batch_claim_by_id(batch_id: int, *, holder: str | None = None) -> JobBatch |
             .filter(pk=batch_id, status=JobBatch.Status.PENDING)
             .first()
         )
-        if batch is None:
-            return None
-        batch.status, batch.claimed_by = JobBatch.Status.RUNNING, holder
-        batch.claimed_at = timezone.now()
-        batch.save(update_fields=["status", "claimed_by", "claimed_at"])
+        return _claimed(batch, holder)
+
+
+def _claimed(batch: JobBatch | None, holder: str) -> JobBatch | None:
+    """Mark a batch (locked by the caller's transaction) as ``holder``'s."""
+    if batch is None:
+        return None
+    batch.status, batch.claimed_by = JobBatch.Status.RUNNING, holder
+    batch.claimed_at = timezone.now()
+    batch.save(update_fields=["status", "claimed_by", "claimed_at"])
     return batch
 
 

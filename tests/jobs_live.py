@@ -78,17 +78,14 @@ def started(*args: str, **extra: str) -> Iterator[subprocess.Popen[str]]:
         process.communicate(timeout=30)
 
 
-class HungSMTPServer:
-    """A TCP server on 127.0.0.1 that accepts connections and never says a word (a mail
-    server that hangs). ``connections`` counts the connections it accepted."""
+class _LoopbackServer:
+    """A TCP server on 127.0.0.1 (a free port) that hands each connection to ``_serve``."""
 
     def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._held: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -96,35 +93,45 @@ class HungSMTPServer:
             try:
                 conn, _addr = self.sock.accept()
             except OSError:
-                return
-            self.connections += 1
-            self._held.append(conn)  # kept open, never answered
+                return  # closed
+            self._serve(conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         self.sock.close()
+
+
+class HungSMTPServer(_LoopbackServer):
+    """A mail server that hangs: accepts connections and never says a word.
+    ``connections`` counts the connections it accepted."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self._held: list[socket.socket] = []
+        super().__init__()
+
+    def _serve(self, conn: socket.socket) -> None:
+        self.connections += 1
+        self._held.append(conn)  # kept open, never answered
+
+    def close(self) -> None:
+        super().close()
         for conn in self._held:
             conn.close()
 
 
-class TinySMTPServer:
-    """A minimal SMTP server (RFC 5321's happy path) on 127.0.0.1 that keeps every message
-    it receives: ``messages`` is a list of (recipients, raw message bytes)."""
+class TinySMTPServer(_LoopbackServer):
+    """A minimal SMTP server (RFC 5321's happy path) that keeps every message it receives:
+    ``messages`` is a list of (recipients, raw message bytes)."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.messages: list[tuple[list[str], bytes]] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _addr = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+    def _serve(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn: socket.socket) -> None:
         reader = conn.makefile("rb")
@@ -153,6 +160,3 @@ class TinySMTPServer:
                     return
                 else:  # MAIL, RSET, NOOP
                     conn.sendall(b"250 ok\r\n")
-
-    def close(self) -> None:
-        self.sock.close()
