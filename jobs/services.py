@@ -217,12 +217,7 @@ def run_inline(
 ) -> None:
     """Work through the run's pending batches in this process, each checkpointed."""
     while (batch := batch_claim(run)) is not None:
-        try:
-            counts = work(list(batch.ids), dict(run.params))
-        except BaseException:
-            batch_release(batch)
-            raise
-        batch_finish(batch, counts)
+        _batch_work(batch, run, work)
         if progress is not None:
             progress(len(batch.ids))
 
@@ -244,13 +239,18 @@ def batch_run(batch_id: int) -> bool:
         return False
     run = batch.run
     handler: BatchHandler = import_string(run.handler)
+    _batch_work(batch, run, handler)
+    return True
+
+
+def _batch_work(batch: JobBatch, run: JobRun, work: BatchHandler) -> None:
+    """Do a claimed batch's work and checkpoint it; on any error give the batch back."""
     try:
-        counts = handler(list(batch.ids), dict(run.params))
+        counts = work(list(batch.ids), dict(run.params))
     except BaseException:
         batch_release(batch)
         raise
     batch_finish(batch, counts)
-    return True
 
 
 def run_heartbeat(run: JobRun) -> None:
