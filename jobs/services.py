@@ -232,6 +232,23 @@ def run_enqueue(run: JobRun) -> int:
     return len(ids)
 
 
+def run_requeue_orphans(run: JobRun) -> int:
+    """Give back, and queue again, the run's batches whose worker died mid-batch (see
+    holder_alive: its process is gone from this machine, or another machine's worker
+    claimed it more than JOB_LOCK_STALE_SECONDS ago). Returns how many."""
+    from jobs.tasks import run_batch
+
+    running = run.batches.filter(status=JobBatch.Status.RUNNING)
+    orphans = [b.pk for b in running if not holder_alive(b.claimed_by, b.claimed_at)]
+    for batch_id in orphans:
+        given_back = JobBatch.objects.filter(pk=batch_id, status=JobBatch.Status.RUNNING).update(
+            status=JobBatch.Status.PENDING, claimed_by=""
+        )
+        if given_back:
+            run_batch.enqueue(batch_id)
+    return len(orphans)
+
+
 def batch_run(batch_id: int) -> bool:
     """Run one batch with its run's handler (in a worker); False if it was not pending."""
     batch = batch_claim_by_id(batch_id)

@@ -5,6 +5,7 @@ and --workers splits the files across real `db_worker` processes."""
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -239,3 +240,29 @@ def test_a_lock_not_heard_of_for_too_long_is_taken_over(alice, settings):
     stale.refresh_from_db()
     assert stale.status == "failed" and "abandoned" in stale.summary  # other params
     assert not JobLock.objects.exists()
+
+
+def test_a_batch_whose_worker_died_is_queued_again_and_finished(alice, settings):
+    settings.TASKS = DATABASE_QUEUE
+    for n in range(2):
+        make_file(alice, f"content {n}".encode(), name=f"w{n}.txt")
+    plan = job_services.RunPlan(
+        name="verify_files",
+        params={"owner": "", "since": ""},
+        handler="sharing.services.maintenance.files_verify_batch",
+        ids=lambda: [str(pk) for pk in StoredFile.objects.values_list("pk", flat=True)],
+    )
+    run, _resumed = job_services.run_begin(plan)
+    gone = manage("shell", "-c", "import os; print(os.getpid())")  # a process that exited
+    dead = f"{socket.gethostname()}:{gone.stdout.split()[-1]}"
+    batch = job_services.batch_claim(run, holder=dead)  # its worker then died (kill -9)
+
+    assert job_services.run_requeue_orphans(run) == 1
+
+    batch.refresh_from_db()
+    assert batch.status == "pending"
+    result = manage("db_worker", "--batch", "--no-reload", "--no-startup-delay")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run.refresh_from_db()
+    assert (run.done, run.counts) == (2, {"ok": 2})
+    assert job_services.run_requeue_orphans(run) == 0

@@ -142,6 +142,8 @@ class MaintenanceCommand(BaseCommand):
         while True:
             time.sleep(WAIT_INTERVAL)
             job_services.run_heartbeat(run)
+            if requeued := job_services.run_requeue_orphans(run):
+                self.say(f"queued again {requeued} batch(es) whose worker stopped", level=2)
             current = job_services.run_refresh(run)
             progress.advance(current.done - done)
             done = current.done
