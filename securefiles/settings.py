@@ -110,6 +110,12 @@ INSTALLED_APPS = [
     # page's Swagger UI from its own static files when listed here (no CDN).
     "ninja",
     "api",
+    # Background jobs (jobs/README in the main README): django-tasks' API on Django 5.2,
+    # its database backend (a queue in this database, run by `manage.py db_worker`), and
+    # the jobs app's runs, batches and locks for the maintenance commands.
+    "django_tasks",
+    "django_tasks_db",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -311,6 +317,28 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="securefiles@localhost")
+# Seconds a connection to the mail server may wait for an answer. E-mail is sent by the job
+# worker, never in a request; a hung server makes the job retry (MAIL_ATTEMPTS in all,
+# MAIL_RETRY_SECONDS after the first failure, doubling each time).
+EMAIL_TIMEOUT = _positive_int("EMAIL_TIMEOUT", 10, minimum=1)
+MAIL_ATTEMPTS = _positive_int("MAIL_ATTEMPTS", 5, minimum=1)
+MAIL_RETRY_SECONDS = _positive_int("MAIL_RETRY_SECONDS", 60, minimum=1)
+
+# Background jobs (django-tasks). "database": a queue in the portal's own database, run by
+# `manage.py db_worker` (make run and make serve start one); no extra service. "immediate":
+# run each job in the process that queued it, at once (tests, or a site with no worker).
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+}
+TASKS_BACKEND = env.str("TASKS_BACKEND", default="database")
+if TASKS_BACKEND not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(f"TASKS_BACKEND must be one of {sorted(_TASK_BACKENDS)}")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[TASKS_BACKEND]}}
+# A maintenance run's lock whose holder has not been heard of for this long (seconds) is
+# taken over by the next run, which resumes it; a holder on this machine that is no longer
+# running is taken over at once.
+JOB_LOCK_STALE_SECONDS = _positive_int("JOB_LOCK_STALE_SECONDS", 600, minimum=1)
 
 LOGGING = {
     "version": 1,

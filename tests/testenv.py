@@ -28,3 +28,7 @@ if os.environ["DATABASE_URL"].startswith("sqlite"):
     # which then use it at the same time (corrupt savepoints, even segmentation faults).
     # With files, every thread opens its own connection.
     os.environ["DATABASE_TEST_NAME"] = os.path.join(_DB_DIR, "test.sqlite3")
+# Jobs run at once in the process that queues them (django-tasks' immediate backend), so a
+# test sees an e-mail in mail.outbox right after the request. The tests of the queue itself
+# (tests/test_jobs*.py) switch to the database queue and run real `db_worker` processes.
+os.environ.setdefault("TASKS_BACKEND", "immediate")

@@ -2,9 +2,11 @@
 a transaction with its audit entry. One module per subject (files, shares, links, users,
 maintenance); callers use the names below, e.g. `services.file_delete(...)`."""
 
+from sharing.services.bulk import files_transfer_later, user_delete_later
 from sharing.services.files import (
     FileGone,
     QuotaExceeded,
+    expired_files,
     file_access_denied,
     file_create_many,
     file_delete,
@@ -105,7 +107,10 @@ __all__ = [
     "file_replace_content",
     "file_rewrap_key",
     "file_transfer",
+    "expired_files",
     "files_purge_expired",
+    "files_transfer_later",
+    "user_delete_later",
     "keys_rotated_record",
     "link_claim_download",
     "link_create",

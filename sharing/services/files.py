@@ -10,7 +10,7 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from audit.actors import SYSTEM, Actor
 from audit.events import Event
@@ -206,12 +206,17 @@ def file_integrity_failed(*, file: StoredFile, actor: Actor, reason: str, via: s
         )
 
 
-def files_purge_expired(*, now: datetime, dry_run: bool = False) -> list[StoredFile]:
-    """Delete files past their own expiry or the site-wide retention; return them."""
+def expired_files(*, now: datetime) -> QuerySet[StoredFile]:
+    """Files past their own expiry or the site-wide retention at ``now``, oldest first."""
     expired = Q(expires_at__lte=now)
     if settings.RETENTION_DAYS:
         expired |= Q(created_at__lt=now - timedelta(days=settings.RETENTION_DAYS))
-    files = list(StoredFile.objects.filter(expired).order_by("created_at"))
+    return StoredFile.objects.filter(expired).order_by("created_at", "id")
+
+
+def files_purge_expired(*, now: datetime, dry_run: bool = False) -> list[StoredFile]:
+    """Delete files past their own expiry or the site-wide retention; return them."""
+    files = list(expired_files(now=now))
     if dry_run:
         return files
     deleted = []
