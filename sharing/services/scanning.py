@@ -25,7 +25,9 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from audit.actors import Actor
 from audit.events import Event
@@ -40,9 +42,14 @@ ScanState = StoredFile.ScanState
 
 
 class ScanRefused(Exception):
-    """The file is refused by the malware scan; ``message`` is what the uploader reads."""
+    """The file is refused by the malware scan: ``status`` is the HTTP status to answer,
+    ``message`` what the uploader reads (``reason`` unless given)."""
 
     status = 422
+    reason: Promise | str = ""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or str(self.reason))
 
     @property
     def message(self) -> str:
@@ -64,28 +71,20 @@ class ScannerUnavailable(ScanRefused):
     """clamd could not give a verdict and the policy is fail-closed (503: try later)."""
 
     status = 503
-
-    def __init__(self) -> None:
-        super().__init__(
-            _(
-                "The malware scanner is unavailable, so the file was not accepted. Nothing was "
-                "stored; please try again later."
-            )
-        )
+    reason = gettext_lazy(
+        "The malware scanner is unavailable, so the file was not accepted. Nothing was "
+        "stored; please try again later."
+    )
 
 
 class TooLargeToScan(ScanRefused):
     """The file is past clamd's StreamMaxLength and the policy is to refuse it (413)."""
 
     status = 413
-
-    def __init__(self) -> None:
-        super().__init__(
-            _(
-                "The file is larger than the malware scanner accepts, and unscanned files are "
-                "not accepted here. Nothing was stored."
-            )
-        )
+    reason = gettext_lazy(
+        "The file is larger than the malware scanner accepts, and unscanned files are not "
+        "accepted here. Nothing was stored."
+    )
 
 
 @dataclass(frozen=True)
