@@ -11,6 +11,7 @@ failure, not a skip (.ci/run installs it).
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -76,9 +77,20 @@ class Clamd:
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)  # a frozen clamd dies as well
             self._process.kill()
             self._process.wait()
         Path(self.socket_path).unlink(missing_ok=True)
+
+    def freeze(self) -> None:
+        """SIGSTOP: clamd's socket still accepts connections, but nothing answers (a hung
+        daemon: the portal's CLAMD_TIMEOUT_SECONDS runs out)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     def spooled(self) -> list[Path]:
         """Files clamd left in its TemporaryDirectory."""
