@@ -244,7 +244,10 @@ def _upload_checked(
     try:
         _scan_checked(request, uploads)
     except services.ScanRefused as exc:
-        return _upload_refused(request, exc.status, _("File refused"), exc.message)
+        refused = _upload_refused(request, exc.status, _("File refused"), exc.message)
+        if exc.status == 503:  # the scanner is down: nothing wrong with the file
+            refused["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return refused
     try:
         created = services.file_create_many(
             owner=request.user,
