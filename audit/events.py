@@ -56,6 +56,9 @@ class Event:
     PASSKEY_REMOVED = "passkey.removed"
     PASSKEY_COUNTER_REGRESSION = "passkey.counter_regression"
     SSO_UNLINKED = "user.sso_unlinked"
+    # A file refused because clamd found malware in it (never stored): file_id is the id
+    # it would have had, detail "signature=<name> size=<bytes>".
+    MALWARE_REFUSED = "file.malware_refused"
 
 
 # What people read for each event code, wherever events are shown to users. The admin and
@@ -103,6 +106,7 @@ EVENT_LABELS: dict[str, str | Promise] = {  # the lazy labels are Promises
     Event.PASSKEY_REMOVED: _("Passkey removed"),
     Event.PASSKEY_COUNTER_REGRESSION: _("Passkey refused: its counter went backwards"),
     Event.SSO_UNLINKED: _("Single sign-on identity unlinked"),
+    Event.MALWARE_REFUSED: _("File refused: malware found"),
 }
 
 

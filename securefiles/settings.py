@@ -412,6 +412,36 @@ TUS_UPLOAD_EXPIRY_HOURS = _positive_int("TUS_UPLOAD_EXPIRY_HOURS", 24, minimum=1
 TUS_MAX_UNFINISHED = _positive_int("TUS_MAX_UNFINISHED", 10, minimum=1)
 TUS_PATCH_LEASE_SECONDS = _positive_int("TUS_PATCH_LEASE_SECONDS", 60, minimum=1)
 
+# -- malware scanning (ClamAV's clamd, INSTREAM; sharing.services.scanning)
+
+# Off unless one is set: clamd's Unix socket (LocalSocket), or its TCP listener (TCPSocket,
+# TCPAddr). Every upload path then streams its plaintext to clamd and stores the file only
+# on a clean verdict.
+CLAMD_SOCKET = env.str("CLAMD_SOCKET", default="")
+CLAMD_HOST = env.str("CLAMD_HOST", default="")
+CLAMD_PORT = _positive_int("CLAMD_PORT", 3310, minimum=1)
+# Seconds to wait for clamd at each step (connect, each chunk, the verdict after the end).
+CLAMD_TIMEOUT_SECONDS = _positive_int("CLAMD_TIMEOUT_SECONDS", 60, minimum=1)
+# clamd unreachable, timing out or failing: refuse the upload (False, fail-closed) or store
+# it marked "not scanned" (True). Logged-in users' uploads, then file-request visitors'.
+CLAMD_FAIL_OPEN = env.bool("CLAMD_FAIL_OPEN", default=False)
+CLAMD_FAIL_OPEN_VISITORS = env.bool("CLAMD_FAIL_OPEN_VISITORS", default=False)
+
+
+def _over_limit_policy(name: str, default: str) -> str:
+    value = env.str(name, default=default)
+    if value not in ("store", "refuse"):
+        raise ImproperlyConfigured(f"{name} must be 'store' or 'refuse', got {value!r}")
+    return value
+
+
+# A file past clamd's StreamMaxLength gets no verdict: "store" it marked "not scanned
+# (too large)", or "refuse" it. Logged-in users' uploads, then file-request visitors'.
+CLAMD_OVER_LIMIT = _over_limit_policy("CLAMD_OVER_LIMIT", "store")
+CLAMD_OVER_LIMIT_VISITORS = _over_limit_policy("CLAMD_OVER_LIMIT_VISITORS", "refuse")
+if CLAMD_SOCKET and CLAMD_HOST:
+    raise ImproperlyConfigured("Set CLAMD_SOCKET or CLAMD_HOST (with CLAMD_PORT), not both")
+
 # -- the HTTP API and personal access tokens
 
 # Where the HTTP API lives (/api/v1/...): the URLconf, the problem-document middleware and

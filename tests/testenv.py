@@ -19,6 +19,9 @@ os.environ["SECRET_KEY"] = "test-only-secret-key-not-for-production-0123456789"
 os.environ["ENCRYPTION_KEYS"] = generate_key_entry("test1")
 os.environ["MEDIA_ROOT"] = TEST_MEDIA_ROOT
 os.environ["DEBUG"] = "False"
+# Scanning is off unless a test turns it on with its own clamd (tests/clamd.py).
+os.environ["CLAMD_SOCKET"] = ""
+os.environ["CLAMD_HOST"] = ""
 _DB_DIR = TEST_MEDIA_ROOT + "-db"
 os.makedirs(_DB_DIR, exist_ok=True)
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{_DB_DIR}/base.sqlite3")

@@ -68,6 +68,7 @@ class StoredFileAdmin(admin.ModelAdmin):
         "owner",
         "content_type",
         "size_in_full",
+        "scan_state",
         "created_at",
         "key_id",
         "format_version",

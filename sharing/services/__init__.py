@@ -53,6 +53,17 @@ from sharing.services.resumable import (
     resumable_purge_expired,
     resumable_terminate,
 )
+from sharing.services.scanning import (
+    MalwareFound,
+    Scan,
+    ScannerUnavailable,
+    ScanOutcome,
+    ScanRefused,
+    TooLargeToScan,
+    scan_check,
+    scan_refused,
+    scan_start,
+)
 from sharing.services.shares import (
     ShareError,
     ShareLookupThrottled,
@@ -89,6 +100,15 @@ __all__ = [
     "resumable_lease_take",
     "resumable_purge_expired",
     "resumable_terminate",
+    "MalwareFound",
+    "Scan",
+    "ScannerUnavailable",
+    "ScanOutcome",
+    "ScanRefused",
+    "TooLargeToScan",
+    "scan_check",
+    "scan_refused",
+    "scan_start",
     "ContentMismatch",
     "FileGone",
     "LINK_TOKEN_BYTES",

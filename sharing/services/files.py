@@ -45,6 +45,7 @@ def stored_file_from_upload(
         key_id=master.key_id,
         format_version=VERSION,
         origin=origin,
+        scan_state=upload.scan_state,
     )
 
 

@@ -53,6 +53,7 @@ from sharing.crypto import (
     wrap_key,
 )
 from sharing.models import ResumableUpload, StoredFile
+from sharing.services import scanning
 from sharing.services.files import (
     QuotaExceeded,
     blob_delete,
@@ -559,20 +560,21 @@ def _complete(
     QuotaExceeded (the upload and its blob are then deleted), UploadGone if the upload
     was deleted meanwhile.
     """
-    if digests is not None:
+    scan = scanning.scan_start()
+    if digests is not None and scan is None:
         blob = StoredBlob(upload.blob, digests.size, digests.keyed(key), digests.sha256())
     else:
         storage = get_encrypted_storage()
         reader = storage.open_plaintext(upload.blob, key, expected_size=upload.length)
-        size, digest, sha256 = measure_all(reader, key)
+        size, digest, sha256 = measure_all(reader, key, also=scan.feed if scan else None)
         blob = StoredBlob(upload.blob, size, digest, sha256)
     owner = upload.owner
-    stored = stored_file_from_upload(
-        owner=owner,
-        upload=EncryptedUpload(
-            key=key, blob=blob, name=upload.name, content_type=upload.content_type
-        ),
+    encrypted = EncryptedUpload(
+        key=key, blob=blob, name=upload.name, content_type=upload.content_type
     )
+    if scan is not None:
+        encrypted.scan_state = _scan_checked(upload, scan.finish(), actor)
+    stored = stored_file_from_upload(owner=owner, upload=encrypted)
     days = upload.expires_in_days
     expires_at = timezone.now() + timedelta(days=days) if days else None
     try:
@@ -585,6 +587,28 @@ def _complete(
         resumable_terminate(upload_id=upload.pk, owner=owner, actor=actor, reason="quota")
         raise
     return stored
+
+
+def _scan_checked(upload: ResumableUpload, outcome: scanning.ScanOutcome, actor: Actor) -> str:
+    """The scan state to store for a complete upload, by the policy for logged-in users.
+    Malware, or a file past clamd's limit that is refused: the upload is deleted (row,
+    blob, multipart upload) and the refusal raised. clamd unavailable (fail-closed): the
+    upload is kept, complete, for HEAD or PATCH to finish once clamd is back (until it
+    expires), and ScannerUnavailable raised."""
+    try:
+        return scanning.scan_check(
+            outcome,
+            visitor=False,
+            owner=upload.owner,
+            file_id=upload.id,
+            file_name=upload.name,
+            size=upload.length,
+            actor=actor,
+        )
+    except (scanning.MalwareFound, scanning.TooLargeToScan):
+        reason = "malware" if outcome.signature else "too large to scan"
+        resumable_terminate(upload_id=upload.pk, owner=upload.owner, actor=actor, reason=reason)
+        raise
 
 
 def _audit(event: str, upload: ResumableUpload, actor: Actor, reason: str = "") -> None:

@@ -63,6 +63,12 @@ def _answer(status: int, message: str = "", **headers: str) -> HttpResponse:
 
 
 def _refused(exc: Exception) -> HttpResponse:
+    if isinstance(exc, services.ScanRefused):
+        # 422 naming the signature (the upload is deleted), 413 past the scanner's limit
+        # (deleted), or 503 with the scanner down: the complete upload is kept, and a
+        # client's retry (HEAD, then PATCH) finishes it once clamd answers.
+        retry = {"Retry_After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else {}
+        return _answer(exc.status, exc.message, **retry)
     status = next(code for kind, code in _STATUS_OF.items() if isinstance(exc, kind))
     return _answer(status, (exc.__doc__ or "").split("\n")[0].strip())
 
@@ -178,7 +184,7 @@ def uploads(request: HttpRequest) -> HttpResponse:
             expires_in_days=form.cleaned_data["expires_in_days"],
             actor=actor_from_request(request),
         )
-    except (services.ResumableRefused, services.QuotaExceeded) as exc:
+    except (services.ResumableRefused, services.QuotaExceeded, services.ScanRefused) as exc:
         return _refused(exc)
     except TryAgain:
         return _answer(503, "The server is busy; try again.", Retry_After=str(RETRY_AFTER_SECONDS))
@@ -242,7 +248,7 @@ def _head(request: HttpRequest, user: User, found: ResumableUpload) -> HttpRespo
             )
         except services.UploadBusy:
             return _answer(423, Retry_After=str(_busy_retry_after(found)))
-        except (services.ResumableRefused, services.QuotaExceeded) as exc:
+        except (services.ResumableRefused, services.QuotaExceeded, services.ScanRefused) as exc:
             return _refused(exc)
         except BlobIntegrityError:
             logger.error("resumable upload failed verification at completion id=%s", found.pk)
@@ -292,7 +298,7 @@ def _patch(request: HttpRequest, user: User, found: ResumableUpload) -> HttpResp
             body_length=body_length,
             actor=actor_from_request(request),
         )
-    except (services.ResumableRefused, services.QuotaExceeded) as exc:
+    except (services.ResumableRefused, services.QuotaExceeded, services.ScanRefused) as exc:
         return _refused(exc)
     except BlobIntegrityError:
         logger.error("resumable upload failed verification at completion id=%s", found.pk)
