@@ -21,7 +21,6 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -34,6 +33,7 @@ from audit.events import Event
 from audit.services import audit_record
 from securefiles.lib import clamd, site
 from securefiles.lib.auth_types import User
+from securefiles.lib.mail import send_later
 from sharing.models import StoredFile
 
 logger = logging.getLogger(__name__)
@@ -246,7 +246,5 @@ def _notify_owner(*, owner: User, signature: str, source: str) -> None:
     }
     subject = _("A file sent to you was refused: malware found")
     body = render_to_string("sharing/email/malware_refused.txt", context)
-    try:
-        send_mail(subject, body, None, [owner.email])
-    except OSError:
-        logger.warning("malware notification could not be sent owner=%s", owner.pk)
+    # Queued: the worker sends it and retries a failing mail server (securefiles.lib.mail).
+    send_later(subject=str(subject), body=body, to=[owner.email], reason="malware")
