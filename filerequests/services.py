@@ -34,7 +34,13 @@ from securefiles.lib.auth_types import User
 from securefiles.lib.site import absolute_url
 from securefiles.lib.transactions import retry_on_deadlock
 from sharing.models import StoredFile
-from sharing.services import LinkPasswordOutcome, UploadNotAccepted, file_create_many
+from sharing.services import (
+    LinkPasswordOutcome,
+    UploadGone,
+    UploadNotAccepted,
+    file_create_many,
+    resumable_terminate,
+)
 from sharing.storage.uploads import EncryptedUpload
 from throttle import counters, keys
 
@@ -97,15 +103,31 @@ def request_create(
 
 @retry_on_deadlock
 def request_revoke(*, file_request: FileRequest, actor: Actor) -> bool:
-    """Revoke a request (its link answers 404 from now on, and uploads still in flight are
-    not committed); False if it was revoked already."""
+    """Revoke a request: its link answers 404 from now on, and its unfinished uploads are
+    cancelled (rows and blobs; a PATCH still streaming loses its lease, and its completion
+    would be refused anyway). False if it was revoked already."""
     with transaction.atomic():
         revoked = FileRequest.objects.filter(pk=file_request.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
         if revoked:
             _audit(Event.REQUEST_REVOKED, file_request, actor)
+    if revoked:
+        _cancel_unfinished(file_request, actor)
     return bool(revoked)
+
+
+def _cancel_unfinished(file_request: FileRequest, actor: Actor) -> None:
+    for upload_id in RequestUpload.objects.filter(request=file_request).values_list(
+        "id", flat=True
+    ):
+        try:
+            resumable_terminate(
+                upload_id=upload_id, owner=file_request.owner, actor=actor, reason="request revoked"
+            )
+        except UploadGone:
+            pass  # finished, cancelled or expired meanwhile
+    RequestUpload.objects.filter(request=file_request).delete()
 
 
 def request_note_expiry(*, file_request: FileRequest, actor: Actor) -> None:

@@ -217,6 +217,12 @@ def _visit_post_checked(
         return _secret_page(
             redirect("filerequests:visit", token=request.resolver_match.kwargs["token"])
         )
+    left = found.files_left
+    if left is not None and len(uploads) > left:
+        message = _("This request takes at most %(n)d more file(s). Nothing was stored.") % {
+            "n": left
+        }
+        return _refused(request, 413, _("Too many files"), message)
     retry_after = services.request_upload_throttled(ip=client_ip(request), files=len(uploads))
     if retry_after:
         return _rate_limited(request, retry_after)
