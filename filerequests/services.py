@@ -238,7 +238,9 @@ def request_accept(*, owner: User, files: Sequence[StoredFile], actor: Actor) ->
         return
     received = []
     for request_id in sorted({tie.request_id for tie in ties.values()}):
-        locked = FileRequest.objects.select_for_update().filter(pk=request_id).first()
+        # FOR NO KEY UPDATE: it queues parallel recordings on the request, yet does not
+        # wait for the key-share locks that inserting rows pointing at it takes.
+        locked = FileRequest.objects.select_for_update(no_key=True).filter(pk=request_id).first()
         batch = [f for f in files if f.id in ties and ties[f.id].request_id == request_id]
         if locked is None or locked.owner_id != owner.pk or not _fits(locked, batch):
             raise UploadNotAccepted
