@@ -254,7 +254,8 @@ def _take_details(
         if outcome is not LinkPasswordOutcome.RIGHT:
             form.add_error("password", _("Wrong password."))
             return _render_visit(request, found, form=form, status=403)
-    state.update(ok=True, name=form.cleaned_data["name"], email=form.cleaned_data["email"])
+    state["ok"] = True
+    state["name"], state["email"] = form.cleaned_data["name"], form.cleaned_data["email"]
     _save_state(request, found, state)
     return None
 
