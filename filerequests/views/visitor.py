@@ -91,7 +91,9 @@ def _not_found(request: HttpRequest) -> HttpResponseBase:
     return _secret_page(render(request, "404.html", status=404))
 
 
-def _open_or_none(request: HttpRequest, token: str, *, including_full: bool = False):  # type: ignore[no-untyped-def]
+def _open_or_none(
+    request: HttpRequest, token: str, *, including_full: bool = False
+) -> FileRequest | None:
     """The open request (or None), noting an expiry in the audit log when first seen."""
     found = selectors.request_find_by_token(token)
     if found is None:
@@ -148,7 +150,7 @@ def visit(request: HttpRequest, token: str) -> HttpResponseBase:
     if found is None:
         return _not_found(request)
     if request.method == "POST":
-        return _visit_post(request, found)
+        return _visit_post(request, found, token)
     state = _state(request, found)
     if not state["ok"] and not _needs_details(found):
         state["ok"] = True  # the link alone is the capability
@@ -163,7 +165,7 @@ def _content_length(request: HttpRequest) -> int:
         return 0
 
 
-def _visit_post(request: HttpRequest, found: FileRequest) -> HttpResponseBase:
+def _visit_post(request: HttpRequest, found: FileRequest, token: str) -> HttpResponseBase:
     """Encrypt the body's files as it streams in (sharing's EncryptingUploadHandler, the
     same as the portal's own upload form), then check CSRF, details and limits."""
     if _content_length(request) > _bytes_allowed(found) + settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
@@ -177,7 +179,7 @@ def _visit_post(request: HttpRequest, found: FileRequest) -> HttpResponseBase:
     request.upload_handlers = [handler]
     adopted: set[str] = set()
     try:
-        return _visit_post_checked(request, found, handler, adopted)
+        return _visit_post_checked(request, found, token, handler, adopted)
     except (MultiPartParserError, TooManyFilesSent, TooManyFieldsSent, RequestDataTooBig):
         message = _("The upload could not be read as a form with files. Nothing was stored.")
         return _refused(request, 400, _("Bad upload"), message)
@@ -196,6 +198,7 @@ def _too_large(request: HttpRequest, found: FileRequest) -> HttpResponseBase:
 def _visit_post_checked(
     request: HttpRequest,
     found: FileRequest,
+    token: str,
     handler: EncryptingUploadHandler,
     adopted: set[str],
 ) -> HttpResponseBase:
@@ -214,9 +217,7 @@ def _visit_post_checked(
         message = _("The upload ended before its last file was complete; nothing was stored.")
         return _refused(request, 400, _("Upload incomplete"), message)
     if not uploads:
-        return _secret_page(
-            redirect("filerequests:visit", token=request.resolver_match.kwargs["token"])
-        )
+        return _secret_page(redirect("filerequests:visit", token=token))
     left = found.files_left
     if left is not None and len(uploads) > left:
         message = _("This request takes at most %(n)d more file(s). Nothing was stored.") % {
@@ -226,7 +227,7 @@ def _visit_post_checked(
     retry_after = services.request_upload_throttled(ip=client_ip(request), files=len(uploads))
     if retry_after:
         return _rate_limited(request, retry_after)
-    return _record(request, found, state, uploads, adopted)
+    return _record(request, found, token, state, uploads, adopted)
 
 
 def _take_details(
@@ -270,6 +271,7 @@ def _rate_limited(request: HttpRequest, retry_after: int) -> HttpResponseBase:
 def _record(
     request: HttpRequest,
     found: FileRequest,
+    token: str,
     state: dict[str, Any],
     uploads: list[EncryptedUpload],
     adopted: set[str],
@@ -294,7 +296,7 @@ def _record(
     state["uploads"] += [str(upload.id) for upload in stored]
     state["batch"] = str(uuid.uuid4())  # the form's files were one batch, told already
     _save_state(request, found, state)
-    receipt = reverse("filerequests:receipt", args=[request.resolver_match.kwargs["token"]])
+    receipt = reverse("filerequests:receipt", args=[token])
     if prefers_json(request):
         files = [{"name": s.name, "size": s.size} for s in stored]
         return _secret_page(JsonResponse({"files": files, "receipt": receipt}, status=201))
