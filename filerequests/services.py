@@ -10,6 +10,7 @@ after a revocation or the expiry is rolled back (sharing's UploadNotAccepted).
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -305,7 +306,7 @@ def request_email_link(*, file_request: FileRequest, token: str, recipient: str)
     """E-mail the request's link to ``recipient`` from the portal; ``token`` must be the
     request's own (the owner has it on the page shown once after creation). False (and
     nothing sent) if it is not, or the request is no longer open."""
-    if selectors.token_digest(token) != file_request.token_digest:
+    if not hmac.compare_digest(selectors.token_digest(token), file_request.token_digest):
         return False
     if not selectors.request_is_open(file_request):
         return False

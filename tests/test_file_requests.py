@@ -261,32 +261,38 @@ def test_it_answers_one_identical_404_for_a_dead_request(
     assert StoredFile.objects.count() == (1 if kind == "full" else 0)
 
 
-def test_revoking_cancels_the_uploads_in_flight(alice_client: Client) -> None:
+HALF = b"y" * MiB
+
+
+def _half_sent(alice_client: Client) -> tuple[FileRequest, Client, str]:
+    """A request, and a visitor's 2 MiB tus upload into it with its first MiB stored."""
     token, found = make_request(alice_client)
     sender = visitor(token)
-    data = b"y" * (2 * MiB)
-    location = tus_create(sender, token, len(data))["Location"]
-    assert tus_patch(sender, location, 0, data[:MiB]).status_code == 204
-    alice_client.post(f"/requests/{found.pk}/revoke/")
-    assert tus_patch(sender, location, MiB, data[MiB:]).status_code == 404
+    location = tus_create(sender, token, 2 * MiB)["Location"]
+    assert tus_patch(sender, location, 0, HALF).status_code == 204
+    return found, sender, location
+
+
+def _nothing_left() -> None:
     assert not StoredFile.objects.exists() and not ReceivedFile.objects.exists()
     assert not ResumableUpload.objects.exists() and files_on_disk() == []
+
+
+def test_revoking_cancels_the_uploads_in_flight(alice_client: Client) -> None:
+    found, sender, location = _half_sent(alice_client)
+    alice_client.post(f"/requests/{found.pk}/revoke/")
+    assert tus_patch(sender, location, MiB, HALF).status_code == 404
+    _nothing_left()
 
 
 def test_an_upload_finishing_after_the_expiry_is_not_committed(alice_client: Client) -> None:
     # The check at commit, under the request's lock: here the upload is finished by its
     # owner's own tus URL (which no request gate stands in front of) after the expiry.
-    token, found = make_request(alice_client)
-    sender = visitor(token)
-    data = b"y" * (2 * MiB)
-    location = tus_create(sender, token, len(data))["Location"]
-    assert tus_patch(sender, location, 0, data[:MiB]).status_code == 204
+    found, _sender, location = _half_sent(alice_client)
     FileRequest.objects.filter(pk=found.pk).update(expires_at=timezone.now())
-    upload_id = location.rstrip("/").split("/")[-1]
-    own_url = f"/files/uploads/{upload_id}/"
-    assert tus_patch(alice_client, own_url, MiB, data[MiB:]).status_code == 404
-    assert not StoredFile.objects.exists() and not ReceivedFile.objects.exists()
-    assert not ResumableUpload.objects.exists() and files_on_disk() == []
+    own_url = "/files/uploads/" + location.rstrip("/").split("/")[-1] + "/"
+    assert tus_patch(alice_client, own_url, MiB, HALF).status_code == 404
+    _nothing_left()
 
 
 def test_a_full_request_refuses_more_and_keeps_the_receipt(alice_client: Client) -> None:
