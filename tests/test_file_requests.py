@@ -24,6 +24,7 @@ from sharing import selectors
 from sharing.models import ResumableUpload, StoredFile
 from tests.helpers import MiB, files_on_disk, streamed
 from tests.helpers_requests import (
+    NEW_REQUEST_URL,
     make_request,
     send_form,
     tus_create,
@@ -433,3 +434,31 @@ def test_the_admin_lists_requests_and_revokes_them(
     assert FileRequest.objects.get().revoked_at is not None
     [revoked] = _entries(Event.REQUEST_REVOKED)
     assert revoked.actor == "root"
+
+
+# -- accessibility, as tests/test_accessibility.py checks the portal's pages
+
+
+def test_every_request_page_labels_its_controls(alice_client: Client) -> None:
+    from tests.test_accessibility import PageAudit
+
+    created = alice_client.post("/requests/", {"title": "Records", "require_sender": "on"})
+    token = NEW_REQUEST_URL.search(created.content.decode()).group(1)  # type: ignore[union-attr]
+    found = FileRequest.objects.get()
+    sender = Client()
+    asking = sender.get(f"/r/{token}/").content
+    send_form(sender, token, ("a.pdf", b"a"), name="Carol", email="carol@example.org")
+    pages = {
+        "home": alice_client.get("/").content,
+        "list": alice_client.get("/requests/").content,
+        "created": created.content,
+        "detail": alice_client.get(f"/requests/{found.pk}/").content,
+        "visitor asked for details": asking,
+        "visitor ready": sender.get(f"/r/{token}/").content,
+        "receipt": sender.get(f"/r/{token}/receipt/").content,
+    }
+    for name, html in pages.items():
+        audit = PageAudit()
+        audit.feed(html.decode())
+        assert audit.unlabelled() == [], name
+        assert audit.inline == [], name
