@@ -34,10 +34,13 @@ def send_form(
     *files: tuple[str, bytes],
     **fields: str,
 ) -> HttpResponseBase:
-    """POST the plain form of ``/r/<token>/``: files, then name, email, password."""
+    """POST the plain form of ``/r/<token>/``: files, then name, email, password (request
+    headers such as HTTP_ACCEPT go with the request, not into the form)."""
+    headers = {key: fields.pop(key) for key in list(fields) if key.startswith("HTTP_")}
     parts = [field_part(name, value) for name, value in fields.items()]
     parts += [file_part(name, data) for name, data in files]
-    return client.generic("POST", f"/r/{token}/", multipart(parts), content_type=MULTIPART)
+    body = multipart(parts)
+    return client.generic("POST", f"/r/{token}/", body, content_type=MULTIPART, **headers)
 
 
 def _b64(value: str) -> str:

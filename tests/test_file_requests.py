@@ -462,3 +462,19 @@ def test_every_request_page_labels_its_controls(alice_client: Client) -> None:
         audit.feed(html.decode())
         assert audit.unlabelled() == [], name
         assert audit.inline == [], name
+
+
+def test_the_page_script_gets_json_from_the_plain_form(alice_client: Client) -> None:
+    # upload.js falls back on the form where tus is missing: JSON in, JSON out.
+    token, _found = make_request(alice_client, max_files="1")
+    sender = visitor(token)
+    json = {"HTTP_ACCEPT": "application/json"}
+    sent = send_form(sender, token, ("a.pdf", b"a"), **json)
+    assert sent.status_code == 201
+    assert sent.json() == {
+        "files": [{"name": "a.pdf", "size": 1, "expires_display": ""}],
+        "receipt": f"/r/{token}/receipt/",
+    }
+    token2, _found2 = make_request(alice_client, max_files="1")
+    refused = send_form(visitor(token2), token2, ("a", b"a"), ("b", b"b"), **json)
+    assert refused.status_code == 413 and "at most 1 more file" in refused.json()["error"]

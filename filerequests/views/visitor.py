@@ -298,7 +298,8 @@ def _record(
     _save_state(request, found, state)
     receipt = reverse("filerequests:receipt", args=[token])
     if prefers_json(request):
-        files = [{"name": s.name, "size": s.size} for s in stored]
+        # What the page's script shows for each file (upload.js); no expiry to tell.
+        files = [{"name": s.name, "size": s.size, "expires_display": ""} for s in stored]
         return _secret_page(JsonResponse({"files": files, "receipt": receipt}, status=201))
     return _secret_page(redirect(receipt))
 
