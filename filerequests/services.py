@@ -34,7 +34,7 @@ from filerequests.models import FileRequest, ReceivedFile, RequestUpload
 from securefiles.lib.auth_types import User
 from securefiles.lib.site import absolute_url
 from securefiles.lib.transactions import retry_on_deadlock
-from sharing.models import StoredFile
+from sharing.models import ResumableUpload, StoredFile
 from sharing.services import (
     LinkPasswordOutcome,
     UploadGone,
@@ -182,17 +182,29 @@ def request_upload_throttled(*, ip: str, files: int = 1) -> int:
     return 0
 
 
-def request_upload_tie(
-    *, file_request: FileRequest, upload_id: uuid.UUID, sender: Sender, batch: uuid.UUID
-) -> None:
-    """Mark a started upload (its id, which the file will keep) as going into the request."""
-    RequestUpload.objects.create(
+def _tie(
+    file_request: FileRequest, upload_id: uuid.UUID, sender: Sender, batch: uuid.UUID
+) -> RequestUpload:
+    return RequestUpload(
         id=upload_id,
         request=file_request,
         sender_name=sender.name,
         sender_email=sender.email,
         batch=batch,
     )
+
+
+def request_upload_tie(
+    *, file_request: FileRequest, upload_id: uuid.UUID, sender: Sender, batch: uuid.UUID
+) -> None:
+    """Mark a started tus upload (its id, which the file will keep) as going into the
+    request. The request's ties whose upload is gone (cancelled, or expired and purged)
+    are dropped first, so a sender's declared details do not outlive their upload."""
+    with transaction.atomic():
+        RequestUpload.objects.filter(request=file_request).exclude(
+            id__in=ResumableUpload.objects.values("id")
+        ).delete()
+        _tie(file_request, upload_id, sender, batch).save(force_insert=True)
 
 
 @retry_on_deadlock
@@ -209,10 +221,9 @@ def request_receive_form(
     UploadNotAccepted (revoked, expired or full meanwhile; nothing recorded),
     QuotaExceeded (the owner's quota), TryAgain."""
     with transaction.atomic():
-        for upload in uploads:
-            request_upload_tie(
-                file_request=file_request, upload_id=upload.key.file_id, sender=sender, batch=batch
-            )
+        RequestUpload.objects.bulk_create(
+            [_tie(file_request, upload.key.file_id, sender, batch) for upload in uploads]
+        )
         stored = file_create_many(owner=file_request.owner, uploads=uploads, actor=actor)
         request_batch_close(request_id=file_request.pk, batch=batch)
     return stored

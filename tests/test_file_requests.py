@@ -224,6 +224,9 @@ def test_a_visitor_cancels_their_unfinished_upload(alice_client: Client) -> None
     assert tus_patch(sender, location, 0, b"x" * MiB).status_code == 204
     assert sender.delete(location, HTTP_TUS_RESUMABLE="1.0.0").status_code == 204
     assert not ResumableUpload.objects.exists() and files_on_disk() == []
+    # The cancelled upload's declared details go with the request's next upload.
+    again = tus_create(sender, token, 10)["Location"].rstrip("/").split("/")[-1]
+    assert [str(pk) for pk in RequestUpload.objects.values_list("id", flat=True)] == [again]
 
 
 def test_tus_needs_the_page_first(alice_client: Client) -> None:
