@@ -28,16 +28,8 @@ class FileRequestAdmin(admin.ModelAdmin):
     list_filter = ("created_at", "expires_at")
     search_fields = ("title", "owner__username", "=id")
     list_select_related = ("owner",)
-    fields = list_display[:3] + (
-        "require_sender",
-        "received_files",
-        "max_files",
-        "received_bytes",
-        "max_bytes",
-        "created_at",
-        "expires_at",
-        "revoked_at",
-    )
+    # The page of one request: what the list shows, and who must say who they are.
+    fields = (*list_display, "require_sender", "revoked_at")
     readonly_fields = fields
     actions = ["revoke_requests"]
 

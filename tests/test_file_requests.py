@@ -429,6 +429,8 @@ def test_the_admin_lists_requests_and_revokes_them(
     _token, found = make_request(alice_client, title="Supplier records")
     listing = admin_client.get("/admin/filerequests/filerequest/")
     assert listing.status_code == 200 and "Supplier records" in listing.content.decode()
+    page = admin_client.get(f"/admin/filerequests/filerequest/{found.pk}/change/")
+    assert page.status_code == 200 and "open" in page.content.decode()
     response = admin_client.post(
         "/admin/filerequests/filerequest/",
         {"action": "revoke_requests", "_selected_action": [found.pk]},
