@@ -263,6 +263,8 @@ def request_accept(*, owner: User, files: Sequence[StoredFile], actor: Actor) ->
         )
     ReceivedFile.objects.bulk_create(received)
     RequestUpload.objects.filter(id__in=list(ties)).delete()
+    for tie in {(tie.request_id, tie.batch) for tie in ties.values()}:
+        _close_if_complete(*tie)
     for row in received:  # the audit entries last: the chain head is the last lock
         audit_record(
             event=Event.REQUEST_FILE_RECEIVED,
@@ -282,6 +284,18 @@ def _received(file_request: FileRequest, stored: StoredFile, tie: RequestUpload)
         sender_email=tie.sender_email,
         batch=tie.batch,
     )
+
+
+def _close_if_complete(request_id: int, batch: uuid.UUID) -> None:
+    """Close the batch once none of its uploads is still unfinished: files sent together
+    (the page starts every chosen file at once) make one e-mail, sent by the last to
+    arrive. Parallel completions queue on the request's row, so the last one sees the
+    others' ties gone."""
+    unfinished = RequestUpload.objects.filter(
+        batch=batch, id__in=ResumableUpload.objects.values("id")
+    )
+    if not unfinished.exists():
+        request_batch_close(request_id=request_id, batch=batch)
 
 
 def request_batch_close(*, request_id: int, batch: uuid.UUID) -> None:

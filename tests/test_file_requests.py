@@ -383,16 +383,26 @@ def test_it_emails_the_owner_once_per_batch_naming_the_request(
     [message] = mail.outbox
     assert message.to == ["alice@example.com"] and "Prior scans" in message.subject
     assert f"/requests/{found.pk}/" in message.body and "mri-secret-name" not in message.body
+    # Files sent together by tus (the page starts them at once): one e-mail, by the last.
+    first = tus_create(sender, token, 100, "x1.dcm")["Location"]
+    second = tus_create(sender, token, 100, "x2.dcm")["Location"]
     with django_capture_on_commit_callbacks(execute=True):
-        tus_send(sender, token, b"c" * 100, name="x1.dcm")
-        tus_send(sender, token, b"d" * 100, name="x2.dcm")
-    assert len(mail.outbox) == 1  # a tus batch is told when the visitor is done
+        assert tus_patch(sender, first, 0, b"c" * 100).status_code == 204
+    assert len(mail.outbox) == 1  # the batch is not complete yet
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tus_patch(sender, second, 0, b"d" * 100).status_code == 204
+    assert len(mail.outbox) == 2 and "2 file(s)" in mail.outbox[1].body
+    # A batch left unfinished (an upload abandoned) is told when the visitor is done.
+    tus_create(sender, token, 100, "x3.dcm")
+    with django_capture_on_commit_callbacks(execute=True):
+        tus_send(sender, token, b"e" * 100, name="x4.dcm")
+    assert len(mail.outbox) == 2
     with django_capture_on_commit_callbacks(execute=True):
         assert sender.post(f"/r/{token}/receipt/").status_code == 302
-    assert len(mail.outbox) == 2 and "2 file(s)" in mail.outbox[1].body
+    assert len(mail.outbox) == 3 and "1 file(s)" in mail.outbox[2].body
     with django_capture_on_commit_callbacks(execute=True):
         sender.post(f"/r/{token}/receipt/")
-    assert len(mail.outbox) == 2  # nothing new: no e-mail
+    assert len(mail.outbox) == 3  # nothing new: no e-mail
 
 
 # -- the audit log
