@@ -101,3 +101,25 @@ def test_wrong_passwords_are_counted_once_across_workers(
     assert sorted(results) == [403] * 3 + [429] * 7, results
     right = send_form(Client(), token, password="right password 7")
     assert right.status_code == 429  # locked for the window, even for the right one
+
+
+def test_files_sent_together_make_one_email_however_they_finish(alice_client: Client) -> None:
+    from django.core import mail
+
+    token, _found = make_request(alice_client)
+    sender = visitor(token)
+    locations = [tus_create(sender, token, 1000, f"scan-{i}.dcm")["Location"] for i in range(4)]
+    browsers = []  # the same browser session, one connection per upload, as a page has
+    for _location in locations:
+        browser = Client()
+        browser.cookies = sender.cookies
+        browsers.append(browser)
+
+    def finish(index: int) -> int:
+        return tus_patch(browsers[index], locations[index], 0, bytes([index]) * 1000).status_code
+
+    results = _in_parallel(4, finish)
+
+    assert results == [204] * 4, results
+    [message] = mail.outbox
+    assert "4 file(s)" in message.body
