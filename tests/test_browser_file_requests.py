@@ -15,7 +15,7 @@ from django.core import mail
 
 from audit.actors import SYSTEM
 from filerequests import services
-from filerequests.models import ReceivedFile
+from filerequests.models import FileRequest, ReceivedFile
 from sharing.models import ResumableUpload
 from tests.helpers import BROWSER_TESTS, MiB, Watch, client_for, streamed
 
@@ -79,3 +79,25 @@ def test_a_visitor_sends_a_file_with_progress_and_gets_a_receipt(
     assert "Prior scans" in message.subject and "mri-2024" not in message.body
     ctx.expect_clean()
     ctx.close()
+
+
+def test_the_request_pages_fit_phones_and_desktops(
+    browser, live_server, users, request_token: str
+) -> None:
+    from tests.helpers import log_in
+    from tests.test_browser import WIDTHS, _layout_problems
+
+    base = live_server.url
+    visitor_ctx, owner_ctx = Watch(browser, base), Watch(browser, base)
+    log_in(owner_ctx.page, base, "alice")
+    request_id = FileRequest.objects.get().pk
+    problems: list[str] = []
+    for width in WIDTHS:
+        for url in (f"{base}/r/{request_token}/", f"{base}/r/{request_token}/receipt/"):
+            problems += _layout_problems(visitor_ctx.page, url, width)
+        for url in (f"{base}/requests/", f"{base}/requests/{request_id}/"):
+            problems += _layout_problems(owner_ctx.page, url, width)
+    assert problems == [], "\n".join(problems)
+    for ctx in (visitor_ctx, owner_ctx):
+        ctx.expect_clean()
+        ctx.close()
