@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "sharing",
+    "filerequests",
     # The HTTP API (above sharing; nothing imports it). django-ninja serves the docs
     # page's Swagger UI from its own static files when listed here (no CDN).
     "ninja",
@@ -441,6 +442,18 @@ CLAMD_OVER_LIMIT = _over_limit_policy("CLAMD_OVER_LIMIT", "store")
 CLAMD_OVER_LIMIT_VISITORS = _over_limit_policy("CLAMD_OVER_LIMIT_VISITORS", "refuse")
 if CLAMD_SOCKET and CLAMD_HOST:
     raise ImproperlyConfigured("Set CLAMD_SOCKET or CLAMD_HOST (with CLAMD_PORT), not both")
+# File requests (/r/<token>/): people without an account send files into a user's space.
+# Expiry offered on creation (hours; the default) and its cap (days).
+FILE_REQUEST_DEFAULT_HOURS = _positive_int("FILE_REQUEST_DEFAULT_HOURS", 168, minimum=1)
+FILE_REQUEST_MAX_DAYS = _positive_int("FILE_REQUEST_MAX_DAYS", 30, minimum=1)
+# Uploads a client address may start through file requests per window (form files and tus
+# creations alike), counted in the shared throttle counters; then 429 until the window ends.
+FILE_REQUEST_UPLOADS_PER_IP = _positive_int("FILE_REQUEST_UPLOADS_PER_IP", 100, minimum=1)
+FILE_REQUEST_UPLOAD_WINDOW_SECONDS = _positive_int(
+    "FILE_REQUEST_UPLOAD_WINDOW_SECONDS", 3600, minimum=1
+)
+# A request's password is throttled as a link's: LINK_PASSWORD_ATTEMPTS per
+# LINK_PASSWORD_WINDOW_SECONDS, per request.
 
 # -- the HTTP API and personal access tokens
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.dispatch import Signal
 
 from audit.actors import SYSTEM, Actor
 from audit.events import Event
@@ -51,6 +52,18 @@ def stored_file_from_upload(
 
 class QuotaExceeded(Exception):
     """The owner's files would exceed their storage quota."""
+
+
+class UploadNotAccepted(Exception):
+    """Where the upload was going no longer takes it (a file request revoked, expired or
+    full meanwhile); raised by a files_recording receiver, nothing is recorded."""
+
+
+# Sent by uploads_record inside its transaction, once the rows and the usage are written
+# and before the audit entries (keyword arguments: owner, files, actor). A receiver may
+# write rows of its own about the files (filerequests ties them to their request), or raise
+# UploadNotAccepted to roll the whole upload back. Every upload path records through here.
+files_recording = Signal()
 
 
 class FileGone(StoredFile.DoesNotExist):
@@ -120,6 +133,7 @@ def uploads_record(
             stored.expires_at = expires_at
             stored.save(force_insert=True)
         usage_add(user_id=owner.pk, files=len(files), size=sum(stored.size for stored in files))
+        files_recording.send(sender=StoredFile, owner=owner, files=files, actor=actor)
         for stored in files:
             audit_record(
                 event=Event.UPLOAD,

@@ -56,6 +56,7 @@ from sharing.models import ResumableUpload, StoredFile
 from sharing.services import scanning
 from sharing.services.files import (
     QuotaExceeded,
+    UploadNotAccepted,
     blob_delete,
     stored_file_from_upload,
     uploads_record,
@@ -103,6 +104,10 @@ class PatchTooSmall(ResumableRefused):
     """A PATCH must carry a whole segment (1 MiB; on S3 a whole part, 8 MiB) or the rest.
 
     Anything shorter could never be acknowledged (the first line is the 400's message)."""
+
+
+class UploadClosed(ResumableRefused):
+    """The file request this upload was going into is revoked, expired or full (404)."""
 
 
 class ResumableUnsupported(ResumableRefused):
@@ -557,8 +562,8 @@ def _complete(
     digests cover exactly the plaintext sealed. The row is created by uploads_record
     (quota re-checked, audited as file.upload) in the transaction that deletes the
     upload's row. Raises BlobIntegrityError if a read-back does not verify,
-    QuotaExceeded (the upload and its blob are then deleted), UploadGone if the upload
-    was deleted meanwhile.
+    QuotaExceeded or UploadClosed (a file request no longer taking it; either way the
+    upload and its blob are then deleted), UploadGone if the upload was deleted meanwhile.
     """
     scan = scanning.scan_start()
     if digests is not None and scan is None:
@@ -586,6 +591,9 @@ def _complete(
     except QuotaExceeded:
         resumable_terminate(upload_id=upload.pk, owner=owner, actor=actor, reason="quota")
         raise
+    except UploadNotAccepted:
+        resumable_terminate(upload_id=upload.pk, owner=owner, actor=actor, reason="closed")
+        raise UploadClosed from None
     return stored
 
 
