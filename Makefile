@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 
-.PHONY: run serve test test-only lint bench bench-metadata bench-metadata-ci load load-ci superuser clean
+.PHONY: run serve worker test test-only lint bench bench-metadata bench-metadata-ci load load-ci superuser clean
 
 # Serving needs requirements.txt only; the test tools (moto, Playwright, bandit, ...) are
 # installed by the targets that use them. Each set has its own stamp file.
@@ -33,16 +33,27 @@ $(BIN)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/.installed
 	@echo "Created .env with a new SECRET_KEY and ENCRYPTION_KEYS (keep it; files need its key)"
 	@echo "and SITE_URL=http://$(HOST), the address links in e-mails point to (edit it to match)."
 
+# One job worker (manage.py db_worker, the database queue) beside the server, stopped with
+# it: e-mail and the admin's bulk work need no other service. TASKS_BACKEND=immediate in
+# .env runs jobs inside the request instead (no worker needed, but slow mail blocks pages).
+WITH_WORKER = $(BIN)/python manage.py db_worker --queue-name '*' --no-reload & \
+	worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM;
+
 run: $(BIN)/.installed .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "Create a first user with: $(BIN)/python manage.py createsuperuser"
-	$(BIN)/python manage.py runserver $(HOST)
+	$(WITH_WORKER) $(BIN)/python manage.py runserver $(HOST)
 
 serve: $(BIN)/.installed .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/gunicorn securefiles.wsgi -c gunicorn.conf.py
+	$(WITH_WORKER) $(BIN)/gunicorn securefiles.wsgi -c gunicorn.conf.py
+
+# The job worker alone (e-mail, admin bulk work, maintenance batches): run it on any number
+# of machines sharing the database (README "Background jobs").
+worker: $(BIN)/.installed .env
+	$(BIN)/python manage.py db_worker --queue-name '*' --no-reload
 
 superuser: $(BIN)/.installed .env
 	$(BIN)/python manage.py createsuperuser
@@ -57,7 +68,7 @@ lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check .
 	# The django-stubs plugin imports the settings: a throw-away SECRET_KEY, and no .env.
 	SECUREFILES_ENV_FILE= SECRET_KEY=mypy-type-check-only $(BIN)/mypy
-	$(BIN)/bandit -q -c bandit.yaml -r accounts audit throttle sharing api securefiles client/securefiles_cli --severity-level medium
+	$(BIN)/bandit -q -c bandit.yaml -r accounts audit throttle sharing api securefiles jobs filerequests client/securefiles_cli --severity-level medium
 
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/transfer.py

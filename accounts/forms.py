@@ -7,11 +7,12 @@ from typing import cast
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, UserCreationForm
 from django.core.validators import MaxValueValidator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts import services as account_services
 from accounts.selectors import has_oidc_identity
 from securefiles.lib.auth_types import User
 
@@ -113,3 +114,25 @@ class TokenForm(forms.Form):
         self.fields["code"].required = needs_code
         if not needs_code:
             del self.fields["code"]
+
+
+class QueuedPasswordResetForm(PasswordResetForm):
+    """Django's password-reset form, whose e-mail is queued for the worker
+    (securefiles.lib.mail.send_later) instead of sent inside the request: a slow or hung
+    mail server never holds the page."""
+
+    def send_mail(
+        self,
+        subject_template_name: str,
+        email_template_name: str,
+        context: dict,
+        from_email: str | None,
+        to_email: str,
+        html_email_template_name: str | None = None,
+    ) -> None:
+        account_services.password_reset_mail_send(
+            subject_template=subject_template_name,
+            body_template=email_template_name,
+            context=context,
+            to=to_email,
+        )

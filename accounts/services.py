@@ -18,11 +18,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import Group
 from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -45,6 +43,7 @@ from audit.events import Event
 from audit.models import AuditEntry
 from audit.services import audit_record
 from securefiles.lib.auth_types import User
+from securefiles.lib.mail import send_later
 from securefiles.lib.site import site_url
 from throttle import counters, keys
 
@@ -239,8 +238,8 @@ def invitation_send(*, user: User, actor: Actor) -> bool:
 
 
 def _send_invitation(*, user_id: int, token: str) -> None:
-    """Send the invitation e-mail; its link is built from site_url(), never a request's
-    Host. A failure to send is logged (without the link), never raised."""
+    """Queue the invitation e-mail (send_later: the worker sends it, retrying a failing
+    mail server); its link is built from site_url(), never a request's Host."""
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     if user is None or not user.email:
         return
@@ -252,10 +251,7 @@ def _send_invitation(*, user_id: int, token: str) -> None:
     }
     subject = render_to_string("registration/password_set_subject.txt", context).strip()
     body = render_to_string("registration/password_set_email.html", context)
-    try:
-        send_mail(subject, body, None, [user.email])
-    except OSError:
-        logger.warning("invitation e-mail could not be sent user=%s", user_id)
+    send_later(subject=subject, body=body, to=[user.email], reason="invitation")
 
 
 def invitation_accept(*, invitation: Invitation, password: str, actor: Actor) -> User:
@@ -328,15 +324,22 @@ def _send_password_link(*, user_id: int) -> None:
         "token": default_token_generator.make_token(user),
         "protocol": site.scheme or "https",
     }
-    template = "password_reset"
-    # Django's machinery sends it and logs (without the link) a failure to send.
-    PasswordResetForm().send_mail(
-        f"registration/{template}_subject.txt",
-        f"registration/{template}_email.html",
-        context,
-        None,
-        user.email,
+    password_reset_mail_send(
+        subject_template="registration/password_reset_subject.txt",
+        body_template="registration/password_reset_email.html",
+        context=context,
+        to=user.email,
     )
+
+
+def password_reset_mail_send(
+    *, subject_template: str, body_template: str, context: dict, to: str
+) -> None:
+    """Render Django's password-reset e-mail (subject on one line) and queue it
+    (send_later): the worker sends it, never the request."""
+    subject = "".join(render_to_string(subject_template, context).splitlines())
+    body = render_to_string(body_template, context)
+    send_later(subject=subject, body=body, to=[to], reason="password-reset")
 
 
 # -- the audit entries of logging in (from the views and the login signals)

@@ -93,7 +93,7 @@ def _by_session(request: HttpRequest, *, count: bool) -> Caller:
         return Caller(refused=UNAUTHENTICATED)
     if selectors.second_factor_outstanding(request):
         return Caller(refused=SECOND_FACTOR)  # as SecondFactorMiddleware demands elsewhere
-    if _csrf_refused(request):
+    if csrf_refused(request):
         return Caller(refused=CSRF)
     throttled = _throttled(keys.api_session_key(user.pk)) if count else 0
     if throttled:
@@ -101,7 +101,7 @@ def _by_session(request: HttpRequest, *, count: bool) -> Caller:
     return Caller(user=user)
 
 
-def _csrf_refused(request: HttpRequest) -> bool:
+def csrf_refused(request: HttpRequest) -> bool:
     """Django's CSRF check (Origin/Referer and token) as CsrfViewMiddleware runs it on a
     view that is not exempt; safe methods pass."""
     check = CsrfViewMiddleware(_protected)
@@ -109,7 +109,7 @@ def _csrf_refused(request: HttpRequest) -> bool:
 
 
 def _protected(request: HttpRequest) -> HttpResponse:
-    """A stand-in view with no csrf_exempt mark, for _csrf_refused; never called."""
+    """A stand-in view with no csrf_exempt mark, for csrf_refused; never called."""
     raise NotImplementedError
 
 

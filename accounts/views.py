@@ -37,6 +37,7 @@ from accounts.enrolment import ENROL_REASONS, enrol_url  # noqa: F401  (views' n
 from accounts.forms import (
     CodeForm,
     PortalAuthenticationForm,
+    QueuedPasswordResetForm,
     RemoveTwoFactorForm,
     SignUpForm,
     TokenForm,
@@ -99,6 +100,7 @@ class PortalPasswordResetView(PasswordResetView):
     account_services.password_reset_admit.
     """
 
+    form_class = QueuedPasswordResetForm
     http_method_names = ["get", "post", "head", "options"]
 
     def form_valid(self, form: PasswordResetForm) -> HttpResponse:

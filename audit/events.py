@@ -56,6 +56,16 @@ class Event:
     PASSKEY_REMOVED = "passkey.removed"
     PASSKEY_COUNTER_REGRESSION = "passkey.counter_regression"
     SSO_UNLINKED = "user.sso_unlinked"
+    # A file refused because clamd found malware in it (never stored): file_id is the id
+    # it would have had, detail "signature=<name> size=<bytes>".
+    MALWARE_REFUSED = "file.malware_refused"
+    # File requests (filerequests): detail names the request as "request=<id>".
+    REQUEST_CREATED = "request.created"
+    REQUEST_REVOKED = "request.revoked"
+    REQUEST_EXPIRED = "request.expired"
+    REQUEST_FILE_RECEIVED = "request.file_received"
+    REQUEST_PASSWORD_DENIED = "request.password_denied"  # noqa: S105 (an event name)
+    REQUEST_THROTTLED = "request.throttled"
 
 
 # What people read for each event code, wherever events are shown to users. The admin and
@@ -103,6 +113,13 @@ EVENT_LABELS: dict[str, str | Promise] = {  # the lazy labels are Promises
     Event.PASSKEY_REMOVED: _("Passkey removed"),
     Event.PASSKEY_COUNTER_REGRESSION: _("Passkey refused: its counter went backwards"),
     Event.SSO_UNLINKED: _("Single sign-on identity unlinked"),
+    Event.MALWARE_REFUSED: _("File refused: malware found"),
+    Event.REQUEST_CREATED: _("File request created"),
+    Event.REQUEST_REVOKED: _("File request revoked"),
+    Event.REQUEST_EXPIRED: _("File request expired"),
+    Event.REQUEST_FILE_RECEIVED: _("File received through a file request"),
+    Event.REQUEST_PASSWORD_DENIED: _("Wrong file request password"),
+    Event.REQUEST_THROTTLED: _("File request locked after wrong passwords"),
 }
 
 

@@ -48,6 +48,7 @@ def _escape(text: str) -> str:
 # securefiles.urls), each prefix with what follows it up to the token's end; the pages
 # they redirect to ("accept/", "done/") carry no secret and stay readable.
 _ACCOUNT_SECRET_PATHS = (
+    ("/r/", r"[^/\s?\"']+"),  # file requests (filerequests.urls)
     ("/accounts/invitation/", r"(?!accept/)[^/\s?\"']+"),
     ("/accounts/reset/", r"(?!done/)[^/\s?\"']+/[^/\s?\"']+"),
 )

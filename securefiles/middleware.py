@@ -3,6 +3,7 @@ logged-in users, the browser's time zone, deadlock victims answered 503. (The se
 factor per session is accounts.middleware.)"""
 
 import functools
+import re
 import zoneinfo
 from collections.abc import Callable
 
@@ -64,6 +65,11 @@ def _content_length(request: HttpRequest) -> int:
         return 0  # what Django reads then, too: no body at all
 
 
+# A file request's plain form (/r/<token>/, through the same encrypting handler) and its
+# tus uploads (/r/<token>/uploads/...): filerequests.urls.
+_FILE_REQUEST_UPLOAD = re.compile(r"/r/[^/]+/(uploads/.*)?")
+
+
 class RequestBodyLimitMiddleware:
     """Answer 413, before a byte is read, to a body over DATA_UPLOAD_MAX_MEMORY_SIZE sent
     anywhere but the upload view.
@@ -88,6 +94,7 @@ class RequestBodyLimitMiddleware:
             and _content_length(request) > limit
             and request.path_info != reverse("sharing:upload")
             and not request.path_info.startswith(reverse("sharing:tus_uploads"))
+            and not _FILE_REQUEST_UPLOAD.fullmatch(request.path_info)
         ):
             context = {
                 "title": _("Request too large"),

@@ -106,10 +106,17 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "sharing",
+    "filerequests",
     # The HTTP API (above sharing; nothing imports it). django-ninja serves the docs
     # page's Swagger UI from its own static files when listed here (no CDN).
     "ninja",
     "api",
+    # Background jobs (jobs/README in the main README): django-tasks' API on Django 5.2,
+    # its database backend (a queue in this database, run by `manage.py db_worker`), and
+    # the jobs app's runs, batches and locks for the maintenance commands.
+    "django_tasks",
+    "django_tasks_db",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -311,6 +318,28 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="securefiles@localhost")
+# Seconds a connection to the mail server may wait for an answer. E-mail is sent by the job
+# worker, never in a request; a hung server makes the job retry (MAIL_ATTEMPTS in all,
+# MAIL_RETRY_SECONDS after the first failure, doubling each time).
+EMAIL_TIMEOUT = _positive_int("EMAIL_TIMEOUT", 10, minimum=1)
+MAIL_ATTEMPTS = _positive_int("MAIL_ATTEMPTS", 5, minimum=1)
+MAIL_RETRY_SECONDS = _positive_int("MAIL_RETRY_SECONDS", 60, minimum=1)
+
+# Background jobs (django-tasks). "database": a queue in the portal's own database, run by
+# `manage.py db_worker` (make run and make serve start one); no extra service. "immediate":
+# run each job in the process that queued it, at once (tests, or a site with no worker).
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+}
+TASKS_BACKEND = env.str("TASKS_BACKEND", default="database")
+if TASKS_BACKEND not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(f"TASKS_BACKEND must be one of {sorted(_TASK_BACKENDS)}")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[TASKS_BACKEND]}}
+# A maintenance run's lock whose holder has not been heard of for this long (seconds) is
+# taken over by the next run, which resumes it; a holder on this machine that is no longer
+# running is taken over at once.
+JOB_LOCK_STALE_SECONDS = _positive_int("JOB_LOCK_STALE_SECONDS", 600, minimum=1)
 
 LOGGING = {
     "version": 1,
@@ -383,6 +412,48 @@ RETENTION_DAYS = _positive_int("RETENTION_DAYS", 0)
 TUS_UPLOAD_EXPIRY_HOURS = _positive_int("TUS_UPLOAD_EXPIRY_HOURS", 24, minimum=1)
 TUS_MAX_UNFINISHED = _positive_int("TUS_MAX_UNFINISHED", 10, minimum=1)
 TUS_PATCH_LEASE_SECONDS = _positive_int("TUS_PATCH_LEASE_SECONDS", 60, minimum=1)
+
+# -- malware scanning (ClamAV's clamd, INSTREAM; sharing.services.scanning)
+
+# Off unless one is set: clamd's Unix socket (LocalSocket), or its TCP listener (TCPSocket,
+# TCPAddr). Every upload path then streams its plaintext to clamd and stores the file only
+# on a clean verdict.
+CLAMD_SOCKET = env.str("CLAMD_SOCKET", default="")
+CLAMD_HOST = env.str("CLAMD_HOST", default="")
+CLAMD_PORT = _positive_int("CLAMD_PORT", 3310, minimum=1)
+# Seconds to wait for clamd at each step (connect, each chunk, the verdict after the end).
+CLAMD_TIMEOUT_SECONDS = _positive_int("CLAMD_TIMEOUT_SECONDS", 60, minimum=1)
+# clamd unreachable, timing out or failing: refuse the upload (False, fail-closed) or store
+# it marked "not scanned" (True). Logged-in users' uploads, then file-request visitors'.
+CLAMD_FAIL_OPEN = env.bool("CLAMD_FAIL_OPEN", default=False)
+CLAMD_FAIL_OPEN_VISITORS = env.bool("CLAMD_FAIL_OPEN_VISITORS", default=False)
+
+
+def _over_limit_policy(name: str, default: str) -> str:
+    value = env.str(name, default=default)
+    if value not in ("store", "refuse"):
+        raise ImproperlyConfigured(f"{name} must be 'store' or 'refuse', got {value!r}")
+    return value
+
+
+# A file past clamd's StreamMaxLength gets no verdict: "store" it marked "not scanned
+# (too large)", or "refuse" it. Logged-in users' uploads, then file-request visitors'.
+CLAMD_OVER_LIMIT = _over_limit_policy("CLAMD_OVER_LIMIT", "store")
+CLAMD_OVER_LIMIT_VISITORS = _over_limit_policy("CLAMD_OVER_LIMIT_VISITORS", "refuse")
+if CLAMD_SOCKET and CLAMD_HOST:
+    raise ImproperlyConfigured("Set CLAMD_SOCKET or CLAMD_HOST (with CLAMD_PORT), not both")
+# File requests (/r/<token>/): people without an account send files into a user's space.
+# Expiry offered on creation (hours; the default) and its cap (days).
+FILE_REQUEST_DEFAULT_HOURS = _positive_int("FILE_REQUEST_DEFAULT_HOURS", 168, minimum=1)
+FILE_REQUEST_MAX_DAYS = _positive_int("FILE_REQUEST_MAX_DAYS", 30, minimum=1)
+# Uploads a client address may start through file requests per window (form files and tus
+# creations alike), counted in the shared throttle counters; then 429 until the window ends.
+FILE_REQUEST_UPLOADS_PER_IP = _positive_int("FILE_REQUEST_UPLOADS_PER_IP", 100, minimum=1)
+FILE_REQUEST_UPLOAD_WINDOW_SECONDS = _positive_int(
+    "FILE_REQUEST_UPLOAD_WINDOW_SECONDS", 3600, minimum=1
+)
+# A request's password is throttled as a link's: LINK_PASSWORD_ATTEMPTS per
+# LINK_PASSWORD_WINDOW_SECONDS, per request.
 
 # -- the HTTP API and personal access tokens
 

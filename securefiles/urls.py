@@ -13,5 +13,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path(settings.API_PATH, include("api.urls")),
+    path("", include("filerequests.urls")),
     path("", include("sharing.urls")),
 ]

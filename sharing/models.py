@@ -27,6 +27,16 @@ class StoredFile(models.Model):
         UPLOAD = "upload", "Uploaded"
         LEGACY = "legacy", "Imported from the unauthenticated legacy format"
 
+    class ScanState(models.TextChoices):
+        """What the malware scan (ClamAV, sharing.services.scanning) said when the file
+        arrived. A file clamd found malware in is never stored, so there is no "infected"
+        state and no signature column."""
+
+        CLEAN = "clean", "Scanned: no malware found"
+        OFF = "off", "Not scanned: scanning was off"
+        TOO_LARGE = "too_large", "Not scanned: larger than the scanner's stream limit"
+        UNAVAILABLE = "unavailable", "Not scanned: the scanner was unavailable"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="files"
@@ -56,6 +66,9 @@ class StoredFile(models.Model):
     format_version = models.PositiveSmallIntegerField(default=1, editable=False)
     origin = models.CharField(
         max_length=16, choices=Origin.choices, default=Origin.UPLOAD, editable=False
+    )
+    scan_state = models.CharField(
+        max_length=16, choices=ScanState.choices, default=ScanState.OFF, editable=False
     )
 
     class Meta:

@@ -9,9 +9,11 @@ import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Count,
@@ -148,8 +150,16 @@ def shares_reaching(*, user: User) -> QuerySet[Share]:
     The one definition of "shared with"; every reader lookup is built on it, so leaving a
     group, a revocation and an expiry all take effect on the next request.
     """
-    reaches = Q(colleague=user) | Q(group__user=user)
+    reaches = Q(colleague=user) | Q(group__in=_group_ids_of(user))
     return Share.objects.filter(reaches, _share_is_live())
+
+
+def _group_ids_of(user: User) -> QuerySet[Any]:
+    """The ids of the groups ``user`` is in now, as a subquery of the membership table
+    alone: a join through auth_group would repeat each share per member and keep
+    PostgreSQL from reading the share indexes in order."""
+    membership = get_user_model().groups.through
+    return membership.objects.filter(user_id=user.pk).values("group_id")
 
 
 def _share_is_live() -> Q:
@@ -193,23 +203,90 @@ def files_shared_with(*, user: User, search: str = "") -> QuerySet[StoredFile]:
     return files.order_by("-created_at", "-id")
 
 
-def shares_with_me(*, user: User, search: str = "") -> QuerySet[Share]:
+def shares_with_me(*, user: User, search: str = "") -> SharesWithMe:
     """The live shares that reach ``user`` (shares_reaching: by name, or through a group
     they are in now, not expired) of files others own, most recently shared first, each
     with its file and the file's owner (``share.file``, ``share.file.owner``); optionally
     searched by the file's name. A file shared with the user in several ways is listed
-    once, by its first share. Shares by name are read in order from the index on
-    (colleague, created_at, id)."""
-    reaching = shares_reaching(user=user)
-    earlier = reaching.filter(file=OuterRef("file"), pk__lt=OuterRef("pk"))
-    shares = (
-        reaching.exclude(file__owner=user)
-        .exclude(Exists(earlier))
-        .select_related("file", "file__owner", "group")
-    )
-    if search:
-        shares = shares.filter(name_matches(search, field="file__name"))
-    return shares.order_by("-created_at", "-id")
+    once, by its first share. A sequence to count and slice (a Paginator takes it)."""
+    return SharesWithMe(user, search)
+
+
+class SharesWithMe:
+    """ "Shared with me" as a sliceable sequence whose slices cost what they show.
+
+    The shares by name and the group shares are two branches, each read newest first from
+    its index (share_colleague_date_idx; a group's shares by group_id) with LIMIT at the
+    slice's end, then merged: a single query with ``colleague = … OR group_id IN …``
+    makes PostgreSQL collect and sort every share the user has (10,000 shares: 30 ms a
+    page; this: about 1 ms for the first page). ``len()`` counts exactly (count()).
+    """
+
+    def __init__(self, user: User, search: str) -> None:
+        self.user, self.search = user, search
+        reaching = shares_reaching(user=user)
+        self._earlier = reaching.filter(file=OuterRef("file"), pk__lt=OuterRef("pk"))
+        live = _share_is_live()
+        self._branches = [
+            self._narrowed(Share.objects.filter(live, colleague=user), self._earlier),
+            self._narrowed(
+                Share.objects.filter(live, group__in=_group_ids_of(user)), self._earlier
+            ),
+        ]
+
+    def _narrowed(self, branch: QuerySet[Share], earlier: QuerySet[Share]) -> QuerySet[Share]:
+        branch = branch.exclude(file__owner=self.user).exclude(Exists(earlier))
+        if self.search:
+            branch = branch.filter(name_matches(self.search, field="file__name"))
+        return branch
+
+    def count(self, *, up_to: int | None = None) -> int:
+        """How many shares the list has (files shared with the user), or at most
+        ``up_to``: the user's live shares by name (one per file, never of their own file:
+        the services refuse those and a transfer deletes them; counted from their index)
+        plus the files only group shares reach (few, checked one by one)."""
+        live = _share_is_live()
+        by_name = Share.objects.filter(live, colleague=self.user)
+        by_group = (
+            Share.objects.filter(live, group__in=_group_ids_of(self.user))
+            .exclude(file__owner=self.user)
+            .exclude(file__in=by_name.values("file"))
+        )
+        if self.search:
+            by_name = by_name.filter(name_matches(self.search, field="file__name"))
+            by_group = by_group.filter(name_matches(self.search, field="file__name"))
+        only_group = by_group.order_by().values("file").distinct()
+        both = by_name.order_by().values("file").union(only_group, all=True)
+        return (both[:up_to] if up_to is not None else both).count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index: slice) -> list[Share]:
+        """Rows ``index.start`` to ``index.stop`` (a slice with a stop; no step)."""
+        start, stop = index.start or 0, index.stop
+        if stop is None or index.step is not None:
+            raise TypeError("slice with an end and no step")
+        if stop <= start:
+            return []
+        rows = Share.objects.filter(pk__in=self._first_ids(stop))
+        rows = rows.select_related("file", "file__owner", "group")
+        return list(rows.order_by("-created_at", "-id")[start:stop])
+
+    def _first_ids(self, stop: int) -> QuerySet[Any]:
+        """A subquery of the ids of the list's first ``stop`` rows, and maybe some more."""
+        if not connection.features.supports_slicing_ordering_in_compound:
+            # SQLite allows no LIMIT inside a UNION; its lists are small: one query.
+            either = Share.objects.filter(
+                Q(colleague=self.user) | Q(group__in=_group_ids_of(self.user))
+            )
+            return self._narrowed(either.filter(_share_is_live()), self._earlier).values("pk")
+        # Each branch's first ``stop`` rows in order, each read from its index (a LIMIT in
+        # each); the page is cut from what the two give.
+        first, second = (
+            branch.order_by("-created_at", "-id").values("pk")[:stop] for branch in self._branches
+        )
+        return first.union(second, all=True)
 
 
 def colleagues_known_to(*, user: User) -> list[str]:

@@ -22,6 +22,8 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 
+# A real clamd on a Unix socket under /dev/shm: the session's, and one a test may kill.
+from tests.clamd import clamd_daemon, own_clamd  # noqa: E402, F401
 from tests.helpers import (  # noqa: E402
     ALICE_PASSWORD,
     BROWSER_PASSWORD,

@@ -81,7 +81,7 @@ def test_it_lists_10000_files_with_a_constant_number_of_queries(alice, alice_cli
         assert len(names_listed(response)) == 50
         counts.append(len(captured))
     assert len(set(counts)) == 1, counts
-    assert counts[0] <= 12, counts
+    assert counts[0] <= 13, counts  # 12, and one for the file-requests panel
 
 
 def test_it_shows_the_sha256_that_a_download_can_be_checked_against(alice_client):

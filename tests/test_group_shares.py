@@ -8,6 +8,7 @@ exactly like a revoked one.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -268,3 +269,43 @@ def test_it_lists_group_shares_with_a_constant_number_of_queries(
         Share.objects.create(file=stored, colleague=bob)
 
     assert count_queries() == few
+
+
+def test_it_pages_shares_by_name_and_by_group_together_newest_first_each_file_once(
+    alice, bob, bob_client, litigation, settings
+) -> None:
+    # 60 files from alice, shared with bob alternately by name and through two groups,
+    # some both ways; one of bob's own files shared with his group. The list is read from
+    # two indexes and merged (sharing.selectors.SharesWithMe): across its two pages every
+    # file must appear once, newest share first, and the count must agree.
+    paralegals = Group.objects.create(name="Paralegals")
+    paralegals.user_set.add(alice, bob)
+    start = timezone.now() - timedelta(days=1)
+    expected = []
+    for i in range(60):
+        stored = make_file(alice, b"x", name=f"doc-{i:02}.txt")
+        if i % 3 == 0:
+            share = Share.objects.create(file=stored, colleague=bob)
+        else:
+            share = Share.objects.create(
+                file=stored, group=litigation if i % 3 == 1 else paralegals
+            )
+        Share.objects.filter(pk=share.pk).update(created_at=start + timedelta(minutes=i))
+        if i % 10 == 0:  # the same file reaches bob a second, later way: still listed once
+            other_way = {"group": paralegals} if i % 3 == 0 else {"colleague": bob}
+            later = Share.objects.create(file=stored, **other_way)
+            Share.objects.filter(pk=later.pk).update(created_at=start + timedelta(minutes=90))
+        expected.append(f"doc-{i:02}.txt")
+    own = make_file(bob, b"mine", name="bobs-own.txt")
+    Share.objects.create(file=own, group=litigation)
+
+    home = bob_client.get("/").content.decode()
+    listed = _names_in_shared(home) + _names_in_shared(
+        bob_client.get("/?shared_page=2").content.decode()
+    )
+    assert listed == expected[::-1]
+    assert "Page 1 of 2" in home[home.index('id="shared-title"') :]
+
+
+def _names_in_shared(page: str) -> list[str]:
+    return re.findall(r'class="filename">([^<]+)</a>', page[page.index('id="shared-title"') :])

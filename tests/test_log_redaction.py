@@ -155,3 +155,17 @@ def test_it_keeps_an_access_token_in_a_query_out_of_djangos_log(client, django_l
     assert client.get(f"/files/uploads/{ACCESS_TOKEN}/").status_code in (403, 404)
     logged = django_log.getvalue()
     assert ACCESS_TOKEN[11:] not in logged
+
+
+def test_it_keeps_a_file_request_token_out_of_djangos_log(alice_client, client, django_log):
+    from tests.helpers_requests import make_request, tus_create
+
+    token, found = make_request(alice_client)
+    FileRequest = type(found)
+    FileRequest.objects.filter(pk=found.pk).update(revoked_at=found.created_at)
+    assert client.get(f"/r/{token}/").status_code == 404
+    assert tus_create(client, token, 10).status_code == 404
+    assert redact(f"GET /r/{TOKEN}/receipt/ 200") == "GET /r/<token>/receipt/ 200"
+    logged = django_log.getvalue()
+    assert "Not Found: /r/<token>/" in logged and "/r/<token>/uploads/" in logged
+    assert token not in logged

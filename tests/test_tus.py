@@ -536,9 +536,9 @@ def read_backs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = resumable.measure_all
 
-    def counted(reader, key):  # type: ignore[no-untyped-def]
+    def counted(reader, key, also=None):  # type: ignore[no-untyped-def]
         calls.append(1)
-        return real(reader, key)
+        return real(reader, key, also=also)
 
     monkeypatch.setattr(resumable, "measure_all", counted)
     return calls

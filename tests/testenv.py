@@ -19,6 +19,9 @@ os.environ["SECRET_KEY"] = "test-only-secret-key-not-for-production-0123456789"
 os.environ["ENCRYPTION_KEYS"] = generate_key_entry("test1")
 os.environ["MEDIA_ROOT"] = TEST_MEDIA_ROOT
 os.environ["DEBUG"] = "False"
+# Scanning is off unless a test turns it on with its own clamd (tests/clamd.py).
+os.environ["CLAMD_SOCKET"] = ""
+os.environ["CLAMD_HOST"] = ""
 _DB_DIR = TEST_MEDIA_ROOT + "-db"
 os.makedirs(_DB_DIR, exist_ok=True)
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{_DB_DIR}/base.sqlite3")
@@ -28,3 +31,7 @@ if os.environ["DATABASE_URL"].startswith("sqlite"):
     # which then use it at the same time (corrupt savepoints, even segmentation faults).
     # With files, every thread opens its own connection.
     os.environ["DATABASE_TEST_NAME"] = os.path.join(_DB_DIR, "test.sqlite3")
+# Jobs run at once in the process that queues them (django-tasks' immediate backend), so a
+# test sees an e-mail in mail.outbox right after the request. The tests of the queue itself
+# (tests/test_jobs*.py) switch to the database queue and run real `db_worker` processes.
+os.environ.setdefault("TASKS_BACKEND", "immediate")

@@ -58,3 +58,13 @@ def api_token_key(prefix: str) -> str:
 def api_session_key(user_id: int) -> str:
     """Requests to the HTTP API made by one user's browser sessions."""
     return f"api-session:{user_id}"
+
+
+def file_request_password_key(request_id: int) -> str:
+    """Wrong passwords for one file request."""
+    return f"request-password:{request_id}"
+
+
+def file_request_uploads_key(ip: str) -> str:
+    """Uploads started through any file request from one client address."""
+    return f"request-uploads-ip:{_digest(ip)}"

@@ -68,6 +68,7 @@ class StoredFileAdmin(admin.ModelAdmin):
         "owner",
         "content_type",
         "size_in_full",
+        "scan_state",
         "created_at",
         "key_id",
         "format_version",
@@ -116,13 +117,17 @@ class StoredFileAdmin(admin.ModelAdmin):
     ) -> HttpResponse | None:
         form = TransferForm(request.POST if "new_owner" in request.POST else None)
         if form.is_valid():
-            actor = actor_from_request(request)
-            for stored in queryset:
-                with suppress(services.FileGone):  # deleted meanwhile
-                    services.file_transfer(
-                        file=stored, new_owner=form.cleaned_data["new_owner"], actor=actor
-                    )
-            self.message_user(request, f"Transferred {queryset.count()} file(s).", messages.SUCCESS)
+            # The worker transfers them one by one (each audited), out of this request.
+            services.files_transfer_later(
+                files=list(queryset),
+                new_owner=form.cleaned_data["new_owner"],
+                actor=actor_from_request(request),
+            )
+            self.message_user(
+                request,
+                f"Transferring {queryset.count()} file(s); progress: Background jobs › Job runs.",
+                messages.SUCCESS,
+            )
             return None
         context = {
             **self.admin_site.each_context(request),

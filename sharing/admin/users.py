@@ -10,8 +10,8 @@ from django.contrib.auth.forms import ReadOnlyPasswordHashField, UserChangeForm,
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import URLPattern, path
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -151,12 +151,23 @@ class UserWithQuotaAdmin(UserAdmin):
             services.user_offboard(user=user, actor=actor)
 
     def delete_model(self, request: HttpRequest, obj: User) -> None:
-        services.user_delete(user=obj, actor=actor_from_request(request))
+        # The worker deletes the files one by one (each audited), then the account.
+        services.user_delete_later(user=obj, actor=actor_from_request(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = actor_from_request(request)
         for user in queryset:
-            services.user_delete(user=user, actor=actor)
+            services.user_delete_later(user=user, actor=actor)
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: int) -> HttpResponse:
+        """Say that the deletion is under way (its progress on the Job runs page)."""
+        self.message_user(
+            request,
+            f"Deleting “{obj_display}”: their files are deleted one by one (each recorded "
+            "in the audit log), then the account. Progress: Background jobs › Job runs.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:auth_user_changelist"))
 
     @admin.action(description="Send the invitation again", permissions=["change"])
     def send_invitation(self, request: HttpRequest, queryset: QuerySet) -> None:

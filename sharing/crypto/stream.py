@@ -576,8 +576,12 @@ def measure(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes]:
     return size, digest
 
 
-def measure_all(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes, bytes]:
+def measure_all(
+    reader: DecryptingReader, key: FileKey, also: Callable[[bytes], None] | None = None
+) -> tuple[int, bytes, bytes]:
     """Read a blob to its end: (plaintext size in bytes, keyed digest, plain SHA-256).
+    ``also``, if given, is called with each authenticated plaintext segment in order (the
+    malware scan of a completed resumable upload).
 
     A thread of its own reads and authenticates the segments (read_ahead) while this one
     hashes them, so the two run on two cores (the verifying read-back of a resumable
@@ -588,4 +592,6 @@ def measure_all(reader: DecryptingReader, key: FileKey) -> tuple[int, bytes, byt
     with reader:
         for segment in read_ahead(reader.segments(), name="measure-read-ahead"):
             digests.update(segment)
+            if also is not None:
+                also(segment)
     return digests.size, digests.keyed(key), digests.sha256()

@@ -10,7 +10,8 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
+from django.dispatch import Signal
 
 from audit.actors import SYSTEM, Actor
 from audit.events import Event
@@ -45,11 +46,24 @@ def stored_file_from_upload(
         key_id=master.key_id,
         format_version=VERSION,
         origin=origin,
+        scan_state=upload.scan_state,
     )
 
 
 class QuotaExceeded(Exception):
     """The owner's files would exceed their storage quota."""
+
+
+class UploadNotAccepted(Exception):
+    """Where the upload was going no longer takes it (a file request revoked, expired or
+    full meanwhile); raised by a files_recording receiver, nothing is recorded."""
+
+
+# Sent by uploads_record inside its transaction, once the rows and the usage are written
+# and before the audit entries (keyword arguments: owner, files, actor). A receiver may
+# write rows of its own about the files (filerequests ties them to their request), or raise
+# UploadNotAccepted to roll the whole upload back. Every upload path records through here.
+files_recording = Signal()
 
 
 class FileGone(StoredFile.DoesNotExist):
@@ -119,6 +133,7 @@ def uploads_record(
             stored.expires_at = expires_at
             stored.save(force_insert=True)
         usage_add(user_id=owner.pk, files=len(files), size=sum(stored.size for stored in files))
+        files_recording.send(sender=StoredFile, owner=owner, files=files, actor=actor)
         for stored in files:
             audit_record(
                 event=Event.UPLOAD,
@@ -206,12 +221,17 @@ def file_integrity_failed(*, file: StoredFile, actor: Actor, reason: str, via: s
         )
 
 
-def files_purge_expired(*, now: datetime, dry_run: bool = False) -> list[StoredFile]:
-    """Delete files past their own expiry or the site-wide retention; return them."""
+def expired_files(*, now: datetime) -> QuerySet[StoredFile]:
+    """Files past their own expiry or the site-wide retention at ``now``, oldest first."""
     expired = Q(expires_at__lte=now)
     if settings.RETENTION_DAYS:
         expired |= Q(created_at__lt=now - timedelta(days=settings.RETENTION_DAYS))
-    files = list(StoredFile.objects.filter(expired).order_by("created_at"))
+    return StoredFile.objects.filter(expired).order_by("created_at", "id")
+
+
+def files_purge_expired(*, now: datetime, dry_run: bool = False) -> list[StoredFile]:
+    """Delete files past their own expiry or the site-wide retention; return them."""
+    files = list(expired_files(now=now))
     if dry_run:
         return files
     deleted = []

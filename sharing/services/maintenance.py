@@ -4,18 +4,41 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
 from audit.actors import Actor
 from audit.events import Event
 from audit.services import audit_record
 from securefiles.lib.auth_types import User
-from sharing.crypto import VERSION, FileKey, keyed_digest, seal_sha256, unwrap_key, wrap_key
-from sharing.crypto.stream import measure
+from sharing import selectors
+from sharing.crypto import (
+    VERSION,
+    BlobIntegrityError,
+    FileKey,
+    InvalidTag,
+    KeyProblem,
+    keyed_digest,
+    open_sha256,
+    seal_sha256,
+    unwrap_key,
+    wrap_key,
+)
+from sharing.crypto.stream import measure, measure_all
 from sharing.models import StoredFile
-from sharing.services.files import blob_delete, stored_file_from_upload, uploads_record
-from sharing.storage import EncryptedStorage, StoredBlob
+from sharing.services.files import (
+    FileGone,
+    blob_delete,
+    expired_files,
+    file_delete,
+    stored_file_from_upload,
+    uploads_record,
+)
+from sharing.storage import EncryptedStorage, StoredBlob, get_encrypted_storage
 from sharing.storage.keyring import get_keyring
 from sharing.storage.uploads import EncryptedUpload
 
@@ -154,3 +177,105 @@ def file_content_copy(
         storage.delete(blob.name)
         raise
     return blob
+
+
+# -- verify_files and purge_expired, one batch of file ids at a time (jobs.services runs
+#    the batches in the command's process or in workers, with checkpoints and a lock)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What verify_files found for one file: ``outcome`` is "ok", "missing", "corrupt",
+    "mismatched" or "key error"; ``detail`` says what is wrong (no plaintext, no key)."""
+
+    outcome: str
+    detail: str = ""
+
+
+def file_verify(stored: StoredFile) -> Verdict:
+    """Decrypt a file end to end and check it against its row (verify_files' check).
+
+    Only hashes plaintext, never keeps or writes it. Never raises for a bad blob or key:
+    the verdict says what is wrong.
+    """
+    storage = get_encrypted_storage()
+    try:
+        key = selectors.file_data_key(file=stored)
+        if not storage.exists(stored.blob.name):
+            return Verdict("missing", "blob not in storage")
+        size, digest, sha256 = measure_all(storage.open_plaintext(stored.blob.name, key), key)
+    except KeyProblem as exc:
+        return Verdict("key error", str(exc))
+    except FileNotFoundError:
+        return Verdict("missing", "blob not in storage")
+    except OSError as exc:
+        return Verdict("missing", f"blob unreadable: {exc.strerror or exc}")
+    except BlobIntegrityError:
+        return Verdict("corrupt", "blob failed authentication")
+    if size != stored.size:
+        return Verdict("mismatched", f"plaintext is {size} bytes, the row says {stored.size}")
+    if not hmac.compare_digest(digest, bytes(stored.digest)):
+        return Verdict("mismatched", "plaintext digest differs from the row")
+    problem = _seal_problem(stored, key, sha256)
+    return Verdict("mismatched", problem) if problem else Verdict("ok")
+
+
+def _seal_problem(stored: StoredFile, key: FileKey, measured: bytes) -> str | None:
+    """What is wrong with the row's sealed SHA-256 (the one its page shows), if anything.
+
+    A row from before the column has no seal, which is not a problem.
+    """
+    if not stored.sha256_sealed:
+        return None
+    try:
+        sealed = open_sha256(key, bytes(stored.sha256_sealed))
+    except InvalidTag:
+        return "sealed SHA-256 does not open (damaged or altered)"
+    if not hmac.compare_digest(sealed, measured):
+        return "sealed SHA-256 differs from the plaintext's"
+    return None
+
+
+def files_verify_batch(ids: list[str], params: dict) -> dict[str, int]:
+    """verify_files' work on one batch in a worker: outcome counts; each problem logged
+    with the file's id and blob (never its name or content). A file deleted since the run
+    was planned counts as "gone"."""
+    counts: Counter[str] = Counter()
+    files = {str(f.pk): f for f in selectors.files_for_maintenance().filter(pk__in=ids)}
+    for file_id in ids:
+        stored = files.get(file_id)
+        if stored is None:
+            counts["gone"] += 1
+            continue
+        verdict = file_verify(stored)
+        if verdict.outcome != "ok":
+            logger.error(
+                "verify_files %s: file %s blob %s: %s",
+                verdict.outcome,
+                stored.pk,
+                stored.blob.name,
+                verdict.detail,
+            )
+        counts[verdict.outcome] += 1
+    return dict(counts)
+
+
+def files_purge_batch(
+    ids: list[str], params: dict, *, on_deleted: Callable[[str], None] | None = None
+) -> dict[str, int]:
+    """purge_expired's work on one batch: delete each file that is still expired now
+    (files_purge_expired's rule), each in its own transaction with its ``file.delete``
+    entry. A file deleted meanwhile (by its owner, or an earlier attempt at this batch
+    that was killed after its commit) counts as "gone" and is never audited twice."""
+    counts: Counter[str] = Counter()
+    for stored in expired_files(now=timezone.now()).filter(pk__in=ids):
+        try:
+            file_delete(file=stored, actor=Actor(label="retention"))
+        except FileGone:
+            counts["gone"] += 1
+            continue
+        counts["deleted"] += 1
+        if on_deleted is not None:
+            on_deleted(str(stored.pk))
+    counts["gone"] += len(ids) - sum(counts.values())
+    return dict(counts)

@@ -53,8 +53,10 @@ from sharing.crypto import (
     wrap_key,
 )
 from sharing.models import ResumableUpload, StoredFile
+from sharing.services import scanning
 from sharing.services.files import (
     QuotaExceeded,
+    UploadNotAccepted,
     blob_delete,
     stored_file_from_upload,
     uploads_record,
@@ -102,6 +104,10 @@ class PatchTooSmall(ResumableRefused):
     """A PATCH must carry a whole segment (1 MiB; on S3 a whole part, 8 MiB) or the rest.
 
     Anything shorter could never be acknowledged (the first line is the 400's message)."""
+
+
+class UploadClosed(ResumableRefused):
+    """The file request this upload was going into is revoked, expired or full (404)."""
 
 
 class ResumableUnsupported(ResumableRefused):
@@ -556,23 +562,24 @@ def _complete(
     digests cover exactly the plaintext sealed. The row is created by uploads_record
     (quota re-checked, audited as file.upload) in the transaction that deletes the
     upload's row. Raises BlobIntegrityError if a read-back does not verify,
-    QuotaExceeded (the upload and its blob are then deleted), UploadGone if the upload
-    was deleted meanwhile.
+    QuotaExceeded or UploadClosed (a file request no longer taking it; either way the
+    upload and its blob are then deleted), UploadGone if the upload was deleted meanwhile.
     """
-    if digests is not None:
+    scan = scanning.scan_start()
+    if digests is not None and scan is None:
         blob = StoredBlob(upload.blob, digests.size, digests.keyed(key), digests.sha256())
     else:
         storage = get_encrypted_storage()
         reader = storage.open_plaintext(upload.blob, key, expected_size=upload.length)
-        size, digest, sha256 = measure_all(reader, key)
+        size, digest, sha256 = measure_all(reader, key, also=scan.feed if scan else None)
         blob = StoredBlob(upload.blob, size, digest, sha256)
     owner = upload.owner
-    stored = stored_file_from_upload(
-        owner=owner,
-        upload=EncryptedUpload(
-            key=key, blob=blob, name=upload.name, content_type=upload.content_type
-        ),
+    encrypted = EncryptedUpload(
+        key=key, blob=blob, name=upload.name, content_type=upload.content_type
     )
+    if scan is not None:
+        encrypted.scan_state = _scan_checked(upload, scan.finish(), actor)
+    stored = stored_file_from_upload(owner=owner, upload=encrypted)
     days = upload.expires_in_days
     expires_at = timezone.now() + timedelta(days=days) if days else None
     try:
@@ -584,7 +591,32 @@ def _complete(
     except QuotaExceeded:
         resumable_terminate(upload_id=upload.pk, owner=owner, actor=actor, reason="quota")
         raise
+    except UploadNotAccepted:
+        resumable_terminate(upload_id=upload.pk, owner=owner, actor=actor, reason="closed")
+        raise UploadClosed from None
     return stored
+
+
+def _scan_checked(upload: ResumableUpload, outcome: scanning.ScanOutcome, actor: Actor) -> str:
+    """The scan state to store for a complete upload, by the policy for logged-in users.
+    Malware, or a file past clamd's limit that is refused: the upload is deleted (row,
+    blob, multipart upload) and the refusal raised. clamd unavailable (fail-closed): the
+    upload is kept, complete, for HEAD or PATCH to finish once clamd is back (until it
+    expires), and ScannerUnavailable raised."""
+    try:
+        return scanning.scan_check(
+            outcome,
+            visitor=False,
+            owner=upload.owner,
+            file_id=upload.id,
+            file_name=upload.name,
+            size=upload.length,
+            actor=actor,
+        )
+    except (scanning.MalwareFound, scanning.TooLargeToScan):
+        reason = "malware" if outcome.signature else "too large to scan"
+        resumable_terminate(upload_id=upload.pk, owner=upload.owner, actor=actor, reason=reason)
+        raise
 
 
 def _audit(event: str, upload: ResumableUpload, actor: Actor, reason: str = "") -> None:

@@ -8,7 +8,6 @@ from datetime import date
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -20,6 +19,7 @@ from audit.events import Event
 from audit.services import audit_record
 from securefiles.lib import site
 from securefiles.lib.auth_types import User
+from securefiles.lib.mail import send_later
 from securefiles.lib.transactions import retry_on_deadlock
 from sharing.models import Share, StoredFile
 from sharing.services.files import file_lock
@@ -183,8 +183,8 @@ def _notify_colleague(share: Share) -> None:
 
     The link is built from SITE_URL (site.absolute_url), never from a request's Host.
     The file's name travels in clear over e-mail, so it is left out unless the operator
-    set SHARE_EMAIL_INCLUDES_NAME; the subject never carries it. A failure to send is
-    logged, never raised.
+    set SHARE_EMAIL_INCLUDES_NAME; the subject never carries it. Queued (send_later): the
+    worker sends it, retrying a failing mail server; the request never waits for one.
     """
     colleague, file = share.colleague, share.file
     if colleague is None or not colleague.email:
@@ -199,10 +199,7 @@ def _notify_colleague(share: Share) -> None:
     }
     subject = _("%(owner)s shared a file with you") % {"owner": file.owner.get_username()}
     body = render_to_string("sharing/email/shared_with_you.txt", context)
-    try:
-        send_mail(subject, body, None, [colleague.email])
-    except OSError:
-        logger.warning("share notification could not be sent share=%s", share.pk)
+    send_later(subject=subject, body=body, to=[colleague.email], reason="share")
 
 
 @retry_on_deadlock

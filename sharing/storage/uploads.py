@@ -7,7 +7,8 @@ as it arrives, so memory stays about one segment and no plaintext reaches a disk
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, Protocol
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -19,11 +20,26 @@ from sharing.crypto import FileKey, FileTooLarge
 from sharing.storage.encrypted import BlobWriter, EncryptedStorage, StoredBlob
 
 
+class ContentScan(Protocol):
+    """A malware scan fed the plaintext as it arrives (sharing.services.scanning.Scan)."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def finish(self) -> Any: ...
+
+    def abandon(self) -> None: ...
+
+
 class EncryptedUpload(UploadedFile):
     """An uploaded file as it appears in request.FILES: already encrypted and stored.
 
-    It holds no plaintext; ``key`` and ``blob`` are what the row needs.
+    It holds no plaintext; ``key`` and ``blob`` are what the row needs; ``scan_outcome``
+    what its malware scan ended with (None while scanning is off), ``scan_state`` the
+    StoredFile.ScanState the caller decided to store.
     """
+
+    scan_outcome: Any = None
+    scan_state: str = "off"
 
     def __init__(
         self, *, key: FileKey, blob: StoredBlob, name: str, content_type: str | None
@@ -55,8 +71,11 @@ class EncryptingUploadHandler(FileUploadHandler):
         storage: EncryptedStorage,
         max_bytes: int,
         quota_left: int | None = None,
+        scan_start: Callable[[], ContentScan | None] | None = None,
     ) -> None:
         super().__init__(request)
+        self._scan_start = scan_start
+        self._scan: ContentScan | None = None
         self.chunk_size = settings.UPLOAD_CHUNK_SIZE
         self._storage = storage
         self._max_bytes = max_bytes
@@ -76,6 +95,8 @@ class EncryptingUploadHandler(FileUploadHandler):
         self._key = FileKey.generate()
         self._current = self._storage.open_writer(self._key)
         self._writers.append(self._current)
+        # One clamd connection at a time: each file's verdict is taken at its end.
+        self._scan = self._scan_start() if self._scan_start is not None else None
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         assert self._current is not None
@@ -96,6 +117,8 @@ class EncryptingUploadHandler(FileUploadHandler):
             self.format_limit = exc.limit
             self._current.abort()
             raise StopUpload(connection_reset=True) from None
+        if self._scan is not None:
+            self._scan.feed(raw_data)
 
     def file_complete(self, file_size: int) -> EncryptedUpload | None:
         if self._current is None or self._key is None:
@@ -107,19 +130,27 @@ class EncryptingUploadHandler(FileUploadHandler):
         upload = EncryptedUpload(
             key=self._key, blob=blob, name=name, content_type=self.content_type
         )
-        self._current, self._key = None, None
+        if self._scan is not None:
+            upload.scan_outcome = self._scan.finish()
+        self._current, self._key, self._scan = None, None, None
         return upload
 
     def upload_interrupted(self) -> None:
         # The body ended inside a file part (a client gone, a proxy cutting it short):
         # the request is incomplete, so the view stores none of its files.
         self.interrupted = True
+        if self._scan is not None:
+            self._scan.abandon()
+            self._scan = None
         if self._current is not None:
             self._current.abort()
             self._current = None
 
     def discard_unadopted(self, adopted: set[str]) -> None:
         """Delete every blob of this request that no committed row points to."""
+        if self._scan is not None:  # a file cut short by a refusal (size, quota)
+            self._scan.abandon()
+            self._scan = None
         for writer in self._writers:
             if writer.name in adopted:
                 continue

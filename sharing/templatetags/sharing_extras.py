@@ -1,9 +1,12 @@
 """Template helpers: a kind of file for its icon, sort links, names, durations, sizes, times."""
 
+import uuid
 from datetime import datetime
+from functools import lru_cache
 
 from django import template
 from django.http import QueryDict
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
 from audit import events
@@ -98,3 +101,23 @@ def zone_name() -> str:
 # The same words the views use (sharing.display), under their template names.
 register.filter("file_kind", display.file_kind)
 register.filter("duration", display.duration)
+
+
+_URL_PLACEHOLDER = uuid.UUID(int=0)
+
+
+@lru_cache(maxsize=64)
+def _url_around_id(view: str, script_prefix: str) -> tuple[str, str]:
+    """What a file URL of ``view`` has before and after the file's id (one reverse() per
+    view and script prefix for the life of the process)."""
+    head, _, tail = reverse(view, args=[_URL_PLACEHOLDER]).partition(str(_URL_PLACEHOLDER))
+    return head, tail
+
+
+@register.simple_tag
+def file_url(view: str, file_id: uuid.UUID) -> str:
+    """``{% url view file_id %}`` for a view whose only argument is a file's UUID, without
+    a reverse() per call: a list page has two such links a row, and reversing them was a
+    fifth of the page's time (issue 17). Raises NoReverseMatch as reverse() does."""
+    head, tail = _url_around_id(view, get_script_prefix())
+    return f"{head}{uuid.UUID(str(file_id))}{tail}"

@@ -25,7 +25,7 @@ from audit.actors import actor_from_request
 from securefiles.lib.auth_types import AuthenticatedHttpRequest
 from sharing import names, selectors, services
 from sharing.forms import LinkForm, ShareForm
-from sharing.models import Share, StoredFile
+from sharing.models import StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404, _readable_file_or_404
 from sharing.views.paging import CountedPaginator, page_of_files
 from sharing.views.ranges import ByteRange
@@ -106,7 +106,7 @@ def _count(
     return min(matches, SEARCH_COUNT_CAP), matches > SEARCH_COUNT_CAP
 
 
-def _shared_count(shares: QuerySet[Share], query: str) -> tuple[int, bool]:
+def _shared_count(shares: selectors.SharesWithMe, query: str) -> tuple[int, bool]:
     """How many shares "shared with me" lists, and whether a search's count was capped.
 
     Unsearched, an index-only count of the user's shares. Searched, at most
@@ -116,7 +116,7 @@ def _shared_count(shares: QuerySet[Share], query: str) -> tuple[int, bool]:
     """
     if not query:
         return shares.count(), False
-    matches = shares[: SHARED_SEARCH_COUNT_CAP + 1].count()
+    matches = shares.count(up_to=SHARED_SEARCH_COUNT_CAP + 1)
     return min(matches, SHARED_SEARCH_COUNT_CAP), matches > SHARED_SEARCH_COUNT_CAP
 
 

@@ -32,8 +32,11 @@ from sharing.models import StoredFile
 class CountedPaginator(Paginator):
     """A Paginator told how many objects there are (``count``), which it never counts."""
 
-    def __init__(self, object_list: QuerySet[Any], per_page: int, *, count: int) -> None:
-        super().__init__(object_list, per_page)
+    def __init__(
+        self, object_list: QuerySet[Any] | selectors.SharesWithMe, per_page: int, *, count: int
+    ) -> None:
+        # SharesWithMe takes the slices a Paginator makes (no int index, no iteration).
+        super().__init__(object_list, per_page)  # type: ignore[arg-type]
         self._known_count = count
 
     @cached_property

@@ -3,9 +3,11 @@ PATCH, OPTIONS) and the creation, termination and expiration extensions.
 
 Logged-in users by session (the CSRF token as the X-CSRFToken header), or a personal
 access token with the write scope (``Authorization: Bearer sf_...``, no CSRF); anonymous
-requests get 403 (401 would need a WWW-Authenticate scheme the session has not). Who may
-touch an upload is decided in one place, _uploader. An unfinished upload is its owner's
-alone: anyone else gets 404. The writes are the resumable_* services.
+requests get 403 (401 would need a WWW-Authenticate scheme the session has not); or a
+file-request visitor, whom filerequests' views vouch for with a Visitor (uploads into the
+request's owner's space, and only their own). Who may touch an upload is decided in one
+place, _uploader. An unfinished upload is its owner's alone: anyone else gets 404. The
+writes are the resumable_* services.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import binascii
 import logging
 import math
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
@@ -24,7 +28,7 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts import tokens
-from audit.actors import actor_from_request
+from audit.actors import Actor, actor_from_request
 from securefiles.lib.auth_types import User
 from securefiles.lib.transactions import RETRY_AFTER_SECONDS, TryAgain
 from sharing import selectors, services
@@ -45,6 +49,7 @@ _STATUS_OF: dict[type[Exception], int] = {
     services.UploadBusy: 423,
     services.UploadExpired: 410,
     services.UploadGone: 404,
+    services.UploadClosed: 404,
     services.OffsetMismatch: 409,
     services.ResumableUnsupported: 501,
     services.PatchTooSmall: 400,
@@ -63,6 +68,12 @@ def _answer(status: int, message: str = "", **headers: str) -> HttpResponse:
 
 
 def _refused(exc: Exception) -> HttpResponse:
+    if isinstance(exc, services.ScanRefused):
+        # 422 naming the signature (the upload is deleted), 413 past the scanner's limit
+        # (deleted), or 503 with the scanner down: the complete upload is kept, and a
+        # client's retry (HEAD, then PATCH) finishes it once clamd answers.
+        retry = {"Retry_After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else {}
+        return _answer(exc.status, exc.message, **retry)
     status = next(code for kind, code in _STATUS_OF.items() if isinstance(exc, kind))
     return _answer(status, (exc.__doc__ or "").split("\n")[0].strip())
 
@@ -78,12 +89,30 @@ _REFUSED_AS = {
 }
 
 
-def _uploader(request: HttpRequest) -> User | HttpResponse:
+@dataclass(frozen=True)
+class Visitor:
+    """A file-request visitor as filerequests' views vouch for one (the request is live
+    and its password, if any, given in this session): uploads land in ``owner``'s space,
+    audited as ``actor``; ``may_touch(upload_id)`` says whether an upload is theirs,
+    ``created(upload)`` ties a new one to the request, ``url(upload_id)`` is its tus URL."""
+
+    owner: User
+    actor: Actor
+    may_touch: Callable[[uuid.UUID], bool]
+    created: Callable[[ResumableUpload], None]
+    url: Callable[[uuid.UUID], str]
+
+
+def _uploader(request: HttpRequest, visitor: Visitor | None = None) -> User | HttpResponse:
     """Who may create and continue resumable uploads for this request, or the answer
     refusing it: a logged-in session (with its CSRF token, checked here since the views
     are csrf_exempt) or an ``Authorization: Bearer`` access token with the write scope
-    (no CSRF; accounts.tokens.authenticate, as the HTTP API decides). The one place to
-    add file-request visitors later."""
+    (no CSRF; accounts.tokens.authenticate, as the HTTP API decides); or a file-request
+    ``visitor`` (with the CSRF token of their session), for the request's owner."""
+    if visitor is not None:
+        if tokens.csrf_refused(request):
+            return _answer(*_REFUSED_AS[tokens.CSRF])
+        return visitor.owner
     caller = tokens.authenticate(
         request, scope="write", count_sessions=False, count_tokens=request.method != "PATCH"
     )
@@ -141,14 +170,19 @@ def _version_refused(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+def _actor(request: HttpRequest, visitor: Visitor | None) -> Actor:
+    return visitor.actor if visitor is not None else actor_from_request(request)
+
+
 @csrf_exempt  # a bearer token needs no CSRF token; _uploader checks a session's
-def uploads(request: HttpRequest) -> HttpResponse:
-    """/files/uploads/: OPTIONS (tus "OPTIONS") and POST (tus "creation")."""
+def uploads(request: HttpRequest, visitor: Visitor | None = None) -> HttpResponse:
+    """/files/uploads/: OPTIONS (tus "OPTIONS") and POST (tus "creation"); also a file
+    request's, for its ``visitor`` (filerequests.views)."""
     if request.method == "OPTIONS":
         return _options()
     if request.method != "POST":
         return _answer(405, "Allowed: OPTIONS, POST.", Allow="OPTIONS, POST")
-    user = _uploader(request)
+    user = _uploader(request, visitor)
     if isinstance(user, HttpResponse):
         return user
     refused = _version_refused(request)
@@ -166,7 +200,9 @@ def uploads(request: HttpRequest) -> HttpResponse:
     )
     if metadata is None:
         return _answer(400, "Upload-Metadata is malformed.")
-    form = UploadOptionsForm({"expires_in_days": metadata.get("expires_in_days", "")})
+    # A visitor does not choose how long the owner keeps a file.
+    days = "" if visitor is not None else metadata.get("expires_in_days", "")
+    form = UploadOptionsForm({"expires_in_days": days})
     if not form.is_valid():
         return _answer(400, " ".join(str(e) for e in form.errors.get("expires_in_days", [])))
     try:
@@ -176,38 +212,45 @@ def uploads(request: HttpRequest) -> HttpResponse:
             name=metadata.get("filename", ""),
             content_type=metadata.get("filetype", ""),
             expires_in_days=form.cleaned_data["expires_in_days"],
-            actor=actor_from_request(request),
+            actor=_actor(request, visitor),
         )
-    except (services.ResumableRefused, services.QuotaExceeded) as exc:
+    except (services.ResumableRefused, services.QuotaExceeded, services.ScanRefused) as exc:
         return _refused(exc)
     except TryAgain:
         return _answer(503, "The server is busy; try again.", Retry_After=str(RETRY_AFTER_SECONDS))
-    location = request.build_absolute_uri(reverse("sharing:tus_upload", args=[created.pk]))
+    path = visitor.url(created.pk) if visitor else reverse("sharing:tus_upload", args=[created.pk])
+    location = request.build_absolute_uri(path)
     if isinstance(created, ResumableUpload):
+        if visitor is not None:
+            visitor.created(created)
         return _answer(201, Location=location, Upload_Expires=_expires_header(created))
     return _answer(201, Location=location, Upload_Offset="0")  # empty: complete already
 
 
 @csrf_exempt  # a bearer token needs no CSRF token; _uploader checks a session's
-def upload(request: HttpRequest, upload_id: uuid.UUID) -> HttpResponse:
+def upload(
+    request: HttpRequest, upload_id: uuid.UUID, visitor: Visitor | None = None
+) -> HttpResponse:
     """/files/uploads/<id>/: HEAD and PATCH (tus core), DELETE (tus "termination"),
-    OPTIONS. Unknown or someone else's upload: 404; past Upload-Expires: 410."""
+    OPTIONS. Unknown or someone else's upload: 404; past Upload-Expires: 410. A file
+    request's ``visitor`` reaches only the uploads they started (others: 404)."""
     if request.method == "OPTIONS":
         return _options()
     if request.method not in ("HEAD", "PATCH", "DELETE"):
         allowed = "HEAD, PATCH, DELETE, OPTIONS"
         return _answer(405, f"Allowed: {allowed}.", Allow=allowed)
-    user = _uploader(request)
+    user = _uploader(request, visitor)
     if isinstance(user, HttpResponse):
         return user
     refused = _version_refused(request)
     if refused is not None:
         return refused
+    if visitor is not None and not visitor.may_touch(upload_id):
+        return _answer(404, "No such upload.")
+    actor = _actor(request, visitor)
     if request.method == "DELETE":
         try:
-            services.resumable_terminate(
-                upload_id=upload_id, owner=user, actor=actor_from_request(request)
-            )
+            services.resumable_terminate(upload_id=upload_id, owner=user, actor=actor)
         except services.ResumableRefused as exc:
             return _refused(exc)
         return _answer(204)
@@ -215,12 +258,15 @@ def upload(request: HttpRequest, upload_id: uuid.UUID) -> HttpResponse:
         found = selectors.resumable_get_for_owner(user=user, upload_id=upload_id)
     except Http404:
         found = None
-    if found is None:
+    if found is None and visitor is not None:
+        # A file request's visitor learns nothing of a file once it is sent (the owner's).
+        response = _answer(404, "No such upload.")
+    elif found is None:
         response = _completed(request, user, upload_id)
     elif request.method == "HEAD":
-        response = _head(request, user, found)
+        response = _head(actor, user, found)
     else:
-        return _patch(request, user, found)
+        return _patch(request, actor, user, found)
     if request.method == "HEAD":
         response.content = b""  # a HEAD answer has no body (RFC 9110 section 9.3.2)
     return response
@@ -247,7 +293,7 @@ def _completed(request: HttpRequest, user: User, upload_id: uuid.UUID) -> HttpRe
     return _answer(409, "The upload is complete.", Upload_Offset=size)
 
 
-def _head(request: HttpRequest, user: User, found: ResumableUpload) -> HttpResponse:
+def _head(actor: Actor, user: User, found: ResumableUpload) -> HttpResponse:
     """tus 1.0.0 "HEAD": the offset and length. An upload with every byte acknowledged
     but not completed (the server died in between) is completed here first, and answered
     as complete (Upload-Offset = Upload-Length), without waiting for another PATCH.
@@ -260,12 +306,10 @@ def _head(request: HttpRequest, user: User, found: ResumableUpload) -> HttpRespo
         return _answer(410)
     if found.offset == found.length:
         try:
-            services.resumable_finish(
-                upload_id=found.pk, owner=user, actor=actor_from_request(request)
-            )
+            services.resumable_finish(upload_id=found.pk, owner=user, actor=actor)
         except services.UploadBusy:
             return _answer(423, Retry_After=str(_busy_retry_after(found)))
-        except (services.ResumableRefused, services.QuotaExceeded) as exc:
+        except (services.ResumableRefused, services.QuotaExceeded, services.ScanRefused) as exc:
             return _refused(exc)
         except BlobIntegrityError:
             logger.error("resumable upload failed verification at completion id=%s", found.pk)
@@ -287,7 +331,7 @@ def _busy_retry_after(found: ResumableUpload) -> int:
     return max(1, math.ceil(left))
 
 
-def _patch(request: HttpRequest, user: User, found: ResumableUpload) -> HttpResponse:
+def _patch(request: HttpRequest, actor: Actor, user: User, found: ResumableUpload) -> HttpResponse:
     """tus 1.0.0 "PATCH": 415 without application/offset+octet-stream, 411 for a chunked
     body without Content-Length, 409 at another offset, 413 for a body past Upload-Length,
     423 while another PATCH runs; 204 with the offset now stored otherwise."""
@@ -313,9 +357,9 @@ def _patch(request: HttpRequest, user: User, found: ResumableUpload) -> HttpResp
             token=token,
             read=_body_reader(request),
             body_length=body_length,
-            actor=actor_from_request(request),
+            actor=actor,
         )
-    except (services.ResumableRefused, services.QuotaExceeded) as exc:
+    except (services.ResumableRefused, services.QuotaExceeded, services.ScanRefused) as exc:
         return _refused(exc)
     except BlobIntegrityError:
         logger.error("resumable upload failed verification at completion id=%s", found.pk)

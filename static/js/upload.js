@@ -242,7 +242,11 @@
     return response ? response.getStatus() : 0;
   }
 
-  function refusalText(item, status) {
+  function refusalText(item, status, error) {
+    // 422: the file itself is refused (malware found); the server's plain-text answer
+    // names the signature.
+    var body = status === 422 && error.originalResponse.getBody();
+    if (body) { return String(body).slice(0, 500); }
     if (status === 413) {
       if (maxBytes && item.file.size > maxBytes) { return msg.msgTooLarge; }
       return msg.msgQuota || msg.msgTooLarge;
@@ -380,7 +384,7 @@
       }
       return;
     }
-    fail(item.ui, refusalText(item, status));
+    fail(item.ui, refusalText(item, status, error));
     refresh();
   }
 

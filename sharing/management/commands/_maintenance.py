@@ -10,9 +10,15 @@ import time
 from argparse import ArgumentTypeError
 from collections.abc import Callable
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from jobs import selectors as job_selectors
+from jobs import services as job_services
+from jobs.models import JobRun
 
 PROGRESS_INTERVAL = 0.2  # seconds between redraws of the progress line
+ID_BATCH = 200  # files per checkpoint of a job run (and per worker job)
+WAIT_INTERVAL = 0.5  # seconds between looks at the workers' progress (--workers)
 
 
 class Progress:
@@ -60,10 +66,27 @@ class MaintenanceCommand(BaseCommand):
 
     verbosity = 1
     progress: Progress | None = None
+    job_run: JobRun | None = None
 
     def execute(self, *args: object, **options: object) -> str | None:
         self.verbosity = int(options.get("verbosity", 1))  # type: ignore[call-overload]
-        return super().execute(*args, **options)
+        self.job_run = None
+        try:
+            return super().execute(*args, **options)
+        finally:
+            if self.job_run is not None and self.job_run.finished_at is None:
+                # Stopped before its summary: the run stays resumable, its lock is freed.
+                job_services.run_release(self.job_run)
+
+    def lock_job(self, name: str, params: dict) -> JobRun:
+        """Take the job's lock for a run that is not split into batches (CommandError
+        while another run holds it); finish() closes the run and frees the lock."""
+        plan = job_services.RunPlan(name=name, params=params, handler="", ids=list)
+        try:
+            self.job_run, _resumed = job_services.run_begin(plan)
+        except job_services.JobBusy as exc:
+            raise CommandError(f"{exc}; not started") from None
+        return self.job_run
 
     def start_progress(self, *, label: str, total: int) -> Progress:
         self.progress = Progress(self, label=label, total=total, verbosity=self.verbosity)
@@ -79,26 +102,97 @@ class MaintenanceCommand(BaseCommand):
             self.progress.clear()
         self.stdout.write(message, style_func=style)
 
+    def run_job(
+        self,
+        plan: job_services.RunPlan,
+        *,
+        label: str,
+        inline: job_services.BatchHandler,
+        workers: bool,
+    ) -> JobRun:
+        """Run ``plan`` as a job: take its lock (CommandError while another run holds it),
+        resume its unfinished run or start one, and work through the batches, in this
+        process with ``inline`` or, with ``workers``, by queueing them for the db_worker
+        processes and waiting. Returns the run, every batch done; the caller closes it
+        with job_services.run_finish. Interrupted, the run stays resumable."""
+        try:
+            run, resumed = job_services.run_begin(plan)
+        except job_services.JobBusy as exc:
+            raise CommandError(f"{exc}; not started") from None
+        self.job_run = run
+        if resumed:
+            self.say(f"resuming run {run.pk}: {run.done} of {run.total} already done")
+        progress = self.start_progress(label=label, total=run.total)
+        progress.advance(run.done)
+        try:
+            if workers:
+                self._wait_for_workers(run, progress)
+            else:
+                job_services.run_inline(run, inline)
+        except BaseException:
+            job_services.run_release(run)
+            raise
+        self.job_run = job_services.run_refresh(run)
+        return self.job_run
+
+    def _wait_for_workers(self, run: JobRun, progress: Progress) -> None:
+        queued = job_services.run_enqueue(run)
+        self.say(f"queued {queued} batch(es) for the workers (manage.py db_worker)", level=2)
+        done = run.done
+        while True:
+            time.sleep(WAIT_INTERVAL)
+            job_services.run_heartbeat(run)
+            if requeued := job_services.run_requeue_orphans(run):
+                self.say(f"queued again {requeued} batch(es) whose worker stopped", level=2)
+            current = job_services.run_refresh(run)
+            progress.advance(current.done - done)
+            done = current.done
+            if current.done >= current.total:
+                return
+            if not job_selectors.batches_in_queue():
+                left = current.total - current.done
+                raise CommandError(
+                    f"the workers left {left} file(s) undone (see the failed jobs); "
+                    "run the command again to retry them"
+                )
+
     def finish(self, summary: str, *, failed: bool) -> None:
-        """The last line: the summary, in the error style when something failed."""
+        """The last line: the summary, in the error style when something failed. Closes
+        the command's job run (with this summary) and frees its lock."""
         if self.progress is not None:
             self.progress.clear()
+        if self.job_run is not None:
+            job_services.run_finish(self.job_run, summary=summary, failed=failed)
         self.say(summary, style=self.style.ERROR if failed else self.style.SUCCESS)
 
 
-def add_batch_size(parser: CommandParser, default: int = 200) -> None:
+def add_batch_size(parser: CommandParser, default: int = 200, *, checkpoint: bool = False) -> None:
+    what = (
+        "Files per checkpoint, and per worker job with --workers"
+        if checkpoint
+        else "Rows read from the database per query"
+    )
     parser.add_argument(
         "--batch-size",
         type=positive_int,
         default=default,
-        help=f"Rows read from the database per query (default {default}); each file "
-        "still commits on its own.",
+        help=f"{what} (default {default}); each file still commits on its own.",
     )
 
 
 def add_dry_run(parser: CommandParser, what: str) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help=f"Report what would be {what}; change nothing."
+    )
+
+
+def add_workers(parser: CommandParser) -> None:
+    parser.add_argument(
+        "--workers",
+        action="store_true",
+        help="Split the work into batches of file ids for the job workers (manage.py "
+        "db_worker, on any number of machines) and wait for them, instead of doing it in "
+        "this process.",
     )
 
 

@@ -45,6 +45,8 @@ class Command(MaintenanceCommand):
 
     def handle(self, *args: object, dry_run: bool, grace_hours: int, **options: object) -> None:
         cutoff = timezone.now() - timedelta(hours=grace_hours)
+        if not dry_run:  # one sweep at a time, across machines; a killed one is redone
+            self.lock_job("cleanup_storage", params={"grace_hours": grace_hours})
         counts: Counter[str] = Counter()
         # Unfinished resumable uploads past their Upload-Expires: rows, then blobs.
         expired = services.resumable_purge_expired(now=timezone.now(), dry_run=dry_run)

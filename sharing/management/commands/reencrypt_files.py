@@ -8,6 +8,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from jobs import services as job_services
 from sharing import selectors, services
 from sharing.crypto import BlobIntegrityError, FileKey, KeyProblem
 from sharing.management.commands._maintenance import (
@@ -29,8 +30,9 @@ class Command(MaintenanceCommand):
         "then switch the row to it in one small transaction; the old blob is deleted only "
         "after that commits. Memory stays about two segments per file. Files uploaded after "
         "the run started already have fresh keys and are left alone. After every batch a "
-        "checkpoint line names the last file done: to resume an interrupted run, pass it as "
-        "--after (running again without it is safe too, and re-encrypts everything again). "
+        "checkpoint line names the last file done. A run that was interrupted (even killed) "
+        "is resumed by the next run with the same --after, skipping the batches it finished; "
+        "a run already in progress on any machine makes this one stop with an error. "
         "A crash leaves at most one unreferenced new blob, which cleanup_storage removes. "
         "Exits with status 1 if any file could not be re-encrypted."
     )
@@ -56,15 +58,36 @@ class Command(MaintenanceCommand):
         files = selectors.files_for_maintenance().filter(created_at__lte=timezone.now())
         if after is not None:
             files = files.filter(_after(_checkpoint(after)))
+        if not dry_run:
+            plan = job_services.RunPlan(
+                name="reencrypt_files",
+                params={"after": str(after or "")},
+                handler="",  # in this process only: the output names each file
+                ids=lambda: (str(pk) for pk in files.values_list("pk", flat=True).iterator()),
+                batch_size=batch_size,
+            )
+            run = self.run_job(plan, label="re-encrypting", inline=self._batch, workers=False)
+            self._summarise(Counter(run.counts), dry_run=False)
+            return
         counts: Counter[str] = Counter()
         progress = self.start_progress(label="re-encrypting", total=files.count())
         for batch in _batches(files, batch_size):
             for stored in batch:
-                counts[self._reencrypt(stored, dry_run=dry_run)] += 1
+                counts[self._reencrypt(stored, dry_run=True)] += 1
                 progress.advance()
-            if not dry_run:
-                self.say(f"checkpoint: done through file {batch[-1].pk} (--after {batch[-1].pk})")
-        self._summarise(counts, dry_run=dry_run)
+        self._summarise(counts, dry_run=True)
+
+    def _batch(self, ids: list[str], params: dict) -> dict[str, int]:
+        """One checkpointed batch of a run (the run's ids, in files_for_maintenance order)."""
+        counts: Counter[str] = Counter()
+        files = {str(f.pk): f for f in selectors.files_for_maintenance().filter(pk__in=ids)}
+        for file_id in ids:
+            stored = files.get(file_id)
+            counts[self._reencrypt(stored, dry_run=False) if stored else "gone"] += 1
+            if self.progress is not None:
+                self.progress.advance()
+        self.say(f"checkpoint: done through file {ids[-1]} (--after {ids[-1]})")
+        return dict(counts)
 
     def _reencrypt(self, stored: StoredFile, *, dry_run: bool) -> str:
         storage = get_encrypted_storage()

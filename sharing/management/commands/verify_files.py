@@ -1,20 +1,26 @@
 from __future__ import annotations
 
-import hmac
 from argparse import ArgumentTypeError
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date, datetime, time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
+from jobs import services as job_services
 from securefiles.lib.auth_types import User
 from sharing import selectors
-from sharing.crypto import BlobIntegrityError, FileKey, InvalidTag, KeyProblem, open_sha256
-from sharing.crypto.stream import measure_all
-from sharing.management.commands._maintenance import MaintenanceCommand, shown
+from sharing.management.commands._maintenance import (
+    ID_BATCH,
+    MaintenanceCommand,
+    add_batch_size,
+    add_workers,
+    shown,
+)
 from sharing.models import StoredFile
+from sharing.services import maintenance
 from sharing.storage import get_encrypted_storage
 
 ORPHAN_BATCH = 500
@@ -41,22 +47,46 @@ class Command(MaintenanceCommand):
             metavar="YYYY-MM-DD",
             help="Only files uploaded on or after this day (in TIME_ZONE).",
         )
+        add_workers(parser)
+        add_batch_size(parser, default=ID_BATCH, checkpoint=True)
 
     def handle(
-        self, *args: object, owner: str | None, since: date | None, **options: object
+        self,
+        *args: object,
+        owner: str | None,
+        since: date | None,
+        workers: bool,
+        **options: object,
     ) -> None:
-        files = selectors.files_for_maintenance(owner=self._user(owner) if owner else None)
+        user = self._user(owner) if owner else None
+        plan = job_services.RunPlan(
+            name="verify_files",
+            params={"owner": owner or "", "since": since.isoformat() if since else ""},
+            handler="sharing.services.maintenance.files_verify_batch",
+            ids=lambda: self._planned_ids(user, since),
+            batch_size=int(options["batch_size"]),  # type: ignore[call-overload]
+        )
+        run = self.run_job(plan, label="verifying", inline=self._verify_batch, workers=workers)
+        orphans = None if owner or since else self._count_orphans()
+        self._summarise(Counter(run.counts), orphans)
+
+    def _planned_ids(self, user: User | None, since: date | None) -> Iterator[str]:
+        files = selectors.files_for_maintenance(owner=user)
         if since is not None:
             files = files.filter(
                 created_at__gte=timezone.make_aware(datetime.combine(since, time.min))
             )
+        return (str(pk) for pk in files.values_list("pk", flat=True).iterator(chunk_size=2000))
+
+    def _verify_batch(self, ids: list[str], params: dict) -> dict[str, int]:
         counts: Counter[str] = Counter()
-        progress = self.start_progress(label="verifying", total=files.count())
-        for stored in files.iterator(chunk_size=500):
-            counts[self._verify(stored)] += 1
-            progress.advance()
-        orphans = None if owner or since else self._count_orphans()
-        self._summarise(counts, orphans)
+        files = {str(f.pk): f for f in selectors.files_for_maintenance().filter(pk__in=ids)}
+        for file_id in ids:
+            stored = files.get(file_id)
+            counts[self._verify(stored) if stored is not None else "gone"] += 1
+            if self.progress is not None:
+                self.progress.advance()
+        return dict(counts)
 
     def _user(self, username: str) -> User:
         try:
@@ -65,31 +95,11 @@ class Command(MaintenanceCommand):
             raise CommandError(f"no user {shown(username)}") from None
 
     def _verify(self, stored: StoredFile) -> str:
-        storage = get_encrypted_storage()
-        problem = None
-        try:
-            key = selectors.file_data_key(file=stored)
-            if not storage.exists(stored.blob.name):
-                return self._report("missing", stored, "blob not in storage")
-            size, digest, sha256 = measure_all(storage.open_plaintext(stored.blob.name, key), key)
-        except KeyProblem as exc:
-            return self._report("key error", stored, str(exc))
-        except FileNotFoundError:
-            return self._report("missing", stored, "blob not in storage")
-        except OSError as exc:
-            return self._report("missing", stored, f"blob unreadable: {exc.strerror or exc}")
-        except BlobIntegrityError:
-            return self._report("corrupt", stored, "blob failed authentication")
-        if size != stored.size:
-            problem = f"plaintext is {size} bytes, the row says {stored.size}"
-        elif not hmac.compare_digest(digest, bytes(stored.digest)):
-            problem = "plaintext digest differs from the row"
-        else:
-            problem = _seal_problem(stored, key, sha256)
-        if problem:
-            return self._report("mismatched", stored, problem)
-        self.say(f"ok: file {stored.pk}", level=2)
-        return "ok"
+        verdict = maintenance.file_verify(stored)
+        if verdict.outcome == "ok":
+            self.say(f"ok: file {stored.pk}", level=2)
+            return "ok"
+        return self._report(verdict.outcome, stored, verdict.detail)
 
     def _report(self, outcome: str, stored: StoredFile, detail: str) -> str:
         owner = shown(stored.owner.get_username())
@@ -116,7 +126,7 @@ class Command(MaintenanceCommand):
         return len(orphans)
 
     def _summarise(self, counts: Counter[str], orphans: int | None) -> None:
-        total = sum(counts.values())
+        total = sum(counts.values()) - counts["gone"]
         problems = total - counts["ok"] + (orphans or 0)
         summary = (
             f"verified {total} files: {counts['ok']} ok, {counts['missing']} missing, "
@@ -128,22 +138,6 @@ class Command(MaintenanceCommand):
         self.finish(summary, failed=bool(problems))
         if problems:
             raise CommandError(f"verification found {problems} problem(s): {summary}")
-
-
-def _seal_problem(stored: StoredFile, key: FileKey, measured: bytes) -> str | None:
-    """What is wrong with the row's sealed SHA-256 (the one its page shows), if anything.
-
-    A row from before the column has no seal, which is not a problem.
-    """
-    if not stored.sha256_sealed:
-        return None
-    try:
-        sealed = open_sha256(key, bytes(stored.sha256_sealed))
-    except InvalidTag:
-        return "sealed SHA-256 does not open (damaged or altered)"
-    if not hmac.compare_digest(sealed, measured):
-        return "sealed SHA-256 differs from the plaintext's"
-    return None
 
 
 def _day(value: str) -> date:

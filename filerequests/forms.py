@@ -1,0 +1,67 @@
+"""Forms of file requests: the owner's creation form, the visitor's details."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+
+class RequestForm(forms.Form):
+    """``POST /requests/``: every field but ``title`` optional (README "File requests")."""
+
+    title = forms.CharField(label=_("Title"), max_length=200)
+    message = forms.CharField(
+        label=_("Message for the sender"), max_length=2000, required=False, widget=forms.Textarea
+    )
+    expires_in_hours = forms.IntegerField(
+        label=_("Expires in (hours)"), min_value=1, required=False
+    )
+    max_files = forms.IntegerField(label=_("At most this many files"), min_value=1, required=False)
+    max_mb = forms.IntegerField(
+        label=_("At most this many MiB in all"), min_value=1, required=False
+    )
+    password = forms.CharField(
+        label=_("Password (optional)"),
+        max_length=128,
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    require_sender = forms.BooleanField(
+        label=_("The sender must give a name and an e-mail address"), required=False
+    )
+
+    def clean_expires_in_hours(self) -> int:
+        """Hours, FILE_REQUEST_DEFAULT_HOURS when empty, at most FILE_REQUEST_MAX_DAYS."""
+        hours = self.cleaned_data.get("expires_in_hours")
+        cap = settings.FILE_REQUEST_MAX_DAYS * 24
+        if hours is None:
+            return min(settings.FILE_REQUEST_DEFAULT_HOURS, cap)
+        if hours > cap:
+            raise forms.ValidationError(
+                _("A request may last at most %(days)d days (%(hours)d hours).")
+                % {"days": settings.FILE_REQUEST_MAX_DAYS, "hours": cap}
+            )
+        return hours
+
+
+class SenderForm(forms.Form):
+    """What a visitor gives before sending: name and e-mail (required when the request asks
+    for them) and the request's password (when it has one)."""
+
+    name = forms.CharField(label=_("Your name"), max_length=200, required=False)
+    email = forms.EmailField(label=_("Your e-mail address"), required=False)
+    password = forms.CharField(label=_("Password"), max_length=128, required=False, strip=False)
+
+    def __init__(self, *args: object, require_sender: bool, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["name"].required = require_sender
+        self.fields["email"].required = require_sender
+
+
+class EmailLinkForm(forms.Form):
+    """E-mail a new request's link: its token (from the page shown once) and a recipient."""
+
+    token = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    email = forms.EmailField(label=_("Recipient's e-mail address"))

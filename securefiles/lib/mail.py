@@ -1,0 +1,113 @@
+"""E-mail, sent by the job worker and never inside a request.
+
+``send_later`` is the one way the portal sends mail: it queues a job (settings.TASKS) that
+sends it with a bounded wait (EMAIL_TIMEOUT seconds) and, when the mail server fails or
+does not answer, tries again later with a doubling delay (MAIL_RETRY_SECONDS, then twice
+that, ...) up to MAIL_ATTEMPTS attempts in all; the last failure marks the job failed
+(counted by jobs.selectors.failed_count) and is logged without the message.
+
+Messages carry links with one-time tokens and, when the operator allows, file names, and
+the queue is a database table: so the queued message is sealed (AES-256-GCM, RFC 5116,
+under a key derived from SECRET_KEY with HKDF-SHA256, RFC 5869) and the table holds no
+address, subject, body or token in clear. The job's row is the only copy; a queue read
+with another SECRET_KEY fails authentication and the job fails without sending.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import smtplib
+from datetime import timedelta
+
+from Crypto.Cipher import AES
+from Crypto.Hash import SHA256
+from Crypto.Protocol.KDF import HKDF
+from Crypto.Random import get_random_bytes
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.utils import timezone
+from django_tasks import task
+
+logger = logging.getLogger(__name__)
+
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+_KEY_INFO = b"securefiles mail queue v1"
+
+
+class MailNotSent(Exception):
+    """The last attempt to send a queued message failed (the job is marked failed)."""
+
+
+def send_later(*, subject: str, body: str, to: list[str], reason: str) -> None:
+    """Queue a plain-text e-mail from DEFAULT_FROM_EMAIL to the addresses ``to``.
+
+    Returns at once: the worker sends it. Called inside a transaction, the job is queued in
+    that transaction (with the database queue): rolled back, nothing is sent. ``reason`` is
+    a short word for the logs ("share", "invitation", "password-reset", ...), never
+    personal data. Raises ValueError for an empty ``to``.
+    """
+    if not to:
+        raise ValueError("an e-mail needs at least one recipient")
+    payload = json.dumps({"subject": subject, "body": body, "to": to}).encode()
+    deliver.enqueue(_seal(payload), reason, 1)
+
+
+@task()
+def deliver(sealed: str, reason: str, attempt: int) -> str:
+    """Send one queued message (the job send_later queues); "sent" or "retrying".
+
+    Raises MailNotSent after the last attempt, so the job shows as failed.
+    """
+    message = json.loads(_open(sealed))
+    email = EmailMessage(message["subject"], message["body"], None, message["to"])
+    try:
+        email.send()
+    except (OSError, smtplib.SMTPException) as exc:
+        failure: Exception = exc
+    else:
+        return "sent"
+    # Outside the except block: the job's recorded traceback does not chain the SMTP
+    # error, whose text may quote an address.
+    return _retry_or_fail(sealed, reason, attempt, failure)
+
+
+def _retry_or_fail(sealed: str, reason: str, attempt: int, exc: Exception) -> str:
+    error = type(exc).__name__  # never the message: an SMTP reply may quote an address
+    retry = deliver.get_backend().supports_defer and attempt < settings.MAIL_ATTEMPTS
+    if not retry:
+        logger.error("e-mail not sent reason=%s attempts=%d error=%s", reason, attempt, error)
+        raise MailNotSent(f"{reason} e-mail not sent after {attempt} attempt(s): {error}")
+    delay = settings.MAIL_RETRY_SECONDS * 2 ** (attempt - 1)
+    later = deliver.using(run_after=timezone.now() + timedelta(seconds=delay))
+    later.enqueue(sealed, reason, attempt + 1)
+    logger.warning(
+        "e-mail not sent reason=%s attempt=%d error=%s; retrying in %d s",
+        reason,
+        attempt,
+        error,
+        delay,
+    )
+    return "retrying"
+
+
+def _key() -> bytes:
+    secret = settings.SECRET_KEY.encode()
+    return HKDF(secret, 32, b"", SHA256, context=_KEY_INFO)
+
+
+def _seal(payload: bytes) -> str:
+    nonce = get_random_bytes(_NONCE_BYTES)
+    cipher = AES.new(_key(), AES.MODE_GCM, nonce=nonce, mac_len=_TAG_BYTES)
+    ciphertext, tag = cipher.encrypt_and_digest(payload)
+    return base64.b64encode(nonce + ciphertext + tag).decode()
+
+
+def _open(sealed: str) -> str:
+    """The payload, after its tag verified (ValueError if it did not)."""
+    raw = base64.b64decode(sealed)
+    nonce, ciphertext, tag = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:-_TAG_BYTES], raw[-_TAG_BYTES:]
+    cipher = AES.new(_key(), AES.MODE_GCM, nonce=nonce, mac_len=_TAG_BYTES)
+    return cipher.decrypt_and_verify(ciphertext, tag).decode()
