@@ -7,13 +7,13 @@ import json
 import socket
 import uuid
 
-import boto3
 import pytest
 from django.test import Client
 
 from ops import checks
 from sharing.storage.keyring import get_keyring
-from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY
+from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, s3_client
+from tests.test_throttle import redis_is_up
 
 pytestmark = pytest.mark.django_db
 
@@ -125,15 +125,7 @@ def test_it_is_not_ready_without_master_keys(client, settings, caplog) -> None:
     assert record.getMessage() == "readiness check keys failed: ImproperlyConfigured"
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+@pytest.mark.skipif(not redis_is_up(), reason="no Redis on 127.0.0.1:6379")
 def test_it_checks_redis_counters_when_configured(client, settings) -> None:
     settings.THROTTLE_REDIS_URL = "redis://127.0.0.1:6379/13"
     assert _ready(client)[0] == 200
@@ -166,13 +158,7 @@ def _s3_storage(settings, endpoint: str, bucket: str) -> None:
 
 def test_it_checks_the_s3_bucket(client, settings, moto_server) -> None:
     bucket = f"securefiles-ready-{uuid.uuid4().hex[:12]}"
-    boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name=REGION,
-    ).create_bucket(Bucket=bucket)
+    s3_client(moto_server).create_bucket(Bucket=bucket)
     _s3_storage(settings, moto_server, bucket)
     assert _ready(client)[0] == 200
 

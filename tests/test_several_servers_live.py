@@ -31,7 +31,6 @@ from pathlib import Path
 from subprocess import Popen
 from urllib.parse import urlsplit, urlunsplit
 
-import boto3
 import psycopg
 import pytest
 import redis
@@ -48,7 +47,8 @@ from tests.live_gunicorn import (
     stop_gunicorn,
     wait_until_up,
 )
-from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY
+from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, s3_client
+from tests.test_throttle import redis_is_up
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -61,20 +61,12 @@ LIMIT = 4  # LOGIN_FAILURE_LIMIT and LINK_PASSWORD_ATTEMPTS of both instances
 LINK_RE = re.compile(r"/s/([A-Za-z0-9_-]{20,})/")
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 pytestmark = [
     pytest.mark.skipif(
         not DATABASE_URL.startswith("postgres"),
         reason="several app servers share one PostgreSQL database (DATABASE_URL=postgres://...)",
     ),
-    pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379"),
+    pytest.mark.skipif(not redis_is_up(), reason="no Redis on 127.0.0.1:6379"),
 ]
 
 
@@ -108,13 +100,7 @@ def database() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def bucket(moto_server: str) -> str:
     name = f"several-servers-{secrets.token_hex(6)}"
-    boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name=REGION,
-    ).create_bucket(Bucket=name)
+    s3_client(moto_server).create_bucket(Bucket=name)
     return name
 
 
