@@ -98,4 +98,8 @@ keepalive = 5
 # Request lines and headers only; bodies are limited by MAX_UPLOAD_MB in the upload view.
 limit_request_line = 8190
 accesslog = "-"
+# gunicorn 27's control socket is one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn), so a
+# second instance on the host took over the first's; nothing here uses it (restart with
+# signals to the master: TERM stops gracefully, HUP reloads).
+control_socket_disable = True
 logger_class = RedactingLogger

@@ -110,10 +110,12 @@ def wait_until_up(
     raise RuntimeError(f"{name} did not answer within {seconds:g} seconds")
 
 
-def start_gunicorn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_gunicorn(
+    env: dict[str, str], log_path: Path, seconds: float = 20
+) -> subprocess.Popen[bytes]:
     """Start gunicorn in `env` (migrated already), its output appended to `log_path`, and
     wait until it answers. Raises RuntimeError (after stopping it) if it does not answer
-    within 20 seconds."""
+    within `seconds`."""
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "gunicorn", "securefiles.wsgi", "-c", "gunicorn.conf.py"],
@@ -123,7 +125,7 @@ def start_gunicorn(env: dict[str, str], log_path: Path) -> subprocess.Popen[byte
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_until_up(f"http://{env['GUNICORN_BIND']}/accounts/login/", process)
+        wait_until_up(f"http://{env['GUNICORN_BIND']}/accounts/login/", process, seconds)
     except RuntimeError:
         stop_gunicorn(process)
         raise

@@ -118,9 +118,10 @@ class Instance:
         return f"http://{self.env['GUNICORN_BIND']}"
 
     def start(self) -> None:
-        self.process = start_gunicorn(self.env, self.log)
+        # Two workers each loading Django on a busy 2-core machine: up to a minute.
+        self.process = start_gunicorn(self.env, self.log, seconds=60)
         # What a load balancer waits for before sending it traffic.
-        wait_until_up(f"{self.base}/readyz", self.process, ready=lambda r: r.status_code == 200)
+        wait_until_up(f"{self.base}/readyz", self.process, 60, ready=lambda r: r.status_code == 200)
         self.up.set()
 
     def stop(self) -> None:
