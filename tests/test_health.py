@@ -17,7 +17,7 @@ from tests.test_throttle import redis_is_up
 
 pytestmark = pytest.mark.django_db
 
-CHECKS = {"database", "migrations", "storage", "keys", "throttle"}
+CHECKS = {"database", "migrations", "storage", "keys", "throttle", "queue"}
 
 
 def _ready(client: Client, **extra: str) -> tuple[int, dict]:

@@ -203,3 +203,16 @@ def test_generate_metrics_token_prints_a_token_and_its_digest(capsys) -> None:
     token = out[0].rsplit(" ", 1)[1]
     assert out[1] == f"METRICS_TOKEN_SHA256={hashlib.sha256(token.encode()).hexdigest()}"
     assert len(token) >= 43
+
+
+def test_it_shows_the_job_queues_depth(scraper, settings, transactional_db) -> None:
+    from securefiles.lib.mail import send_later
+    from tests.jobs_live import DATABASE_QUEUE
+
+    settings.TASKS = DATABASE_QUEUE
+    before, _ = scrape(scraper)
+    send_later(subject="s", body="b", to=["someone@example.com"], reason="test")
+    after, text = scrape(scraper)
+
+    assert value(after, "securefiles_jobs_queued") == value(before, "securefiles_jobs_queued") + 1
+    assert "someone@example.com" not in text
