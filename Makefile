@@ -68,7 +68,7 @@ lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check .
 	# The django-stubs plugin imports the settings: a throw-away SECRET_KEY, and no .env.
 	SECUREFILES_ENV_FILE= SECRET_KEY=mypy-type-check-only $(BIN)/mypy
-	$(BIN)/bandit -q -c bandit.yaml -r accounts audit throttle sharing api securefiles jobs filerequests client/securefiles_cli --severity-level medium
+	$(BIN)/bandit -q -c bandit.yaml -r accounts audit throttle sharing api ops securefiles jobs filerequests client/securefiles_cli --severity-level medium
 
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/transfer.py

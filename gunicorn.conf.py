@@ -22,6 +22,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from securefiles import metrics_dir
 from securefiles.client_idle import is_idle_error, set_idle_timeout
 from securefiles.log_filters import redact
 
@@ -58,6 +59,35 @@ def post_worker_init(worker: Any) -> None:
         set_idle_timeout(listener, settings.CLIENT_IDLE_TIMEOUT_SECONDS)
 
 
+# Prometheus metrics: each worker writes its values to memory-mapped files in one directory
+# that the master prepares before any worker starts, and the scrape sums them
+# (securefiles.lib.metrics). METRICS_DIR names it (emptied of old values at each start);
+# unset, a temporary directory of this instance's own, removed at exit.
+_metrics_path, _metrics_path_is_temporary = None, False
+
+
+def on_starting(server: Any) -> None:
+    """Prepare the metrics directory and export it to the workers (master, once)."""
+    global _metrics_path, _metrics_path_is_temporary
+    _metrics_path, _metrics_path_is_temporary = metrics_dir.prepare(
+        os.environ.get("METRICS_DIR", "")
+    )
+    metrics_dir.export(_metrics_path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop the live-gauge files of a worker that exited (prometheus-client's bookkeeping)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the temporary metrics directory (a configured METRICS_DIR is kept)."""
+    if _metrics_path is not None and _metrics_path_is_temporary:
+        metrics_dir.remove(_metrics_path)
+
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 worker_class = "gthread"
@@ -68,4 +98,8 @@ keepalive = 5
 # Request lines and headers only; bodies are limited by MAX_UPLOAD_MB in the upload view.
 limit_request_line = 8190
 accesslog = "-"
+# gunicorn 27's control socket is one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn), so a
+# second instance on the host took over the first's; nothing here uses it (restart with
+# signals to the master: TERM stops gracefully, HUP reloads).
+control_socket_disable = True
 logger_class = RedactingLogger

@@ -19,7 +19,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
@@ -32,6 +31,7 @@ from audit.services import audit_record
 from filerequests import selectors
 from filerequests.models import FileRequest, ReceivedFile, RequestUpload
 from securefiles.lib.auth_types import User
+from securefiles.lib.mail import send_later
 from securefiles.lib.site import absolute_url
 from securefiles.lib.transactions import retry_on_deadlock
 from sharing.models import ResumableUpload, StoredFile
@@ -323,7 +323,7 @@ def request_notify_owner(*, request_id: int, batch: uuid.UUID) -> int:
         "%(count)d file(s) arrived through your file request “%(title)s”.\n\n"
         "See them (after logging in) at:\n%(url)s\n"
     ) % {"count": count, "title": file_request.title, "url": url}
-    send_mail(subject, body, None, [file_request.owner.email])
+    send_later(subject=subject, body=body, to=[file_request.owner.email], reason="request-files")
     return count
 
 
@@ -350,5 +350,5 @@ def request_email_link(*, file_request: FileRequest, token: str, recipient: str)
         "expires": file_request.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
         "url": url,
     }
-    send_mail(subject, body, None, [recipient])
+    send_later(subject=subject, body=body, to=[recipient], reason="request-link")
     return True

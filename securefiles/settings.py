@@ -117,9 +117,16 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "jobs",
+    # /healthz, /readyz and /metrics (above every app; nothing imports it).
+    "ops",
 ]
 
 MIDDLEWARE = [
+    # First: load balancers' probes and the scraper are answered before any host check,
+    # HTTPS redirect, session or login step (ops.middleware, README "Health and metrics").
+    "ops.middleware.ProbeMiddleware",
+    # Counts what every middleware below answers, by route name and status.
+    "ops.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Outermost after SecurityMiddleware: every response, errors that an inner middleware
     # answers by itself included (400 for a NUL, 413, 429), carries these headers.
@@ -454,6 +461,20 @@ FILE_REQUEST_UPLOAD_WINDOW_SECONDS = _positive_int(
 )
 # A request's password is throttled as a link's: LINK_PASSWORD_ATTEMPTS per
 # LINK_PASSWORD_WINDOW_SECONDS, per request.
+# -- health and metrics (ops)
+
+# /metrics is off (404) until this is set: the SHA-256 (hex) of the bearer token the
+# Prometheus scraper sends (`manage.py generate_metrics_token` makes both). Only the digest
+# is kept, as for every other token.
+METRICS_TOKEN_SHA256 = env.str("METRICS_TOKEN_SHA256", default="").strip().lower()
+if METRICS_TOKEN_SHA256 and (
+    len(METRICS_TOKEN_SHA256) != 64
+    or any(c not in "0123456789abcdef" for c in METRICS_TOKEN_SHA256)
+):
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN_SHA256 must be 64 hex digits, the SHA-256 of the scrape token "
+        "(python manage.py generate_metrics_token)"
+    )
 
 # -- the HTTP API and personal access tokens
 

@@ -133,15 +133,13 @@ def wait_until_up(
     raise RuntimeError(f"{name} did not answer within {seconds:g} seconds")
 
 
-@contextmanager
-def running_gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """Run gunicorn in `env` (migrated already), output to `log_path`; yield its base URL.
-
-    Raises RuntimeError if it does not answer within 20 seconds; it is terminated (killed
-    after 10 seconds) on exit.
-    """
-    base = f"http://{env['GUNICORN_BIND']}"
-    with log_path.open("wb") as log:
+def start_gunicorn(
+    env: dict[str, str], log_path: Path, seconds: float = 20
+) -> subprocess.Popen[bytes]:
+    """Start gunicorn in `env` (migrated already), its output appended to `log_path`, and
+    wait until it answers. Raises RuntimeError (after stopping it) if it does not answer
+    within `seconds`."""
+    with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "gunicorn", "securefiles.wsgi", "-c", "gunicorn.conf.py"],
             cwd=ROOT,
@@ -149,13 +147,32 @@ def running_gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        try:
-            wait_until_up(f"{base}/accounts/login/", process)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    try:
+        wait_until_up(f"http://{env['GUNICORN_BIND']}/accounts/login/", process, seconds)
+    except RuntimeError:
+        stop_gunicorn(process)
+        raise
+    return process
+
+
+def stop_gunicorn(process: subprocess.Popen[bytes]) -> None:
+    """Stop gunicorn gracefully (SIGTERM: requests in flight finish), killed after 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def running_gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """Run gunicorn in `env` (migrated already), output to `log_path`; yield its base URL.
+
+    Raises RuntimeError if it does not answer within 20 seconds; it is stopped on exit.
+    """
+    process = start_gunicorn(env, log_path)
+    try:
+        yield f"http://{env['GUNICORN_BIND']}"
+    finally:
+        stop_gunicorn(process)

@@ -49,3 +49,16 @@ def moto_server() -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
+    """A boto3 S3 client of moto_server at ``endpoint``, with the test credentials."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name=REGION,
+    )

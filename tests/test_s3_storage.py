@@ -7,7 +7,6 @@ import os
 import uuid
 from datetime import timedelta
 
-import boto3
 import pytest
 from django.core.files.storage import storages
 from django.utils import timezone
@@ -16,7 +15,7 @@ from sharing.models import StoredFile
 from sharing.storage import get_encrypted_storage
 from sharing.storage import s3 as storage_s3
 from tests.helpers import MiB, streamed, upload
-from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY
+from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, s3_client
 
 pytestmark = pytest.mark.django_db
 
@@ -43,16 +42,6 @@ def bucket(moto_server: str, settings) -> str:
     }
     assert storage_s3.is_s3(storages["ciphertext"])
     return name
-
-
-def s3_client(endpoint: str):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name=REGION,
-    )
 
 
 def objects(endpoint: str, bucket: str) -> dict[str, bytes]:

@@ -32,10 +32,18 @@ from filerequests import selectors, services
 from filerequests.forms import SenderForm
 from filerequests.models import FileRequest
 from securefiles.lib.negotiation import prefers_json
-from securefiles.lib.transactions import TryAgain
+from securefiles.lib.transactions import RETRY_AFTER_SECONDS, TryAgain
 from sharing import display
 from sharing import selectors as file_selectors
-from sharing.services import LinkPasswordOutcome, QuotaExceeded, UploadNotAccepted
+from sharing.names import stored_name
+from sharing.services import (
+    LinkPasswordOutcome,
+    QuotaExceeded,
+    ScanRefused,
+    UploadNotAccepted,
+    scan_check,
+    scan_start,
+)
 from sharing.storage import get_encrypted_storage
 from sharing.storage.uploads import EncryptedUpload, EncryptingUploadHandler
 from sharing.views import resumable
@@ -175,6 +183,7 @@ def _visit_post(request: HttpRequest, found: FileRequest, token: str) -> HttpRes
         storage=get_encrypted_storage(),
         max_bytes=_bytes_allowed(found),
         quota_left=file_selectors.quota_left(user=found.owner),
+        scan_start=scan_start,
     )
     request.upload_handlers = [handler]
     adopted: set[str] = set()
@@ -227,7 +236,33 @@ def _visit_post_checked(
     retry_after = services.request_upload_throttled(ip=client_ip(request), files=len(uploads))
     if retry_after:
         return _rate_limited(request, retry_after)
+    try:
+        _scan_checked(request, found, uploads)
+    except ScanRefused as exc:
+        refused = _refused(request, exc.status, _("File refused"), exc.message)
+        if exc.status == 503:  # the scanner is down: nothing wrong with the file
+            refused["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return refused
     return _record(request, found, token, state, uploads, adopted)
+
+
+def _scan_checked(request: HttpRequest, found: FileRequest, uploads: list[EncryptedUpload]) -> None:
+    """Each file's scan state by the policy for visitors (CLAMD_*_VISITORS); the owner is
+    e-mailed about malware, naming the request. Raises ScanRefused (the whole post is
+    refused if one file is)."""
+    for upload in uploads:
+        if upload.scan_outcome is None:
+            continue  # scanning is off
+        upload.scan_state = scan_check(
+            upload.scan_outcome,
+            visitor=True,
+            owner=found.owner,
+            file_id=upload.key.file_id,
+            file_name=stored_name(upload.name or ""),
+            size=upload.blob.plaintext_size,
+            actor=_actor(request, found),
+            source=found.title,
+        )
 
 
 def _take_details(

@@ -598,7 +598,9 @@ def _complete(
 
 
 def _scan_checked(upload: ResumableUpload, outcome: scanning.ScanOutcome, actor: Actor) -> str:
-    """The scan state to store for a complete upload, by the policy for logged-in users.
+    """The scan state to store for a complete upload, by the policy for logged-in users,
+    or for file-request visitors when the actor completing it is no user (a visitor, as
+    filerequests' views name them: the stricter policy for anyone without an account).
     Malware, or a file past clamd's limit that is refused: the upload is deleted (row,
     blob, multipart upload) and the refusal raised. clamd unavailable (fail-closed): the
     upload is kept, complete, for HEAD or PATCH to finish once clamd is back (until it
@@ -606,7 +608,7 @@ def _scan_checked(upload: ResumableUpload, outcome: scanning.ScanOutcome, actor:
     try:
         return scanning.scan_check(
             outcome,
-            visitor=False,
+            visitor=actor.user_id is None,
             owner=upload.owner,
             file_id=upload.id,
             file_name=upload.name,

@@ -16,6 +16,7 @@ import base64
 import binascii
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts import tokens
 from audit.actors import Actor, actor_from_request
+from securefiles.lib import metrics
 from securefiles.lib.auth_types import User
 from securefiles.lib.transactions import RETRY_AFTER_SECONDS, TryAgain
 from sharing import selectors, services
@@ -350,6 +352,7 @@ def _patch(request: HttpRequest, actor: Actor, user: User, found: ResumableUploa
     # A wrong offset is a 409 (checked again under the lease), even one past the end.
     if offset == found.offset and offset + body_length > found.length:
         return _answer(413, "The body goes past Upload-Length.")
+    started = time.monotonic()
     try:
         leased, token = services.resumable_lease_take(upload_id=found.pk, owner=user, offset=offset)
         progress = services.resumable_append(
@@ -364,6 +367,7 @@ def _patch(request: HttpRequest, actor: Actor, user: User, found: ResumableUploa
     except BlobIntegrityError:
         logger.error("resumable upload failed verification at completion id=%s", found.pk)
         return _answer(502, "The stored upload did not verify.")
+    metrics.upload_observed(kind="tus", size=progress.offset - offset, started=started)
     headers = {"Upload_Offset": str(progress.offset)}
     if progress.stored is None:
         headers["Upload_Expires"] = _expires_header(leased)

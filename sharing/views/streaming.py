@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -18,6 +19,7 @@ from django.utils.http import http_date
 from django.utils.translation import gettext as _
 
 from audit.actors import Actor, actor_from_request
+from securefiles.lib import metrics
 from sharing import names, selectors, services
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
 from sharing.crypto.ahead import READ_AHEAD_SEGMENTS, read_ahead
@@ -103,7 +105,8 @@ def _integrity_failure(
 
 
 def _record_integrity_failure(stored: StoredFile, reason: str, *, actor: Actor, via: str) -> None:
-    """Server log and audit chain. Also runs mid-stream, headers sent: never raises."""
+    """Server log, metrics and audit chain. Also runs mid-stream, headers sent: never raises."""
+    metrics.integrity_failure_observed()
     logger.error("integrity error file=%s reason=%s", stored.id, reason)
     try:
         services.file_integrity_failed(file=stored, actor=actor, reason=reason, via=via)
@@ -159,6 +162,7 @@ def stream_file(
     for the whole file) once the first segment released verified, before any header is
     sent (a GET or POST, not a HEAD). A first segment that fails answers 502, nothing sent.
     """
+    started = time.monotonic()
     validators = validators_of(stored)
     if request.method == "HEAD":
         # Range is defined for GET only (section 14.2): a HEAD describes the whole file.
@@ -189,7 +193,7 @@ def stream_file(
     if on_verified is not None:
         on_verified(byte_range)
     response = StreamingHttpResponse(
-        _stream_rest(chunks, reader, first, failed),
+        metrics.download_counted(_stream_rest(chunks, reader, first, failed), started),
         content_type=stored.content_type,
         status=200 if byte_range is None else 206,
     )

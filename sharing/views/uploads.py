@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from django.conf import settings
 from django.contrib import messages
@@ -23,6 +24,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from audit.actors import actor_from_request
+from securefiles.lib import metrics
 from securefiles.lib.auth_types import AuthenticatedHttpRequest
 from securefiles.lib.negotiation import prefers_json
 from securefiles.lib.transactions import RETRY_AFTER_SECONDS, TryAgain
@@ -191,6 +193,7 @@ def _scan_checked(request: AuthenticatedHttpRequest, uploads: list[EncryptedUplo
 @login_required
 @require_POST
 def upload(request: AuthenticatedHttpRequest) -> HttpResponseBase:
+    started = time.monotonic()
     # Refuse an over-size body, or any body from a user with no space left, before one
     # byte of it is read.
     if _content_length(request) > settings.MAX_UPLOAD_BYTES:
@@ -208,7 +211,7 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     request.upload_handlers = [handler]
     adopted: set[str] = set()
     try:
-        return _upload_checked(request, handler, adopted)
+        return _upload_checked(request, handler, adopted, started)
     except (MultiPartParserError, TooManyFilesSent, TooManyFieldsSent, RequestDataTooBig) as exc:
         # Raised while the body is parsed (by the CSRF check reading its token, or by
         # request.FILES): answered here, in the format asked for and naming the limit,
@@ -222,7 +225,10 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponseBase:
 
 @csrf_protect
 def _upload_checked(
-    request: AuthenticatedHttpRequest, handler: EncryptingUploadHandler, adopted: set[str]
+    request: AuthenticatedHttpRequest,
+    handler: EncryptingUploadHandler,
+    adopted: set[str],
+    started: float,
 ) -> HttpResponse:
     uploads = [f for f in request.FILES.getlist("file") if isinstance(f, EncryptedUpload)]
     if handler.too_large:
@@ -263,4 +269,5 @@ def _upload_checked(
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     adopted.update(stored.blob.name for stored in created)
+    metrics.upload_observed(kind="form", size=sum(f.size for f in created), started=started)
     return _uploaded(request, created)

@@ -1,0 +1,169 @@
+"""/healthz and /readyz, as a load balancer's probe sees them: no login, no host check, no
+HTTPS redirect, no secrets, 503 naming the failing dependency (README "Health and metrics")."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+
+import pytest
+from django.test import Client
+
+from ops import checks
+from sharing.storage.keyring import get_keyring
+from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, s3_client
+from tests.test_throttle import redis_is_up
+
+pytestmark = pytest.mark.django_db
+
+CHECKS = {"database", "migrations", "storage", "keys", "throttle", "queue"}
+
+
+def _ready(client: Client, **extra: str) -> tuple[int, dict]:
+    response = client.get("/readyz", **extra)
+    assert response["Content-Type"] == "application/json"
+    assert response["Cache-Control"] == "no-store"
+    return response.status_code, json.loads(response.content)
+
+
+def test_it_answers_healthz_to_anyone(client) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.content == b"ok\n"
+    assert "Set-Cookie" not in response
+
+
+def test_it_is_ready_when_every_dependency_answers(client) -> None:
+    status, body = _ready(client)
+
+    assert status == 200
+    assert body == {"status": "ready", "checks": dict.fromkeys(CHECKS, "ok")}
+
+
+def test_it_says_no_version_and_no_secret(client, settings) -> None:
+    healthz, readyz = client.get("/healthz"), client.get("/readyz")
+
+    for response in (healthz, readyz):
+        text = response.content.decode().lower()
+        assert "django" not in text and "python" not in text and "version" not in text
+        assert settings.SECRET_KEY.lower() not in text
+
+
+def test_it_answers_a_probe_to_the_pods_address(client, settings) -> None:
+    settings.ALLOWED_HOSTS = ["files.example.org"]
+
+    assert client.get("/healthz", HTTP_HOST="10.0.3.7:8000").status_code == 200
+    assert _ready(client, HTTP_HOST="10.0.3.7:8000")[0] == 200
+    # Everything else still refuses that host.
+    assert client.get("/accounts/login/", HTTP_HOST="10.0.3.7:8000").status_code == 400
+
+
+def test_it_does_not_redirect_a_plain_http_probe_to_https(client, settings) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+
+    assert client.get("/healthz").status_code == 200
+    assert _ready(client)[0] == 200
+    assert client.get("/accounts/login/").status_code == 301
+
+
+def test_it_answers_only_get_and_head(client) -> None:
+    assert client.head("/readyz").status_code == 200
+    refused = client.post("/healthz")
+    assert refused.status_code == 405
+    assert refused["Allow"] == "GET, HEAD"
+
+
+def test_it_is_not_ready_without_its_storage_folder(client, settings, tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    settings.MEDIA_ROOT = blocker / "media"  # under a file: can never be made
+
+    status, body = _ready(client)
+
+    assert status == 503
+    assert body["status"] == "not ready"
+    assert body["checks"]["storage"] == "failing"
+    assert body["checks"]["database"] == "ok"
+
+
+def test_it_is_ready_before_the_first_upload_made_the_storage_folder(
+    client, settings, tmp_path
+) -> None:
+    settings.MEDIA_ROOT = tmp_path / "not-yet" / "media"
+
+    assert _ready(client)[0] == 200
+    assert not (tmp_path / "not-yet").exists()  # a probe writes nothing
+
+
+def test_it_is_not_ready_while_a_migration_is_unapplied(client, settings, monkeypatch) -> None:
+    settings.MIGRATION_MODULES = {"ops": "tests.unapplied_migrations"}
+    monkeypatch.setattr(checks, "_migrated", False)  # a release not yet seen migrated
+
+    status, body = _ready(client)
+
+    assert status == 503
+    assert body["checks"]["migrations"] == "failing"
+    assert body["checks"]["database"] == "ok"
+
+
+def test_it_is_not_ready_without_master_keys(client, settings, caplog) -> None:
+    settings.ENCRYPTION_KEYS = ""
+    get_keyring.cache_clear()
+    try:
+        status, body = _ready(client)
+    finally:
+        get_keyring.cache_clear()
+
+    assert status == 503
+    assert body["checks"]["keys"] == "failing"
+    # Logged as a warning naming the check, without the error's text.
+    [record] = [r for r in caplog.records if r.name == "ops.registry"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == "readiness check keys failed: ImproperlyConfigured"
+
+
+@pytest.mark.skipif(not redis_is_up(), reason="no Redis on 127.0.0.1:6379")
+def test_it_checks_redis_counters_when_configured(client, settings) -> None:
+    settings.THROTTLE_REDIS_URL = "redis://127.0.0.1:6379/13"
+    assert _ready(client)[0] == 200
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings.THROTTLE_REDIS_URL = f"redis://127.0.0.1:{port}/13"
+    status, body = _ready(client)
+
+    assert status == 503
+    assert body["checks"]["throttle"] == "failing"
+
+
+def _s3_storage(settings, endpoint: str, bucket: str) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "ciphertext": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": endpoint,
+                "access_key": ACCESS_KEY,
+                "secret_key": SECRET_KEY,
+                "region_name": REGION,
+            },
+        },
+    }
+
+
+def test_it_checks_the_s3_bucket(client, settings, moto_server) -> None:
+    bucket = f"securefiles-ready-{uuid.uuid4().hex[:12]}"
+    s3_client(moto_server).create_bucket(Bucket=bucket)
+    _s3_storage(settings, moto_server, bucket)
+    assert _ready(client)[0] == 200
+
+    _s3_storage(settings, moto_server, bucket + "-gone")
+    status, body = _ready(client)
+
+    assert status == 503
+    assert body["checks"]["storage"] == "failing"
+    assert bucket not in json.dumps(body)
