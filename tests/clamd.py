@@ -4,7 +4,8 @@ Everything lives in a TemporaryDirectory under /dev/shm (memory-backed): the soc
 clamd.conf, the signature database and clamd's own TemporaryDirectory, where it spools
 INSTREAM data (plaintext). The database is made here, with no download: one body
 signature (.ndb) of the EICAR test string, so EICAR anywhere in a file is found.
-StreamMaxLength is 2 MiB, small enough for the over-limit tests. No clamd installed is a
+StreamMaxLength, MaxFileSize and MaxScanSize are 2 MiB, small enough for the over-limit
+tests, and AlertExceedsMax is on (README, "Malware scanning"). No clamd installed is a
 failure, not a skip (.ci/run installs it).
 """
 
@@ -53,6 +54,10 @@ class Clamd:
                     f"TemporaryDirectory {root / 'tmp'}",
                     f"StreamMaxLength {STREAM_MAX_BYTES}",
                     f"MaxFileSize {STREAM_MAX_BYTES}",
+                    # As the README asks: an archive clamd cannot scan whole (too deep,
+                    # inflating past MaxScanSize) is reported, not answered "OK".
+                    f"MaxScanSize {STREAM_MAX_BYTES}",
+                    "AlertExceedsMax yes",
                     f"LogFile {root / 'clamd.log'}",
                     "SelfCheck 0",
                     "",
