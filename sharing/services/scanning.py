@@ -79,12 +79,13 @@ class ScannerUnavailable(ScanRefused):
 
 
 class TooLargeToScan(ScanRefused):
-    """The file is past clamd's StreamMaxLength and the policy is to refuse it (413)."""
+    """The file is past clamd's StreamMaxLength, or an archive past one of its scan limits
+    (AlertExceedsMax), and the policy is to refuse it (413)."""
 
     status = 413
     reason = gettext_lazy(
-        "The file is larger than the malware scanner accepts, and unscanned files are not "
-        "accepted here. Nothing was stored."
+        "The file is larger than the malware scanner accepts (or is an archive it cannot "
+        "scan whole), and unscanned files are not accepted here. Nothing was stored."
     )
 
 
