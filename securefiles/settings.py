@@ -71,10 +71,12 @@ SITE_URL = _site_url(env.str("SITE_URL", default=""))
 ENCRYPTION_KEYS = env.str("ENCRYPTION_KEYS", default="")
 
 
-def _positive_int(name: str, default: int, minimum: int = 0) -> int:
+def _positive_int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     value = env.int(name, default=default)
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be an integer <= {maximum}, got {value}")
     return value
 
 
@@ -427,7 +429,8 @@ TUS_PATCH_LEASE_SECONDS = _positive_int("TUS_PATCH_LEASE_SECONDS", 60, minimum=1
 # on a clean verdict.
 CLAMD_SOCKET = env.str("CLAMD_SOCKET", default="")
 CLAMD_HOST = env.str("CLAMD_HOST", default="")
-CLAMD_PORT = _positive_int("CLAMD_PORT", 3310, minimum=1)
+# A TCP port (RFC 793: 16 bits); getaddrinfo would quietly take 70000 as 70000 % 65536.
+CLAMD_PORT = _positive_int("CLAMD_PORT", 3310, minimum=1, maximum=65535)
 # Seconds to wait for clamd at each step (connect, each chunk, the verdict after the end).
 CLAMD_TIMEOUT_SECONDS = _positive_int("CLAMD_TIMEOUT_SECONDS", 60, minimum=1)
 # clamd unreachable, timing out or failing: refuse the upload (False, fail-closed) or store

@@ -4,7 +4,8 @@ Everything lives in a TemporaryDirectory under /dev/shm (memory-backed): the soc
 clamd.conf, the signature database and clamd's own TemporaryDirectory, where it spools
 INSTREAM data (plaintext). The database is made here, with no download: one body
 signature (.ndb) of the EICAR test string, so EICAR anywhere in a file is found.
-StreamMaxLength is 2 MiB, small enough for the over-limit tests. No clamd installed is a
+StreamMaxLength, MaxFileSize and MaxScanSize are 2 MiB, small enough for the over-limit
+tests, and AlertExceedsMax is on (README, "Malware scanning"). No clamd installed is a
 failure, not a skip (.ci/run installs it).
 """
 
@@ -35,7 +36,8 @@ class Clamd:
     """One clamd process on ``socket_path``; ``stop()`` kills it (SIGKILL, as a crash),
     ``start()`` starts it again on the same socket."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, signatures: dict[str, bytes] | None = None) -> None:
+        """``signatures``: more body signatures (name: bytes found anywhere) to load."""
         self.root = root
         self.socket_path = str(root / "clamd.sock")
         self._process: subprocess.Popen[bytes] | None = None
@@ -43,6 +45,7 @@ class Clamd:
         (root / "db").mkdir()
         (root / "db" / "securefiles-test.ndb").write_text(
             f"Securefiles.Test.EICAR:0:*:{EICAR.hex()}\n"
+            + "".join(f"{name}:0:*:{body.hex()}\n" for name, body in (signatures or {}).items())
         )
         (root / "clamd.conf").write_text(
             "\n".join(
@@ -53,6 +56,10 @@ class Clamd:
                     f"TemporaryDirectory {root / 'tmp'}",
                     f"StreamMaxLength {STREAM_MAX_BYTES}",
                     f"MaxFileSize {STREAM_MAX_BYTES}",
+                    # As the README asks: an archive clamd cannot scan whole (too deep,
+                    # inflating past MaxScanSize) is reported, not answered "OK".
+                    f"MaxScanSize {STREAM_MAX_BYTES}",
+                    "AlertExceedsMax yes",
                     f"LogFile {root / 'clamd.log'}",
                     "SelfCheck 0",
                     "",
@@ -107,9 +114,10 @@ class Clamd:
             return False
 
 
-def _clamd_in_shm() -> Iterator[Clamd]:
+def clamd_in_shm(signatures: dict[str, bytes] | None = None) -> Iterator[Clamd]:
+    """A started Clamd in a fresh directory under /dev/shm, stopped and removed after."""
     with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="securefiles-clamd-") as root:
-        daemon = Clamd(Path(root))
+        daemon = Clamd(Path(root), signatures)
         daemon.start()
         try:
             yield daemon
@@ -120,10 +128,10 @@ def _clamd_in_shm() -> Iterator[Clamd]:
 @pytest.fixture(scope="session")
 def clamd_daemon() -> Iterator[Clamd]:
     """The session's clamd, shared by the tests that do not stop it."""
-    yield from _clamd_in_shm()
+    yield from clamd_in_shm()
 
 
 @pytest.fixture
 def own_clamd() -> Iterator[Clamd]:
     """A clamd for one test, which may stop (kill) and restart it."""
-    yield from _clamd_in_shm()
+    yield from clamd_in_shm()

@@ -4,7 +4,10 @@ The protocol (clamd(8), "INSTREAM"): the command ``zINSTREAM\\0``, then chunks e
 prefixed with its length as a 4-byte big-endian unsigned integer, a zero-length chunk to
 end, then one NUL-terminated reply: ``stream: OK``, ``stream: <signature> FOUND``,
 ``INSTREAM size limit exceeded. ERROR`` (past clamd's StreamMaxLength, after which clamd
-closes the connection) or ``<reason> ERROR``.
+closes the connection) or ``<reason> ERROR``. An archive clamd could not scan whole (nested
+past MaxRecursion, inflating past MaxScanSize, more than MaxFiles) gets ``stream: OK``, or
+with ``AlertExceedsMax yes`` ``stream: Heuristics.Limits.Exceeded.<limit> FOUND``
+(clamd.conf(5)): the latter is no verdict either, and is reported as a limit exceeded.
 
 Own code rather than a library: ``clamd`` (PyPI) has had no release since 2014 and
 ``clamdpy`` (its fork) only scans a whole file object it reads itself, while the upload
@@ -21,6 +24,7 @@ _COMMAND = b"zINSTREAM\x00"
 _END = struct.pack(">I", 0)
 _REPLY_LIMIT = 4096  # bytes; a reply is one short line
 _SIZE_LIMIT_REPLY = "INSTREAM size limit exceeded"
+_LIMITS_HEURISTIC = "Heuristics.Limits.Exceeded"  # AlertExceedsMax: clamd stopped scanning
 
 
 class ClamdUnavailable(Exception):
@@ -28,7 +32,8 @@ class ClamdUnavailable(Exception):
 
 
 class StreamLimitExceeded(Exception):
-    """The stream went past clamd's StreamMaxLength: clamd gave no verdict."""
+    """The stream went past clamd's StreamMaxLength, or its content past one of clamd's
+    scan limits (AlertExceedsMax): clamd gave no verdict on the whole of it."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,9 @@ class Address:
                 sock.connect(self.path)
                 return sock
             return socket.create_connection((self.host, self.port), timeout=timeout)
-        except OSError as exc:
+        except (OSError, ValueError, OverflowError) as exc:
+            # ValueError: a host name IDNA cannot encode (UnicodeError, "a..b"); the
+            # settings cannot catch every such name, and it must not become a 500.
             raise ClamdUnavailable(f"cannot connect to clamd: {exc}") from None
 
 
@@ -85,7 +92,8 @@ class InStream:
 
     def verdict(self) -> str | None:
         """End the stream and wait for clamd's answer: None if clean, else the name of
-        the signature found (e.g. "Eicar-Test-Signature"). Closes the connection."""
+        the signature found (e.g. "Eicar-Test-Signature"). Closes the connection. Raises
+        StreamLimitExceeded for a stream or content past clamd's limits."""
         try:
             self._sock.sendall(_END)
         except OSError:
@@ -93,7 +101,11 @@ class InStream:
         reply = self._reply()
         self.close()
         if reply.endswith(" FOUND") and reply.startswith("stream: "):
-            return reply.removeprefix("stream: ").removesuffix(" FOUND")
+            signature = reply.removeprefix("stream: ").removesuffix(" FOUND")
+            if signature.startswith(_LIMITS_HEURISTIC):
+                # Not malware found: clamd stopped at a limit, what lies past it unread.
+                raise StreamLimitExceeded(f"clamd stopped scanning: {signature}")
+            return signature
         if reply == "stream: OK":
             return None
         raise ClamdUnavailable(f"clamd answered {reply[:200]!r}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import transaction
@@ -78,12 +79,13 @@ class ScannerUnavailable(ScanRefused):
 
 
 class TooLargeToScan(ScanRefused):
-    """The file is past clamd's StreamMaxLength and the policy is to refuse it (413)."""
+    """The file is past clamd's StreamMaxLength, or an archive past one of its scan limits
+    (AlertExceedsMax), and the policy is to refuse it (413)."""
 
     status = 413
     reason = gettext_lazy(
-        "The file is larger than the malware scanner accepts, and unscanned files are not "
-        "accepted here. Nothing was stored."
+        "The file is larger than the malware scanner accepts (or is an archive it cannot "
+        "scan whole), and unscanned files are not accepted here. Nothing was stored."
     )
 
 
@@ -221,7 +223,8 @@ def scan_refused(
     source: str = "",
 ) -> None:
     """Record that a file was refused for malware: an audit entry (file.malware_refused,
-    detail "signature=<name> size=<bytes>", file_id the id the file would have had), and
+    detail "signature=<name, percent-encoded> size=<bytes>", file_id the id the file
+    would have had), and
     with ``notify_owner`` an e-mail to ``owner`` naming the signature and ``source`` (the
     file request), not the file. Commits on its own; a mail failure is logged, not raised.
     """
@@ -231,7 +234,9 @@ def scan_refused(
             actor=actor,
             file_id=file_id,
             file_name=file_name,
-            detail=f"signature={signature} size={size}",
+            # Percent-encoded (RFC 3986): a name from the database may hold spaces and
+            # "=", and must stay one field ("size=0" in it would read as the size).
+            detail=f"signature={quote(signature, safe='')} size={size}",
         )
     if notify_owner and owner.email:
         _notify_owner(owner=owner, signature=signature, source=source)
