@@ -266,3 +266,26 @@ def test_a_batch_whose_worker_died_is_queued_again_and_finished(alice, settings)
     run.refresh_from_db()
     assert (run.done, run.counts) == (2, {"ok": 2})
     assert job_services.run_requeue_orphans(run) == 0
+
+
+class _Terminal(StringIO):
+    """Output that says it is a terminal, as an operator's shell is."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cleanup_storage_shows_its_sweep_on_the_terminal_and_the_job_runs_page(admin_client, alice):
+    from tests.helpers_keys import orphan_blob
+
+    make_file(alice, b"kept")
+    for n in range(3):
+        orphan_blob(f"orphan {n}".encode())
+    terminal = _Terminal()
+
+    call_command("cleanup_storage", "--grace-hours", "1", stdout=StringIO(), stderr=terminal)
+
+    assert "\rsweeping storage (blobs): 4" in terminal.getvalue()
+    run = JobRun.objects.get(name="cleanup_storage")
+    assert (run.status, run.done) == ("succeeded", 4)
+    assert b"4 so far" in admin_client.get("/admin/jobs/jobrun/").content
