@@ -30,6 +30,23 @@ logger = logging.getLogger(__name__)
 
 BatchHandler = Callable[[list[str], dict], dict[str, int]]
 
+_HANDLER_MARK = "_securefiles_batch_handler"
+
+
+class NotABatchHandler(Exception):
+    """A run names a handler that batch_handler did not mark (see batch_run)."""
+
+
+def batch_handler(fn: BatchHandler) -> BatchHandler:
+    """Mark ``fn`` as a handler a worker may run for a batch (decorator).
+
+    A run's handler is a dotted path read back from the database: a worker runs only a
+    function marked here, so a row someone wrote into ``jobs_jobrun`` (with database access
+    but no code) cannot make a worker call anything else.
+    """
+    setattr(fn, _HANDLER_MARK, True)
+    return fn
+
 
 class JobBusy(Exception):
     """Another run of the same job is in progress (``holder`` is its host:pid)."""
@@ -250,14 +267,31 @@ def run_requeue_orphans(run: JobRun) -> int:
 
 
 def batch_run(batch_id: int) -> bool:
-    """Run one batch with its run's handler (in a worker); False if it was not pending."""
+    """Run one batch with its run's handler (in a worker); False if it was not pending.
+
+    Raises NotABatchHandler, running nothing and leaving the batch pending, when the run's
+    handler is not a function marked with batch_handler.
+    """
+    handler = _handler(
+        JobRun.objects.filter(batches__pk=batch_id).values_list("handler", flat=True).first()
+    )
     batch = batch_claim_by_id(batch_id)
     if batch is None:
         return False
     run = batch.run
-    handler: BatchHandler = import_string(run.handler)
     _batch_work(batch, run, handler)
     return True
+
+
+def _handler(path: str | None) -> BatchHandler:
+    """The marked handler at ``path`` (NotABatchHandler for anything else)."""
+    try:
+        fn = import_string(path or "")
+    except ImportError:
+        fn = None
+    if not getattr(fn, _HANDLER_MARK, False):
+        raise NotABatchHandler(f"not a batch handler: {path!r}")
+    return fn  # type: ignore[return-value]
 
 
 def _batch_work(batch: JobBatch, run: JobRun, work: BatchHandler) -> None:
