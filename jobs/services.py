@@ -17,6 +17,7 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -29,6 +30,7 @@ from jobs.models import JobBatch, JobLock, JobRun
 logger = logging.getLogger(__name__)
 
 BatchHandler = Callable[[list[str], dict], dict[str, int]]
+_Handler = TypeVar("_Handler", bound=Callable[..., dict[str, int]])
 
 _HANDLER_MARK = "_securefiles_batch_handler"
 
@@ -37,7 +39,7 @@ class NotABatchHandler(Exception):
     """A run names a handler that batch_handler did not mark (see batch_run)."""
 
 
-def batch_handler(fn: BatchHandler) -> BatchHandler:
+def batch_handler(fn: _Handler) -> _Handler:
     """Mark ``fn`` as a handler a worker may run for a batch (decorator).
 
     A run's handler is a dotted path read back from the database: a worker runs only a
@@ -291,7 +293,7 @@ def _handler(path: str | None) -> BatchHandler:
         fn = None
     if not getattr(fn, _HANDLER_MARK, False):
         raise NotABatchHandler(f"not a batch handler: {path!r}")
-    return fn  # type: ignore[return-value]
+    return cast(BatchHandler, fn)
 
 
 def _batch_work(batch: JobBatch, run: JobRun, work: BatchHandler) -> None:
