@@ -361,7 +361,7 @@ def progress_advance(run_id: int, *, outcome: str, count: int = 1) -> None:
         run.save(update_fields=["counts", "done", "heartbeat_at"])
 
 
-def progress_run_finish(run_id: int, *, summary: str) -> None:
-    """Close a progress run: failed if any item's outcome was "failed"."""
+def progress_run_finish(run_id: int, *, summary: str, failed: bool = False) -> None:
+    """Close a progress run: failed if ``failed`` or any item's outcome was "failed"."""
     run = JobRun.objects.get(pk=run_id)
-    _run_close(run, summary=summary, failed=bool(run.counts.get("failed")))
+    _run_close(run, summary=summary, failed=failed or bool(run.counts.get("failed")))

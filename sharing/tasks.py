@@ -11,7 +11,8 @@ def user_delete_job(user_id: int, actor: str, run_id: int) -> None:
     ``actor`` sealed by services.bulk.actor_seal."""
     from sharing.services import bulk
 
-    bulk.user_delete_run(user_id=user_id, actor=bulk.actor_unseal(actor), run_id=run_id)
+    if (who := bulk.actor_for_run(actor, run_id)) is not None:
+        bulk.user_delete_run(user_id=user_id, actor=who, run_id=run_id)
 
 
 @task()
@@ -20,6 +21,5 @@ def files_transfer_job(ids: list[str], new_owner_id: int, actor: str, run_id: in
     by services.bulk.actor_seal."""
     from sharing.services import bulk
 
-    bulk.files_transfer_run(
-        ids=ids, new_owner_id=new_owner_id, actor=bulk.actor_unseal(actor), run_id=run_id
-    )
+    if (who := bulk.actor_for_run(actor, run_id)) is not None:
+        bulk.files_transfer_run(ids=ids, new_owner_id=new_owner_id, actor=who, run_id=run_id)

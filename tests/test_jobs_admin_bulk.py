@@ -172,3 +172,19 @@ def test_a_file_that_cannot_be_deleted_ends_the_run_with_problems_and_keeps_the_
     log = result.stdout + result.stderr
     assert f"bulk job file failed run={run.pk} file={held.pk}" in log
     assert "held.txt" not in log
+
+
+def test_a_bulk_job_queued_before_secret_key_changed_ends_failed_and_changes_nothing(
+    admin_client, bob, settings
+):
+    stored = make_file(bob, b"x", name="b.txt")
+    admin_client.post(f"{USERS}{bob.pk}/delete/", {"post": "yes"})
+
+    result = worker_batch(SECRET_KEY=settings.SECRET_KEY + "-new")  # no fallback kept
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = JobRun.objects.get(name="user_delete")
+    assert run.status == "failed" and "SECRET_KEY changed?" in run.summary
+    assert StoredFile.objects.filter(pk=stored.pk).exists()
+    assert type(bob).objects.filter(pk=bob.pk, is_active=False).exists()
+    assert f"bulk job not run run={run.pk} error=SealBroken" in result.stdout + result.stderr

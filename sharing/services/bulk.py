@@ -25,7 +25,7 @@ from audit.actors import Actor
 from jobs import services as job_services
 from jobs.models import JobRun
 from securefiles.lib.auth_types import User
-from securefiles.lib.sealed import seal, unseal
+from securefiles.lib.sealed import SealBroken, seal, unseal
 from sharing.models import StoredFile
 from sharing.services.files import FileGone, file_delete, file_transfer
 from sharing.services.users import user_deactivate, user_delete
@@ -40,9 +40,17 @@ def actor_seal(actor: Actor) -> str:
     return seal(dataclasses.asdict(actor), purpose=_ACTOR_PURPOSE)
 
 
-def actor_unseal(sealed: Any) -> Actor:
-    """The actor a queued job carries (SealBroken if sealed under an unknown SECRET_KEY)."""
-    return Actor(**unseal(sealed, purpose=_ACTOR_PURPOSE))
+def actor_for_run(sealed: Any, run_id: int) -> Actor | None:
+    """The actor a queued job carries; None, with its run closed as failed and a log line,
+    when it was sealed under a SECRET_KEY that is neither SECRET_KEY nor a fallback (the
+    job then does nothing: an administrator starts it again)."""
+    try:
+        return Actor(**unseal(sealed, purpose=_ACTOR_PURPOSE))
+    except SealBroken:
+        logger.error("bulk job not run run=%s error=SealBroken (SECRET_KEY changed?)", run_id)
+        summary = "not run: its queued details did not open (SECRET_KEY changed?); start it again"
+        job_services.progress_run_finish(run_id, summary=summary, failed=True)
+        return None
 
 
 def user_delete_later(*, user: User, actor: Actor) -> JobRun:
