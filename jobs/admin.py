@@ -26,9 +26,10 @@ class JobRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Progress")
     def progress(self, obj: JobRun) -> str:
-        """``done/total (percent)`` of the run's items (files, for the maintenance jobs)."""
+        """``done/total (percent)`` of the run's items (files, for the maintenance jobs);
+        ``done so far`` for a run whose total is not known ahead (cleanup_storage's blobs)."""
         if not obj.total:
-            return f"{obj.done}/0"
+            return f"{obj.done} so far" if obj.done else f"{obj.done}/0"
         return f"{obj.done}/{obj.total} ({100 * obj.done // obj.total}%)"
 
     def has_add_permission(self, request: HttpRequest) -> bool:

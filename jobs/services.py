@@ -17,6 +17,7 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -29,6 +30,24 @@ from jobs.models import JobBatch, JobLock, JobRun
 logger = logging.getLogger(__name__)
 
 BatchHandler = Callable[[list[str], dict], dict[str, int]]
+_Handler = TypeVar("_Handler", bound=Callable[..., dict[str, int]])
+
+_HANDLER_MARK = "_securefiles_batch_handler"
+
+
+class NotABatchHandler(Exception):
+    """A run names a handler that batch_handler did not mark (see batch_run)."""
+
+
+def batch_handler(fn: _Handler) -> _Handler:
+    """Mark ``fn`` as a handler a worker may run for a batch (decorator).
+
+    A run's handler is a dotted path read back from the database: a worker runs only a
+    function marked here, so a row someone wrote into ``jobs_jobrun`` (with database access
+    but no code) cannot make a worker call anything else.
+    """
+    setattr(fn, _HANDLER_MARK, True)
+    return fn
 
 
 class JobBusy(Exception):
@@ -250,14 +269,31 @@ def run_requeue_orphans(run: JobRun) -> int:
 
 
 def batch_run(batch_id: int) -> bool:
-    """Run one batch with its run's handler (in a worker); False if it was not pending."""
+    """Run one batch with its run's handler (in a worker); False if it was not pending.
+
+    Raises NotABatchHandler, running nothing and leaving the batch pending, when the run's
+    handler is not a function marked with batch_handler.
+    """
+    handler = _handler(
+        JobRun.objects.filter(batches__pk=batch_id).values_list("handler", flat=True).first()
+    )
     batch = batch_claim_by_id(batch_id)
     if batch is None:
         return False
     run = batch.run
-    handler: BatchHandler = import_string(run.handler)
     _batch_work(batch, run, handler)
     return True
+
+
+def _handler(path: str | None) -> BatchHandler:
+    """The marked handler at ``path`` (NotABatchHandler for anything else)."""
+    try:
+        fn = import_string(path or "")
+    except ImportError:
+        fn = None
+    if not getattr(fn, _HANDLER_MARK, False):
+        raise NotABatchHandler(f"not a batch handler: {path!r}")
+    return cast(BatchHandler, fn)
 
 
 def _batch_work(batch: JobBatch, run: JobRun, work: BatchHandler) -> None:
@@ -274,6 +310,16 @@ def run_heartbeat(run: JobRun) -> None:
     """Vouch for the run's lock (a command waiting for workers calls this while it waits)."""
     now = timezone.now()
     JobRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
+    JobLock.objects.filter(run=run).update(heartbeat_at=now)
+
+
+def run_advance(run: JobRun, count: int) -> None:
+    """Count ``count`` more items done on a run that plans no batches (cleanup_storage's
+    sweep, whose total is not known ahead) and vouch for its lock, as batch_finish does:
+    without this, a sweep longer than JOB_LOCK_STALE_SECONDS would let another machine's
+    run take the lock over while it still works."""
+    now = timezone.now()
+    JobRun.objects.filter(pk=run.pk).update(done=F("done") + count, heartbeat_at=now)
     JobLock.objects.filter(run=run).update(heartbeat_at=now)
 
 
@@ -315,7 +361,7 @@ def progress_advance(run_id: int, *, outcome: str, count: int = 1) -> None:
         run.save(update_fields=["counts", "done", "heartbeat_at"])
 
 
-def progress_run_finish(run_id: int, *, summary: str) -> None:
-    """Close a progress run: failed if any item's outcome was "failed"."""
+def progress_run_finish(run_id: int, *, summary: str, failed: bool = False) -> None:
+    """Close a progress run: failed if ``failed`` or any item's outcome was "failed"."""
     run = JobRun.objects.get(pk=run_id)
-    _run_close(run, summary=summary, failed=bool(run.counts.get("failed")))
+    _run_close(run, summary=summary, failed=failed or bool(run.counts.get("failed")))

@@ -23,6 +23,9 @@ if _ENV_FILE:
     environ.Env.read_env(_ENV_FILE)
 
 SECRET_KEY = env.str("SECRET_KEY")
+# Previous SECRET_KEYs, still accepted while rotating (Django's own setting): sessions,
+# reset links and queued jobs' sealed arguments made under them keep working until removed.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 # Off unless asked for (DEBUG=True): debug pages list every URL pattern and settings.
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])

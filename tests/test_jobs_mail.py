@@ -133,3 +133,43 @@ def test_a_queued_message_that_was_tampered_with_is_not_sent(database_queue, ali
     queued.refresh_from_db()
     assert queued.status == "FAILED"
     assert smtp.messages == []
+
+
+def test_mail_queued_before_a_secret_key_rotation_is_still_sent(
+    database_queue, alice, bob, smtp, settings
+):
+    from securefiles.lib.mail import send_later
+
+    old_key = settings.SECRET_KEY
+    send_later(subject="s", body="b", to=["bob@example.com"], reason="test")
+    new_key = old_key + "-rotated"
+
+    # Django's rotation: the new key, the old one kept as a fallback while mail drains.
+    result = worker_batch(
+        EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
+        SECRET_KEY=new_key,
+        SECRET_KEY_FALLBACKS=old_key,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [row.status for row in deliveries()] == ["SUCCESSFUL"]
+    assert [to for to, _raw in smtp.messages] == [["bob@example.com"]]
+
+
+def test_mail_sealed_under_a_key_no_longer_configured_fails_and_says_why(
+    database_queue, alice, bob, smtp, settings
+):
+    from securefiles.lib.mail import send_later
+
+    send_later(subject="s", body="b", to=["bob@example.com"], reason="invitation")
+
+    result = worker_batch(
+        EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}", SECRET_KEY=settings.SECRET_KEY + "-new"
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [row.status for row in deliveries()] == ["FAILED"]
+    assert smtp.messages == []
+    log = result.stdout + result.stderr
+    assert "e-mail not sent reason=invitation error=SealBroken" in log
+    assert "bob@example.com" not in log

@@ -266,3 +266,44 @@ def test_a_batch_whose_worker_died_is_queued_again_and_finished(alice, settings)
     run.refresh_from_db()
     assert (run.done, run.counts) == (2, {"ok": 2})
     assert job_services.run_requeue_orphans(run) == 0
+
+
+class _Terminal(StringIO):
+    """Output that says it is a terminal, as an operator's shell is."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cleanup_storage_shows_its_sweep_on_the_terminal_and_the_job_runs_page(admin_client, alice):
+    from tests.helpers_keys import orphan_blob
+
+    make_file(alice, b"kept")
+    for n in range(3):
+        orphan_blob(f"orphan {n}".encode())
+    terminal = _Terminal()
+
+    call_command("cleanup_storage", "--grace-hours", "1", stdout=StringIO(), stderr=terminal)
+
+    assert "\rsweeping storage (blobs): 4" in terminal.getvalue()
+    run = JobRun.objects.get(name="cleanup_storage")
+    assert (run.status, run.done) == ("succeeded", 4)
+    assert b"4 so far" in admin_client.get("/admin/jobs/jobrun/").content
+
+
+def test_a_worker_runs_only_the_project_s_batch_handlers(alice, settings):
+    """A run row written straight into the database (by someone with database access but
+    no code) cannot make a worker call an arbitrary function with the batch's ids."""
+    settings.TASKS = DATABASE_QUEUE
+    run = JobRun.objects.create(name="verify_files", handler="builtins.print", total=1)
+    batch = JobBatch.objects.create(run=run, seq=0, ids=["injected-marker-7f3a"])
+    from jobs.tasks import run_batch
+
+    run_batch.enqueue(batch.pk)
+    result = manage("db_worker", "--batch", "--no-reload", "--no-startup-delay")
+
+    output = result.stdout + result.stderr
+    assert "injected-marker-7f3a" not in output.replace("not a batch handler", "")
+    assert "not a batch handler: 'builtins.print'" in output
+    batch.refresh_from_db()
+    assert batch.status == "pending"

@@ -8,32 +8,28 @@ that, ...) up to MAIL_ATTEMPTS attempts in all; the last failure marks the job f
 
 Messages carry links with one-time tokens and, when the operator allows, file names, and
 the queue is a database table: so the queued message is sealed (AES-256-GCM, RFC 5116,
-under a key derived from SECRET_KEY with HKDF-SHA256, RFC 5869) and the table holds no
-address, subject, body or token in clear. The job's row is the only copy; a queue read
-with another SECRET_KEY fails authentication and the job fails without sending.
+under a key derived from SECRET_KEY with HKDF-SHA256, RFC 5869; securefiles.lib.sealed)
+and the table holds no address, subject, body or token in clear. The job's row is the only
+copy. A SECRET_KEY rotated the way Django documents (the old one kept in
+SECRET_KEY_FALLBACKS until the queue has drained) still sends it; sealed under a key in
+neither, the job fails without sending and says so in the log.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import smtplib
 from datetime import timedelta
 
-from Crypto.Cipher import AES
-from Crypto.Hash import SHA256
-from Crypto.Protocol.KDF import HKDF
-from Crypto.Random import get_random_bytes
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.utils import timezone
 from django_tasks import task
 
+from securefiles.lib.sealed import SealBroken, seal, unseal
+
 logger = logging.getLogger(__name__)
 
-_NONCE_BYTES = 12
-_TAG_BYTES = 16
 _KEY_INFO = b"securefiles mail queue v1"
 
 
@@ -51,8 +47,8 @@ def send_later(*, subject: str, body: str, to: list[str], reason: str) -> None:
     """
     if not to:
         raise ValueError("an e-mail needs at least one recipient")
-    payload = json.dumps({"subject": subject, "body": body, "to": to}).encode()
-    deliver.enqueue(_seal(payload), reason, 1)
+    message = {"subject": subject, "body": body, "to": to}
+    deliver.enqueue(seal(message, purpose=_KEY_INFO), reason, 1)
 
 
 @task()
@@ -61,7 +57,12 @@ def deliver(sealed: str, reason: str, attempt: int) -> str:
 
     Raises MailNotSent after the last attempt, so the job shows as failed.
     """
-    message = json.loads(_open(sealed))
+    try:
+        message = unseal(sealed, purpose=_KEY_INFO)
+    except SealBroken:
+        # Not retried: another attempt would read the same bytes with the same keys.
+        logger.error("e-mail not sent reason=%s error=SealBroken (SECRET_KEY changed?)", reason)
+        raise MailNotSent(f"{reason} e-mail not sent: its sealed copy did not open") from None
     email = EmailMessage(message["subject"], message["body"], None, message["to"])
     try:
         email.send()
@@ -91,23 +92,3 @@ def _retry_or_fail(sealed: str, reason: str, attempt: int, exc: Exception) -> st
         delay,
     )
     return "retrying"
-
-
-def _key() -> bytes:
-    secret = settings.SECRET_KEY.encode()
-    return HKDF(secret, 32, b"", SHA256, context=_KEY_INFO)
-
-
-def _seal(payload: bytes) -> str:
-    nonce = get_random_bytes(_NONCE_BYTES)
-    cipher = AES.new(_key(), AES.MODE_GCM, nonce=nonce, mac_len=_TAG_BYTES)
-    ciphertext, tag = cipher.encrypt_and_digest(payload)
-    return base64.b64encode(nonce + ciphertext + tag).decode()
-
-
-def _open(sealed: str) -> str:
-    """The payload, after its tag verified (ValueError if it did not)."""
-    raw = base64.b64decode(sealed)
-    nonce, ciphertext, tag = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:-_TAG_BYTES], raw[-_TAG_BYTES:]
-    cipher = AES.new(_key(), AES.MODE_GCM, nonce=nonce, mac_len=_TAG_BYTES)
-    return cipher.decrypt_and_verify(ciphertext, tag).decode()

@@ -14,6 +14,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.events import Event
 from audit.services import audit_record
+from jobs.services import batch_handler
 from securefiles.lib.auth_types import User
 from sharing import selectors
 from sharing.crypto import (
@@ -236,6 +237,7 @@ def _seal_problem(stored: StoredFile, key: FileKey, measured: bytes) -> str | No
     return None
 
 
+@batch_handler
 def files_verify_batch(ids: list[str], params: dict) -> dict[str, int]:
     """verify_files' work on one batch in a worker: outcome counts; each problem logged
     with the file's id and blob (never its name or content). A file deleted since the run
@@ -260,6 +262,7 @@ def files_verify_batch(ids: list[str], params: dict) -> dict[str, int]:
     return dict(counts)
 
 
+@batch_handler
 def files_purge_batch(
     ids: list[str], params: dict, *, on_deleted: Callable[[str], None] | None = None
 ) -> dict[str, int]:

@@ -22,13 +22,16 @@ WAIT_INTERVAL = 0.5  # seconds between looks at the workers' progress (--workers
 
 
 class Progress:
-    """A one-line `label: done/total` counter on stderr, redrawn in place.
+    """A one-line `label: done/total` counter on stderr, redrawn in place (`label: done`
+    when the total is not known ahead, ``total=None``).
 
     Shown only to a person watching: verbosity >= 1 and stderr a terminal. Logs and cron
     mails get the summary line alone.
     """
 
-    def __init__(self, command: BaseCommand, *, label: str, total: int, verbosity: int) -> None:
+    def __init__(
+        self, command: BaseCommand, *, label: str, total: int | None, verbosity: int
+    ) -> None:
         self._stderr = command.stderr
         self._enabled = verbosity >= 1 and command.stderr.isatty()
         self._label, self._total, self._done = label, total, 0
@@ -38,11 +41,11 @@ class Progress:
     def advance(self, count: int = 1) -> None:
         self._done += count
         now = time.monotonic()
-        if self._enabled and (
-            now - self._drawn_at >= PROGRESS_INTERVAL or self._done >= self._total
-        ):
+        last = self._total is not None and self._done >= self._total
+        if self._enabled and (now - self._drawn_at >= PROGRESS_INTERVAL or last):
             self._drawn_at = now
-            self._write(f"\r{self._label}: {self._done}/{self._total}")
+            shown_total = "" if self._total is None else f"/{self._total}"
+            self._write(f"\r{self._label}: {self._done}{shown_total}")
             self._visible = True
 
     def clear(self) -> None:
@@ -88,7 +91,7 @@ class MaintenanceCommand(BaseCommand):
             raise CommandError(f"{exc}; not started") from None
         return self.job_run
 
-    def start_progress(self, *, label: str, total: int) -> Progress:
+    def start_progress(self, *, label: str, total: int | None) -> Progress:
         self.progress = Progress(self, label=label, total=total, verbosity=self.verbosity)
         return self.progress
 

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
+from jobs import services as job_services
 from sharing import selectors, services
 from sharing.management.commands._maintenance import (
     MaintenanceCommand,
@@ -48,6 +49,7 @@ class Command(MaintenanceCommand):
         if not dry_run:  # one sweep at a time, across machines; a killed one is redone
             self.lock_job("cleanup_storage", params={"grace_hours": grace_hours})
         counts: Counter[str] = Counter()
+        self.start_progress(label="sweeping storage (blobs)", total=None)
         # Unfinished resumable uploads past their Upload-Expires: rows, then blobs.
         expired = services.resumable_purge_expired(now=timezone.now(), dry_run=dry_run)
         for upload in expired:
@@ -81,6 +83,7 @@ class Command(MaintenanceCommand):
         counts: Counter[str] = Counter()
         if not blobs:
             return counts
+        self._advance(len(blobs))
         known = selectors.blob_names_referenced(names=[name for name, _ in blobs])
         for name, modified in blobs:
             if name in known:
@@ -104,9 +107,22 @@ class Command(MaintenanceCommand):
         self.say(f"deleted: orphan blob {name}")
         return "deleted"
 
+    def _advance(self, count: int) -> None:
+        """Progress on the terminal and on the job run, which also keeps its lock alive
+        through a sweep of any length (nothing is recorded on a dry run, which holds no
+        lock)."""
+        if self.progress is not None:
+            self.progress.advance(count)
+        if self.job_run is not None:
+            job_services.run_advance(self.job_run, count)
+
     def _list_missing(self) -> int:
         storage, missing = get_encrypted_storage(), 0
-        for stored in selectors.files_for_maintenance().iterator(chunk_size=BATCH):
+        for number, stored in enumerate(
+            selectors.files_for_maintenance().iterator(chunk_size=BATCH), start=1
+        ):
+            if number % BATCH == 0:
+                self._advance(0)  # the existence checks of a large store take long too
             if not storage.exists(stored.blob.name):
                 missing += 1
                 self.say(
