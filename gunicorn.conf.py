@@ -103,3 +103,9 @@ accesslog = "-"
 # signals to the master: TERM stops gracefully, HUP reloads).
 control_socket_disable = True
 logger_class = RedactingLogger
+# gunicorn takes SCRIPT_NAME and PATH_INFO from request headers when the peer is a trusted
+# forwarder (FORWARDED_ALLOW_IPS, 127.0.0.1 by default): a client behind a local proxy that
+# passes headers with underscores (most but nginx do) could then strip a prefix of its
+# choice from the path, so /x/admin/ got past a proxy's rule for /admin/ and was served as
+# /admin/. The portal is always mounted at /: trust neither.
+forwarder_headers = ""

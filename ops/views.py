@@ -42,9 +42,14 @@ def readyz(request: HttpRequest) -> HttpResponse:
         "status": "ready" if ready else "not ready",
         "checks": {name: "ok" if passed else "failing" for name, passed in results.items()},
     }
-    return _answer(
+    response = _answer(
         json.dumps(body).encode(), status=200 if ready else 503, content_type="application/json"
     )
+    # Each failing check was logged as a warning (ops.registry); without this, Django's
+    # request logger adds an ERROR ("Service Unavailable: /readyz") at every probe, every
+    # few seconds while a dependency is down, and mails ADMINS where that is configured.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def metrics(request: HttpRequest) -> HttpResponse:

@@ -25,20 +25,31 @@ def check_encryption_keys(app_configs: Sequence[AppConfig] | None, **kwargs: obj
 
 @checks.register(checks.Tags.security)
 def check_key_ids_in_use(app_configs: Sequence[AppConfig] | None, **kwargs: object) -> list:
-    """Warn while files need a master key that ENCRYPTION_KEYS no longer holds."""
+    """Warn while files, or unfinished resumable uploads, need a master key that
+    ENCRYPTION_KEYS no longer holds."""
     try:
         configured = set(get_keyring().ids)
     except ImproperlyConfigured:
         return []  # sharing.E001 already says what is wrong
     try:
         with transaction.atomic():  # a savepoint: a failed query spoils no outer transaction
-            in_use = selectors.key_ids_in_use()
+            files = selectors.key_ids_in_use()
+            uploads = selectors.upload_key_ids_in_use()
     except DatabaseError:
         return []  # no table yet (before migrate) or no database reachable: nothing to compare
     return [
+        *_missing_key_warnings(files, configured, "file(s)", "they cannot be downloaded"),
+        *_missing_key_warnings(uploads, configured, "unfinished upload(s)", "they cannot resume"),
+    ]
+
+
+def _missing_key_warnings(
+    in_use: dict[str, int], configured: set[str], what: str, consequence: str
+) -> list:
+    return [
         checks.Warning(
-            f"{count} file(s) need master key {key_id!r}, which is not in ENCRYPTION_KEYS: "
-            "they cannot be downloaded.",
+            f"{count} {what} need master key {key_id!r}, which is not in ENCRYPTION_KEYS: "
+            f"{consequence}.",
             hint="Put the key back in ENCRYPTION_KEYS (after the primary), run "
             "`manage.py rotate_keys`, and only then remove it.",
             id="sharing.W001",

@@ -488,6 +488,21 @@ def key_ids_in_use() -> dict[str, int]:
     return dict(counts)
 
 
+def upload_data_key(*, upload: ResumableUpload) -> FileKey:
+    """An unfinished resumable upload's data key (rotate_keys --dry-run test-opens it).
+
+    Raises KeyUnwrapError as file_data_key does.
+    """
+    return unwrap_key(bytes(upload.wrapped_key), upload.id, get_keyring().get(upload.key_id))
+
+
+def upload_key_ids_in_use() -> dict[str, int]:
+    """How many unfinished resumable uploads each master key id wraps (their next PATCH
+    unwraps the data key, so removing that master key would break them)."""
+    counts = ResumableUpload.objects.order_by().values_list("key_id").annotate(n=Count("pk"))
+    return dict(counts)
+
+
 def blob_names_referenced(*, names: list[str]) -> set[str]:
     """Which of these blob names a file row points at (ask in batches of a few hundred)."""
     files = set(StoredFile.objects.filter(blob__in=names).values_list("blob", flat=True))

@@ -88,6 +88,22 @@ def test_it_is_not_ready_without_its_storage_folder(client, settings, tmp_path) 
     assert body["checks"]["database"] == "ok"
 
 
+def test_a_failing_probe_logs_one_warning_per_check_and_no_error(
+    client, settings, tmp_path, caplog
+) -> None:
+    """A load balancer probes every few seconds: while a dependency is down, each probe
+    logs a warning naming the check, never an ERROR (which pages people or mails ADMINS)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    settings.MEDIA_ROOT = blocker / "media"
+
+    assert _ready(client)[0] == 503
+
+    assert [(r.name, r.levelname) for r in caplog.records if r.levelno >= 30] == [
+        ("ops.registry", "WARNING")
+    ]
+
+
 def test_it_is_ready_before_the_first_upload_made_the_storage_folder(
     client, settings, tmp_path
 ) -> None:

@@ -216,3 +216,24 @@ def test_it_shows_the_job_queues_depth(scraper, settings, transactional_db) -> N
 
     assert value(after, "securefiles_jobs_queued") == value(before, "securefiles_jobs_queued") + 1
     assert "someone@example.com" not in text
+
+
+def test_a_scrape_skips_a_workers_file_still_being_created(scraper, monkeypatch, tmp_path) -> None:
+    """Under gunicorn a worker makes its value file by opening it (0 bytes) and then
+    growing it; a worker killed in between leaves it empty for good. A scrape at that
+    moment still answers 200 with every other worker's values, never a 500."""
+    from prometheus_client import Counter as PromCounter
+    from prometheus_client import values
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: 4242))
+    finished = PromCounter(
+        "securefiles_download_bytes", "A worker's count.", registry=None
+    )  # the name the portal uses, written to counter_4242.db as a worker would
+    finished.inc(1234)
+    (tmp_path / "counter_4243.db").write_bytes(b"")  # a worker between open and grow
+    (tmp_path / "histogram_4244.db").write_bytes(b"\x10\x00")  # cut short by a kill -9
+
+    samples, _ = scrape(scraper)
+
+    assert value(samples, "securefiles_download_bytes_total") == 1234

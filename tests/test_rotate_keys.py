@@ -164,3 +164,36 @@ def test_it_records_a_rotation_in_the_audit_log(alice, settings):
     entry = AuditEntry.objects.get(event="keys.rotated")
     assert entry.actor == "rotate_keys" and "rotated 1 files" in entry.detail
     assert verify_chain().intact
+
+
+def test_an_upload_begun_under_the_old_key_finishes_after_the_readme_rotation(
+    settings, alice_client
+):
+    """README "Rotating a master key", with a resumable upload begun before it and resumed
+    after the old key was removed: check warns while it needs the old key, rotate_keys
+    re-wraps it, and its last PATCH completes a file that downloads byte-identical."""
+    from tests.helpers import MiB
+    from tests.test_tus import create, patch
+
+    use_keys(settings, OLD)
+    data = os.urandom(MiB + 777)
+    status, location = create(alice_client, len(data), filename="deposition.pdf")
+    assert status == 201
+    assert patch(alice_client, location, 0, data[:MiB])["Upload-Offset"] == str(MiB)
+
+    use_keys(settings, NEW)
+    assert "1 unfinished upload(s) need master key 'old'" in run("check").err
+    use_keys(settings, NEW, OLD)
+    result = run("rotate_keys")
+    assert result.exit_code == 0
+    assert "1 unfinished upload(s) re-wrapped" in result.out
+    use_keys(settings, NEW)
+    assert check_key_ids_in_use(None) == []
+
+    response = patch(alice_client, location, MiB, data[MiB:])
+
+    assert response.status_code == 204
+    assert response["Upload-Offset"] == str(len(data))
+    stored = StoredFile.objects.get()
+    assert stored.key_id == "new"
+    assert download(alice_client, stored) == data

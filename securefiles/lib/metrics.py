@@ -13,12 +13,19 @@ process's ``REGISTRY``. The scrape itself is ops.views.metrics.
 
 from __future__ import annotations
 
+import glob
+import logging
 import os
+import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
+
+logger = logging.getLogger(__name__)
 
 # Where the metrics of this process are registered when not in multiprocess mode; a
 # registry of our own, so nothing a library registers globally is ever exposed.
@@ -123,5 +130,30 @@ def exposition() -> bytes:
     if not multiprocess_dir():
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    _WorkerFilesCollector(registry)
     return generate_latest(registry)
+
+
+class _WorkerFilesCollector(MultiProcessCollector):
+    """prometheus-client's multiprocess collector, minus the value files it cannot read yet.
+
+    A worker makes its file by opening it (0 bytes) and then growing it; a scrape in
+    between, or after a worker was killed in between, made the stock collector raise
+    (struct.error: a 500 for every scrape until the folder is emptied). Such a file holds
+    no value yet, so it is left out and the other workers' sums are answered.
+    """
+
+    def collect(self) -> Iterable[Metric]:
+        files = glob.glob(os.path.join(self._path, "*.db"))
+        return self.merge([f for f in files if _readable(f)], accumulate=True)
+
+
+def _readable(path: str) -> bool:
+    """Whether the value file at ``path`` parses whole (a file gone meanwhile does not)."""
+    try:
+        for _ in MmapedDict.read_all_values_from_file(path):
+            pass
+    except (OSError, struct.error, RuntimeError, UnicodeDecodeError) as exc:
+        logger.warning("metrics file %s skipped: %s", os.path.basename(path), type(exc).__name__)
+        return False
+    return True

@@ -35,6 +35,7 @@ from sharing.services.maintenance import (
     file_replace_content,
     file_rewrap_key,
     keys_rotated_record,
+    upload_rewrap_key,
 )
 from sharing.services.resumable import (
     OffsetMismatch,
@@ -130,6 +131,7 @@ __all__ = [
     "file_integrity_failed",
     "file_replace_content",
     "file_rewrap_key",
+    "upload_rewrap_key",
     "file_transfer",
     "expired_files",
     "files_purge_expired",

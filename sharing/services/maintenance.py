@@ -30,7 +30,7 @@ from sharing.crypto import (
     wrap_key,
 )
 from sharing.crypto.stream import measure, measure_all
-from sharing.models import StoredFile
+from sharing.models import ResumableUpload, StoredFile
 from sharing.services.files import (
     FileGone,
     blob_delete,
@@ -87,16 +87,28 @@ def file_rewrap_key(*, file: StoredFile) -> bool:
     KeyUnwrapError if the row's master key is not configured or its wrapped key does not
     open, and StoredFile.DoesNotExist if the file was deleted meanwhile.
     """
+    return _rewrap_key(file)
+
+
+def upload_rewrap_key(*, upload: ResumableUpload) -> bool:
+    """Re-wrap an unfinished resumable upload's data key under the primary master key, as
+    file_rewrap_key does for a file (same guarantees and errors; ResumableUpload.DoesNotExist
+    if it finished, expired or was terminated meanwhile). A PATCH in progress holds the key
+    it unwrapped already and writes other columns only, so it is not disturbed."""
+    return _rewrap_key(upload)
+
+
+def _rewrap_key(row: StoredFile | ResumableUpload) -> bool:
     keyring = get_keyring()
     with transaction.atomic():
-        locked = StoredFile.objects.select_for_update().get(pk=file.pk)
+        locked = type(row).objects.select_for_update().get(pk=row.pk)
         if locked.key_id == keyring.primary.key_id:
             return False
         key = unwrap_key(bytes(locked.wrapped_key), locked.id, keyring.get(locked.key_id))
         locked.wrapped_key = wrap_key(key, keyring.primary)
         locked.key_id = keyring.primary.key_id
         locked.save(update_fields=["wrapped_key", "key_id"])
-    file.wrapped_key, file.key_id = locked.wrapped_key, locked.key_id
+    row.wrapped_key, row.key_id = locked.wrapped_key, locked.key_id
     return True
 
 

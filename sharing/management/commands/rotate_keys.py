@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from sharing import selectors, services
 from sharing.crypto import KeyProblem
 from sharing.management.commands._maintenance import MaintenanceCommand, add_batch_size, add_dry_run
-from sharing.models import StoredFile
+from sharing.models import ResumableUpload, StoredFile
 from sharing.storage.keyring import get_keyring
 
 
@@ -38,6 +38,12 @@ class Command(MaintenanceCommand):
             for stored in batch:
                 counts[self._rotate(stored, dry_run=dry_run)] += 1
                 progress.advance()
+        # Unfinished resumable uploads hold a wrapped data key too: their next PATCH
+        # unwraps it, so they must not keep needing the key about to be removed.
+        for upload in ResumableUpload.objects.exclude(key_id=primary).order_by("pk"):
+            outcome = self._rotate_upload(upload, dry_run=dry_run)
+            if outcome in ("rotated", "failed"):  # "gone" or "current": nothing left to do
+                counts["uploads" if outcome == "rotated" else "failed"] += 1
         self._summarise(counts, primary=primary, dry_run=dry_run)
 
     def _rotate(self, stored: StoredFile, *, dry_run: bool) -> str:
@@ -60,6 +66,19 @@ class Command(MaintenanceCommand):
         self.say(f"{verb}: file {stored.pk} ({old_key_id!r} -> primary)", level=2)
         return "rotated"
 
+    def _rotate_upload(self, upload: ResumableUpload, *, dry_run: bool) -> str:
+        try:
+            if dry_run:
+                selectors.upload_data_key(upload=upload)
+            elif not services.upload_rewrap_key(upload=upload):
+                return "current"
+        except KeyProblem as exc:
+            self.say(f"failed: unfinished upload {upload.pk}: {exc}", style=self.style.ERROR)
+            return "failed"
+        except ResumableUpload.DoesNotExist:
+            return "gone"  # finished (under the primary key), expired or terminated
+        return "rotated"
+
     def _summarise(self, counts: Counter[str], *, primary: str, dry_run: bool) -> None:
         verb = "would rotate" if dry_run else "rotated"
         summary = (
@@ -68,7 +87,10 @@ class Command(MaintenanceCommand):
         )
         if counts["gone"]:
             summary += f", {counts['gone']} deleted meanwhile"
-        if not dry_run and (counts["rotated"] or counts["failed"]):
+        if counts["uploads"]:
+            verb = "would be re-wrapped" if dry_run else "re-wrapped"
+            summary += f"; {counts['uploads']} unfinished upload(s) {verb}"
+        if not dry_run and (counts["rotated"] or counts["uploads"] or counts["failed"]):
             services.keys_rotated_record(summary=summary)
         self.finish(summary, failed=bool(counts["failed"]))
         if counts["failed"]:
