@@ -263,6 +263,12 @@ def test_it_answers_one_identical_404_for_a_dead_request(
     assert posted.status_code == 404 and posted.content == reference.content
     assert tus_create(client, token, 10).status_code == 404
     assert StoredFile.objects.count() == (1 if kind == "full" else 0)
+    # The receipt and an upload's URL tell a stranger no more: a full request's receipt
+    # is only for the browser that sent into it.
+    receipt = client.get(f"/r/{token}/receipt/")
+    assert receipt.status_code == 404 and receipt.content == reference.content
+    upload_url = f"/r/{token}/uploads/00000000-0000-4000-8000-000000000000/"
+    assert client.head(upload_url, HTTP_TUS_RESUMABLE="1.0.0").status_code == 404
 
 
 HALF = b"y" * MiB

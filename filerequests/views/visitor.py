@@ -102,15 +102,18 @@ def _not_found(request: HttpRequest) -> HttpResponseBase:
 def _open_or_none(
     request: HttpRequest, token: str, *, including_full: bool = False
 ) -> FileRequest | None:
-    """The open request (or None), noting an expiry in the audit log when first seen."""
+    """The open request (or None), noting an expiry in the audit log when first seen.
+    ``including_full`` lets a full one through only for a session that sent into it (its
+    receipt, its uploads): to anyone else it is the same 404 as a dead one."""
     found = selectors.request_find_by_token(token)
     if found is None:
         return None
     services.request_note_expiry(file_request=found, actor=_actor(request, found))
     if not selectors.request_is_live(found):
         return None
-    if not including_full and selectors.request_is_full(found):
-        return None
+    if selectors.request_is_full(found):
+        if not including_full or not _state(request, found)["uploads"]:
+            return None
     return found
 
 
