@@ -499,3 +499,20 @@ def test_the_page_script_gets_json_from_the_plain_form(alice_client: Client) -> 
     token2, _found2 = make_request(alice_client, max_files="1")
     refused = send_form(visitor(token2), token2, ("a", b"a"), ("b", b"b"), **json)
     assert refused.status_code == 413 and "at most 1 more file" in refused.json()["error"]
+
+
+def test_visitors_cannot_fill_the_owners_unfinished_upload_cap(
+    alice_client: Client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    # A link holder who starts uploads and never finishes them uses up the request's
+    # own cap of unfinished uploads, not the owner's: the owner still uploads by tus.
+    settings.TUS_MAX_UNFINISHED = 2
+    token, _found = make_request(alice_client)
+    sender = visitor(token)
+    assert [tus_create(sender, token, 10).status_code for _n in range(3)] == [201, 201, 429]
+    from tests.test_tus import create
+
+    assert create(alice_client, 10)[0] == 201
+    assert create(alice_client, 10)[0] == 201
+    assert create(alice_client, 10)[0] == 429  # the owner's own cap still holds
+    assert ResumableUpload.objects.count() == 4

@@ -40,6 +40,7 @@ from sharing.services import (
     LinkPasswordOutcome,
     QuotaExceeded,
     ScanRefused,
+    UnfinishedScope,
     UploadNotAccepted,
     scan_check,
     scan_start,
@@ -373,13 +374,15 @@ def receipt(request: HttpRequest, token: str) -> HttpResponseBase:
 def _visitor(request: HttpRequest, found: FileRequest, token: str) -> resumable.Visitor:
     state = _state(request, found)
 
-    def created(upload: Any) -> None:
+    def tie(upload: Any) -> None:
         services.request_upload_tie(
             file_request=found,
             upload_id=upload.pk,
             sender=_sender(state),
             batch=uuid.UUID(state["batch"]),
         )
+
+    def created(upload: Any) -> None:
         state["uploads"].append(str(upload.pk))
         _save_state(request, found, state)
 
@@ -387,6 +390,7 @@ def _visitor(request: HttpRequest, found: FileRequest, token: str) -> resumable.
         owner=found.owner,
         actor=_actor(request, found),
         may_touch=lambda upload_id: str(upload_id) in state["uploads"],
+        scope=UnfinishedScope(ids=lambda: selectors.request_upload_ids(found), tie=tie),
         created=created,
         url=lambda upload_id: reverse("filerequests:tus_upload", args=[token, upload_id]),
     )
