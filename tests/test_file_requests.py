@@ -516,3 +516,24 @@ def test_visitors_cannot_fill_the_owners_unfinished_upload_cap(
     assert create(alice_client, 10)[0] == 201
     assert create(alice_client, 10)[0] == 429  # the owner's own cap still holds
     assert ResumableUpload.objects.count() == 4
+
+
+def test_a_title_with_line_breaks_cannot_add_mail_headers_nor_stop_the_mail(
+    alice_client: Client, django_capture_on_commit_callbacks
+) -> None:
+    # A title pasted with a line break (or crafted): the owner is still told, and the
+    # break never becomes a header of the message.
+    token, found = make_request(alice_client, title="Scans\r\nBcc: eve@example.net")
+    assert (
+        alice_client.post(
+            f"/requests/{found.pk}/email/", {"token": token, "email": "client@example.org"}
+        ).status_code
+        == 302
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        send_form(visitor(token), token, ("a.dcm", b"a"))
+    assert [m.to for m in mail.outbox] == [["client@example.org"], ["alice@example.com"]]
+    for message in mail.outbox:
+        headers = message.message().as_bytes().split(b"\n\n", 1)[0]
+        assert b"\nBcc:" not in headers and message.bcc == [] and "\n" not in message.subject
+        assert "Scans Bcc: eve@example.net" in message.subject
