@@ -95,3 +95,9 @@ def visitor_upload_ids(*, owner: User) -> QuerySet[RequestUpload, Any]:
     """The ids of the uploads visitors are sending into any of ``owner``'s requests: they
     count against each request's cap of unfinished uploads, not the owner's own."""
     return RequestUpload.objects.filter(request__owner=owner).values_list("id", flat=True)
+
+
+def owner_display_name(file_request: FileRequest) -> str:
+    """The owner as a visitor may know them: their full name, or "" when they have none.
+    Never the login name, which is half of what the login page asks for."""
+    return file_request.owner.get_full_name().strip()

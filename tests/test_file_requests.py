@@ -537,3 +537,21 @@ def test_a_title_with_line_breaks_cannot_add_mail_headers_nor_stop_the_mail(
         headers = message.message().as_bytes().split(b"\n\n", 1)[0]
         assert b"\nBcc:" not in headers and message.bcc == [] and "\n" not in message.subject
         assert "Scans Bcc: eve@example.net" in message.subject
+
+
+def test_a_visitor_learns_the_owners_display_name_never_the_login_name(
+    alice: User, alice_client: Client
+) -> None:
+    # The login name is half of what the login page asks for: a link holder (or whoever
+    # the link was e-mailed to) is shown the owner's name, and nothing without one.
+    alice.username = "alice.login-7731"
+    alice.save()
+    token, found = make_request(alice_client)
+    alice_client.post(f"/requests/{found.pk}/email/", {"token": token, "email": "c@example.org"})
+    assert "alice.login-7731" not in visitor(token).get(f"/r/{token}/").content.decode()
+    [message] = mail.outbox
+    assert "alice.login-7731" not in message.subject + message.body
+    alice.first_name, alice.last_name = "Alice", "Martin"
+    alice.save()
+    page = visitor(token).get(f"/r/{token}/").content.decode()
+    assert "Requested by Alice Martin" in page and "alice.login-7731" not in page

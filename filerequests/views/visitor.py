@@ -133,10 +133,9 @@ def _render_visit(
     status: int = 200,
 ) -> HttpResponseBase:
     state = _state(request, file_request)
-    owner = file_request.owner
     context = {
         "file_request": file_request,
-        "owner_name": owner.get_full_name() or owner.get_username(),
+        "owner_name": selectors.owner_display_name(file_request),
         "ready": state["ok"],
         "form": form or SenderForm(require_sender=file_request.require_sender),
         "max_upload_bytes": _bytes_allowed(file_request),
