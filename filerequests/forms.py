@@ -7,6 +7,12 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 
+# The largest limits the columns hold (PositiveIntegerField; BigIntegerField in bytes):
+# beyond them the database refuses the row, which must be a form error, not a 500.
+MAX_FILES_LIMIT = 2**31 - 1
+MAX_MB_LIMIT = (2**63 - 1) // (1024 * 1024)
+
+
 class RequestForm(forms.Form):
     """``POST /requests/``: every field but ``title`` optional (README "File requests")."""
 
@@ -17,9 +23,14 @@ class RequestForm(forms.Form):
     expires_in_hours = forms.IntegerField(
         label=_("Expires in (hours)"), min_value=1, required=False
     )
-    max_files = forms.IntegerField(label=_("At most this many files"), min_value=1, required=False)
+    max_files = forms.IntegerField(
+        label=_("At most this many files"), min_value=1, max_value=MAX_FILES_LIMIT, required=False
+    )
     max_mb = forms.IntegerField(
-        label=_("At most this many MiB in all"), min_value=1, required=False
+        label=_("At most this many MiB in all"),
+        min_value=1,
+        max_value=MAX_MB_LIMIT,
+        required=False,
     )
     password = forms.CharField(
         label=_("Password (optional)"),

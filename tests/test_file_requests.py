@@ -555,3 +555,15 @@ def test_a_visitor_learns_the_owners_display_name_never_the_login_name(
     alice.save()
     page = visitor(token).get(f"/r/{token}/").content.decode()
     assert "Requested by Alice Martin" in page and "alice.login-7731" not in page
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("max_files", "2147483648"), ("max_mb", str(2**63 // MiB + 1)), ("max_mb", "9" * 30)],
+)
+def test_limits_beyond_what_the_database_holds_are_a_form_error(
+    alice_client: Client, field: str, value: str
+) -> None:
+    response = alice_client.post("/requests/", {"title": "Scans", field: value})
+    assert response.status_code == 400 and b"less than or equal to" in response.content
+    assert not FileRequest.objects.exists()
