@@ -62,7 +62,8 @@ class SenderForm(forms.Form):
     for them) and the request's password (when it has one)."""
 
     name = forms.CharField(label=_("Your name"), max_length=200, required=False)
-    email = forms.EmailField(label=_("Your e-mail address"), required=False)
+    # 254: what the column holds (RFC 5321's path limit); Django's EmailField takes 320.
+    email = forms.EmailField(label=_("Your e-mail address"), max_length=254, required=False)
     password = forms.CharField(label=_("Password"), max_length=128, required=False, strip=False)
 
     def __init__(self, *args: object, require_sender: bool, **kwargs: object) -> None:

@@ -567,3 +567,15 @@ def test_limits_beyond_what_the_database_holds_are_a_form_error(
     response = alice_client.post("/requests/", {"title": "Scans", field: value})
     assert response.status_code == 400 and b"less than or equal to" in response.content
     assert not FileRequest.objects.exists()
+
+
+def test_a_sender_address_longer_than_the_column_is_a_form_error(
+    alice_client: Client,
+) -> None:
+    # 312 characters: valid to Django's EmailField (up to 320), over the 254 that fit.
+    email = "a" * 64 + "@" + ".".join(["b" * 60] * 4) + ".com"
+    token, _found = make_request(alice_client, require_sender="on")
+    sender = visitor(token)
+    response = send_form(sender, token, ("a.pdf", b"a"), name="Carol", email=email)
+    assert response.status_code == 400 and not StoredFile.objects.exists()
+    assert files_on_disk() == []
