@@ -6,7 +6,6 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-
 # The largest limits the columns hold (PositiveIntegerField; BigIntegerField in bytes):
 # beyond them the database refuses the row, which must be a form error, not a 500.
 MAX_FILES_LIMIT = 2**31 - 1
