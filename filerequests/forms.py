@@ -6,6 +6,11 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+# The largest limits the columns hold (PositiveIntegerField; BigIntegerField in bytes):
+# beyond them the database refuses the row, which must be a form error, not a 500.
+MAX_FILES_LIMIT = 2**31 - 1
+MAX_MB_LIMIT = (2**63 - 1) // (1024 * 1024)
+
 
 class RequestForm(forms.Form):
     """``POST /requests/``: every field but ``title`` optional (README "File requests")."""
@@ -17,9 +22,14 @@ class RequestForm(forms.Form):
     expires_in_hours = forms.IntegerField(
         label=_("Expires in (hours)"), min_value=1, required=False
     )
-    max_files = forms.IntegerField(label=_("At most this many files"), min_value=1, required=False)
+    max_files = forms.IntegerField(
+        label=_("At most this many files"), min_value=1, max_value=MAX_FILES_LIMIT, required=False
+    )
     max_mb = forms.IntegerField(
-        label=_("At most this many MiB in all"), min_value=1, required=False
+        label=_("At most this many MiB in all"),
+        min_value=1,
+        max_value=MAX_MB_LIMIT,
+        required=False,
     )
     password = forms.CharField(
         label=_("Password (optional)"),
@@ -51,7 +61,8 @@ class SenderForm(forms.Form):
     for them) and the request's password (when it has one)."""
 
     name = forms.CharField(label=_("Your name"), max_length=200, required=False)
-    email = forms.EmailField(label=_("Your e-mail address"), required=False)
+    # 254: what the column holds (RFC 5321's path limit); Django's EmailField takes 320.
+    email = forms.EmailField(label=_("Your e-mail address"), max_length=254, required=False)
     password = forms.CharField(label=_("Password"), max_length=128, required=False, strip=False)
 
     def __init__(self, *args: object, require_sender: bool, **kwargs: object) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from filerequests.models import FileRequest, ReceivedFile
+from filerequests.models import FileRequest, ReceivedFile, RequestUpload
 from securefiles.lib.auth_types import User
 
 # secrets.token_urlsafe(32): 43 URL-safe characters (256 bits).
@@ -82,3 +83,21 @@ def received_of(*, file_request: FileRequest) -> QuerySet[ReceivedFile]:
 def received_in(*, file_request: FileRequest, file_ids: list[str]) -> QuerySet[ReceivedFile]:
     """The files among ``file_ids`` that arrived through ``file_request`` (a receipt)."""
     return received_of(file_request=file_request).filter(file_id__in=file_ids)
+
+
+def request_upload_ids(file_request: FileRequest) -> QuerySet[RequestUpload, Any]:
+    """The ids of the uploads on their way into ``file_request`` (a values_list QuerySet,
+    for an ``id__in``): its visitors' unfinished uploads, capped as the request's own."""
+    return RequestUpload.objects.filter(request=file_request).values_list("id", flat=True)
+
+
+def visitor_upload_ids(*, owner: User) -> QuerySet[RequestUpload, Any]:
+    """The ids of the uploads visitors are sending into any of ``owner``'s requests: they
+    count against each request's cap of unfinished uploads, not the owner's own."""
+    return RequestUpload.objects.filter(request__owner=owner).values_list("id", flat=True)
+
+
+def owner_display_name(file_request: FileRequest) -> str:
+    """The owner as a visitor may know them: their full name, or "" when they have none.
+    Never the login name, which is half of what the login page asks for."""
+    return file_request.owner.get_full_name().strip()

@@ -336,8 +336,7 @@ def request_email_link(*, file_request: FileRequest, token: str, recipient: str)
     if not selectors.request_is_open(file_request):
         return False
     url = absolute_url(reverse("filerequests:visit", args=[token]))
-    owner = file_request.owner
-    who = owner.get_full_name() or owner.get_username()
+    who = selectors.owner_display_name(file_request) or _("A user of the secure file portal")
     subject = _("%(who)s asks you for files: %(title)s") % {"who": who, "title": file_request.title}
     body = _(
         "%(who)s asks you to send files through the secure file portal.\n\n"

@@ -263,6 +263,12 @@ def test_it_answers_one_identical_404_for_a_dead_request(
     assert posted.status_code == 404 and posted.content == reference.content
     assert tus_create(client, token, 10).status_code == 404
     assert StoredFile.objects.count() == (1 if kind == "full" else 0)
+    # The receipt and an upload's URL tell a stranger no more: a full request's receipt
+    # is only for the browser that sent into it.
+    receipt = client.get(f"/r/{token}/receipt/")
+    assert receipt.status_code == 404 and receipt.content == reference.content
+    upload_url = f"/r/{token}/uploads/00000000-0000-4000-8000-000000000000/"
+    assert client.head(upload_url, HTTP_TUS_RESUMABLE="1.0.0").status_code == 404
 
 
 HALF = b"y" * MiB
@@ -493,3 +499,83 @@ def test_the_page_script_gets_json_from_the_plain_form(alice_client: Client) -> 
     token2, _found2 = make_request(alice_client, max_files="1")
     refused = send_form(visitor(token2), token2, ("a", b"a"), ("b", b"b"), **json)
     assert refused.status_code == 413 and "at most 1 more file" in refused.json()["error"]
+
+
+def test_visitors_cannot_fill_the_owners_unfinished_upload_cap(
+    alice_client: Client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    # A link holder who starts uploads and never finishes them uses up the request's
+    # own cap of unfinished uploads, not the owner's: the owner still uploads by tus.
+    settings.TUS_MAX_UNFINISHED = 2
+    token, _found = make_request(alice_client)
+    sender = visitor(token)
+    assert [tus_create(sender, token, 10).status_code for _n in range(3)] == [201, 201, 429]
+    from tests.test_tus import create
+
+    assert create(alice_client, 10)[0] == 201
+    assert create(alice_client, 10)[0] == 201
+    assert create(alice_client, 10)[0] == 429  # the owner's own cap still holds
+    assert ResumableUpload.objects.count() == 4
+
+
+def test_a_title_with_line_breaks_cannot_add_mail_headers_nor_stop_the_mail(
+    alice_client: Client, django_capture_on_commit_callbacks
+) -> None:
+    # A title pasted with a line break (or crafted): the owner is still told, and the
+    # break never becomes a header of the message.
+    token, found = make_request(alice_client, title="Scans\r\nBcc: eve@example.net")
+    assert (
+        alice_client.post(
+            f"/requests/{found.pk}/email/", {"token": token, "email": "client@example.org"}
+        ).status_code
+        == 302
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        send_form(visitor(token), token, ("a.dcm", b"a"))
+    assert [m.to for m in mail.outbox] == [["client@example.org"], ["alice@example.com"]]
+    for message in mail.outbox:
+        headers = message.message().as_bytes().split(b"\n\n", 1)[0]
+        assert b"\nBcc:" not in headers and message.bcc == [] and "\n" not in message.subject
+        assert "Scans Bcc: eve@example.net" in message.subject
+
+
+def test_a_visitor_learns_the_owners_display_name_never_the_login_name(
+    alice: User, alice_client: Client
+) -> None:
+    # The login name is half of what the login page asks for: a link holder (or whoever
+    # the link was e-mailed to) is shown the owner's name, and nothing without one.
+    alice.username = "alice.login-7731"
+    alice.save()
+    token, found = make_request(alice_client)
+    alice_client.post(f"/requests/{found.pk}/email/", {"token": token, "email": "c@example.org"})
+    assert "alice.login-7731" not in visitor(token).get(f"/r/{token}/").content.decode()
+    [message] = mail.outbox
+    assert "alice.login-7731" not in message.subject + message.body
+    alice.first_name, alice.last_name = "Alice", "Martin"
+    alice.save()
+    page = visitor(token).get(f"/r/{token}/").content.decode()
+    assert "Requested by Alice Martin" in page and "alice.login-7731" not in page
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("max_files", "2147483648"), ("max_mb", str(2**63 // MiB + 1)), ("max_mb", "9" * 30)],
+)
+def test_limits_beyond_what_the_database_holds_are_a_form_error(
+    alice_client: Client, field: str, value: str
+) -> None:
+    response = alice_client.post("/requests/", {"title": "Scans", field: value})
+    assert response.status_code == 400 and b"less than or equal to" in response.content
+    assert not FileRequest.objects.exists()
+
+
+def test_a_sender_address_longer_than_the_column_is_a_form_error(
+    alice_client: Client,
+) -> None:
+    # 312 characters: valid to Django's EmailField (up to 320), over the 254 that fit.
+    email = "a" * 64 + "@" + ".".join(["b" * 60] * 4) + ".com"
+    token, _found = make_request(alice_client, require_sender="on")
+    sender = visitor(token)
+    response = send_form(sender, token, ("a.pdf", b"a"), name="Carol", email=email)
+    assert response.status_code == 400 and not StoredFile.objects.exists()
+    assert files_on_disk() == []

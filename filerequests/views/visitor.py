@@ -40,6 +40,7 @@ from sharing.services import (
     LinkPasswordOutcome,
     QuotaExceeded,
     ScanRefused,
+    UnfinishedScope,
     UploadNotAccepted,
     scan_check,
     scan_start,
@@ -102,15 +103,18 @@ def _not_found(request: HttpRequest) -> HttpResponseBase:
 def _open_or_none(
     request: HttpRequest, token: str, *, including_full: bool = False
 ) -> FileRequest | None:
-    """The open request (or None), noting an expiry in the audit log when first seen."""
+    """The open request (or None), noting an expiry in the audit log when first seen.
+    ``including_full`` lets a full one through only for a session that sent into it (its
+    receipt, its uploads): to anyone else it is the same 404 as a dead one."""
     found = selectors.request_find_by_token(token)
     if found is None:
         return None
     services.request_note_expiry(file_request=found, actor=_actor(request, found))
     if not selectors.request_is_live(found):
         return None
-    if not including_full and selectors.request_is_full(found):
-        return None
+    if selectors.request_is_full(found):
+        if not including_full or not _state(request, found)["uploads"]:
+            return None
     return found
 
 
@@ -129,10 +133,9 @@ def _render_visit(
     status: int = 200,
 ) -> HttpResponseBase:
     state = _state(request, file_request)
-    owner = file_request.owner
     context = {
         "file_request": file_request,
-        "owner_name": owner.get_full_name() or owner.get_username(),
+        "owner_name": selectors.owner_display_name(file_request),
         "ready": state["ok"],
         "form": form or SenderForm(require_sender=file_request.require_sender),
         "max_upload_bytes": _bytes_allowed(file_request),
@@ -370,13 +373,15 @@ def receipt(request: HttpRequest, token: str) -> HttpResponseBase:
 def _visitor(request: HttpRequest, found: FileRequest, token: str) -> resumable.Visitor:
     state = _state(request, found)
 
-    def created(upload: Any) -> None:
+    def tie(upload: Any) -> None:
         services.request_upload_tie(
             file_request=found,
             upload_id=upload.pk,
             sender=_sender(state),
             batch=uuid.UUID(state["batch"]),
         )
+
+    def created(upload: Any) -> None:
         state["uploads"].append(str(upload.pk))
         _save_state(request, found, state)
 
@@ -384,6 +389,7 @@ def _visitor(request: HttpRequest, found: FileRequest, token: str) -> resumable.
         owner=found.owner,
         actor=_actor(request, found),
         may_touch=lambda upload_id: str(upload_id) in state["uploads"],
+        scope=UnfinishedScope(ids=lambda: selectors.request_upload_ids(found), tie=tie),
         created=created,
         url=lambda upload_id: reverse("filerequests:tus_upload", args=[token, upload_id]),
     )

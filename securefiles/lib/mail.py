@@ -43,10 +43,14 @@ def send_later(*, subject: str, body: str, to: list[str], reason: str) -> None:
     Returns at once: the worker sends it. Called inside a transaction, the job is queued in
     that transaction (with the database queue): rolled back, nothing is sent. ``reason`` is
     a short word for the logs ("share", "invitation", "password-reset", ...), never
-    personal data. Raises ValueError for an empty ``to``.
+    personal data. The subject is folded onto one line: it often quotes what a user typed
+    (a request's title), and a line break in it would make the send fail (Django's
+    BadHeaderError), never a header. Raises ValueError for an empty ``to``.
     """
     if not to:
         raise ValueError("an e-mail needs at least one recipient")
+    # One line: Django refuses a header with a line break (a request title may hold one).
+    subject = " ".join(subject.split())
     message = {"subject": subject, "body": body, "to": to}
     deliver.enqueue(seal(message, purpose=_KEY_INFO), reason, 1)
 

@@ -29,10 +29,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor
@@ -122,10 +125,38 @@ class Progress:
     stored: StoredFile | None = None
 
 
-def _reserved(*, owner: User, now: datetime) -> tuple[int, int]:
-    """(count, bytes in Upload-Length) of the owner's unfinished, unexpired uploads."""
+# Receivers (filerequests) return a QuerySet of the ids of ``owner``'s unfinished uploads
+# that others started into the owner's space (a file request's visitors): those count
+# against their own cap (an UnfinishedScope), never against the owner's TUS_MAX_UNFINISHED.
+counting_unfinished = Signal()
+
+
+@dataclass(frozen=True)
+class UnfinishedScope:
+    """A creation made for someone other than the owner (a file request's visitor):
+    ``ids()`` is the QuerySet of upload ids in the scope, which TUS_MAX_UNFINISHED caps
+    instead of the owner's own uploads; ``tie(upload)`` puts a new upload in the scope,
+    inside the creating transaction (so parallel creations cannot pass the cap)."""
+
+    ids: Callable[[], QuerySet[Any]]
+    tie: Callable[[ResumableUpload], None]
+
+
+def _reserved(*, owner: User, now: datetime) -> tuple[QuerySet[ResumableUpload], int]:
+    """(the owner's unfinished, unexpired uploads, their bytes in Upload-Length)."""
     live = ResumableUpload.objects.filter(owner=owner, expires_at__gt=now)
-    return live.count(), sum(live.values_list("length", flat=True))
+    return live, sum(live.values_list("length", flat=True))
+
+
+def _unfinished_count(
+    live: QuerySet[ResumableUpload], owner: User, scope: UnfinishedScope | None
+) -> int:
+    """How many of ``live`` count against the cap this creation is under."""
+    if scope is not None:
+        return live.filter(id__in=scope.ids()).count()
+    for _receiver, foreign in counting_unfinished.send(sender=ResumableUpload, owner=owner):
+        live = live.exclude(id__in=foreign)
+    return live.count()
 
 
 def resumable_create(
@@ -136,13 +167,15 @@ def resumable_create(
     content_type: str,
     expires_in_days: int | None,
     actor: Actor,
+    scope: UnfinishedScope | None = None,
 ) -> ResumableUpload | StoredFile:
     """Start a resumable upload of ``length`` plaintext bytes (tus "creation" extension).
 
     Writes the blob's header (random salt and nonce prefix) and the row. A zero-length
     upload is complete at once: the StoredFile is returned instead of the row. Raises
     UploadTooLarge (over MAX_UPLOAD_MB or the format's limit), QuotaExceeded (the owner's
-    files plus their unfinished uploads plus ``length`` over the quota), TooManyUnfinished,
+    files plus their unfinished uploads plus ``length`` over the quota), TooManyUnfinished
+    (TUS_MAX_UNFINISHED of the owner's own, or of ``scope``'s for a visitor's creation),
     ResumableUnsupported (a storage that is neither local nor S3); any refusal leaves no
     blob, no multipart upload and no row. On S3 a multipart upload is started for the
     blob and its UploadId kept in the row.
@@ -166,8 +199,8 @@ def resumable_create(
             # The owner's row is locked, as for the quota of a form upload: two parallel
             # creations cannot both squeeze under the cap or the quota.
             get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
-            count, reserved = _reserved(owner=owner, now=now)
-            if count >= settings.TUS_MAX_UNFINISHED:
+            live, reserved = _reserved(owner=owner, now=now)
+            if _unfinished_count(live, owner, scope) >= settings.TUS_MAX_UNFINISHED:
                 raise TooManyUnfinished
             quota = selectors.quota_of(user=owner)
             if quota is not None and selectors.usage_of(user=owner) + reserved + length > quota:
@@ -188,6 +221,8 @@ def resumable_create(
                 expires_at=now + timedelta(hours=settings.TUS_UPLOAD_EXPIRY_HOURS),
             )
             _audit(Event.UPLOAD_STARTED, upload, actor)
+            if scope is not None:
+                scope.tie(upload)
     except BaseException:
         _discard(blob, s3_upload_id)
         raise

@@ -96,11 +96,14 @@ class Visitor:
     """A file-request visitor as filerequests' views vouch for one (the request is live
     and its password, if any, given in this session): uploads land in ``owner``'s space,
     audited as ``actor``; ``may_touch(upload_id)`` says whether an upload is theirs,
-    ``created(upload)`` ties a new one to the request, ``url(upload_id)`` is its tus URL."""
+    ``scope`` ties a new one to the request (whose own cap of unfinished uploads it
+    counts against, not the owner's), ``created(upload)`` remembers it for the visitor,
+    ``url(upload_id)`` is its tus URL."""
 
     owner: User
     actor: Actor
     may_touch: Callable[[uuid.UUID], bool]
+    scope: services.UnfinishedScope
     created: Callable[[ResumableUpload], None]
     url: Callable[[uuid.UUID], str]
 
@@ -215,6 +218,7 @@ def uploads(request: HttpRequest, visitor: Visitor | None = None) -> HttpRespons
             content_type=metadata.get("filetype", ""),
             expires_in_days=form.cleaned_data["expires_in_days"],
             actor=_actor(request, visitor),
+            scope=visitor.scope if visitor is not None else None,
         )
     except (services.ResumableRefused, services.QuotaExceeded, services.ScanRefused) as exc:
         return _refused(exc)
