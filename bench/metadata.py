@@ -117,6 +117,10 @@ def prepare(tmp: Path, database_url: str, *, reuse: bool) -> Site:
     from django.contrib.auth import get_user_model
 
     if reuse:
+        from django.core.management import call_command
+
+        # The data may predate this checkout's migrations (a phase run after an upgrade).
+        call_command("migrate", verbosity=0)
         user = get_user_model().objects.get(username="bench")
         user.set_password(password)
         user.save()
