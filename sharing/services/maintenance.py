@@ -282,3 +282,77 @@ def files_purge_batch(
             on_deleted(str(stored.pk))
     counts["gone"] += len(ids) - sum(counts.values())
     return dict(counts)
+
+
+# -- reencrypt_files, one batch at a time. A planned id is "<file id> <blob name>": the blob
+#    the file had when the run was planned, so a retried batch can tell a file it already
+#    re-encrypted (its row now names another blob) and never does it twice.
+
+
+def reencrypt_plan_id(file_id: str, blob: str) -> str:
+    """The planned id of one file of a reencrypt_files run (see reencrypt_plan_parse)."""
+    return f"{file_id} {blob}"
+
+
+def reencrypt_plan_parse(planned: str) -> tuple[str, str]:
+    """(file id, blob name when planned) of a planned id; the blob is "" for an id planned
+    by a version that recorded none (such a file is re-encrypted whatever its blob)."""
+    file_id, _sep, blob = planned.partition(" ")
+    return file_id, blob
+
+
+def file_reencrypt(planned: str) -> Verdict:
+    """Re-encrypt one planned file's content under a fresh data key (reencrypt_files).
+
+    ``planned`` is "<file id> <blob when planned>". The row is first read under its row lock:
+    gone → "gone"; naming another blob than planned → "already" (an earlier attempt at this
+    batch re-encrypted it, and committed, before it was killed). Otherwise the content is
+    copied (file_content_copy) and the row switched only if it still names the planned blob
+    (file_replace_content), so a file is re-encrypted at most once per run even when two
+    attempts race. Outcomes: "reencrypted", "already", "gone", "failed" (detail says why:
+    key, authentication, content or storage error; never a name or plaintext).
+    """
+    file_id, planned_blob = reencrypt_plan_parse(planned)
+    with transaction.atomic():
+        stored = StoredFile.objects.select_for_update().filter(pk=file_id).first()
+    if stored is None:
+        return Verdict("gone", "deleted meanwhile")
+    if planned_blob and stored.blob.name != planned_blob:
+        return Verdict("already", "re-encrypted by an earlier attempt")
+    storage = get_encrypted_storage()
+    try:
+        new_key = FileKey.generate(file_id=stored.id)
+        blob = file_content_copy(
+            storage=storage, file=stored, old=selectors.file_data_key(file=stored), new=new_key
+        )
+    except KeyProblem as exc:
+        return Verdict("failed", str(exc))
+    except BlobIntegrityError:
+        return Verdict("failed", "old blob failed authentication")
+    except ContentMismatch as exc:
+        return Verdict("failed", str(exc))
+    except OSError as exc:
+        return Verdict("failed", f"storage error: {exc.strerror or exc}")
+    # On an unexpected error the new blob is left for cleanup_storage: the commit may
+    # already have happened, and then it is the file's only copy.
+    if not file_replace_content(file=stored, old_blob=stored.blob.name, key=new_key, blob=blob):
+        storage.delete(blob.name)
+        return Verdict("gone", "deleted or changed meanwhile")
+    return Verdict("reencrypted")
+
+
+@batch_handler
+def files_reencrypt_batch(ids: list[str], params: dict) -> dict[str, int]:
+    """reencrypt_files' work on one batch in a worker: outcome counts (file_reencrypt's);
+    each failure logged with the file's id (never its name or content)."""
+    counts: Counter[str] = Counter()
+    for planned in ids:
+        verdict = file_reencrypt(planned)
+        if verdict.outcome == "failed":
+            logger.error(
+                "reencrypt_files failed: file %s blob %s: %s",
+                *reencrypt_plan_parse(planned),
+                verdict.detail,
+            )
+        counts[verdict.outcome] += 1
+    return dict(counts)
