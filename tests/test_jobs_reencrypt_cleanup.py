@@ -16,6 +16,7 @@ from jobs.models import JobBatch, JobLock, JobRun
 from sharing.models import StoredFile
 from sharing.storage import get_encrypted_storage
 from tests.helpers import make_file
+from tests.helpers_keys import blob_names, orphan_blob
 from tests.jobs_live import DATABASE_QUEUE, manage, started
 from tests.test_jobs_maintenance import command, wait_for
 
@@ -158,3 +159,113 @@ def test_reencrypt_inline_checkpoint_lines_name_file_ids_only(alice):
     last = list(made)[-1]
     assert f"checkpoint: done through file {last} (--after {last})" in out.getvalue()
     assert "blobs/" not in out.getvalue()
+
+
+# -- cleanup_storage: one batch per folder of blobs/ (256)
+
+
+def old_orphans(count: int) -> set[str]:
+    """``count`` orphan blobs two days old (past the 24 h grace period)."""
+    from tests.test_cleanup_storage import DAY, _age
+
+    names = set()
+    for n in range(count):
+        name = orphan_blob(f"orphan {n}".encode())
+        _age(name, 2 * DAY)
+        names.add(name)
+    return names
+
+
+def folder(name: str) -> int:
+    return int(name.split("/")[1], 16)
+
+
+def test_cleanup_storage_split_across_two_real_workers(alice, settings):
+    settings.TASKS = DATABASE_QUEUE
+    kept = {make_file(alice, b"kept").blob.name, orphan_blob(b"young")}
+    orphans = old_orphans(6)
+    assert blob_names() == kept | orphans
+
+    with started(*WORKER) as one, started(*WORKER) as two:
+        out = command("cleanup_storage", "--workers")
+        assert one.poll() is None and two.poll() is None
+
+    assert "deleted 6 orphan blobs older than 24 h; kept 1 recent orphans and 1 blobs" in out
+    assert blob_names() == kept
+    run = JobRun.objects.get(name="cleanup_storage")
+    assert (run.status, run.done, run.total) == ("succeeded", 256, 256)
+    assert run.counts == {"deleted": 6, "young": 1, "referenced": 1}
+    holders = set(JobBatch.objects.values_list("claimed_by", flat=True))
+    assert all(not holder.endswith(f":{os.getpid()}") for holder in holders)  # the workers
+    assert len(holders) == 2  # both workers took folders
+    assert not JobLock.objects.exists()
+
+
+CLEANUP_KILLED_MID_RUN = """
+import os, signal
+from jobs import services as j
+from sharing.services import maintenance as m
+from sharing.storage.encrypted import BLOB_FOLDERS
+plan = j.RunPlan(
+    name="cleanup_storage", params={"grace_hours": 24},
+    handler="sharing.services.maintenance.blobs_sweep_batch",
+    ids=lambda: BLOB_FOLDERS, batch_size=1,
+)
+run, _ = j.run_begin(plan)
+for _ in range(128):  # folders 00..7f swept, each checkpointed
+    j.batch_finish(batch := j.batch_claim(run), m.blobs_sweep_batch(batch.ids, run.params))
+j.batch_claim(run)  # folder 80 claimed, then killed before its checkpoint
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_cleanup_storage_killed_mid_sweep_resumes_at_its_first_unfinished_folder(alice):
+    stored = make_file(alice, b"kept")
+    orphans = old_orphans(10)
+
+    killed = manage("shell", "-c", CLEANUP_KILLED_MID_RUN)
+
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    left = {name for name in orphans if folder(name) >= 0x80}
+    assert blob_names() == left | {stored.blob.name}  # the swept half is clean
+    run = JobRun.objects.get()
+    assert (run.status, run.done) == ("running", 128)
+    # An orphan that appears in an already swept folder after the kill: the resumed run
+    # must not sweep that folder again (a fresh run will).
+    late = next(n for n in iter(lambda: orphan_blob(b"late"), None) if folder(n) < 0x80)
+    from tests.test_cleanup_storage import DAY, _age
+
+    _age(late, 2 * DAY)
+    for name in blob_names() - orphans - {stored.blob.name, late}:
+        get_encrypted_storage().delete(name)  # the tries that landed in unswept folders
+
+    out = command("cleanup_storage")
+
+    assert f"resuming run {run.pk}: 128 of 256 already done" in out
+    assert blob_names() == {stored.blob.name, late}
+    run.refresh_from_db()
+    assert (run.status, run.done) == ("succeeded", 256)
+    assert run.counts["deleted"] == len(orphans)  # each orphan deleted (and counted) once
+    assert "deleted: orphan blob" in out and late not in out
+
+    command("cleanup_storage")  # a new run sweeps every folder again
+    assert blob_names() == {stored.blob.name}
+
+
+def test_a_second_cleanup_refuses_while_one_runs(alice, settings):
+    settings.TASKS = DATABASE_QUEUE
+    orphans = old_orphans(2)
+    with started("cleanup_storage", "--workers") as first:
+        wait_for(lambda: JobLock.objects.filter(run__isnull=False).exists(), "first run locked")
+
+        with pytest.raises(CommandError, match="cleanup_storage is already running"):
+            command("cleanup_storage")
+        assert blob_names() == orphans  # the refused run deleted nothing
+
+        first.kill()
+        first.wait()
+
+    out = command("cleanup_storage")
+
+    assert "resuming run" in out and "deleted 2 orphan blobs" in out
+    assert blob_names() == set()

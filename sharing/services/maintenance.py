@@ -5,8 +5,9 @@ from __future__ import annotations
 import hmac
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -356,3 +357,98 @@ def files_reencrypt_batch(ids: list[str], params: dict) -> dict[str, int]:
             )
         counts[verdict.outcome] += 1
     return dict(counts)
+
+
+# -- cleanup_storage's sweep, one folder of blobs/ (of 256) per batch: a killed sweep
+#    resumes at the first folder it had not finished.
+
+SWEEP_QUERY = 500  # blob names looked up in the database per query
+
+
+def blobs_sweep(
+    blobs: Iterable[tuple[str, datetime]],
+    *,
+    cutoff: datetime,
+    dry_run: bool,
+    on_blob: Callable[[str, str, datetime], None] | None = None,
+) -> Counter[str]:
+    """Delete the orphans among ``blobs`` ((name, modified) pairs): a blob no file row and
+    no unfinished resumable upload points at, last modified before ``cutoff``.
+
+    Counts "referenced", "young" (no row but modified at or after the cutoff: an upload
+    may still be writing it), "deleted" (or would be, ``dry_run``) and "failed" (storage
+    refused; logged). ``on_blob(outcome, name, modified)`` hears about each blob.
+    """
+    counts: Counter[str] = Counter()
+    chunk: list[tuple[str, datetime]] = []
+    for blob in blobs:
+        chunk.append(blob)
+        if len(chunk) >= SWEEP_QUERY:
+            counts.update(_sweep_chunk(chunk, cutoff, dry_run, on_blob))
+            chunk = []
+    counts.update(_sweep_chunk(chunk, cutoff, dry_run, on_blob))
+    return counts
+
+
+def _sweep_chunk(
+    blobs: list[tuple[str, datetime]],
+    cutoff: datetime,
+    dry_run: bool,
+    on_blob: Callable[[str, str, datetime], None] | None,
+) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    if not blobs:
+        return counts
+    # Asked after listing: a row committed since the listing still protects its blob.
+    known = selectors.blob_names_referenced(names=[name for name, _ in blobs])
+    for name, modified in blobs:
+        if name in known:
+            outcome = "referenced"
+        elif modified >= cutoff:
+            outcome = "young"
+        else:
+            outcome = "deleted" if dry_run else _orphan_delete(name)
+        counts[outcome] += 1
+        if on_blob is not None:
+            on_blob(outcome, name, modified)
+    return counts
+
+
+def _orphan_delete(name: str) -> str:
+    try:
+        get_encrypted_storage().delete(name)
+    except OSError as exc:
+        logger.error("cleanup_storage failed: orphan blob %s: %s", name, exc.strerror or exc)
+        return "failed"
+    return "deleted"
+
+
+@batch_handler
+def blobs_sweep_batch(
+    ids: list[str],
+    params: dict,
+    *,
+    on_blob: Callable[[str, str, datetime], None] | None = None,
+) -> dict[str, int]:
+    """cleanup_storage's work on one batch: ``ids`` are folders of ``blobs/`` ("00".."ff"),
+    ``params["grace_hours"]`` the grace period (hours, counted back from now, when the batch
+    runs). Outcome counts as blobs_sweep's; each deleted orphan logged by name (a random
+    name, never a file's)."""
+    cutoff = timezone.now() - timedelta(hours=int(params["grace_hours"]))
+    storage = get_encrypted_storage()
+    counts: Counter[str] = Counter()
+    for folder in ids:
+        counts.update(
+            blobs_sweep(
+                storage.list_blobs(folder),
+                cutoff=cutoff,
+                dry_run=False,
+                on_blob=on_blob or _log_deleted,
+            )
+        )
+    return dict(counts)
+
+
+def _log_deleted(outcome: str, name: str, _modified: datetime) -> None:
+    if outcome == "deleted":
+        logger.info("cleanup_storage deleted: orphan blob %s", name)

@@ -153,6 +153,11 @@ class MaintenanceCommand(BaseCommand):
             if current.done >= current.total:
                 return
             if not job_selectors.batches_in_queue():
+                # Read again: the last batch may have finished between the two reads.
+                current = job_services.run_refresh(run)
+                progress.advance(current.done - done)
+                if current.done >= current.total:
+                    return
                 left = current.total - current.done
                 raise CommandError(
                     f"the workers left {left} file(s) undone (see the failed jobs); "
