@@ -207,7 +207,7 @@ from jobs import services as j
 from sharing.services import maintenance as m
 from sharing.storage.encrypted import BLOB_FOLDERS
 plan = j.RunPlan(
-    name="cleanup_storage", params={"grace_hours": 24},
+    name="cleanup_storage", params={"grace_hours": 24, "sweep": "folders"},
     handler="sharing.services.maintenance.blobs_sweep_batch",
     ids=lambda: BLOB_FOLDERS, batch_size=1,
 )
@@ -269,3 +269,22 @@ def test_a_second_cleanup_refuses_while_one_runs(alice, settings):
 
     assert "resuming run" in out and "deleted 2 orphan blobs" in out
     assert blob_names() == set()
+
+
+def test_an_interrupted_sweep_of_the_older_unbatched_kind_is_replaced_not_resumed(alice):
+    """Such a run planned no batches: resumed, it would sweep nothing."""
+    from jobs import services as job_services
+
+    orphans = old_orphans(2)
+    plan = job_services.RunPlan(
+        name="cleanup_storage", params={"grace_hours": 24}, handler="", ids=list
+    )
+    older, _resumed = job_services.run_begin(plan)
+    job_services.run_release(older)  # stopped (Ctrl-C) before its summary
+
+    out = command("cleanup_storage")
+
+    assert "resuming" not in out and "deleted 2 orphan blobs" in out
+    assert not blob_names() & orphans
+    older.refresh_from_db()
+    assert older.status == "failed" and "abandoned" in older.summary

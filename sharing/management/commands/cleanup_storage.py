@@ -64,7 +64,9 @@ class Command(MaintenanceCommand):
         else:  # one sweep at a time, across machines; a killed one resumes at its folder
             plan = job_services.RunPlan(
                 name="cleanup_storage",
-                params={"grace_hours": grace_hours},
+                # "sweep" keeps a run of the older, unbatched sweep from being resumed
+                # (it planned no batches: resuming it would sweep nothing).
+                params={"grace_hours": grace_hours, "sweep": "folders"},
                 handler="sharing.services.maintenance.blobs_sweep_batch",
                 ids=lambda: BLOB_FOLDERS,
                 batch_size=1,
