@@ -47,6 +47,17 @@ def plaintext(file_id: str) -> bytes:
         return b"".join(reader.segments())
 
 
+def second_refused_then_first_killed(name: str, *args: str) -> None:
+    """Start ``name --workers`` with no worker running (it plans, queues and waits: it holds
+    the lock as long as we like), check a second run is refused, then kill -9 the first."""
+    with started(name, "--workers", *args) as first:
+        wait_for(lambda: JobLock.objects.filter(run__isnull=False).exists(), "first run locked")
+        with pytest.raises(CommandError, match=f"{name} is already running"):
+            command(name)
+        first.kill()
+        first.wait()
+
+
 def test_reencrypt_files_split_across_two_real_workers(alice, settings):
     settings.TASKS = DATABASE_QUEUE
     made = files(alice, 6)
@@ -128,17 +139,8 @@ def test_a_second_reencrypt_refuses_while_one_runs(alice, settings):
     settings.TASKS = DATABASE_QUEUE
     files(alice, 2)
     before = blobs()
-    # With --workers and no worker running, the first run plans, queues and waits: it
-    # holds the lock for as long as we like.
-    with started("reencrypt_files", "--workers", "--batch-size", "1") as first:
-        wait_for(lambda: JobLock.objects.filter(run__isnull=False).exists(), "first run locked")
-
-        with pytest.raises(CommandError, match="reencrypt_files is already running"):
-            command("reencrypt_files")
-        assert blobs() == before  # the refused run did nothing
-
-        first.kill()
-        first.wait()
+    second_refused_then_first_killed("reencrypt_files", "--batch-size", "1")
+    assert blobs() == before  # the refused run did nothing, the killed one not yet
 
     out = command("reencrypt_files", "--batch-size", "1")
 
@@ -255,15 +257,8 @@ def test_cleanup_storage_killed_mid_sweep_resumes_at_its_first_unfinished_folder
 def test_a_second_cleanup_refuses_while_one_runs(alice, settings):
     settings.TASKS = DATABASE_QUEUE
     orphans = old_orphans(2)
-    with started("cleanup_storage", "--workers") as first:
-        wait_for(lambda: JobLock.objects.filter(run__isnull=False).exists(), "first run locked")
-
-        with pytest.raises(CommandError, match="cleanup_storage is already running"):
-            command("cleanup_storage")
-        assert blob_names() == orphans  # the refused run deleted nothing
-
-        first.kill()
-        first.wait()
+    second_refused_then_first_killed("cleanup_storage")
+    assert blob_names() == orphans  # the refused run deleted nothing, the killed one not yet
 
     out = command("cleanup_storage")
 

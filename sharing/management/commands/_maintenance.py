@@ -194,11 +194,11 @@ def add_dry_run(parser: CommandParser, what: str) -> None:
     )
 
 
-def add_workers(parser: CommandParser) -> None:
+def add_workers(parser: CommandParser, *, batches: str = "batches of file ids") -> None:
     parser.add_argument(
         "--workers",
         action="store_true",
-        help="Split the work into batches of file ids for the job workers (manage.py "
+        help=f"Split the work into {batches} for the job workers (manage.py "
         "db_worker, on any number of machines) and wait for them, instead of doing it in "
         "this process.",
     )

@@ -52,7 +52,7 @@ class Command(MaintenanceCommand):
             help="Keep unreferenced blobs modified less than this many hours ago "
             "(default 24, at least 1: an upload may still be writing them).",
         )
-        add_workers(parser)
+        add_workers(parser, batches="the 256 folders of blobs/")
 
     def handle(
         self, *args: object, dry_run: bool, grace_hours: int, workers: bool, **options: object
