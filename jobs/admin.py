@@ -27,7 +27,8 @@ class JobRunAdmin(admin.ModelAdmin):
     @admin.display(description="Progress")
     def progress(self, obj: JobRun) -> str:
         """``done/total (percent)`` of the run's items (files, for the maintenance jobs);
-        ``done so far`` for a run whose total is not known ahead (cleanup_storage's blobs)."""
+        ``done so far`` for a run whose total is not known ahead (a cleanup_storage run
+        begun before its sweep went folder by folder counted blobs so)."""
         if not obj.total:
             return f"{obj.done} so far" if obj.done else f"{obj.done}/0"
         return f"{obj.done}/{obj.total} ({100 * obj.done // obj.total}%)"

@@ -313,16 +313,6 @@ def run_heartbeat(run: JobRun) -> None:
     JobLock.objects.filter(run=run).update(heartbeat_at=now)
 
 
-def run_advance(run: JobRun, count: int) -> None:
-    """Count ``count`` more items done on a run that plans no batches (cleanup_storage's
-    sweep, whose total is not known ahead) and vouch for its lock, as batch_finish does:
-    without this, a sweep longer than JOB_LOCK_STALE_SECONDS would let another machine's
-    run take the lock over while it still works."""
-    now = timezone.now()
-    JobRun.objects.filter(pk=run.pk).update(done=F("done") + count, heartbeat_at=now)
-    JobLock.objects.filter(run=run).update(heartbeat_at=now)
-
-
 def run_refresh(run: JobRun) -> JobRun:
     """The run as committed now (progress made by workers)."""
     return JobRun.objects.get(pk=run.pk)

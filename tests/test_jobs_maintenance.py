@@ -285,10 +285,11 @@ def test_cleanup_storage_shows_its_sweep_on_the_terminal_and_the_job_runs_page(a
 
     call_command("cleanup_storage", "--grace-hours", "1", stdout=StringIO(), stderr=terminal)
 
-    assert "\rsweeping storage (blobs): 4" in terminal.getvalue()
+    assert "\rsweeping storage (folders of blobs/): 256/256" in terminal.getvalue()
     run = JobRun.objects.get(name="cleanup_storage")
-    assert (run.status, run.done) == ("succeeded", 4)
-    assert b"4 so far" in admin_client.get("/admin/jobs/jobrun/").content
+    assert (run.status, run.done, run.total) == ("succeeded", 256, 256)
+    assert run.counts == {"young": 3, "referenced": 1}  # orphans just made: kept
+    assert b"256/256 (100%)" in admin_client.get("/admin/jobs/jobrun/").content
 
 
 def test_a_worker_runs_only_the_project_s_batch_handlers(alice, settings):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hmac
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -294,3 +295,172 @@ def files_purge_batch(
             on_deleted(str(stored.pk))
     counts["gone"] += len(ids) - sum(counts.values())
     return dict(counts)
+
+
+# -- reencrypt_files, one batch at a time. A planned id is "<file id> <blob name>": the blob
+#    the file had when the run was planned, so a retried batch can tell a file it already
+#    re-encrypted (its row now names another blob) and never does it twice.
+
+
+def reencrypt_plan_id(file_id: str, blob: str) -> str:
+    """The planned id of one file of a reencrypt_files run (see reencrypt_plan_parse)."""
+    return f"{file_id} {blob}"
+
+
+def reencrypt_plan_parse(planned: str) -> tuple[str, str]:
+    """(file id, blob name when planned) of a planned id; the blob is "" for an id planned
+    by a version that recorded none (such a file is re-encrypted whatever its blob)."""
+    file_id, _sep, blob = planned.partition(" ")
+    return file_id, blob
+
+
+def file_reencrypt(planned: str) -> Verdict:
+    """Re-encrypt one planned file's content under a fresh data key (reencrypt_files).
+
+    ``planned`` is "<file id> <blob when planned>". The row is first read under its row lock:
+    gone → "gone"; naming another blob than planned → "already" (an earlier attempt at this
+    batch re-encrypted it, and committed, before it was killed). Otherwise the content is
+    copied (file_content_copy) and the row switched only if it still names the planned blob
+    (file_replace_content), so a file is re-encrypted at most once per run even when two
+    attempts race. Outcomes: "reencrypted", "already", "gone", "failed" (detail says why:
+    key, authentication, content or storage error; never a name or plaintext).
+    """
+    file_id, planned_blob = reencrypt_plan_parse(planned)
+    with transaction.atomic():
+        stored = StoredFile.objects.select_for_update().filter(pk=file_id).first()
+    if stored is None:
+        return Verdict("gone", "deleted meanwhile")
+    if planned_blob and stored.blob.name != planned_blob:
+        return Verdict("already", "re-encrypted by an earlier attempt")
+    storage = get_encrypted_storage()
+    try:
+        new_key = FileKey.generate(file_id=stored.id)
+        blob = file_content_copy(
+            storage=storage, file=stored, old=selectors.file_data_key(file=stored), new=new_key
+        )
+    except KeyProblem as exc:
+        return Verdict("failed", str(exc))
+    except BlobIntegrityError:
+        return Verdict("failed", "old blob failed authentication")
+    except ContentMismatch as exc:
+        return Verdict("failed", str(exc))
+    except OSError as exc:
+        return Verdict("failed", f"storage error: {exc.strerror or exc}")
+    # On an unexpected error the new blob is left for cleanup_storage: the commit may
+    # already have happened, and then it is the file's only copy.
+    if not file_replace_content(file=stored, old_blob=stored.blob.name, key=new_key, blob=blob):
+        storage.delete(blob.name)
+        return Verdict("gone", "deleted or changed meanwhile")
+    return Verdict("reencrypted")
+
+
+@batch_handler
+def files_reencrypt_batch(ids: list[str], params: dict) -> dict[str, int]:
+    """reencrypt_files' work on one batch in a worker: outcome counts (file_reencrypt's);
+    each failure logged with the file's id (never its name or content)."""
+    counts: Counter[str] = Counter()
+    for planned in ids:
+        verdict = file_reencrypt(planned)
+        if verdict.outcome == "failed":
+            logger.error(
+                "reencrypt_files failed: file %s blob %s: %s",
+                *reencrypt_plan_parse(planned),
+                verdict.detail,
+            )
+        counts[verdict.outcome] += 1
+    return dict(counts)
+
+
+# -- cleanup_storage's sweep, one folder of blobs/ (of 256) per batch: a killed sweep
+#    resumes at the first folder it had not finished.
+
+SWEEP_QUERY = 500  # blob names looked up in the database per query
+
+
+def blobs_sweep(
+    blobs: Iterable[tuple[str, datetime]],
+    *,
+    cutoff: datetime,
+    dry_run: bool,
+    on_blob: Callable[[str, str, datetime], None] | None = None,
+) -> Counter[str]:
+    """Delete the orphans among ``blobs`` ((name, modified) pairs): a blob no file row and
+    no unfinished resumable upload points at, last modified before ``cutoff``.
+
+    Counts "referenced", "young" (no row but modified at or after the cutoff: an upload
+    may still be writing it), "deleted" (or would be, ``dry_run``) and "failed" (storage
+    refused; logged). ``on_blob(outcome, name, modified)`` hears about each blob.
+    """
+    counts: Counter[str] = Counter()
+    chunk: list[tuple[str, datetime]] = []
+    for blob in blobs:
+        chunk.append(blob)
+        if len(chunk) >= SWEEP_QUERY:
+            counts.update(_sweep_chunk(chunk, cutoff, dry_run, on_blob))
+            chunk = []
+    counts.update(_sweep_chunk(chunk, cutoff, dry_run, on_blob))
+    return counts
+
+
+def _sweep_chunk(
+    blobs: list[tuple[str, datetime]],
+    cutoff: datetime,
+    dry_run: bool,
+    on_blob: Callable[[str, str, datetime], None] | None,
+) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    if not blobs:
+        return counts
+    # Asked after listing: a row committed since the listing still protects its blob.
+    known = selectors.blob_names_referenced(names=[name for name, _ in blobs])
+    for name, modified in blobs:
+        if name in known:
+            outcome = "referenced"
+        elif modified >= cutoff:
+            outcome = "young"
+        else:
+            outcome = "deleted" if dry_run else _orphan_delete(name)
+        counts[outcome] += 1
+        if on_blob is not None:
+            on_blob(outcome, name, modified)
+    return counts
+
+
+def _orphan_delete(name: str) -> str:
+    try:
+        get_encrypted_storage().delete(name)
+    except OSError as exc:
+        logger.error("cleanup_storage failed: orphan blob %s: %s", name, exc.strerror or exc)
+        return "failed"
+    return "deleted"
+
+
+@batch_handler
+def blobs_sweep_batch(
+    ids: list[str],
+    params: dict,
+    *,
+    on_blob: Callable[[str, str, datetime], None] | None = None,
+) -> dict[str, int]:
+    """cleanup_storage's work on one batch: ``ids`` are folders of ``blobs/`` ("00".."ff"),
+    ``params["grace_hours"]`` the grace period (hours, counted back from now, when the batch
+    runs). Outcome counts as blobs_sweep's; each deleted orphan logged by name (a random
+    name, never a file's)."""
+    cutoff = timezone.now() - timedelta(hours=int(params["grace_hours"]))
+    storage = get_encrypted_storage()
+    counts: Counter[str] = Counter()
+    for folder in ids:
+        counts.update(
+            blobs_sweep(
+                storage.list_blobs(folder),
+                cutoff=cutoff,
+                dry_run=False,
+                on_blob=on_blob or _log_deleted,
+            )
+        )
+    return dict(counts)
+
+
+def _log_deleted(outcome: str, name: str, _modified: datetime) -> None:
+    if outcome == "deleted":
+        logger.info("cleanup_storage deleted: orphan blob %s", name)

@@ -386,17 +386,20 @@ class EncryptedStorage(Storage):
     def get_modified_time(self, name: str):  # type: ignore[no-untyped-def]
         return self.inner.get_modified_time(name)
 
-    def list_blobs(self) -> Iterator[tuple[str, datetime]]:
-        """Every blob name under ``blobs/`` with its modified time (maintenance commands).
+    def list_blobs(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """Every blob name under ``blobs/`` (or, with ``prefix`` such as "ab", under
+        ``blobs/ab/``: one of the 256 folders new_name spreads blobs over) with its
+        modified time (maintenance commands).
 
         Walks the inner storage folder by folder, so memory stays one folder's listing.
         A blob deleted while the walk runs is skipped. On S3 the listing pages carry the
         times, so no object is asked about one by one.
         """
+        top = f"{BLOB_PREFIX}/{prefix}" if prefix else BLOB_PREFIX
         if storage_s3.is_s3(self.inner):
-            yield from storage_s3.list_objects(self.inner, BLOB_PREFIX + "/")
+            yield from storage_s3.list_objects(self.inner, top + "/")
             return
-        pending = [BLOB_PREFIX]
+        pending = [top]
         while pending:
             folder = pending.pop()
             try:
@@ -409,6 +412,11 @@ class EncryptedStorage(Storage):
                     yield f"{folder}/{name}", self.inner.get_modified_time(f"{folder}/{name}")
                 except FileNotFoundError:
                     continue
+
+
+BLOB_FOLDERS = tuple(f"{n:02x}" for n in range(256))
+"""The folders under ``blobs/`` that new_name spreads blobs over (secrets.token_hex's
+first two characters): cleanup_storage's batches."""
 
 
 def get_encrypted_storage() -> EncryptedStorage:

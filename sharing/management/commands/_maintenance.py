@@ -153,6 +153,11 @@ class MaintenanceCommand(BaseCommand):
             if current.done >= current.total:
                 return
             if not job_selectors.batches_in_queue():
+                # Read again: the last batch may have finished between the two reads.
+                current = job_services.run_refresh(run)
+                progress.advance(current.done - done)
+                if current.done >= current.total:
+                    return
                 left = current.total - current.done
                 raise CommandError(
                     f"the workers left {left} file(s) undone (see the failed jobs); "
@@ -189,11 +194,11 @@ def add_dry_run(parser: CommandParser, what: str) -> None:
     )
 
 
-def add_workers(parser: CommandParser) -> None:
+def add_workers(parser: CommandParser, *, batches: str = "batches of file ids") -> None:
     parser.add_argument(
         "--workers",
         action="store_true",
-        help="Split the work into batches of file ids for the job workers (manage.py "
+        help=f"Split the work into {batches} for the job workers (manage.py "
         "db_worker, on any number of machines) and wait for them, instead of doing it in "
         "this process.",
     )

@@ -11,13 +11,17 @@ from sharing import selectors, services
 from sharing.management.commands._maintenance import (
     MaintenanceCommand,
     add_dry_run,
+    add_workers,
     positive_int,
     shown,
 )
+from sharing.services import maintenance
 from sharing.storage import get_encrypted_storage
 from sharing.storage import s3 as storage_s3
+from sharing.storage.encrypted import BLOB_FOLDERS
 
 BATCH = 500
+SWEEP_LABEL = "sweeping storage (folders of blobs/)"
 
 
 class Command(MaintenanceCommand):
@@ -30,7 +34,12 @@ class Command(MaintenanceCommand):
         "a backup, or delete the file). On S3, also aborts multipart uploads started before "
         "the grace period, except those of unfinished resumable uploads. Deletes unfinished "
         "resumable (tus) uploads past their expiry, rows and blobs (on S3 their multipart "
-        "uploads are aborted). Exits with status 1 if a blob could not be deleted."
+        "uploads are aborted). The sweep goes folder by folder (the 256 folders of blobs/), "
+        "each a checkpoint: a sweep that was interrupted (even killed) is resumed by the next "
+        "run with the same --grace-hours from its first unfinished folder; --workers splits "
+        "the folders across the job workers (manage.py db_worker). A sweep already in "
+        "progress on any machine makes this one stop with an error. "
+        "Exits with status 1 if a blob could not be deleted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -43,27 +52,36 @@ class Command(MaintenanceCommand):
             help="Keep unreferenced blobs modified less than this many hours ago "
             "(default 24, at least 1: an upload may still be writing them).",
         )
+        add_workers(parser, batches="the 256 folders of blobs/")
 
-    def handle(self, *args: object, dry_run: bool, grace_hours: int, **options: object) -> None:
-        cutoff = timezone.now() - timedelta(hours=grace_hours)
-        if not dry_run:  # one sweep at a time, across machines; a killed one is redone
-            self.lock_job("cleanup_storage", params={"grace_hours": grace_hours})
+    def handle(
+        self, *args: object, dry_run: bool, grace_hours: int, workers: bool, **options: object
+    ) -> None:
         counts: Counter[str] = Counter()
-        self.start_progress(label="sweeping storage (blobs)", total=None)
-        # Unfinished resumable uploads past their Upload-Expires: rows, then blobs.
+        if dry_run:  # no lock, no run: nothing changes
+            self.start_progress(label=SWEEP_LABEL, total=len(BLOB_FOLDERS))
+            counts.update(self._sweep(list(BLOB_FOLDERS), {"grace_hours": grace_hours}, True))
+        else:  # one sweep at a time, across machines; a killed one resumes at its folder
+            plan = job_services.RunPlan(
+                name="cleanup_storage",
+                # "sweep" keeps a run of the older, unbatched sweep from being resumed
+                # (it planned no batches: resuming it would sweep nothing).
+                params={"grace_hours": grace_hours, "sweep": "folders"},
+                handler="sharing.services.maintenance.blobs_sweep_batch",
+                ids=lambda: BLOB_FOLDERS,
+                batch_size=1,
+            )
+            run = self.run_job(plan, label=SWEEP_LABEL, inline=self._sweep, workers=workers)
+            counts.update(run.counts)
+        # Unfinished resumable uploads past their Upload-Expires: rows, then blobs (their
+        # blobs were referenced, hence kept, during the sweep).
         expired = services.resumable_purge_expired(now=timezone.now(), dry_run=dry_run)
         for upload in expired:
             verb = "would delete" if dry_run else "deleted"
             self.say(f"{verb}: expired resumable upload {upload.pk} (blob {upload.blob})")
         counts["expired_uploads"] = len(expired)
-        batch: list[tuple[str, datetime]] = []
-        for blob in get_encrypted_storage().list_blobs():
-            batch.append(blob)
-            if len(batch) >= BATCH:
-                counts.update(self._sweep(batch, cutoff, dry_run=dry_run))
-                batch = []
-        counts.update(self._sweep(batch, cutoff, dry_run=dry_run))
         counts["missing"] = self._list_missing()
+        cutoff = timezone.now() - timedelta(hours=grace_hours)
         counts["multipart"] = self._abort_stale_uploads(cutoff, dry_run=dry_run)
         self._summarise(counts, grace_hours=grace_hours, dry_run=dry_run)
 
@@ -77,44 +95,31 @@ class Command(MaintenanceCommand):
         keep = selectors.resumable_s3_upload_ids()
         return storage_s3.abort_stale_uploads(inner, cutoff, dry_run=dry_run, keep=keep)
 
-    def _sweep(
-        self, blobs: list[tuple[str, datetime]], cutoff: datetime, *, dry_run: bool
-    ) -> Counter[str]:
+    def _sweep(self, folders: list[str], params: dict, dry_run: bool = False) -> dict[str, int]:
+        """Sweep these folders of blobs/ in this process (one checkpointed batch of a run,
+        or all of them on a dry run), each blob's fate on stdout."""
+        cutoff = timezone.now() - timedelta(hours=int(params["grace_hours"]))
         counts: Counter[str] = Counter()
-        if not blobs:
-            return counts
-        self._advance(len(blobs))
-        known = selectors.blob_names_referenced(names=[name for name, _ in blobs])
-        for name, modified in blobs:
-            if name in known:
-                counts["referenced"] += 1
-            elif modified >= cutoff:
-                counts["young"] += 1
-                self.say(f"kept: blob {name} has no row but is recent ({modified:%F %T})", level=2)
+        for folder in folders:
+            if dry_run:
+                blobs = get_encrypted_storage().list_blobs(folder)
+                counts.update(
+                    maintenance.blobs_sweep(blobs, cutoff=cutoff, dry_run=True, on_blob=self._say)
+                )
             else:
-                counts[self._delete(name, dry_run=dry_run)] += 1
-        return counts
+                counts.update(maintenance.blobs_sweep_batch([folder], params, on_blob=self._say))
+            if self.progress is not None:
+                self.progress.advance()
+        return dict(counts)
 
-    def _delete(self, name: str, *, dry_run: bool) -> str:
-        if dry_run:
-            self.say(f"would delete: orphan blob {name}")
-            return "deleted"
-        try:
-            get_encrypted_storage().delete(name)
-        except OSError as exc:
-            self.say(f"failed: orphan blob {name}: {exc.strerror or exc}", style=self.style.ERROR)
-            return "failed"
-        self.say(f"deleted: orphan blob {name}")
-        return "deleted"
-
-    def _advance(self, count: int) -> None:
-        """Progress on the terminal and on the job run, which also keeps its lock alive
-        through a sweep of any length (nothing is recorded on a dry run, which holds no
-        lock)."""
-        if self.progress is not None:
-            self.progress.advance(count)
-        if self.job_run is not None:
-            job_services.run_advance(self.job_run, count)
+    def _say(self, outcome: str, name: str, modified: datetime) -> None:
+        if outcome == "young":
+            self.say(f"kept: blob {name} has no row but is recent ({modified:%F %T})", level=2)
+        elif outcome == "deleted":
+            verb = "deleted" if self.job_run is not None else "would delete"
+            self.say(f"{verb}: orphan blob {name}")
+        elif outcome == "failed":
+            self.say(f"failed: orphan blob {name}", style=self.style.ERROR)
 
     def _list_missing(self) -> int:
         storage, missing = get_encrypted_storage(), 0
@@ -122,7 +127,8 @@ class Command(MaintenanceCommand):
             selectors.files_for_maintenance().iterator(chunk_size=BATCH), start=1
         ):
             if number % BATCH == 0:
-                self._advance(0)  # the existence checks of a large store take long too
+                if self.job_run is not None:  # the existence checks take long too
+                    job_services.run_heartbeat(self.job_run)
             if not storage.exists(stored.blob.name):
                 missing += 1
                 self.say(

@@ -10,14 +10,16 @@ from django.utils import timezone
 
 from jobs import services as job_services
 from sharing import selectors, services
-from sharing.crypto import BlobIntegrityError, FileKey, KeyProblem
+from sharing.crypto import KeyProblem
 from sharing.management.commands._maintenance import (
     MaintenanceCommand,
     add_batch_size,
     add_dry_run,
+    add_workers,
 )
 from sharing.models import StoredFile
-from sharing.storage import EncryptedStorage, StoredBlob, get_encrypted_storage
+from sharing.services import maintenance
+from sharing.storage import EncryptedStorage, get_encrypted_storage
 
 
 class Command(MaintenanceCommand):
@@ -31,14 +33,17 @@ class Command(MaintenanceCommand):
         "after that commits. Memory stays about two segments per file. Files uploaded after "
         "the run started already have fresh keys and are left alone. After every batch a "
         "checkpoint line names the last file done. A run that was interrupted (even killed) "
-        "is resumed by the next run with the same --after, skipping the batches it finished; "
+        "is resumed by the next run with the same --after, skipping the batches it finished "
+        "(and, in a batch it was in, the files it had already switched); --workers splits "
+        "the batches across the job workers (manage.py db_worker) and waits for them; "
         "a run already in progress on any machine makes this one stop with an error. "
         "A crash leaves at most one unreferenced new blob, which cleanup_storage removes. "
         "Exits with status 1 if any file could not be re-encrypted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        add_batch_size(parser, default=50)
+        add_batch_size(parser, default=50, checkpoint=True)
+        add_workers(parser)
         add_dry_run(parser, "re-encrypted")
         parser.add_argument(
             "--after",
@@ -53,6 +58,7 @@ class Command(MaintenanceCommand):
         batch_size: int,
         dry_run: bool,
         after: uuid.UUID | None,
+        workers: bool,
         **options: object,
     ) -> None:
         files = selectors.files_for_maintenance().filter(created_at__lte=timezone.now())
@@ -62,72 +68,54 @@ class Command(MaintenanceCommand):
             plan = job_services.RunPlan(
                 name="reencrypt_files",
                 params={"after": str(after or "")},
-                handler="",  # in this process only: the output names each file
-                ids=lambda: (str(pk) for pk in files.values_list("pk", flat=True).iterator()),
+                handler="sharing.services.maintenance.files_reencrypt_batch",
+                ids=lambda: _planned_ids(files),
                 batch_size=batch_size,
             )
-            run = self.run_job(plan, label="re-encrypting", inline=self._batch, workers=False)
+            run = self.run_job(plan, label="re-encrypting", inline=self._batch, workers=workers)
             self._summarise(Counter(run.counts), dry_run=False)
             return
         counts: Counter[str] = Counter()
         progress = self.start_progress(label="re-encrypting", total=files.count())
         for batch in _batches(files, batch_size):
             for stored in batch:
-                counts[self._reencrypt(stored, dry_run=True)] += 1
+                counts[self._would(get_encrypted_storage(), stored)] += 1
                 progress.advance()
         self._summarise(counts, dry_run=True)
 
     def _batch(self, ids: list[str], params: dict) -> dict[str, int]:
-        """One checkpointed batch of a run (the run's ids, in files_for_maintenance order)."""
+        """One checkpointed batch of a run in this process (the run's planned ids, in
+        files_for_maintenance order), each file's outcome on stdout."""
         counts: Counter[str] = Counter()
-        files = {str(f.pk): f for f in selectors.files_for_maintenance().filter(pk__in=ids)}
-        for file_id in ids:
-            stored = files.get(file_id)
-            counts[self._reencrypt(stored, dry_run=False) if stored else "gone"] += 1
+        for planned in ids:
+            counts[self._reencrypt(planned)] += 1
             if self.progress is not None:
                 self.progress.advance()
-        self.say(f"checkpoint: done through file {ids[-1]} (--after {ids[-1]})")
+        last = maintenance.reencrypt_plan_parse(ids[-1])[0]
+        self.say(f"checkpoint: done through file {last} (--after {last})")
         return dict(counts)
 
-    def _reencrypt(self, stored: StoredFile, *, dry_run: bool) -> str:
-        storage = get_encrypted_storage()
-        try:
-            old_key = selectors.file_data_key(file=stored)
-            if dry_run:
-                return self._would(storage, stored)
-            new_key = FileKey.generate(file_id=stored.id)
-            blob = services.file_content_copy(
-                storage=storage, file=stored, old=old_key, new=new_key
+    def _reencrypt(self, planned: str) -> str:
+        file_id, blob = maintenance.reencrypt_plan_parse(planned)
+        verdict = maintenance.file_reencrypt(planned)
+        if verdict.outcome == "failed":
+            self.say(
+                f"failed: file {file_id} (blob {blob}): {verdict.detail}", style=self.style.ERROR
             )
-        except KeyProblem as exc:
-            return self._failed(stored, str(exc))
-        except BlobIntegrityError:
-            return self._failed(stored, "old blob failed authentication")
-        except services.ContentMismatch as exc:
-            return self._failed(stored, str(exc))
-        except OSError as exc:
-            return self._failed(stored, f"storage error: {exc.strerror or exc}")
-        return self._switch(storage, stored, new_key, blob)
+        elif verdict.outcome == "reencrypted":
+            self.say(f"re-encrypted: file {file_id}", level=2)
+        else:
+            self.say(f"{verdict.outcome}: file {file_id} ({verdict.detail})", level=2)
+        return verdict.outcome
 
     def _would(self, storage: EncryptedStorage, stored: StoredFile) -> str:
+        try:
+            selectors.file_data_key(file=stored)
+        except KeyProblem as exc:
+            return self._failed(stored, str(exc))
         if not storage.exists(stored.blob.name):
             return self._failed(stored, "blob not in storage")
         self.say(f"would re-encrypt: file {stored.pk}", level=2)
-        return "reencrypted"
-
-    def _switch(
-        self, storage: EncryptedStorage, stored: StoredFile, key: FileKey, blob: StoredBlob
-    ) -> str:
-        # On an unexpected error the new blob is left for cleanup_storage: the commit may
-        # already have happened, and then it is the file's only copy.
-        switched = services.file_replace_content(
-            file=stored, old_blob=stored.blob.name, key=key, blob=blob
-        )
-        if not switched:
-            storage.delete(blob.name)
-            self.say(f"gone: file {stored.pk} was deleted or changed meanwhile", level=2)
-            return "gone"
-        self.say(f"re-encrypted: file {stored.pk}", level=2)
         return "reencrypted"
 
     def _failed(self, stored: StoredFile, detail: str) -> str:
@@ -141,6 +129,8 @@ class Command(MaintenanceCommand):
         summary = f"{verb} {counts['reencrypted']} files, {counts['failed']} failed"
         if counts["gone"]:
             summary += f", {counts['gone']} deleted or changed meanwhile"
+        if counts["already"]:
+            summary += f", {counts['already']} already re-encrypted by the interrupted attempt"
         if not dry_run and (counts["reencrypted"] or counts["failed"]):
             services.content_reencrypted_record(summary=summary)
         self.finish(summary, failed=bool(counts["failed"]))
@@ -149,6 +139,12 @@ class Command(MaintenanceCommand):
                 f"{counts['failed']} file(s) could not be re-encrypted; "
                 "run verify_files for details"
             )
+
+
+def _planned_ids(files: QuerySet[StoredFile]) -> Iterator[str]:
+    """Each file as "<id> <blob>" (see maintenance.file_reencrypt), in the run's order."""
+    rows = files.values_list("pk", "blob").iterator(chunk_size=2000)
+    return (maintenance.reencrypt_plan_id(str(pk), blob) for pk, blob in rows)
 
 
 def _checkpoint(file_id: uuid.UUID) -> StoredFile:
