@@ -55,13 +55,14 @@ def add_files(owner_id: int, count: int, *, start: int = 0, recount: bool = True
         cursor.execute(
             f"""
             INSERT INTO {FILES} (id, owner_id, name, content_type, size, digest,
-                sha256_sealed, created_at, blob, wrapped_key, key_id, format_version, origin)
+                sha256_sealed, created_at, blob, wrapped_key, key_id, format_version, origin,
+                scan_state)
             SELECT gen_random_uuid(), %s,
                 'doc-' || lpad(i::text, 7, '0')
                     || CASE WHEN i %% 7 = 0 THEN ' Résumé ÉTÉ' ELSE ' report' END || '.pdf',
                 'application/pdf', (i * 7919) %% 5000000, '\\x00'::bytea, ''::bytea,
                 now() - interval '400 days' + i * interval '1 second',
-                'bench/' || %s || '/' || i, '\\x00'::bytea, %s, 1, 'upload'
+                'bench/' || %s || '/' || i, '\\x00'::bytea, %s, 1, 'upload', 'off'
             FROM generate_series(%s, %s) AS i
             """,  # noqa: S608
             [owner_id, owner_id, KEY_ID, start + 1, start + count],
