@@ -14,6 +14,7 @@ may continue, cancel or see in the receipt.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -48,6 +49,9 @@ from sharing.services import (
 from sharing.storage import get_encrypted_storage
 from sharing.storage.uploads import EncryptedUpload, EncryptingUploadHandler
 from sharing.views import resumable
+from sharing.views.uploads import write_failed_answer
+
+logger = logging.getLogger(__name__)
 
 SESSION_KEY = "file_requests"
 KEPT_REQUESTS = 20  # a session is no store: the most recent requests only
@@ -220,6 +224,13 @@ def _visit_post_checked(
         refused = _take_details(request, found, state)
         if refused is not None:
             return refused
+    if handler.write_failed is not None:
+        logger.error("file request upload refused: %s", handler.write_failed)
+        status, title, message = write_failed_answer(handler.write_failed)
+        refused = _refused(request, status, title, message)
+        if status == 503:
+            refused["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return refused
     if handler.too_large or handler.format_limit is not None:
         return _too_large(request, found)
     if handler.over_quota:

@@ -65,7 +65,7 @@ from sharing.services.files import (
     uploads_record,
 )
 from sharing.storage import StoredBlob, get_encrypted_storage
-from sharing.storage.encrypted import LocalAppender, resumable_part_segments
+from sharing.storage.encrypted import BlobWriteFailed, LocalAppender, resumable_part_segments
 from sharing.storage.keyring import get_keyring
 from sharing.storage.uploads import EncryptedUpload
 
@@ -115,6 +115,18 @@ class UploadClosed(ResumableRefused):
 
 class ResumableUnsupported(ResumableRefused):
     """The configured storage cannot hold resumable uploads (501)."""
+
+
+class StorageFull(ResumableRefused):
+    """The server has no room to store this upload now; what was acknowledged is kept.
+
+    507 Insufficient Storage (RFC 4918 section 11.5): the disk is out of space."""
+
+
+class StorageFailed(ResumableRefused):
+    """The server could not store this PATCH; what was acknowledged is kept (503).
+
+    The disk refused a write (an I/O error); the client resumes from Upload-Offset."""
 
 
 @dataclass(frozen=True)
@@ -193,7 +205,10 @@ def resumable_create(
     key = FileKey.generate()
     master = get_keyring().primary
     header = new_header(segment_size)
-    blob, s3_upload_id = storage.resumable_create(header)
+    try:
+        blob, s3_upload_id = storage.resumable_create(header)
+    except BlobWriteFailed as failed:
+        raise _refusal_of(failed) from None
     try:
         with transaction.atomic():
             # The owner's row is locked, as for the quota of a form upload: two parallel
@@ -432,6 +447,10 @@ def resumable_append(
             )
             try:
                 _stream_segments(patch, read, body_length, sealer, appender)
+            except BlobWriteFailed as failed:
+                # The offset stays at the last fsynced batch; the next PATCH cuts the
+                # blob back to it (LocalAppender), so nothing half-written is ever used.
+                raise _refusal_of(failed) from None
             finally:
                 appender.close()
         if upload.offset == upload.length:
@@ -472,6 +491,12 @@ def resumable_finish(*, upload_id: uuid.UUID, owner: User, actor: Actor) -> Stor
     )
     assert progress.stored is not None  # offset == length: resumable_append completed it
     return progress.stored
+
+
+def _refusal_of(failed: BlobWriteFailed) -> ResumableRefused:
+    """The tus refusal for a write the disk refused (logged: an operator must know)."""
+    logger.error("resumable upload: %s", failed)
+    return StorageFull() if failed.full else StorageFailed()
 
 
 def _incoming_segments(

@@ -4,10 +4,17 @@ and reads on S3 (s3), the streaming upload handler (uploads) and the master keyr
 rest of the project (and migration 0001, which names get_encrypted_storage) uses."""
 
 from sharing.storage.encrypted import (
+    BlobWriteFailed,
     EncryptedStorage,
     PlaintextAccessRefused,
     StoredBlob,
     get_encrypted_storage,
 )
 
-__all__ = ["EncryptedStorage", "PlaintextAccessRefused", "StoredBlob", "get_encrypted_storage"]
+__all__ = [
+    "BlobWriteFailed",
+    "EncryptedStorage",
+    "PlaintextAccessRefused",
+    "StoredBlob",
+    "get_encrypted_storage",
+]

@@ -8,6 +8,7 @@ is refused, so no code path yields plaintext without the row's key.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Iterable, Iterator
@@ -28,6 +29,7 @@ from sharing.crypto import (
     StreamEncryptor,
 )
 from sharing.storage import s3 as storage_s3
+from sharing.storage.write_behind import WriteBehind
 
 BLOB_PREFIX = "blobs"
 
@@ -41,6 +43,17 @@ def resumable_part_segments(segment_size: int) -> int:
 
 class PlaintextAccessRefused(Exception):
     """Raised when code tries to read or write a blob without a key context."""
+
+
+class BlobWriteFailed(Exception):
+    """The local disk refused ciphertext (full, over a quota or a file size limit, an I/O
+    error): the blob is incomplete and must not be adopted. ``full`` is True for lack of
+    space (ENOSPC, EDQUOT, EFBIG: answered 507 Insufficient Storage, RFC 4918 section
+    11.5), False for other errors (answered 503)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(f"the blob could not be written: {error.strerror or error}")
+        self.full = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 @dataclass(frozen=True)
@@ -64,25 +77,44 @@ class BlobSink(Protocol):
 
 
 class LocalFileSink:
-    """Write ciphertext to a new file that nothing else can have claimed (O_EXCL, 0600)."""
+    """Write ciphertext to a new file that nothing else can have claimed (O_EXCL, 0600).
+
+    The writes happen behind the caller (WriteBehind: the kernel's copy into the page
+    cache overlaps the sealing); ``commit`` waits for them and fsyncs. Raises
+    BlobWriteFailed (a full disk, EIO) from ``write`` or ``commit``.
+    """
 
     def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         self._path = path
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise  # a name collision is the caller's bug, not the disk's
+        except OSError as error:
+            raise BlobWriteFailed(error) from error
+        self._behind: WriteBehind | None = WriteBehind(self._fd, name="blob-writer")
 
     def write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._require_fd(), view)
-            view = view[written:]
+        if self._behind is None:
+            raise ValueError("sink is closed")
+        try:
+            self._behind.write(data)
+        except OSError as error:
+            raise BlobWriteFailed(error) from error
 
     def commit(self) -> None:
-        # fsync before the row that points here is committed: a row without its blob
-        # after a power cut is a lost file.
-        fd = self._require_fd()
-        os.fsync(fd)
-        self._close()
+        # Every write landed, then fsync, before the row that points here is committed:
+        # a row without its blob after a power cut is a lost file.
+        if self._behind is None or self._fd is None:
+            raise ValueError("sink is closed")
+        try:
+            self._behind.flush()
+            os.fsync(self._fd)
+        except OSError as error:
+            raise BlobWriteFailed(error) from error
+        finally:
+            self._close()
 
     def abort(self) -> None:
         self._close()
@@ -91,12 +123,10 @@ class LocalFileSink:
         except FileNotFoundError:
             pass
 
-    def _require_fd(self) -> int:
-        if self._fd is None:
-            raise ValueError("sink is closed")
-        return self._fd
-
     def _close(self) -> None:
+        if self._behind is not None:
+            self._behind.close()
+            self._behind = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -106,12 +136,15 @@ class LocalAppender:
     """Append sealed segments to a resumable upload's blob on the local disk.
 
     Opening cuts the blob back to ``acknowledged`` bytes (a crashed PATCH may have written
-    more than the row acknowledged) and positions there; ``sync`` fsyncs, and must return
-    before the row's offset moves past what was written. Nothing but ciphertext is written.
-    Raises FileNotFoundError if the blob is gone.
+    more than the row acknowledged) and positions there. Writes happen behind the caller
+    (WriteBehind); ``sync`` waits for them and fsyncs, and must return before the row's
+    offset moves past what was written. Nothing but ciphertext is written. Raises
+    FileNotFoundError if the blob is gone, and BlobWriteFailed from ``write`` or
+    ``sync``.
     """
 
     def __init__(self, path: str, acknowledged: int) -> None:
+        self._behind: WriteBehind | None = None
         self._fd: int | None = os.open(path, os.O_WRONLY)
         try:
             os.ftruncate(self._fd, acknowledged)
@@ -119,22 +152,32 @@ class LocalAppender:
         except BaseException:
             self.close()
             raise
+        self._behind = WriteBehind(self._fd, name="blob-appender")
 
     def write(self, data: bytes | memoryview) -> None:
-        """Write all of ``data`` (ciphertext) at the current end."""
-        if self._fd is None:
+        """Queue all of ``data`` (ciphertext) to be written at the current end."""
+        if self._behind is None:
             raise ValueError("appender is closed")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        try:
+            self._behind.write(data)
+        except OSError as error:
+            raise BlobWriteFailed(error) from error
 
     def sync(self) -> None:
-        """Make everything written so far durable (fsync)."""
-        if self._fd is None:
+        """Make everything written so far durable (written, then fsync)."""
+        if self._behind is None or self._fd is None:
             raise ValueError("appender is closed")
-        os.fsync(self._fd)
+        try:
+            self._behind.flush()
+            os.fsync(self._fd)
+        except OSError as error:
+            raise BlobWriteFailed(error) from error
 
     def close(self) -> None:
+        """Stop writing (what was not synced may be lost) and close the file."""
+        if self._behind is not None:
+            self._behind.close()
+            self._behind = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

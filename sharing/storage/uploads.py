@@ -17,7 +17,7 @@ from django.http import HttpRequest
 
 from sharing import names
 from sharing.crypto import FileKey, FileTooLarge
-from sharing.storage.encrypted import BlobWriter, EncryptedStorage, StoredBlob
+from sharing.storage.encrypted import BlobWriteFailed, BlobWriter, EncryptedStorage, StoredBlob
 
 
 class ContentScan(Protocol):
@@ -89,16 +89,24 @@ class EncryptingUploadHandler(FileUploadHandler):
         # Set (to the limit, in bytes) when a file outgrew what one blob can hold.
         self.format_limit: int | None = None
         self.interrupted = False
+        # Set when the disk refused a blob (full, I/O error): the request stores nothing.
+        self.write_failed: BlobWriteFailed | None = None
 
     def new_file(self, *args: object, **kwargs: object) -> None:
         super().new_file(*args, **kwargs)  # type: ignore[arg-type]
         self._key = FileKey.generate()
-        self._current = self._storage.open_writer(self._key)
+        try:
+            self._current = self._storage.open_writer(self._key)
+        except BlobWriteFailed as failed:
+            self.write_failed, self._current = failed, None
+            return  # refused at this file's first chunk (StopUpload works only there)
         self._writers.append(self._current)
         # One clamd connection at a time: each file's verdict is taken at its end.
         self._scan = self._scan_start() if self._scan_start is not None else None
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        if self.write_failed is not None:
+            raise StopUpload(connection_reset=True)
         assert self._current is not None
         self._received += len(raw_data)
         if self._received > self._max_bytes:
@@ -117,13 +125,23 @@ class EncryptingUploadHandler(FileUploadHandler):
             self.format_limit = exc.limit
             self._current.abort()
             raise StopUpload(connection_reset=True) from None
+        except BlobWriteFailed as failed:
+            self.write_failed = failed
+            self._current.abort()
+            raise StopUpload(connection_reset=True) from None
         if self._scan is not None:
             self._scan.feed(raw_data)
 
     def file_complete(self, file_size: int) -> EncryptedUpload | None:
         if self._current is None or self._key is None:
             return None
-        blob = self._current.close()
+        try:
+            blob = self._current.close()
+        except BlobWriteFailed as failed:  # the last writes or the fsync: not stored
+            self.write_failed = failed
+            self._current.abort()
+            self._current, self._key = None, None
+            return None
         # Browsers escape '"', CR and LF in the name they send (WHATWG HTML): store the
         # name the user sees on their disk, not "my%22file.txt".
         name = names.multipart_file_name(self.file_name or "")

@@ -55,6 +55,8 @@ _STATUS_OF: dict[type[Exception], int] = {
     services.OffsetMismatch: 409,
     services.ResumableUnsupported: 501,
     services.PatchTooSmall: 400,
+    services.StorageFull: 507,
+    services.StorageFailed: 503,
 }
 
 
@@ -77,7 +79,8 @@ def _refused(exc: Exception) -> HttpResponse:
         retry = {"Retry_After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else {}
         return _answer(exc.status, exc.message, **retry)
     status = next(code for kind, code in _STATUS_OF.items() if isinstance(exc, kind))
-    return _answer(status, (exc.__doc__ or "").split("\n")[0].strip())
+    retry = {"Retry_After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+    return _answer(status, (exc.__doc__ or "").split("\n")[0].strip(), **retry)
 
 
 # Why a request may not upload, as tus answers carry it (accounts.tokens reason codes).

@@ -31,7 +31,7 @@ from securefiles.lib.transactions import RETRY_AFTER_SECONDS, TryAgain
 from sharing import display, names, selectors, services
 from sharing.forms import UploadOptionsForm
 from sharing.models import StoredFile
-from sharing.storage import get_encrypted_storage
+from sharing.storage import BlobWriteFailed, get_encrypted_storage
 from sharing.storage.uploads import EncryptedUpload, EncryptingUploadHandler
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,26 @@ def _upload_refused(
     if prefers_json(request):
         return JsonResponse({"error": message, "usage": _usage_json(request)}, status=status)
     return render(request, "error.html", {"title": title, "message": message}, status=status)
+
+
+def write_failed_answer(failed: BlobWriteFailed) -> tuple[int, str, str]:
+    """(status, title, message) for an upload whose blob the disk refused: 507
+    Insufficient Storage (RFC 4918 section 11.5) when it is out of space, else 503 (send
+    Retry-After with it). Nothing of the upload was stored either way."""
+    if failed.full:
+        message = _("The server has no room to store this upload now. Nothing was stored.")
+        return 507, _("No room on the server"), message
+    message = _("The server could not store this upload. Nothing was stored; try again later.")
+    return 503, _("Try again"), message
+
+
+def _write_failed(request: AuthenticatedHttpRequest, failed: BlobWriteFailed) -> HttpResponse:
+    logger.error("upload refused: %s", failed)
+    status, title, message = write_failed_answer(failed)
+    refused = _upload_refused(request, status, title, message)
+    if status == 503:
+        refused["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return refused
 
 
 def _too_large(request: AuthenticatedHttpRequest) -> HttpResponse:
@@ -231,6 +251,8 @@ def _upload_checked(
     started: float,
 ) -> HttpResponse:
     uploads = [f for f in request.FILES.getlist("file") if isinstance(f, EncryptedUpload)]
+    if handler.write_failed is not None:
+        return _write_failed(request, handler.write_failed)
     if handler.too_large:
         return _too_large(request)
     if handler.format_limit is not None:

@@ -1,0 +1,142 @@
+"""Blobs written behind the sealing (sharing.storage.write_behind): the bytes land in
+order, a failed write reaches the upload before any row names the blob, and a full disk
+leaves nothing behind."""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sharing.models import StoredFile
+from sharing.storage.write_behind import WriteBehind
+from tests.helpers import MiB, files_on_disk, streamed, upload
+from tests.helpers_requests import make_request, send_form, visitor
+from tests.test_tus import create, head, patch
+
+
+def _writer_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith(("blob-", "write-behind")))
+
+
+def test_bytes_land_in_order_after_flush(tmp_path: Path) -> None:
+    pieces = [os.urandom(n) for n in (1, 4096, MiB + 16, 7, MiB, 3 * MiB + 1, 0, 65_537)]
+    path = tmp_path / "blob"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    behind = WriteBehind(fd)
+    try:
+        buffer = bytearray(3 * MiB + 1)
+        for piece in pieces:
+            # The caller reuses one buffer: what was queued must be a copy.
+            buffer[: len(piece)] = piece
+            behind.write(memoryview(buffer)[: len(piece)])
+            buffer[: len(piece)] = bytes(len(piece))
+        behind.flush()
+        assert path.read_bytes() == b"".join(pieces)
+    finally:
+        behind.close()
+        os.close(fd)
+
+
+def test_a_failed_write_is_raised_by_flush_and_every_later_call() -> None:
+    fd = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+    behind = WriteBehind(fd)
+    try:
+        behind.write(b"x" * 4096)
+        with pytest.raises(OSError) as raised:
+            behind.flush()
+        assert raised.value.errno == errno.ENOSPC
+        with pytest.raises(OSError):
+            behind.write(b"more")
+    finally:
+        behind.close()
+        os.close(fd)
+
+
+def test_close_without_flush_stops_the_thread(tmp_path: Path) -> None:
+    before = _writer_threads()
+    fd = os.open(tmp_path / "blob", os.O_WRONLY | os.O_CREAT, 0o600)
+    behind = WriteBehind(fd)
+    for _ in range(5):
+        behind.write(b"y" * MiB)
+    behind.close()
+    behind.close()  # twice is fine
+    os.close(fd)
+    assert _writer_threads() == before
+    with pytest.raises(ValueError):
+        behind.write(b"z")
+
+
+@pytest.fixture
+def disk_limit() -> Iterator[Callable[[int | None], None]]:
+    """Call with a byte count to make files stop growing there (as above), with None to
+    lift the limit again; lifted at the end whatever happened."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def limit(size: int | None) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft if size is None else size, hard))
+
+    try:
+        yield limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+@pytest.mark.django_db
+def test_upload_onto_a_full_disk_is_refused_and_leaves_nothing(
+    alice_client, disk_limit: Callable[[int | None], None]
+) -> None:
+    disk_limit(2 * MiB)
+    response = upload(alice_client, ("big.bin", os.urandom(6 * MiB)))
+    assert response.status_code == 507
+    assert b"Nothing was stored" in response.content
+    assert not StoredFile.objects.exists()
+    assert files_on_disk() == []
+    assert _writer_threads() == 0
+
+
+@pytest.mark.django_db
+def test_a_tus_patch_onto_a_full_disk_gets_507_and_resumes_once_there_is_room(
+    alice_client, disk_limit: Callable[[int | None], None]
+) -> None:
+    data = os.urandom(6 * MiB + 123)
+    status, location = create(alice_client, len(data), filename="scan.bin")
+    assert status == 201
+    disk_limit(3 * MiB)
+    refused = patch(alice_client, location, 0, data)
+    assert refused.status_code == 507
+    assert refused["Tus-Resumable"] == "1.0.0"
+    # Nothing past what was fsynced and acknowledged before the failure is promised.
+    assert int(head(alice_client, location)["Upload-Offset"]) == 0
+    assert not StoredFile.objects.exists()
+    disk_limit(None)
+    done = patch(alice_client, location, 0, data)
+    assert done.status_code == 204
+    assert done["Upload-Offset"] == str(len(data))
+    stored = StoredFile.objects.get()
+    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
+    assert _writer_threads() == 0
+
+
+@pytest.mark.django_db
+def test_a_senders_upload_onto_a_full_disk_is_refused_and_leaves_nothing(
+    alice_client, disk_limit: Callable[[int | None], None]
+) -> None:
+    token, found = make_request(alice_client)
+    sender = visitor(token)
+    disk_limit(2 * MiB)
+    response = send_form(sender, token, ("evidence.mov", os.urandom(5 * MiB)))
+    assert response.status_code == 507
+    assert b"Nothing was stored" in response.content
+    assert not StoredFile.objects.exists()
+    assert files_on_disk() == []
+    found.refresh_from_db()
+    assert found.received_files == 0
