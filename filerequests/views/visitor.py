@@ -36,14 +36,13 @@ from securefiles.lib.negotiation import prefers_json
 from securefiles.lib.transactions import RETRY_AFTER_SECONDS, TryAgain
 from sharing import display
 from sharing import selectors as file_selectors
-from sharing.names import stored_name
 from sharing.services import (
     LinkPasswordOutcome,
     QuotaExceeded,
     ScanRefused,
     UnfinishedScope,
     UploadNotAccepted,
-    scan_check,
+    scan_check_uploads,
     scan_start,
 )
 from sharing.storage import get_encrypted_storage
@@ -251,32 +250,19 @@ def _visit_post_checked(
     if retry_after:
         return _rate_limited(request, retry_after)
     try:
-        _scan_checked(request, found, uploads)
+        scan_check_uploads(
+            uploads,
+            visitor=True,
+            owner=found.owner,
+            actor=_actor(request, found),
+            source=found.title,
+        )
     except ScanRefused as exc:
         refused = _refused(request, exc.status, _("File refused"), exc.message)
         if exc.status == 503:  # the scanner is down: nothing wrong with the file
             refused["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return refused
     return _record(request, found, token, state, uploads, adopted)
-
-
-def _scan_checked(request: HttpRequest, found: FileRequest, uploads: list[EncryptedUpload]) -> None:
-    """Each file's scan state by the policy for visitors (CLAMD_*_VISITORS); the owner is
-    e-mailed about malware, naming the request. Raises ScanRefused (the whole post is
-    refused if one file is)."""
-    for upload in uploads:
-        if upload.scan_outcome is None:
-            continue  # scanning is off
-        upload.scan_state = scan_check(
-            upload.scan_outcome,
-            visitor=True,
-            owner=found.owner,
-            file_id=upload.key.file_id,
-            file_name=stored_name(upload.name or ""),
-            size=upload.blob.plaintext_size,
-            actor=_actor(request, found),
-            source=found.title,
-        )
 
 
 def _take_details(

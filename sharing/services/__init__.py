@@ -67,6 +67,7 @@ from sharing.services.scanning import (
     ScanRefused,
     TooLargeToScan,
     scan_check,
+    scan_check_uploads,
     scan_refused,
     scan_start,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "ScanRefused",
     "TooLargeToScan",
     "scan_check",
+    "scan_check_uploads",
     "scan_refused",
     "scan_start",
     "ContentMismatch",

@@ -35,7 +35,9 @@ from audit.services import audit_record
 from securefiles.lib import clamd, site
 from securefiles.lib.auth_types import User
 from securefiles.lib.mail import send_later
+from sharing import names
 from sharing.models import StoredFile
+from sharing.storage.uploads import EncryptedUpload
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +211,32 @@ def scan_check(
         if policy == "refuse":
             raise TooLargeToScan
     return outcome.state
+
+
+def scan_check_uploads(
+    uploads: list[EncryptedUpload],
+    *,
+    visitor: bool,
+    owner: User,
+    actor: Actor,
+    source: str = "",
+) -> None:
+    """Set each form-uploaded file's ``scan_state`` by scan_check's policy (skipping files
+    not scanned: scanning off). The whole post is refused if one file is: raises what
+    scan_check raises, at the first refused file."""
+    for upload in uploads:
+        if upload.scan_outcome is None:
+            continue  # scanning is off: the row's default, "not scanned"
+        upload.scan_state = scan_check(
+            upload.scan_outcome,
+            visitor=visitor,
+            owner=owner,
+            file_id=upload.key.file_id,
+            file_name=names.stored_name(upload.name or ""),
+            size=upload.blob.plaintext_size,
+            actor=actor,
+            source=source,
+        )
 
 
 def scan_refused(

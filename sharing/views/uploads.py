@@ -192,23 +192,6 @@ def _expiry_text(stored: StoredFile) -> str:
     return _("Deleted automatically: %(when)s.") % {"when": display.when(stored.expires_at)}
 
 
-def _scan_checked(request: AuthenticatedHttpRequest, uploads: list[EncryptedUpload]) -> None:
-    """Decide each file's scan state by the policy for logged-in users (an upload of
-    several files is refused whole if one is). Raises services.ScanRefused."""
-    for upload in uploads:
-        if upload.scan_outcome is None:
-            continue  # scanning is off: the row's default, "not scanned"
-        upload.scan_state = services.scan_check(
-            upload.scan_outcome,
-            visitor=False,
-            owner=request.user,
-            file_id=upload.key.file_id,
-            file_name=names.stored_name(upload.name or ""),
-            size=upload.blob.plaintext_size,
-            actor=actor_from_request(request),
-        )
-
-
 @csrf_exempt  # CSRF is checked by _upload_checked, once our handler is in place
 @login_required
 @require_POST
@@ -270,7 +253,9 @@ def _upload_checked(
         message = " ".join(str(error) for error in form.errors.get("expires_in_days", []))
         return _upload_refused(request, 400, _("Invalid expiry"), message)
     try:
-        _scan_checked(request, uploads)
+        services.scan_check_uploads(
+            uploads, visitor=False, owner=request.user, actor=actor_from_request(request)
+        )
     except services.ScanRefused as exc:
         refused = _upload_refused(request, exc.status, _("File refused"), exc.message)
         if exc.status == 503:  # the scanner is down: nothing wrong with the file
