@@ -2,10 +2,11 @@
 caller seals the next segments.
 
 Copying a segment into the page cache is the kernel's work inside ``os.write``, and on
-this project's virtual machines it is a third to a half of an upload's server CPU (fresh
-page-cache pages are faulted in by the hypervisor; bench/README.md "Where an upload's time
-goes"). ``os.write`` releases the GIL, so a writer thread overlaps that copy with the
-sealing (AES-GCM and hashlib release it too) on a second core.
+the development VM it was 41–51% of an upload's server CPU (perf:
+``copy_folio_from_iter_atomic``; fresh page-cache pages cost a host fault there, see
+bench/README.md "This VM's memory"). ``os.write`` releases the GIL, so a writer thread
+overlaps that copy with the sealing (AES-GCM and hashlib release it too) on a second
+core.
 
 Only ciphertext passes through here. Nothing is durable until ``flush`` has returned and
 the caller has fsynced: the storage's ``commit`` and ``sync`` do both before a row or an
