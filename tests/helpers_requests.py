@@ -73,8 +73,9 @@ def tus_send(client: Client, token: str, data: bytes, name: str = "scan.pdf") ->
     return location
 
 
-def visitor(token: str) -> Client:
-    """A browser without an account that opened the request's page."""
-    client = Client()
+def visitor(token: str, **defaults: str) -> Client:
+    """A browser without an account that opened the request's page (``defaults``: WSGI
+    environ for every request, e.g. REMOTE_ADDR)."""
+    client = Client(**defaults)
     assert client.get(f"/r/{token}/").status_code == 200
     return client

@@ -313,6 +313,20 @@ def test_it_ignores_x_forwarded_for_from_an_untrusted_peer(
     assert failure.ip == "203.0.113.66"
 
 
+def test_an_ipv6_attacker_is_counted_by_the_64_whatever_address_of_it_they_use(
+    alice_with_password, tight_limits
+) -> None:
+    # Each attempt from another address of one /64 (what a host or subscriber holds).
+    for n in range(FAILURE_LIMIT):
+        _login(Client(REMOTE_ADDR=f"2001:db8:6:7::{n + 1:x}"), f"user{n}", "wrong")
+
+    _assert_locked_out(_login(Client(REMOTE_ADDR="2001:db8:6:7:ffff::1"), "alice", ALICE_PASSWORD))
+    # The next /64 over is someone else.
+    neighbour = Client(REMOTE_ADDR="2001:db8:6:8::1")
+    assert _login(neighbour, "alice", ALICE_PASSWORD).status_code == 302
+    assert _logged_in_as(neighbour) == "alice"
+
+
 PROXY = "10.0.0.5"
 
 

@@ -376,6 +376,21 @@ def test_it_rate_limits_uploads_per_address(alice_client: Client, settings) -> N
     assert StoredFile.objects.count() == 1
 
 
+def test_the_per_address_limit_counts_an_ipv6_sender_by_the_64(
+    alice_client: Client, settings
+) -> None:
+    settings.FILE_REQUEST_UPLOADS_PER_IP = 2
+    token, _found = make_request(alice_client)
+    for host in (1, 2):
+        sender = visitor(token, REMOTE_ADDR=f"2001:db8:5:9::{host}")
+        assert send_form(sender, token, (f"f{host}", b"x")).status_code == 302
+    refused = send_form(visitor(token, REMOTE_ADDR="2001:db8:5:9::3"), token, ("f3", b"x"))
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    other = visitor(token, REMOTE_ADDR="2001:db8:5:a::1")
+    assert send_form(other, token, ("f4", b"x")).status_code == 302
+    assert StoredFile.objects.count() == 3
+
+
 # -- e-mail to the owner
 
 

@@ -89,3 +89,17 @@ def test_it_builds_reset_keys_without_the_address_and_in_any_case():
     assert "alice" not in key
     assert len(keys.password_reset_account_key("a" * 5000 + "@example.com")) <= 200
     assert len(keys.password_reset_address_key("x" * 500)) <= 200
+
+
+@pytest.mark.parametrize(
+    ("address", "counted"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_it_counts_an_ipv4_address_alone_and_an_ipv6_one_by_its_64(address, counted):
+    assert keys.client_network(address) == counted

@@ -5,10 +5,31 @@ Redis never hold it as typed, and any length fits."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+
+# An IPv6 client is counted by its /64: one subscriber, host or VM usually holds a whole
+# /64 (RFC 6177; RFC 4291 interface identifiers), so counting single addresses would give
+# an attacker 2**64 fresh counters.
+IPV6_COUNTED_PREFIX = 64
 
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def client_network(ip: str) -> str:
+    """What an address-keyed counter counts for client address ``ip``: an IPv4 address as
+    it is (also when written IPv4-mapped, ``::ffff:192.0.2.1``), an IPv6 address as its
+    /64 (``2001:db8:1:2::/64``), anything unparsable as given."""
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_COUNTED_PREFIX), strict=False))
+    return str(address)
 
 
 def login_account_key(username: str) -> str:
@@ -17,8 +38,9 @@ def login_account_key(username: str) -> str:
 
 
 def login_address_key(ip: str) -> str:
-    """Failed logins from address ``ip`` against any account (accounts.login_policy)."""
-    return f"login-address:{_digest(ip)}"
+    """Failed logins from address ``ip`` (its /64 for IPv6: client_network) against any
+    account (accounts.login_policy)."""
+    return f"login-address:{_digest(client_network(ip))}"
 
 
 def second_factor_key(user_id: int) -> str:
@@ -32,8 +54,9 @@ def link_password_key(link_id: int) -> str:
 
 
 def password_reset_address_key(ip: str) -> str:
-    """Password reset requests from one client address (audit.actors.client_ip)."""
-    return f"password-reset-ip:{ip[:45]}"
+    """Password reset requests from one client address (audit.actors.client_ip; an IPv6
+    address counts as its /64: client_network)."""
+    return f"password-reset-ip:{client_network(ip)[:49]}"
 
 
 def password_reset_account_key(email: str) -> str:
@@ -66,5 +89,6 @@ def file_request_password_key(request_id: int) -> str:
 
 
 def file_request_uploads_key(ip: str) -> str:
-    """Uploads started through any file request from one client address."""
-    return f"request-uploads-ip:{_digest(ip)}"
+    """Uploads started through any file request from one client address (an IPv6 address
+    counts as its /64: client_network)."""
+    return f"request-uploads-ip:{_digest(client_network(ip))}"
