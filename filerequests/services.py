@@ -327,14 +327,30 @@ def request_notify_owner(*, request_id: int, batch: uuid.UUID) -> int:
     return count
 
 
+class EmailsThrottled(Exception):
+    """The owner e-mailed FILE_REQUEST_EMAILS_PER_USER links within the window; nothing
+    was sent. ``retry_after``: seconds until the window ends (at least 1)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many links e-mailed; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
 def request_email_link(*, file_request: FileRequest, token: str, recipient: str) -> bool:
     """E-mail the request's link to ``recipient`` from the portal; ``token`` must be the
     request's own (the owner has it on the page shown once after creation). False (and
-    nothing sent) if it is not, or the request is no longer open."""
+    nothing sent) if it is not, or the request is no longer open. Raises EmailsThrottled
+    past the owner's FILE_REQUEST_EMAILS_PER_USER per FILE_REQUEST_EMAIL_WINDOW_SECONDS
+    (in the counters every worker shares; a refused or invalid one is not counted)."""
     if not hmac.compare_digest(selectors.token_digest(token), file_request.token_digest):
         return False
     if not selectors.request_is_open(file_request):
         return False
+    key = keys.file_request_emails_key(file_request.owner_id)
+    window = settings.FILE_REQUEST_EMAIL_WINDOW_SECONDS
+    if counters.add_failure(key, window) > settings.FILE_REQUEST_EMAILS_PER_USER:
+        counters.remove_failure(key)
+        raise EmailsThrottled(max(1, counters.seconds_left(key, window)))
     url = absolute_url(reverse("filerequests:visit", args=[token]))
     who = selectors.owner_display_name(file_request) or _("A user of the secure file portal")
     subject = _("%(who)s asks you for files: %(title)s") % {"who": who, "title": file_request.title}

@@ -465,6 +465,12 @@ FILE_REQUEST_UPLOADS_PER_IP = _positive_int("FILE_REQUEST_UPLOADS_PER_IP", 100, 
 FILE_REQUEST_UPLOAD_WINDOW_SECONDS = _positive_int(
     "FILE_REQUEST_UPLOAD_WINDOW_SECONDS", 3600, minimum=1
 )
+# Links a user may e-mail from the portal (to any address they type) per window: the
+# portal's mail server must not become a way to send mail in bulk.
+FILE_REQUEST_EMAILS_PER_USER = _positive_int("FILE_REQUEST_EMAILS_PER_USER", 30, minimum=1)
+FILE_REQUEST_EMAIL_WINDOW_SECONDS = _positive_int(
+    "FILE_REQUEST_EMAIL_WINDOW_SECONDS", 3600, minimum=1
+)
 # A request's password is throttled as a link's: LINK_PASSWORD_ATTEMPTS per
 # LINK_PASSWORD_WINDOW_SECONDS, per request.
 # -- health and metrics (ops)

@@ -108,6 +108,28 @@ def test_it_emails_the_link_to_a_recipient(alice_client: Client) -> None:
     assert forged.status_code == 400 and len(mail.outbox) == 1
 
 
+def test_it_limits_how_many_links_a_user_emails(
+    alice_client: Client, bob_client: Client, settings
+) -> None:
+    settings.FILE_REQUEST_EMAILS_PER_USER = 2
+    token, found = make_request(alice_client)
+    url = f"/requests/{found.pk}/email/"
+    forged = alice_client.post(url, {"token": "A" * 43, "email": "x@example.org"})
+    assert forged.status_code == 400  # not counted
+    for n in range(2):
+        sent = alice_client.post(url, {"token": token, "email": f"c{n}@example.org"})
+        assert sent.status_code == 302
+    refused = alice_client.post(url, {"token": token, "email": "c3@example.org"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert [m.to for m in mail.outbox] == [["c0@example.org"], ["c1@example.org"]]
+    # The limit is alice's, not everyone's.
+    bob_token, bob_found = make_request(bob_client)
+    sent = bob_client.post(
+        f"/requests/{bob_found.pk}/email/", {"token": bob_token, "email": "d@example.org"}
+    )
+    assert sent.status_code == 302 and len(mail.outbox) == 3
+
+
 # -- the visitor's page
 
 

@@ -92,3 +92,8 @@ def file_request_uploads_key(ip: str) -> str:
     """Uploads started through any file request from one client address (an IPv6 address
     counts as its /64: client_network)."""
     return f"request-uploads-ip:{_digest(client_network(ip))}"
+
+
+def file_request_emails_key(user_id: int) -> str:
+    """File-request links one user e-mailed from the portal."""
+    return f"request-emails:{user_id}"

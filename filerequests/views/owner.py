@@ -111,11 +111,18 @@ def request_email(request: AuthenticatedHttpRequest, request_id: int) -> HttpRes
     not this request's or the request no longer takes files."""
     file_request = selectors.request_get_for_owner(user=request.user, request_id=request_id)
     form = EmailLinkForm(request.POST)
-    sent = form.is_valid() and services.request_email_link(
-        file_request=file_request,
-        token=form.cleaned_data["token"],
-        recipient=form.cleaned_data["email"],
-    )
+    try:
+        sent = form.is_valid() and services.request_email_link(
+            file_request=file_request,
+            token=form.cleaned_data["token"],
+            recipient=form.cleaned_data["email"],
+        )
+    except services.EmailsThrottled as throttled:
+        message = _("You have e-mailed many links lately. Nothing was sent; try again later.")
+        context = {"title": _("Too many e-mails"), "message": message}
+        refused = render(request, "error.html", context, status=429)
+        refused["Retry-After"] = str(throttled.retry_after)
+        return refused
     if not sent:
         message = _("The link could not be sent: give a valid e-mail address.")
         context = {"title": _("Not sent"), "message": message}
