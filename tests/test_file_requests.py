@@ -379,10 +379,19 @@ def test_it_asks_for_the_password_and_throttles_wrong_ones(alice_client: Client,
 
 @pytest.mark.argon2
 def test_the_right_password_opens_the_upload_area(alice_client: Client) -> None:
-    token, _found = make_request(alice_client, password="correct horse 9")
+    token, _found = make_request(
+        alice_client, password="correct horse 9", message="Scans for patient Okafor"
+    )
     sender = Client()
+    locked = sender.get(f"/r/{token}/").content.decode()
+    assert "Signed contract" not in locked and "Okafor" not in locked
+    assert 'id="id_password"' in locked
+    wrong = send_form(sender, token, password="wrong horse").content.decode()
+    assert "Signed contract" not in wrong and "Okafor" not in wrong
     assert send_form(sender, token, password="correct horse 9").status_code == 302
-    assert 'id="upload-form"' in sender.get(f"/r/{token}/").content.decode()
+    opened = sender.get(f"/r/{token}/").content.decode()
+    assert 'id="upload-form"' in opened
+    assert "Signed contract" in opened and "Okafor" in opened
     assert tus_send(sender, token, DATA)
 
 

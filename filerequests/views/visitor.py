@@ -136,9 +136,13 @@ def _render_visit(
     status: int = 200,
 ) -> HttpResponseBase:
     state = _state(request, file_request)
+    # Behind a password the page says nothing of the request (its title and message may
+    # name a client or a patient) until the password was given.
+    locked = file_request.has_password and not state["ok"]
     context = {
         "file_request": file_request,
-        "owner_name": selectors.owner_display_name(file_request),
+        "locked": locked,
+        "owner_name": "" if locked else selectors.owner_display_name(file_request),
         "ready": state["ok"],
         "form": form or SenderForm(require_sender=file_request.require_sender),
         "max_upload_bytes": _bytes_allowed(file_request),
