@@ -192,6 +192,11 @@ if env.str("DATABASE_TEST_NAME", default=""):
     # Tests only: a file instead of SQLite's shared in-memory database, so the live
     # server's threads each get their own connection (tests/testenv.py sets it).
     DATABASES["default"]["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # libpq waits for a silent server for ever by default (a frozen host, a black-holed
+    # route): a request, a job or /readyz would hang with it. ?connect_timeout= in
+    # DATABASE_URL overrides this (seconds).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Wait for a writer instead of failing with "database is locked" under threads.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)

@@ -4,10 +4,15 @@ HTTPS redirect, no secrets, 503 naming the failing dependency (README "Health an
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess  # noqa: S404  (our own interpreter, no shell)
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
 
 from ops import checks
@@ -183,3 +188,51 @@ def test_it_checks_the_s3_bucket(client, settings, moto_server) -> None:
     assert status == 503
     assert body["checks"]["storage"] == "failing"
     assert bucket not in json.dumps(body)
+
+
+def _with_database_url(url: str, code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` after django.setup() in a fresh interpreter whose DATABASE_URL is
+    ``url`` (nothing else of this test run's database)."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "securefiles.settings",
+        "SECUREFILES_ENV_FILE": "",
+        "SECRET_KEY": "readiness-test-secret-key-0123456789-abcdefghijkl",
+        "DATABASE_URL": url,
+    }
+    env.pop("DATABASE_TEST_NAME", None)
+    return subprocess.run(  # noqa: S603  (our own interpreter, no shell)
+        [sys.executable, "-c", "import django; django.setup()\n" + code],
+        cwd=Path(django_settings.BASE_DIR),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a hang guard, not a measurement: libpq alone would wait for ever
+    )
+
+
+def test_a_silent_database_fails_readiness_instead_of_hanging() -> None:
+    """A PostgreSQL host that accepts the connection and never answers (a frozen server):
+    the database check gives up at the connect timeout instead of hanging the probe."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    url = f"postgres://nobody@127.0.0.1:{silent.getsockname()[1]}/nothing?connect_timeout=2"
+    code = (
+        "from ops import checks\n"
+        "try:\n    checks.database()\nexcept Exception as error:\n"
+        "    print('failed', type(error).__name__)\n"
+    )
+    try:
+        done = _with_database_url(url, code)
+    finally:
+        silent.close()
+    assert "failed OperationalError" in done.stdout, done.stderr[-2000:]
+
+
+def test_postgresql_connections_get_a_connect_timeout_unless_the_url_names_one() -> None:
+    code = "from django.conf import settings\nprint(settings.DATABASES['default']['OPTIONS'])\n"
+    default = _with_database_url("postgres://nobody@127.0.0.1:5432/nothing", code)
+    assert "'connect_timeout': 5" in default.stdout, default.stderr[-2000:]
+    named = _with_database_url("postgres://nobody@127.0.0.1:5432/x?connect_timeout=2", code)
+    assert "'connect_timeout': 2" in named.stdout, named.stderr[-2000:]
