@@ -70,7 +70,7 @@ class JobBatch(models.Model):
 
 
 class JobLock(models.Model):
-    """At most one row per job name: the run holding it, and which process (host:pid)
+    """At most one row per job name: the run holding it, and which process (holder_id)
     last vouched for it. Taking a name is an INSERT or a locked UPDATE of this row, so two
     runs started at once on several machines cannot both get it."""
 

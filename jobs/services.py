@@ -51,29 +51,55 @@ def batch_handler(fn: _Handler) -> _Handler:
 
 
 class JobBusy(Exception):
-    """Another run of the same job is in progress (``holder`` is its host:pid)."""
+    """Another run of the same job is in progress (``holder``: holder_id)."""
 
     def __init__(self, name: str, holder: str, run_id: int | None) -> None:
         super().__init__(f"{name} is already running (run {run_id}, held by {holder})")
         self.name, self.holder, self.run_id = name, holder, run_id
 
 
+def host_id() -> str:
+    """Where this process runs, as far as its pids mean anything: the host name, the
+    kernel's boot id (Linux ``/proc/sys/kernel/random/boot_id``; another machine, or this
+    one rebooted, has another) and the pid namespace (a container of its own has
+    another): ``name@boot8.pidns``. Two containers given the same ``hostname:`` differ
+    in one of the last two, so neither mistakes the other's pid for one of its own."""
+    boot = _read_id("/proc/sys/kernel/random/boot_id")[:8]
+    return f"{socket.gethostname()}@{boot}.{_pid_namespace()}"
+
+
+def _read_id(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return "-"  # not Linux: the host name alone, as before
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return "-"
+
+
 def holder_id() -> str:
-    """This process as a lock holder: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as a lock holder: ``host_id():pid``."""
+    return f"{host_id()}:{os.getpid()}"
 
 
 def holder_alive(holder: str, heartbeat_at: datetime | None) -> bool:
     """Whether a lock's holder may still be working.
 
-    A holder on this machine is alive while its process exists (a kill -9 frees its lock
-    at once); one on another machine while it was heard of within JOB_LOCK_STALE_SECONDS.
+    A holder in this pid namespace on this machine since its boot (host_id) is alive
+    while its process exists (a kill -9 frees its lock at once); any other while it was
+    heard of within JOB_LOCK_STALE_SECONDS.
     """
     stale = timezone.now() - timedelta(seconds=settings.JOB_LOCK_STALE_SECONDS)
     if heartbeat_at is None or heartbeat_at < stale:
         return False
     host, _sep, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != host_id() or not pid.isdigit():
         return True
     if int(pid) == os.getpid():
         return True

@@ -228,6 +228,19 @@ def test_each_maintenance_command_refuses_while_another_machine_runs_it(alice, n
     assert JobLock.objects.get(name=name).holder == "other-machine:4242"
 
 
+def test_a_dead_pid_under_the_same_host_name_elsewhere_is_not_taken_over(alice):
+    # Another container given this one's hostname (or another machine of the same name):
+    # its pids are not ours to look up, so only the heartbeat can free the lock.
+    make_file(alice, b"hello")
+    gone = manage("shell", "-c", "import os; print(os.getpid())")  # no such pid here now
+    elsewhere = f"{socket.gethostname()}@00000000.4026531836:{gone.stdout.split()[-1]}"
+    hold_lock("verify_files", elsewhere)
+
+    with pytest.raises(CommandError, match="verify_files is already running"):
+        command("verify_files")
+    assert JobLock.objects.get(name="verify_files").holder == elsewhere
+
+
 def test_a_lock_not_heard_of_for_too_long_is_taken_over(alice, settings):
     make_file(alice, b"hello")
     stale = hold_lock("reencrypt_files", "other-machine:4242")
@@ -254,7 +267,7 @@ def test_a_batch_whose_worker_died_is_queued_again_and_finished(alice, settings)
     )
     run, _resumed = job_services.run_begin(plan)
     gone = manage("shell", "-c", "import os; print(os.getpid())")  # a process that exited
-    dead = f"{socket.gethostname()}:{gone.stdout.split()[-1]}"
+    dead = f"{job_services.host_id()}:{gone.stdout.split()[-1]}"
     batch = job_services.batch_claim(run, holder=dead)  # its worker then died (kill -9)
 
     assert job_services.run_requeue_orphans(run) == 1
