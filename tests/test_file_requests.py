@@ -8,6 +8,7 @@ no plaintext on disk, and the owner's byte-identical download.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from datetime import timedelta
 
@@ -354,6 +355,31 @@ def test_it_counts_against_the_owners_quota(alice: User, alice_client: Client, s
     response = send_form(visitor(token), token, ("big.bin", b"q" * (MiB + 10)))
     assert response.status_code == 413
     assert not StoredFile.objects.exists() and files_on_disk() == []
+
+
+def test_a_senders_unfinished_upload_does_not_block_the_owners_own(
+    alice: User, alice_client: Client, settings
+) -> None:
+    from tests.test_tus import create, patch
+
+    settings.USER_QUOTA_MB = 10
+    token, _found = make_request(alice_client)
+    stranger = visitor(token)
+    held = tus_create(stranger, token, 8 * MiB)  # started, never finished
+    assert held.status_code == 201
+    # Strangers together cannot promise past the quota...
+    assert tus_create(visitor(token), token, 5 * MiB).status_code == 413
+    # ...but the owner's own upload is not blocked by theirs.
+    own = os.urandom(5 * MiB)
+    status, location = create(alice_client, len(own), filename="mine.bin")
+    assert status == 201
+    assert patch(alice_client, location, 0, own).status_code == 204
+    assert StoredFile.objects.get(owner=alice).name == "mine.bin"
+    # The room is the owner's now: the stranger's upload is refused when it completes.
+    late = tus_patch(stranger, held["Location"], 0, os.urandom(8 * MiB))
+    assert late.status_code == 413
+    assert StoredFile.objects.count() == 1
+    assert not ResumableUpload.objects.exists()
 
 
 # -- passwords and rate limits

@@ -154,10 +154,17 @@ class UnfinishedScope:
     tie: Callable[[ResumableUpload], None]
 
 
-def _reserved(*, owner: User, now: datetime) -> tuple[QuerySet[ResumableUpload], int]:
-    """(the owner's unfinished, unexpired uploads, their bytes in Upload-Length)."""
-    live = ResumableUpload.objects.filter(owner=owner, expires_at__gt=now)
-    return live, sum(live.values_list("length", flat=True))
+def _live(*, owner: User, now: datetime) -> QuerySet[ResumableUpload]:
+    """The owner's unfinished, unexpired uploads (their own and others' into their space)."""
+    return ResumableUpload.objects.filter(owner=owner, expires_at__gt=now)
+
+
+def _owners_own(live: QuerySet[ResumableUpload], owner: User) -> QuerySet[ResumableUpload]:
+    """Those of ``live`` the owner started: without the ones others started into the
+    owner's space (counting_unfinished's receivers: a file request's visitors)."""
+    for _receiver, foreign in counting_unfinished.send(sender=ResumableUpload, owner=owner):
+        live = live.exclude(id__in=foreign)
+    return live
 
 
 def _unfinished_count(
@@ -166,9 +173,19 @@ def _unfinished_count(
     """How many of ``live`` count against the cap this creation is under."""
     if scope is not None:
         return live.filter(id__in=scope.ids()).count()
-    for _receiver, foreign in counting_unfinished.send(sender=ResumableUpload, owner=owner):
-        live = live.exclude(id__in=foreign)
-    return live.count()
+    return _owners_own(live, owner).count()
+
+
+def _reserved_bytes(
+    live: QuerySet[ResumableUpload], owner: User, scope: UnfinishedScope | None
+) -> int:
+    """The Upload-Length bytes of ``live`` this creation must leave room for under the
+    quota: for the owner's own creation only the owner's own unfinished uploads (a
+    stranger's unfinished uploads into a file request cannot block the owner; whoever
+    completes first gets the room, as the quota is checked again at completion), for
+    anyone else's all of them (others together cannot promise past the quota)."""
+    counted = live if scope is not None else _owners_own(live, owner)
+    return sum(counted.values_list("length", flat=True))
 
 
 def resumable_create(
@@ -214,12 +231,14 @@ def resumable_create(
             # The owner's row is locked, as for the quota of a form upload: two parallel
             # creations cannot both squeeze under the cap or the quota.
             get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
-            live, reserved = _reserved(owner=owner, now=now)
+            live = _live(owner=owner, now=now)
             if _unfinished_count(live, owner, scope) >= settings.TUS_MAX_UNFINISHED:
                 raise TooManyUnfinished
             quota = selectors.quota_of(user=owner)
-            if quota is not None and selectors.usage_of(user=owner) + reserved + length > quota:
-                raise QuotaExceeded
+            if quota is not None:
+                reserved = _reserved_bytes(live, owner, scope)
+                if selectors.usage_of(user=owner) + reserved + length > quota:
+                    raise QuotaExceeded
             upload = ResumableUpload.objects.create(
                 id=key.file_id,
                 owner=owner,
