@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sharing.models import StoredFile
+from sharing.models import ResumableUpload, StoredFile
 from sharing.storage.write_behind import WriteBehind
 from tests.helpers import MiB, files_on_disk, streamed, upload
 from tests.helpers_requests import make_request, send_form, visitor
@@ -140,3 +140,22 @@ def test_a_senders_upload_onto_a_full_disk_is_refused_and_leaves_nothing(
     assert files_on_disk() == []
     found.refresh_from_db()
     assert found.received_files == 0
+
+
+@pytest.mark.django_db
+def test_an_empty_tus_upload_onto_a_full_disk_gets_507_and_leaves_nothing(
+    alice_client, disk_limit: Callable[[int | None], None]
+) -> None:
+    # The header (49 bytes) fits, the empty file's one sealed segment (16 bytes) does not:
+    # it was a 500 that left an unfinished upload whose blob never verifies.
+    disk_limit(55)
+    status, _location = create(alice_client, 0, filename="empty.txt")
+    disk_limit(None)  # before any check: the test database may be a file as well
+    assert status == 507
+    assert not ResumableUpload.objects.exists()
+    assert not StoredFile.objects.exists()
+    assert files_on_disk() == []
+    status, _location = create(alice_client, 0, filename="empty.txt")
+    assert status == 201
+    stored = StoredFile.objects.get()
+    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == b""
