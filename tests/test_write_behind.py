@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sharing.models import ResumableUpload, StoredFile
+from sharing.services.maintenance import file_reencrypt
 from sharing.storage.write_behind import WriteBehind
 from tests.helpers import MiB, files_on_disk, streamed, upload
 from tests.helpers_requests import make_request, send_form, visitor
@@ -159,3 +160,23 @@ def test_an_empty_tus_upload_onto_a_full_disk_gets_507_and_leaves_nothing(
     assert status == 201
     stored = StoredFile.objects.get()
     assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == b""
+
+
+@pytest.mark.django_db
+def test_reencrypting_onto_a_full_disk_is_a_failed_verdict_not_a_crash(
+    alice_client, disk_limit: Callable[[int | None], None]
+) -> None:
+    data = os.urandom(3 * MiB)
+    upload(alice_client, ("kept.bin", data))
+    stored = StoredFile.objects.get()
+    before = files_on_disk()
+    disk_limit(MiB)
+    # reencrypt_files counts it "failed" and goes on with the next file (as for EIO).
+    verdict = file_reencrypt(f"{stored.id} {stored.blob.name}")
+    disk_limit(None)
+    assert verdict.outcome == "failed"
+    assert "storage error" in verdict.detail
+    assert files_on_disk() == before  # the half-written copy is gone, the file is whole
+    stored.refresh_from_db()
+    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
+    assert _writer_threads() == 0
