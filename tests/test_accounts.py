@@ -327,6 +327,16 @@ def test_an_ipv6_attacker_is_counted_by_the_64_whatever_address_of_it_they_use(
     assert _logged_in_as(neighbour) == "alice"
 
 
+def test_a_6to4_attacker_is_counted_by_the_ipv4_address_behind_its_48(
+    alice_with_password, tight_limits
+) -> None:
+    # 192.0.2.1's 6to4 /48 holds 65536 /64s: each attempt from another one of them.
+    for n in range(FAILURE_LIMIT):
+        _login(Client(REMOTE_ADDR=f"2002:c000:201:{n + 1:x}::1"), f"user{n}", "wrong")
+
+    _assert_locked_out(_login(Client(REMOTE_ADDR="2002:c000:201:ffff::1"), "alice", ALICE_PASSWORD))
+
+
 PROXY = "10.0.0.5"
 
 
