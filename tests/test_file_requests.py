@@ -395,6 +395,31 @@ def test_the_right_password_opens_the_upload_area(alice_client: Client) -> None:
     assert tus_send(sender, token, DATA)
 
 
+@pytest.mark.argon2
+def test_a_locked_requests_receipt_and_refusals_say_nothing_of_it(alice_client: Client) -> None:
+    token, _found = make_request(
+        alice_client, password="correct horse 9", message="Scans for patient Okafor", max_mb=3
+    )
+    stranger = Client()  # has the link, not the password
+    receipt = stranger.get(f"/r/{token}/receipt/")
+    assert "Signed contract" not in receipt.content.decode()
+    assert "Okafor" not in receipt.content.decode()
+    # A body over the request's room is refused before the password is checked: the
+    # refusal must not tell how much room the request has left.
+    over = stranger.generic(
+        "POST",
+        f"/r/{token}/",
+        b"x",
+        content_type="multipart/form-data; boundary=b",
+        CONTENT_LENGTH=str(50 * MiB),
+    )
+    assert over.status_code == 413
+    assert "MiB" not in over.content.decode()
+    # Once the password is given, both tell.
+    assert send_form(stranger, token, password="correct horse 9").status_code == 302
+    assert "Signed contract" in stranger.get(f"/r/{token}/receipt/").content.decode()
+
+
 def test_it_rate_limits_uploads_per_address(alice_client: Client, settings) -> None:
     settings.FILE_REQUEST_UPLOADS_PER_IP = 2
     token, _found = make_request(alice_client)
