@@ -180,3 +180,32 @@ def test_reencrypting_onto_a_full_disk_is_a_failed_verdict_not_a_crash(
     stored.refresh_from_db()
     assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
     assert _writer_threads() == 0
+
+
+@pytest.mark.django_db
+def test_after_a_refused_fsync_the_rest_of_the_body_opens_no_blob(
+    alice_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sharing.storage import encrypted
+
+    real_fsync, opened = os.fsync, []
+    real_sink = encrypted.LocalFileSink
+
+    def failing_once(fd: int) -> None:
+        monkeypatch.setattr(encrypted.os, "fsync", real_fsync)
+        raise OSError(errno.EIO, "Input/output error")
+
+    def counted(path: str) -> encrypted.LocalFileSink:
+        opened.append(path)
+        return real_sink(path)
+
+    monkeypatch.setattr(encrypted.os, "fsync", failing_once)
+    monkeypatch.setattr(encrypted, "LocalFileSink", counted)
+    response = upload(
+        alice_client, ("a.bin", os.urandom(MiB)), ("b.bin", os.urandom(MiB)), ("c.bin", b"")
+    )
+    assert response.status_code == 503 and int(response["Retry-After"]) > 0
+    assert len(opened) == 1  # a.bin's; b.bin and c.bin are never written
+    assert not StoredFile.objects.exists()
+    assert files_on_disk() == []
+    assert _writer_threads() == 0
