@@ -108,6 +108,21 @@ def test_it_emails_the_link_to_a_recipient(alice_client: Client) -> None:
     assert forged.status_code == 400 and len(mail.outbox) == 1
 
 
+@pytest.mark.argon2
+def test_the_emailed_link_of_a_locked_request_says_nothing_of_it(alice_client: Client) -> None:
+    token, found = make_request(
+        alice_client, password="correct horse 9", message="Scans for patient Okafor"
+    )
+    response = alice_client.post(
+        f"/requests/{found.pk}/email/", {"token": token, "email": "client@example.org"}
+    )
+    assert response.status_code == 302
+    [message] = mail.outbox
+    assert f"/r/{token}/" in message.body and "password" in message.body
+    for text in (message.subject, message.body):
+        assert "Signed contract" not in text and "Okafor" not in text
+
+
 def test_it_limits_how_many_links_a_user_emails(
     alice_client: Client, bob_client: Client, settings
 ) -> None:
