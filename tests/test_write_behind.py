@@ -209,3 +209,38 @@ def test_after_a_refused_fsync_the_rest_of_the_body_opens_no_blob(
     assert not StoredFile.objects.exists()
     assert files_on_disk() == []
     assert _writer_threads() == 0
+
+
+@pytest.mark.django_db
+def test_a_disk_that_fills_between_patches_keeps_what_was_acknowledged(
+    alice_client, disk_limit: Callable[[int | None], None]
+) -> None:
+    data = os.urandom(6 * MiB)
+    _status, location = create(alice_client, len(data), filename="scan.bin")
+    first = patch(alice_client, location, 0, data[: 2 * MiB])
+    assert first.status_code == 204
+    kept = int(first["Upload-Offset"])
+    disk_limit(3 * MiB)
+    refused = patch(alice_client, location, kept, data[kept:])
+    assert refused.status_code == 507
+    # What the first PATCH acknowledged stays; nothing of the refused one is promised.
+    assert int(head(alice_client, location)["Upload-Offset"]) == kept
+    disk_limit(None)
+    done = patch(alice_client, location, kept, data[kept:])
+    assert done.status_code == 204 and done["Upload-Offset"] == str(len(data))
+    stored = StoredFile.objects.get()
+    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
+    assert _writer_threads() == 0
+
+
+@pytest.mark.django_db
+def test_a_second_file_onto_a_full_disk_takes_the_first_with_it(
+    alice_client, disk_limit: Callable[[int | None], None]
+) -> None:
+    disk_limit(3 * MiB)  # the first file fits, the second does not
+    response = upload(alice_client, ("a.bin", os.urandom(MiB)), ("b.bin", os.urandom(5 * MiB)))
+    disk_limit(None)
+    assert response.status_code == 507
+    assert not StoredFile.objects.exists()
+    assert files_on_disk() == []
+    assert _writer_threads() == 0
