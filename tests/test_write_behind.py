@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from django.test import Client
 
 from sharing.models import ResumableUpload, StoredFile
 from sharing.services.maintenance import file_reencrypt
@@ -24,6 +25,23 @@ from tests.test_tus import create, head, patch
 
 def _writer_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name.startswith(("blob-", "write-behind")))
+
+
+def _assert_nothing_kept() -> None:
+    """No row, no blob, no writer thread left behind."""
+    assert not StoredFile.objects.exists()
+    assert files_on_disk() == []
+    assert _writer_threads() == 0
+
+
+def _resume_to_the_end(client: Client, location: str, offset: int, data: bytes) -> None:
+    """PATCH the rest of ``data`` from ``offset``: the file completes and reads back whole."""
+    done = patch(client, location, offset, data[offset:])
+    assert done.status_code == 204
+    assert done["Upload-Offset"] == str(len(data))
+    stored = StoredFile.objects.get()
+    assert streamed(client.get(f"/files/{stored.id}/download/")) == data
+    assert _writer_threads() == 0
 
 
 def test_bytes_land_in_order_after_flush(tmp_path: Path) -> None:
@@ -99,9 +117,7 @@ def test_upload_onto_a_full_disk_is_refused_and_leaves_nothing(
     response = upload(alice_client, ("big.bin", os.urandom(6 * MiB)))
     assert response.status_code == 507
     assert b"Nothing was stored" in response.content
-    assert not StoredFile.objects.exists()
-    assert files_on_disk() == []
-    assert _writer_threads() == 0
+    _assert_nothing_kept()
 
 
 @pytest.mark.django_db
@@ -119,12 +135,7 @@ def test_a_tus_patch_onto_a_full_disk_gets_507_and_resumes_once_there_is_room(
     assert int(head(alice_client, location)["Upload-Offset"]) == 0
     assert not StoredFile.objects.exists()
     disk_limit(None)
-    done = patch(alice_client, location, 0, data)
-    assert done.status_code == 204
-    assert done["Upload-Offset"] == str(len(data))
-    stored = StoredFile.objects.get()
-    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
-    assert _writer_threads() == 0
+    _resume_to_the_end(alice_client, location, 0, data)
 
 
 @pytest.mark.django_db
@@ -206,9 +217,7 @@ def test_after_a_refused_fsync_the_rest_of_the_body_opens_no_blob(
     )
     assert response.status_code == 503 and int(response["Retry-After"]) > 0
     assert len(opened) == 1  # a.bin's; b.bin and c.bin are never written
-    assert not StoredFile.objects.exists()
-    assert files_on_disk() == []
-    assert _writer_threads() == 0
+    _assert_nothing_kept()
 
 
 @pytest.mark.django_db
@@ -226,11 +235,7 @@ def test_a_disk_that_fills_between_patches_keeps_what_was_acknowledged(
     # What the first PATCH acknowledged stays; nothing of the refused one is promised.
     assert int(head(alice_client, location)["Upload-Offset"]) == kept
     disk_limit(None)
-    done = patch(alice_client, location, kept, data[kept:])
-    assert done.status_code == 204 and done["Upload-Offset"] == str(len(data))
-    stored = StoredFile.objects.get()
-    assert streamed(alice_client.get(f"/files/{stored.id}/download/")) == data
-    assert _writer_threads() == 0
+    _resume_to_the_end(alice_client, location, kept, data)
 
 
 @pytest.mark.django_db
@@ -241,6 +246,4 @@ def test_a_second_file_onto_a_full_disk_takes_the_first_with_it(
     response = upload(alice_client, ("a.bin", os.urandom(MiB)), ("b.bin", os.urandom(5 * MiB)))
     disk_limit(None)
     assert response.status_code == 507
-    assert not StoredFile.objects.exists()
-    assert files_on_disk() == []
-    assert _writer_threads() == 0
+    _assert_nothing_kept()
