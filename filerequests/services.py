@@ -341,7 +341,8 @@ def request_email_link(*, file_request: FileRequest, token: str, recipient: str)
     request's own (the owner has it on the page shown once after creation). False (and
     nothing sent) if it is not, or the request is no longer open. Raises EmailsThrottled
     past the owner's FILE_REQUEST_EMAILS_PER_USER per FILE_REQUEST_EMAIL_WINDOW_SECONDS
-    (in the counters every worker shares; a refused or invalid one is not counted)."""
+    (in the counters every worker shares; a refused or invalid one is not counted).
+    The e-mail of a password-protected request carries neither its title nor its message."""
     if not hmac.compare_digest(selectors.token_digest(token), file_request.token_digest):
         return False
     if not selectors.request_is_open(file_request):
@@ -353,17 +354,32 @@ def request_email_link(*, file_request: FileRequest, token: str, recipient: str)
         raise EmailsThrottled(max(1, counters.seconds_left(key, window)))
     url = absolute_url(reverse("filerequests:visit", args=[token]))
     who = selectors.owner_display_name(file_request) or _("A user of the secure file portal")
-    subject = _("%(who)s asks you for files: %(title)s") % {"who": who, "title": file_request.title}
-    body = _(
-        "%(who)s asks you to send files through the secure file portal.\n\n"
-        "%(title)s\n%(message)s\n\nSend them here (the link is yours alone; it expires on "
-        "%(expires)s):\n%(url)s\n"
-    ) % {
-        "who": who,
-        "title": file_request.title,
-        "message": file_request.message,
-        "expires": file_request.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
-        "url": url,
-    }
+    expires = file_request.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    if file_request.has_password:
+        # The link travels by e-mail, the password another way: the e-mail tells nothing
+        # the page tells only after the password (a title may name a patient), but who
+        # asks, so that the recipient can tell it from phishing.
+        subject = _("%(who)s asks you for files") % {"who": who}
+        body = _(
+            "%(who)s asks you to send files through the secure file portal.\n\n"
+            "The request is protected by a password, which you are given separately.\n\n"
+            "Send them here (the link is yours alone; it expires on %(expires)s):\n%(url)s\n"
+        ) % {"who": who, "expires": expires, "url": url}
+    else:
+        subject = _("%(who)s asks you for files: %(title)s") % {
+            "who": who,
+            "title": file_request.title,
+        }
+        body = _(
+            "%(who)s asks you to send files through the secure file portal.\n\n"
+            "%(title)s\n%(message)s\n\nSend them here (the link is yours alone; it expires on "
+            "%(expires)s):\n%(url)s\n"
+        ) % {
+            "who": who,
+            "title": file_request.title,
+            "message": file_request.message,
+            "expires": expires,
+            "url": url,
+        }
     send_later(subject=subject, body=body, to=[recipient], reason="request-link")
     return True

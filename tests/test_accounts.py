@@ -313,16 +313,25 @@ def test_it_ignores_x_forwarded_for_from_an_untrusted_peer(
     assert failure.ip == "203.0.113.66"
 
 
+@pytest.mark.parametrize(
+    ("attempt_from", "then_from", "neighbour_from"),
+    [
+        # Each attempt from another address of one /64 (what a host or subscriber holds);
+        # the next /64 over is someone else.
+        ("2001:db8:6:7::{n:x}", "2001:db8:6:7:ffff::1", "2001:db8:6:8::1"),
+        # 192.0.2.1's 6to4 /48 holds 65536 /64s, all of them that one IPv4 address;
+        # 192.0.2.2's is someone else.
+        ("2002:c000:201:{n:x}::1", "2002:c000:201:ffff::1", "2002:c000:202::1"),
+    ],
+)
 def test_an_ipv6_attacker_is_counted_by_the_64_whatever_address_of_it_they_use(
-    alice_with_password, tight_limits
+    alice_with_password, tight_limits, attempt_from: str, then_from: str, neighbour_from: str
 ) -> None:
-    # Each attempt from another address of one /64 (what a host or subscriber holds).
     for n in range(FAILURE_LIMIT):
-        _login(Client(REMOTE_ADDR=f"2001:db8:6:7::{n + 1:x}"), f"user{n}", "wrong")
+        _login(Client(REMOTE_ADDR=attempt_from.format(n=n + 1)), f"user{n}", "wrong")
 
-    _assert_locked_out(_login(Client(REMOTE_ADDR="2001:db8:6:7:ffff::1"), "alice", ALICE_PASSWORD))
-    # The next /64 over is someone else.
-    neighbour = Client(REMOTE_ADDR="2001:db8:6:8::1")
+    _assert_locked_out(_login(Client(REMOTE_ADDR=then_from), "alice", ALICE_PASSWORD))
+    neighbour = Client(REMOTE_ADDR=neighbour_from)
     assert _login(neighbour, "alice", ALICE_PASSWORD).status_code == 302
     assert _logged_in_as(neighbour) == "alice"
 

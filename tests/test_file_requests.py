@@ -109,6 +109,21 @@ def test_it_emails_the_link_to_a_recipient(alice_client: Client) -> None:
     assert forged.status_code == 400 and len(mail.outbox) == 1
 
 
+@pytest.mark.argon2
+def test_the_emailed_link_of_a_locked_request_says_nothing_of_it(alice_client: Client) -> None:
+    token, found = make_request(
+        alice_client, password="correct horse 9", message="Scans for patient Okafor"
+    )
+    response = alice_client.post(
+        f"/requests/{found.pk}/email/", {"token": token, "email": "client@example.org"}
+    )
+    assert response.status_code == 302
+    [message] = mail.outbox
+    assert f"/r/{token}/" in message.body and "password" in message.body
+    for text in (message.subject, message.body):
+        assert "Signed contract" not in text and "Okafor" not in text
+
+
 def test_it_limits_how_many_links_a_user_emails(
     alice_client: Client, bob_client: Client, settings
 ) -> None:
@@ -419,6 +434,31 @@ def test_the_right_password_opens_the_upload_area(alice_client: Client) -> None:
     assert 'id="upload-form"' in opened
     assert "Signed contract" in opened and "Okafor" in opened
     assert tus_send(sender, token, DATA)
+
+
+@pytest.mark.argon2
+def test_a_locked_requests_receipt_and_refusals_say_nothing_of_it(alice_client: Client) -> None:
+    token, _found = make_request(
+        alice_client, password="correct horse 9", message="Scans for patient Okafor", max_mb=3
+    )
+    stranger = Client()  # has the link, not the password
+    receipt = stranger.get(f"/r/{token}/receipt/")
+    assert "Signed contract" not in receipt.content.decode()
+    assert "Okafor" not in receipt.content.decode()
+    # A body over the request's room is refused before the password is checked: the
+    # refusal must not tell how much room the request has left.
+    over = stranger.generic(
+        "POST",
+        f"/r/{token}/",
+        b"x",
+        content_type="multipart/form-data; boundary=b",
+        CONTENT_LENGTH=str(50 * MiB),
+    )
+    assert over.status_code == 413
+    assert "MiB" not in over.content.decode()
+    # Once the password is given, both tell.
+    assert send_form(stranger, token, password="correct horse 9").status_code == 302
+    assert "Signed contract" in stranger.get(f"/r/{token}/receipt/").content.decode()
 
 
 def test_it_rate_limits_uploads_per_address(alice_client: Client, settings) -> None:

@@ -98,6 +98,12 @@ def test_it_builds_reset_keys_without_the_address_and_in_any_case():
         ("::ffff:192.0.2.7", "192.0.2.7"),
         ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
         ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("fe80::1:2%eth0", "fe80::/64"),
+        # 6to4: each of the 65536 /64s of 192.0.2.1's /48 is that one IPv4 address.
+        ("2002:c000:201:1::1", "192.0.2.1"),
+        ("2002:c000:201:ffff::1", "192.0.2.1"),
+        # Teredo: the client's address, stored inverted, not the relay's /64.
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45"),
         ("not an address", "not an address"),
     ],
 )

@@ -19,15 +19,23 @@ def _digest(value: str) -> str:
 
 def client_network(ip: str) -> str:
     """What an address-keyed counter counts for client address ``ip``: an IPv4 address as
-    it is (also when written IPv4-mapped, ``::ffff:192.0.2.1``), an IPv6 address as its
-    /64 (``2001:db8:1:2::/64``), anything unparsable as given."""
+    it is (also when written IPv4-mapped, ``::ffff:192.0.2.1``, or carried by 6to4 or
+    Teredo), an IPv6 address as its /64 (``2001:db8:1:2::/64``; a zone id is dropped),
+    anything unparsable as given.
+
+    6to4 (2002::/16, RFC 3056) gives the holder of one IPv4 address a /48, 65536 /64s;
+    a Teredo address (2001::/32, RFC 4380) holds its client's IPv4 address in its low 64
+    bits, so its /64 would lump every client of one Teredo server together."""
     try:
         address = ipaddress.ip_address(ip.strip())
     except ValueError:
         return ip
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
+        carried = address.ipv4_mapped or address.sixtofour
+        if carried is None and address.teredo is not None:
+            carried = address.teredo[1]  # (server, client)
+        if carried is not None:
+            return str(carried)
         return str(ipaddress.IPv6Network((address, IPV6_COUNTED_PREFIX), strict=False))
     return str(address)
 

@@ -207,6 +207,10 @@ def _visit_post(request: HttpRequest, found: FileRequest, token: str) -> HttpRes
 
 
 def _too_large(request: HttpRequest, found: FileRequest) -> HttpResponseBase:
+    if found.has_password and not _state(request, found)["ok"]:
+        # Refused before the password was checked: the room left is the request's secret.
+        message = _("The upload is larger than this request takes. Nothing was stored.")
+        return _refused(request, 413, _("Upload too large"), message)
     message = _(
         "The upload is larger than this request still takes (%(size)s). Nothing was stored."
     ) % {"size": display.human_size(_bytes_allowed(found))}
@@ -355,6 +359,9 @@ def receipt(request: HttpRequest, token: str) -> HttpResponseBase:
     if found is None:
         return _not_found(request)
     state = _state(request, found)
+    if found.has_password and not state["ok"]:
+        # The receipt names the request: behind a password, only for a session that gave it.
+        return _secret_page(redirect("filerequests:visit", token=token))
     if request.method == "POST":
         services.request_batch_close(request_id=found.pk, batch=uuid.UUID(state["batch"]))
         state["batch"] = str(uuid.uuid4())

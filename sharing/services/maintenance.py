@@ -40,7 +40,7 @@ from sharing.services.files import (
     stored_file_from_upload,
     uploads_record,
 )
-from sharing.storage import EncryptedStorage, StoredBlob, get_encrypted_storage
+from sharing.storage import BlobWriteFailed, EncryptedStorage, StoredBlob, get_encrypted_storage
 from sharing.storage.keyring import get_keyring
 from sharing.storage.uploads import EncryptedUpload
 
@@ -346,6 +346,8 @@ def file_reencrypt(planned: str) -> Verdict:
         return Verdict("failed", str(exc))
     except OSError as exc:
         return Verdict("failed", f"storage error: {exc.strerror or exc}")
+    except BlobWriteFailed as exc:  # the disk refused the new blob (full, EIO): removed
+        return Verdict("failed", f"storage error: {exc}")
     # On an unexpected error the new blob is left for cleanup_storage: the commit may
     # already have happened, and then it is the file's only copy.
     if not file_replace_content(file=stored, old_blob=stored.blob.name, key=new_key, blob=blob):

@@ -222,8 +222,13 @@ def resumable_create(
     key = FileKey.generate()
     master = get_keyring().primary
     header = new_header(segment_size)
+    initial = header
+    if length == 0 and not storage.resumable_in_parts:
+        # An empty file's blob is whole at once: its one (empty, last) segment is written
+        # and synced with the header, before any row, so a full disk leaves nothing.
+        initial += SegmentSealer(key, header).seal(0, b"", last=True)
     try:
-        blob, s3_upload_id = storage.resumable_create(header)
+        blob, s3_upload_id = storage.resumable_create(initial)
     except BlobWriteFailed as failed:
         raise _refusal_of(failed) from None
     try:
@@ -267,13 +272,7 @@ def resumable_create(
         ResumableUpload.objects.filter(pk=upload.pk).update(s3_parts=upload.s3_parts)
         storage.resumable_part_complete(blob, s3_upload_id, upload.s3_parts)
         return _complete(upload=upload, key=key, actor=actor)
-    if length == 0:
-        appender = storage.resumable_appender(blob, HEADER_SIZE)
-        try:
-            appender.write(SegmentSealer(key, header).seal(0, b"", last=True))
-            appender.sync()
-        finally:
-            appender.close()
+    if length == 0:  # the blob was written whole by resumable_create
         return _complete(upload=upload, key=key, actor=actor)
     return upload
 

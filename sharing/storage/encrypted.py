@@ -327,10 +327,11 @@ class EncryptedStorage(Storage):
     def resumable_create(self, header: bytes) -> tuple[str, str]:
         """Start a resumable upload's blob; return (name, S3 UploadId or "").
 
-        Locally: a new blob holding only ``header`` (49 bytes), synced. On S3: a multipart
+        Locally: a new blob holding only ``header`` (49 bytes; for an empty file the
+        caller passes its one sealed segment after it), synced. On S3: a multipart
         upload of a new object, with nothing in it yet (``header`` goes into part 1).
-        Raises NotImplementedError where supports_resumable is False, OSError from the
-        disk, botocore errors from S3.
+        Raises NotImplementedError where supports_resumable is False, BlobWriteFailed
+        from the disk, botocore errors from S3.
         """
         if not self.supports_resumable:
             raise NotImplementedError("resumable uploads need local or S3 storage")

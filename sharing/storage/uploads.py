@@ -94,6 +94,11 @@ class EncryptingUploadHandler(FileUploadHandler):
 
     def new_file(self, *args: object, **kwargs: object) -> None:
         super().new_file(*args, **kwargs)  # type: ignore[arg-type]
+        if self.write_failed is not None:
+            # An earlier file's blob was refused: nothing of this request is stored, so no
+            # blob and no scanner connection is opened for the rest of the body.
+            self._current, self._key = None, None
+            return
         self._key = FileKey.generate()
         try:
             self._current = self._storage.open_writer(self._key)
@@ -140,7 +145,9 @@ class EncryptingUploadHandler(FileUploadHandler):
         except BlobWriteFailed as failed:  # the last writes or the fsync: not stored
             self.write_failed = failed
             self._current.abort()
-            self._current, self._key = None, None
+            if self._scan is not None:
+                self._scan.abandon()
+            self._current, self._key, self._scan = None, None, None
             return None
         # Browsers escape '"', CR and LF in the name they send (WHATWG HTML): store the
         # name the user sees on their disk, not "my%22file.txt".
