@@ -247,3 +247,41 @@ def test_a_second_file_onto_a_full_disk_takes_the_first_with_it(
     disk_limit(None)
     assert response.status_code == 507
     _assert_nothing_kept()
+
+
+def test_a_writer_that_meets_an_unexpected_error_does_not_hang_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: WriteBehind, data: bytes) -> None:
+        raise RuntimeError("a bug in the writer")
+
+    monkeypatch.setattr(WriteBehind, "_write_all", broken)
+    fd = os.open(tmp_path / "blob", os.O_WRONLY | os.O_CREAT, 0o600)
+    behind = WriteBehind(fd)
+    try:
+        behind.write(b"x")
+        with pytest.raises(RuntimeError):
+            behind.flush()
+    finally:
+        behind.close()
+        os.close(fd)
+
+
+@pytest.mark.django_db
+def test_a_stored_blob_and_a_new_folder_are_fsynced_in_their_folders(
+    alice_client, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    response = upload(alice_client, ("a.txt", b"hello"))
+    assert response.status_code in (200, 201, 302)
+    [blob] = files_on_disk()
+    assert str(blob) in synced  # the file's bytes
+    assert str(blob.parent) in synced  # its name in its folder
+    assert str(blob.parent.parent) in synced  # the folder, new, in its parent

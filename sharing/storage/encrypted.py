@@ -86,8 +86,11 @@ class LocalFileSink:
 
     def __init__(self, path: str) -> None:
         self._path = path
+        folder = os.path.dirname(path)
+        # A folder made now must be made durable in its parent too (at commit).
+        self._new_folder = not os.path.isdir(folder)
         try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            os.makedirs(folder, mode=0o700, exist_ok=True)
             self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise  # a name collision is the caller's bug, not the disk's
@@ -111,6 +114,12 @@ class LocalFileSink:
         try:
             self._behind.flush()
             os.fsync(self._fd)
+            # The file's name is an entry of its folder: without this fsync a power cut
+            # can keep the file's bytes and lose its name (POSIX fsync covers the file).
+            folder = os.path.dirname(self._path)
+            _fsync_folder(folder)
+            if self._new_folder:
+                _fsync_folder(os.path.dirname(folder))
         except OSError as error:
             raise BlobWriteFailed(error) from error
         finally:
@@ -130,6 +139,15 @@ class LocalFileSink:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _fsync_folder(path: str) -> None:
+    """fsync a folder, making the names in it durable. Raises OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class LocalAppender:

@@ -42,7 +42,7 @@ class WriteBehind:
         self._fd = fd
         self._queue: queue.Queue[bytes | object | None] = queue.Queue(WRITE_BEHIND_SEGMENTS)
         self._flushed = threading.Event()
-        self._error: OSError | None = None
+        self._error: BaseException | None = None
         self._stopping = False
         self._thread: threading.Thread | None = threading.Thread(
             target=self._run, name=name, daemon=True
@@ -56,11 +56,15 @@ class WriteBehind:
         self._queue.put(bytes(data))
 
     def flush(self) -> None:
-        """Return once every queued byte is written. Raises OSError of any write."""
+        """Return once every queued byte is written. Raises the error of any write
+        (OSError; anything else the writer met is raised as it was)."""
         self._check()
         self._flushed.clear()
         self._queue.put(_FLUSH)
-        self._flushed.wait()
+        thread = self._thread
+        while not self._flushed.wait(1.0):
+            if thread is None or not thread.is_alive():  # never wait on a dead writer
+                raise OSError("the blob writer stopped")
         self._check()
 
     def close(self) -> None:
@@ -101,7 +105,7 @@ class WriteBehind:
             elif self._error is None and not self._stopping:
                 try:
                     self._write_all(item)  # type: ignore[arg-type]
-                except OSError as error:  # handed to the caller's next write or flush
+                except BaseException as error:  # handed to the caller's next write or flush
                     self._error = error
 
     def _write_all(self, data: bytes) -> None:
