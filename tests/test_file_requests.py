@@ -445,8 +445,8 @@ def test_a_locked_requests_receipt_and_refusals_say_nothing_of_it(alice_client: 
     receipt = stranger.get(f"/r/{token}/receipt/")
     assert "Signed contract" not in receipt.content.decode()
     assert "Okafor" not in receipt.content.decode()
-    # A body over the request's room is refused before the password is checked: the
-    # refusal must not tell how much room the request has left.
+    # A body bigger than the password form is refused unread before the password is
+    # checked: the refusal must not tell how much room the request has left.
     over = stranger.generic(
         "POST",
         f"/r/{token}/",
@@ -454,11 +454,30 @@ def test_a_locked_requests_receipt_and_refusals_say_nothing_of_it(alice_client: 
         content_type="multipart/form-data; boundary=b",
         CONTENT_LENGTH=str(50 * MiB),
     )
-    assert over.status_code == 413
-    assert "MiB" not in over.content.decode()
+    assert over.status_code == 403
+    assert "MiB" not in over.content.decode() and "Okafor" not in over.content.decode()
     # Once the password is given, both tell.
     assert send_form(stranger, token, password="correct horse 9").status_code == 302
     assert "Signed contract" in stranger.get(f"/r/{token}/receipt/").content.decode()
+
+
+@pytest.mark.argon2
+def test_files_from_a_browser_without_the_password_are_never_encrypted(
+    alice_client: Client,
+) -> None:
+    token, _found = make_request(alice_client, password="correct horse 9")
+    stranger = Client()
+    assert 'type="file"' not in stranger.get(f"/r/{token}/").content.decode()
+    big = send_form(stranger, token, ("junk.bin", os.urandom(8 * MiB)), password="guess")
+    assert big.status_code == 403 and files_on_disk() == []
+    # Even with the right password, files in the same post are not taken (the page asks
+    # for the password first), and a small one is not written either.
+    small = send_form(stranger, token, ("note.txt", b"hi"), password="correct horse 9")
+    assert small.status_code == 403
+    assert files_on_disk() == [] and not StoredFile.objects.exists()
+    # The password was accepted: the upload area is open now.
+    assert send_form(stranger, token, ("note.txt", b"hi")).status_code == 302
+    assert StoredFile.objects.get().name == "note.txt"
 
 
 def test_it_rate_limits_uploads_per_address(alice_client: Client, settings) -> None:

@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 SESSION_KEY = "file_requests"
 KEPT_REQUESTS = 20  # a session is no store: the most recent requests only
 KEPT_UPLOADS = 200
+# The largest body read from a browser that has not given the request's password: the
+# password form (name, e-mail, password, CSRF token) with room to spare, and no files.
+LOCKED_BODY_MAX_BYTES = 64 * 1024
 
 
 # -- the session's capability
@@ -74,6 +77,11 @@ def _save_state(request: HttpRequest, file_request: FileRequest, state: dict[str
     state["uploads"] = state["uploads"][-KEPT_UPLOADS:]
     kept[str(file_request.pk)] = state
     request.session[SESSION_KEY] = dict(list(kept.items())[-KEPT_REQUESTS:])
+
+
+def _locked(request: HttpRequest, file_request: FileRequest) -> bool:
+    """Whether the request has a password this session has not given yet."""
+    return file_request.has_password and not _state(request, file_request)["ok"]
 
 
 def _needs_details(file_request: FileRequest) -> bool:
@@ -138,7 +146,7 @@ def _render_visit(
     state = _state(request, file_request)
     # Behind a password the page says nothing of the request (its title and message may
     # name a client or a patient) until the password was given.
-    locked = file_request.has_password and not state["ok"]
+    locked = _locked(request, file_request)
     context = {
         "file_request": file_request,
         "locked": locked,
@@ -185,20 +193,27 @@ def _content_length(request: HttpRequest) -> int:
 
 def _visit_post(request: HttpRequest, found: FileRequest, token: str) -> HttpResponseBase:
     """Encrypt the body's files as it streams in (sharing's EncryptingUploadHandler, the
-    same as the portal's own upload form), then check CSRF, details and limits."""
+    same as the portal's own upload form), then check CSRF, details and limits.
+
+    Behind a password not yet given, only a body the size of the password form is read:
+    files from someone without the password are refused before a byte is encrypted."""
+    locked = _locked(request, found)
+    if locked and _content_length(request) > LOCKED_BODY_MAX_BYTES:
+        return _password_first(request)
     if _content_length(request) > _bytes_allowed(found) + settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         return _too_large(request, found)
     handler = EncryptingUploadHandler(
         request,
         storage=get_encrypted_storage(),
-        max_bytes=_bytes_allowed(found),
+        # Locked: not one file byte (a chunked body has no Content-Length to refuse).
+        max_bytes=0 if locked else _bytes_allowed(found),
         quota_left=file_selectors.quota_left(user=found.owner),
         scan_start=scan_start,
     )
     request.upload_handlers = [handler]
     adopted: set[str] = set()
     try:
-        return _visit_post_checked(request, found, token, handler, adopted)
+        return _visit_post_checked(request, found, token, handler, adopted, locked)
     except (MultiPartParserError, TooManyFilesSent, TooManyFieldsSent, RequestDataTooBig):
         message = _("The upload could not be read as a form with files. Nothing was stored.")
         return _refused(request, 400, _("Bad upload"), message)
@@ -206,8 +221,14 @@ def _visit_post(request: HttpRequest, found: FileRequest, token: str) -> HttpRes
         handler.discard_unadopted(adopted)  # nothing unrecorded stays on the disk
 
 
+def _password_first(request: HttpRequest) -> HttpResponseBase:
+    """403 for files sent by a browser that had not given the request's password."""
+    message = _("Enter the password first, then choose the files. Nothing was stored.")
+    return _refused(request, 403, _("Password needed"), message)
+
+
 def _too_large(request: HttpRequest, found: FileRequest) -> HttpResponseBase:
-    if found.has_password and not _state(request, found)["ok"]:
+    if _locked(request, found):
         # Refused before the password was checked: the room left is the request's secret.
         message = _("The upload is larger than this request takes. Nothing was stored.")
         return _refused(request, 413, _("Upload too large"), message)
@@ -224,6 +245,7 @@ def _visit_post_checked(
     token: str,
     handler: EncryptingUploadHandler,
     adopted: set[str],
+    locked: bool,
 ) -> HttpResponseBase:
     uploads = [f for f in request.FILES.getlist("file") if isinstance(f, EncryptedUpload)]
     state = _state(request, found)
@@ -231,6 +253,8 @@ def _visit_post_checked(
         refused = _take_details(request, found, state)
         if refused is not None:
             return refused
+    if locked and handler.too_large:  # files sent with the password: none was kept
+        return _password_first(request)
     if handler.write_failed is not None:
         logger.error("file request upload refused: %s", handler.write_failed)
         status, title, message = write_failed_answer(handler.write_failed)
