@@ -23,14 +23,27 @@ class Actor:
 def client_ip(request: HttpRequest) -> str:
     """REMOTE_ADDR, unless it is a trusted proxy: then the nearest untrusted X-Forwarded-For hop."""
     remote = request.META.get("REMOTE_ADDR", "")
-    trusted = set(settings.TRUSTED_PROXIES)
-    if remote not in trusted:
+    trusted = {_canonical(proxy) for proxy in settings.TRUSTED_PROXIES}
+    if _canonical(remote) not in trusted:
         return remote
     hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
     for hop in reversed(hops):
-        if hop and hop not in trusted and _is_ip(hop):
+        if hop and _is_ip(hop) and _canonical(hop) not in trusted:
             return hop
     return remote
+
+
+def _canonical(address: str) -> str:
+    """One spelling per address, so that a proxy listed as ``10.0.0.5`` is also known when
+    the socket says ``::ffff:10.0.0.5`` (a dual-stack listener) or an IPv6 address is
+    written in capitals or uncompressed."""
+    try:
+        parsed = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(parsed)
 
 
 def _is_ip(value: str) -> bool:

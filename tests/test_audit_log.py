@@ -235,6 +235,18 @@ def test_it_believes_x_forwarded_for_from_a_trusted_proxy(alice, stored, setting
     assert _last("file.download").ip == BOB_IP
 
 
+def test_it_knows_a_trusted_proxy_on_a_dual_stack_socket(alice, stored, settings) -> None:
+    # The proxy is listed as an IPv4 address; a dual-stack listener reports it mapped.
+    settings.TRUSTED_PROXIES = [PROXY_IP]
+    client = client_for(
+        alice, REMOTE_ADDR=f"::ffff:{PROXY_IP}", HTTP_X_FORWARDED_FOR=f"6.6.6.6, {BOB_IP}"
+    )
+
+    client.get(f"/files/{stored.id}/download/")
+
+    assert _last("file.download").ip == BOB_IP
+
+
 def test_it_keeps_the_proxy_address_without_a_forwarded_hop(alice, stored, settings) -> None:
     settings.TRUSTED_PROXIES = [PROXY_IP]
     client = client_for(alice, REMOTE_ADDR=PROXY_IP, HTTP_X_FORWARDED_FOR="not-an-ip")

@@ -569,14 +569,17 @@ def _stream_segments(
         segments = _incoming_segments(
             read=read, body_length=body_length, start=upload.offset, length=upload.length, view=view
         )
-        for position, plaintext, last in segments:
-            appender.write(out[: sealer.seal_into(position // seg, plaintext, out, last=last)])
-            patch.sealed(plaintext)
-            stored_to = position + len(plaintext)
-            if patch.due(stored_to):
-                appender.sync()
-                patch.acknowledge(stored_to)
-        view[:] = bytes(len(view))  # drop the unacknowledged plaintext
+        try:
+            for position, plaintext, last in segments:
+                sealed_length = sealer.seal_into(position // seg, plaintext, out, last=last)
+                appender.write(out[:sealed_length])
+                patch.sealed(plaintext)
+                stored_to = position + len(plaintext)
+                if patch.due(stored_to):
+                    appender.sync()
+                    patch.acknowledge(stored_to)
+        finally:
+            view[:] = bytes(len(view))  # drop the plaintext, also when a write failed
     if stored_to > upload.offset:
         appender.sync()
     patch.acknowledge(stored_to, last=True)
@@ -603,23 +606,25 @@ def _stream_parts(
         segments = _incoming_segments(
             read=read, body_length=body_length, start=upload.offset, length=upload.length, view=view
         )
-        for position, plaintext, last in segments:
-            index = position // per_part
-            if position == 0:
-                part += upload.header
-            part += sealer.seal(position // seg, plaintext, last=last)
-            patch.sealed(plaintext)
-            end = position + len(plaintext)
-            if last or end % per_part == 0:
-                etag = get_encrypted_storage().resumable_part_put(
-                    upload.blob, upload.s3_upload_id, index + 1, part
-                )
-                parts = [*list(upload.s3_parts)[:index], {"PartNumber": index + 1, "ETag": etag}]
-                patch.acknowledge(end, parts)
-                part = bytearray()
-            elif patch.due(upload.offset):  # renew the lease (and stop if it is lost)
-                patch.acknowledge(upload.offset)
-        view[:] = bytes(len(view))  # drop the unacknowledged plaintext
+        try:
+            for position, plaintext, last in segments:
+                index = position // per_part
+                if position == 0:
+                    part += upload.header
+                part += sealer.seal(position // seg, plaintext, last=last)
+                patch.sealed(plaintext)
+                end = position + len(plaintext)
+                if last or end % per_part == 0:
+                    etag = get_encrypted_storage().resumable_part_put(
+                        upload.blob, upload.s3_upload_id, index + 1, part
+                    )
+                    done = {"PartNumber": index + 1, "ETag": etag}
+                    patch.acknowledge(end, [*list(upload.s3_parts)[:index], done])
+                    part = bytearray()
+                elif patch.due(upload.offset):  # renew the lease (and stop if it is lost)
+                    patch.acknowledge(upload.offset)
+        finally:
+            view[:] = bytes(len(view))  # drop the plaintext, also when a part failed
     if upload.offset < upload.length:
         patch.acknowledge(upload.offset, last=True)
 
