@@ -355,3 +355,20 @@ def test_it_follows_the_configured_lookup_limit(alice_client, bob, stored, setti
         refused.content.decode()
     )
     assert 0 < int(refused["Retry-After"]) <= 600
+
+
+def test_sharing_again_and_again_emails_the_colleague_once(
+    alice_client, bob, charlie, stored, django_capture_on_commit_callbacks
+) -> None:
+    for _round in range(3):  # share, revoke, share again...
+        with django_capture_on_commit_callbacks(execute=True):
+            assert alice_client.post(
+                f"/files/{stored.id}/shares/", {"username": "bob"}
+            ).status_code in (200, 302)
+        share = Share.objects.get(file=stored, colleague=bob)
+        alice_client.post(f"/files/{stored.id}/shares/{share.pk}/revoke/")
+    assert [m.to for m in mail.outbox] == [["bob@example.com"]]
+    # Another colleague is told as before.
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(f"/files/{stored.id}/shares/", {"username": "charlie"})
+    assert len(mail.outbox) == 2

@@ -105,3 +105,8 @@ def file_request_uploads_key(ip: str) -> str:
 def file_request_emails_key(user_id: int) -> str:
     """File-request links one user e-mailed from the portal."""
     return f"request-emails:{user_id}"
+
+
+def share_notice_key(file_id: object, colleague_id: int) -> str:
+    """E-mails telling one colleague that one file was shared with them."""
+    return f"share-notice:{file_id}:{colleague_id}"

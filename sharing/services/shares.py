@@ -25,6 +25,9 @@ from sharing.models import Share, StoredFile
 from sharing.services.files import file_lock
 from throttle import counters, keys
 
+# A colleague is e-mailed about one file at most once per this many seconds.
+SHARE_NOTICE_WINDOW_SECONDS = 3600
+
 logger = logging.getLogger(__name__)
 
 
@@ -188,6 +191,11 @@ def _notify_colleague(share: Share) -> None:
     """
     colleague, file = share.colleague, share.file
     if colleague is None or not colleague.email:
+        return
+    # Sharing, revoking and sharing again in a loop must not flood a colleague's inbox:
+    # one e-mail per file and colleague per window (the share itself always happens).
+    key = keys.share_notice_key(file.pk, colleague.pk)
+    if counters.add_failure(key, SHARE_NOTICE_WINDOW_SECONDS) > 1:
         return
     context = {
         "share": share,
