@@ -36,6 +36,7 @@ class StoredFile(models.Model):
         OFF = "off", "Not scanned: scanning was off"
         TOO_LARGE = "too_large", "Not scanned: larger than the scanner's stream limit"
         UNAVAILABLE = "unavailable", "Not scanned: the scanner was unavailable"
+        ENCRYPTED = "encrypted", "Not scanned: encrypted (password-protected) content"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(

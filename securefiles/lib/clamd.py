@@ -8,6 +8,8 @@ closes the connection) or ``<reason> ERROR``. An archive clamd could not scan wh
 past MaxRecursion, inflating past MaxScanSize, more than MaxFiles) gets ``stream: OK``, or
 with ``AlertExceedsMax yes`` ``stream: Heuristics.Limits.Exceeded.<limit> FOUND``
 (clamd.conf(5)): the latter is no verdict either, and is reported as a limit exceeded.
+With ``AlertEncrypted yes``, password-protected content gets
+``stream: Heuristics.Encrypted.<kind> FOUND``: no verdict, reported as EncryptedContent.
 
 Own code rather than a library: ``clamd`` (PyPI) has had no release since 2014 and
 ``clamdpy`` (its fork) only scans a whole file object it reads itself, while the upload
@@ -25,6 +27,9 @@ _END = struct.pack(">I", 0)
 _REPLY_LIMIT = 4096  # bytes; a reply is one short line
 _SIZE_LIMIT_REPLY = "INSTREAM size limit exceeded"
 _LIMITS_HEURISTIC = "Heuristics.Limits.Exceeded"  # AlertExceedsMax: clamd stopped scanning
+# AlertEncrypted (AlertEncryptedArchive, AlertEncryptedDoc): content clamd cannot decrypt,
+# e.g. "Heuristics.Encrypted.Zip", "Heuristics.Encrypted.PDF".
+_ENCRYPTED_HEURISTIC = "Heuristics.Encrypted."
 
 
 class ClamdUnavailable(Exception):
@@ -34,6 +39,12 @@ class ClamdUnavailable(Exception):
 class StreamLimitExceeded(Exception):
     """The stream went past clamd's StreamMaxLength, or its content past one of clamd's
     scan limits (AlertExceedsMax): clamd gave no verdict on the whole of it."""
+
+
+class EncryptedContent(Exception):
+    """clamd could not scan the stream's content: it is encrypted (a password-protected
+    archive or document; clamd's AlertEncrypted heuristics). ``args[0]``: the heuristic's
+    name, e.g. "Heuristics.Encrypted.Zip"."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +104,8 @@ class InStream:
     def verdict(self) -> str | None:
         """End the stream and wait for clamd's answer: None if clean, else the name of
         the signature found (e.g. "Eicar-Test-Signature"). Closes the connection. Raises
-        StreamLimitExceeded for a stream or content past clamd's limits."""
+        StreamLimitExceeded for a stream or content past clamd's limits, EncryptedContent
+        for password-protected content clamd could not look into (AlertEncrypted)."""
         try:
             self._sock.sendall(_END)
         except OSError:
@@ -105,6 +117,9 @@ class InStream:
             if signature.startswith(_LIMITS_HEURISTIC):
                 # Not malware found: clamd stopped at a limit, what lies past it unread.
                 raise StreamLimitExceeded(f"clamd stopped scanning: {signature}")
+            if signature.startswith(_ENCRYPTED_HEURISTIC):
+                # Not malware found either: password-protected content, unreadable to it.
+                raise EncryptedContent(signature)
             return signature
         if reply == "stream: OK":
             return None

@@ -93,8 +93,8 @@ class TooLargeToScan(ScanRefused):
 
 @dataclass(frozen=True)
 class ScanOutcome:
-    """What one scan ended with: a ScanState (CLEAN, TOO_LARGE, UNAVAILABLE; OFF with
-    scanning off) or, with ``signature`` set, malware found."""
+    """What one scan ended with: a ScanState (CLEAN, TOO_LARGE, UNAVAILABLE, ENCRYPTED;
+    OFF with scanning off) or, with ``signature`` set, malware found."""
 
     state: str
     signature: str = ""
@@ -138,6 +138,11 @@ class Scan:
         except clamd.ClamdUnavailable as exc:
             self._fail(ScanState.UNAVAILABLE, exc)
             return ScanOutcome(self._failed)
+        except clamd.EncryptedContent:
+            # Stored, and marked as what it is: a password-protected archive that nobody
+            # scanned (lawyers and clinics send them daily; "clean" would be a lie).
+            self._stream = None
+            return ScanOutcome(ScanState.ENCRYPTED)
         self._stream = None
         return ScanOutcome(ScanState.CLEAN, signature or "")
 
