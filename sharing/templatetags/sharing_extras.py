@@ -93,6 +93,13 @@ def when(value: datetime | None) -> str:
 
 
 @register.simple_tag
+def time_of(value: datetime | None, ago: bool = False) -> str:
+    """``<time datetime="ISO 8601">30 Nov 2026, 14:05 CET</time>``, or with ``ago`` the
+    relative time ("3 hours ago") titled with the exact one: sharing.display.time_element."""
+    return display.time_element(value, ago=ago)
+
+
+@register.simple_tag
 def zone_name() -> str:
     """The IANA name of the zone times are shown in ("Europe/Berlin", "UTC")."""
     return timezone.get_current_timezone_name()
