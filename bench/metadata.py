@@ -72,6 +72,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="TEXT",
+        help="time only the pages whose name contains one of these (e.g. 'search an owner')",
+    )
+    parser.add_argument(
+        "--no-writes", action="store_true", help="pages phase: skip the audited writes"
+    )
+    parser.add_argument(
         "--phase",
         choices=["all", "user", "files", "audit", "pages"],
         default="all",
@@ -197,7 +206,7 @@ def run(site: Site, args: argparse.Namespace) -> dict[str, object]:
             results[f"user pages, {_own_rows(_bench_user())} files"] = user_pages(
                 session, site, args, *files
             )
-        if args.phase in ("all", "pages"):
+        if args.phase in ("all", "pages") and not args.no_writes:
             results["audited writes"] = audited_writes(args.writers, args.write_seconds)
         succeeded = True
     finally:
@@ -300,11 +309,40 @@ def user_pages(
         "last page": f"/?page={_pages(session, site)}",
         "/?q=doc-0099 (search)": "/?q=doc-0099",
         "/?q=résumé (non-ASCII search)": "/?q=r%C3%A9sum%C3%A9",
-        "/?shared_page=100 (shared with me)": "/?shared_page=100",
+        "shared with me, page 100 by Next link": _shared_deep_link(100),
+        "shared with me, page 100 by number (OFFSET)": "/?shared_page=100",
         "file page": f"/files/{detail.id}/",  # type: ignore[attr-defined]
         f"file page, {args.links} links + shares": f"/files/{busy.id}/",  # type: ignore[attr-defined]
     }
-    return {name: timed(session, site.base + path, args.requests) for name, path in pages.items()}
+    return _timed_pages(session, site, args, pages)
+
+
+def _timed_pages(
+    session: requests.Session, site: Site, args: argparse.Namespace, pages: dict[str, str]
+) -> Results:
+    """p50/p95 of each page whose name contains one of --only (all without it)."""
+    wanted = {
+        name: path
+        for name, path in pages.items()
+        if not args.only or any(part in name for part in args.only)
+    }
+    return {name: timed(session, site.base + path, args.requests) for name, path in wanted.items()}
+
+
+def _shared_deep_link(number: int) -> str:
+    """The Next link a user follows to page ``number`` of "shared with me" (the cursor of
+    the last share of the page before, as sharing.views.paging writes it), or page 1 if
+    the list is shorter."""
+    from sharing import selectors
+    from sharing.views.paging import Cursor
+
+    shares = selectors.shares_with_me(user=_bench_user())
+    index = (number - 1) * PER_PAGE - 1
+    before = shares[index : index + 1] if index >= 0 else []
+    if not before:
+        return "/"
+    cursor = Cursor(before[0].created_at, before[0].pk).encode()
+    return f"/?shared_page={number}&shared_after={cursor}"
 
 
 def _pages(session: requests.Session, site: Site) -> int:
@@ -401,7 +439,7 @@ def admin_pages(session: requests.Session, site: Site, args: argparse.Namespace)
         "audit, search a file name": "/admin/audit/auditentry/?q=doc-0000777",
         "audit, search an IP": "/admin/audit/auditentry/?q=10.3.0.4",
     }
-    return {name: timed(session, site.base + path, args.requests) for name, path in pages.items()}
+    return _timed_pages(session, site, args, pages)
 
 
 def audited_writes(writers: int, seconds: float) -> dict[str, float]:

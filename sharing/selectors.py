@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import re
@@ -9,6 +10,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -233,6 +235,8 @@ class SharesWithMe:
                 Share.objects.filter(live, group__in=_group_ids_of(user)), self._earlier
             ),
         ]
+        self._bound = Q()  # seek(): where the rows start
+        self._ordering: tuple[str, ...] = ("-created_at", "-id")
 
     def _narrowed(self, branch: QuerySet[Share], earlier: QuerySet[Share]) -> QuerySet[Share]:
         branch = branch.exclude(file__owner=self.user).exclude(Exists(earlier))
@@ -271,7 +275,29 @@ class SharesWithMe:
             return []
         rows = Share.objects.filter(pk__in=self._first_ids(stop))
         rows = rows.select_related("file", "file__owner", "group")
-        return list(rows.order_by("-created_at", "-id")[start:stop])
+        return list(rows.order_by(*self._ordering)[start:stop])
+
+    def reverse(self) -> SharesWithMe:
+        """The same shares, oldest first (a Paginator's last pages are read from there)."""
+        reversed_ = copy.copy(self)
+        reversed_._ordering = tuple(
+            key[1:] if key.startswith("-") else f"-{key}" for key in self._ordering
+        )
+        return reversed_
+
+    def seek(self, *, created_at: datetime, share_id: int, forward: bool) -> SharesWithMe:
+        """The shares listed after (``forward``: older) or before (newer) the share
+        created at ``created_at`` with id ``share_id``: keyset pagination, each branch
+        read from its index from there. Backwards, the rows come nearest first (reverse
+        them to show). The ``>=`` bound is what the index seeks to; the id breaks ties."""
+        op = "lt" if forward else "gt"
+        bound = Q(**{f"created_at__{op}e": created_at}) & (
+            Q(**{f"created_at__{op}": created_at}) | Q(**{f"pk__{op}": share_id})
+        )
+        seeking = copy.copy(self)
+        seeking._bound = bound
+        seeking._branches = [branch.filter(bound) for branch in self._branches]
+        return seeking if forward else seeking.reverse()
 
     def _first_ids(self, stop: int) -> QuerySet[Any]:
         """A subquery of the ids of the list's first ``stop`` rows, and maybe some more."""
@@ -280,11 +306,12 @@ class SharesWithMe:
             either = Share.objects.filter(
                 Q(colleague=self.user) | Q(group__in=_group_ids_of(self.user))
             )
-            return self._narrowed(either.filter(_share_is_live()), self._earlier).values("pk")
+            either = either.filter(_share_is_live(), self._bound)
+            return self._narrowed(either, self._earlier).values("pk")
         # Each branch's first ``stop`` rows in order, each read from its index (a LIMIT in
         # each); the page is cut from what the two give.
         first, second = (
-            branch.order_by("-created_at", "-id").values("pk")[:stop] for branch in self._branches
+            branch.order_by(*self._ordering).values("pk")[:stop] for branch in self._branches
         )
         return first.union(second, all=True)
 

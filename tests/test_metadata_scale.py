@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -62,6 +63,21 @@ def listed_ids(response) -> list[str]:
     return re.findall(r'href="/files/([0-9a-f-]{36})/download/"', table)
 
 
+def _shared_section(response) -> str:
+    return response.content.decode().split('id="shared-title"', 1)[1]
+
+
+def shared_ids(response) -> list[str]:
+    table = _shared_section(response).split("</table>", 1)[0]
+    return re.findall(r'href="/files/([0-9a-f-]{36})/download/"', table)
+
+
+def shared_link(response, rel: str) -> str | None:
+    """The shared list's Next or Previous link (``rel``), as a path."""
+    found = re.search(rf'<a href="\?([^"]+)" rel="{rel}">', _shared_section(response))
+    return "/?" + found.group(1).replace("&amp;", "&") if found else None
+
+
 USER_PAGES = (
     "/",
     "/?sort=name",
@@ -85,12 +101,14 @@ def test_every_list_page_takes_as_many_queries_at_120_files_as_at_1200(
     add_rows(alice, 120)
     small = {url: queries_of(alice_client, url) for url in USER_PAGES}
     small["deep"] = queries_of(alice_client, _deep_url(alice_client))
+    small["shared deep"] = queries_of(alice_client, _shared_deep_url(alice_client))
 
     more = add_rows(bob, 1080, prefix="from-bob")
     Share.objects.bulk_create(Share(file=f, colleague=alice) for f in more)
     add_rows(alice, 1080)
     large = {url: queries_of(alice_client, url) for url in USER_PAGES}
     large["deep"] = queries_of(alice_client, _deep_url(alice_client))
+    large["shared deep"] = queries_of(alice_client, _shared_deep_url(alice_client))
 
     assert small == large
     assert max(large.values()) <= 14, large
@@ -99,6 +117,12 @@ def test_every_list_page_takes_as_many_queries_at_120_files_as_at_1200(
 def _deep_url(client) -> str:
     """The Next link of the second page: a keyset page."""
     return next_link(client.get(next_link(client.get("/?sort=name")) or "/")) or "/"
+
+
+def _shared_deep_url(client) -> str:
+    """The shared list's Next link on its second page: a keyset page."""
+    second = shared_link(client.get("/"), "next") or "/"
+    return shared_link(client.get(second), "next") or "/"
 
 
 def test_the_file_page_takes_as_many_queries_with_5_links_and_shares_as_with_120(
@@ -196,6 +220,51 @@ def _ordered_ids(owner, sort: str) -> list[uuid.UUID]:
     }
     rows.sort(key=keys[sort.lstrip("-")], reverse=sort.startswith("-"))
     return [row[3] for row in rows]
+
+
+def test_shared_next_links_walk_every_share_once_in_order_and_previous_walks_back(
+    alice, bob, charlie, alice_client
+) -> None:
+    team = Group.objects.create(name="team")
+    alice.groups.add(team)
+    by_name = [Share(file=f, colleague=alice) for f in add_rows(bob, 70, prefix="by-name")]
+    by_group = [Share(file=f, group=team) for f in add_rows(charlie, 60, prefix="by-group")]
+    shares = Share.objects.bulk_create(by_name + by_group)
+    start = timezone.now() - timedelta(days=1)
+    for n, share in enumerate(shares):  # threes share a moment: the id breaks the tie
+        Share.objects.filter(pk=share.pk).update(created_at=start + timedelta(seconds=n % 43))
+    ordered = Share.objects.order_by("-created_at", "-id").values_list("file_id", flat=True)
+    expected = [str(pk) for pk in ordered]
+
+    pages: list[list[str]] = []
+    url: str | None = "/"
+    while url:
+        response = alice_client.get(url)
+        pages.append(shared_ids(response))
+        url = shared_link(response, "next")
+    back = [shared_ids(response)]
+    while url := shared_link(response, "prev"):
+        response = alice_client.get(url)
+        back.append(shared_ids(response))
+
+    assert [pk for page in pages for pk in page] == expected
+    assert [len(page) for page in pages] == [50, 50, 30]
+    assert "shared_after=" in (_shared_deep_url(alice_client) or "")
+    assert back[::-1] == pages
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "WyJ4IiwgMV0", "W3sidCI6ICJ4In0sIDFd", "WzEsMl0"])
+def test_a_forged_shared_cursor_falls_back_on_the_page_number(
+    alice, bob, alice_client, cursor
+) -> None:
+    Share.objects.bulk_create(Share(file=f, colleague=alice) for f in add_rows(bob, 120))
+    by_number = shared_ids(alice_client.get("/?shared_page=2"))
+
+    after = alice_client.get(f"/?shared_page=2&shared_after={cursor}")
+    before = alice_client.get(f"/?shared_page=2&shared_before={cursor}")
+
+    assert after.status_code == before.status_code == 200
+    assert shared_ids(after) == shared_ids(before) == by_number
 
 
 @pytest.mark.parametrize(

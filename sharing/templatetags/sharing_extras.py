@@ -42,13 +42,15 @@ def page_query(
     context: template.Context, number: int, param: str = "page", after: str = "", before: str = ""
 ) -> str:
     """The query string of page ``number`` of a list (``param`` names which list), with
-    the cursor of a Next (``after``) or Previous (``before``) link (sharing.views.paging)."""
+    the cursor of a Next (``after``) or Previous (``before``) link (sharing.views.paging),
+    named after the list: ``after`` for ``page``, ``shared_after`` for ``shared_page``."""
     params = QueryDict(mutable=True)
     params[param] = str(number)
+    prefix = param.removesuffix("page")
     if after:
-        params["after"] = after
+        params[f"{prefix}after"] = after
     if before:
-        params["before"] = before
+        params[f"{prefix}before"] = before
     if context.get("sort") and context["sort"] != "-date":
         params["sort"] = context["sort"]
     if context.get("query"):

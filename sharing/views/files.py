@@ -27,7 +27,7 @@ from sharing import names, selectors, services
 from sharing.forms import LinkForm, ShareForm
 from sharing.models import StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404, _readable_file_or_404
-from sharing.views.paging import CountedPaginator, page_of_files
+from sharing.views.paging import page_of_files, page_of_shares
 from sharing.views.ranges import ByteRange
 from sharing.views.streaming import stream_file
 
@@ -61,8 +61,13 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
     shared_files = selectors.shares_with_me(user=request.user, search=query)
     shared_count, shared_capped = _shared_count(shared_files, query)
-    shared = CountedPaginator(shared_files, FILES_PER_PAGE, count=shared_count).get_page(
-        request.GET.get("shared_page")
+    shared = page_of_shares(
+        shared_files,
+        per_page=FILES_PER_PAGE,
+        count=shared_count,
+        number=request.GET.get("shared_page"),
+        after=request.GET.get("shared_after"),
+        before=request.GET.get("shared_before"),
     )
     context = {
         "page": page,
