@@ -43,6 +43,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
     parser.add_argument("--queries", action="store_true", help="print each statement's time")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time two pages that show nothing (/__floor__/: an empty response; "
+        "/__floor__/base/: base.html), through the same middleware: the per-request floor",
+    )
     return parser.parse_args()
 
 
@@ -52,7 +58,10 @@ def main() -> int:
         raise SystemExit("--database-url or BENCH_DATABASE_URL is needed")
     _set_up_django(args.database_url)
     client = _client_for(args.username)
-    for url in args.urls:
+    urls = list(args.urls)
+    if args.floor:
+        urls[:0] = _add_floor_pages()
+    for url in urls:
         figures = measure(client, url, args.requests)
         print(
             f"{url:50} wall {figures['wall']:6.1f}  cpu {figures['cpu']:6.1f}  "
@@ -75,6 +84,29 @@ def _set_up_django(database_url: str) -> None:
     import django
 
     django.setup()
+
+
+def _add_floor_pages() -> list[str]:
+    """Two logged-in pages that show nothing, added to the site's URLs for this process."""
+    from django.contrib.auth.decorators import login_required
+    from django.http import HttpRequest, HttpResponse
+    from django.shortcuts import render
+    from django.urls import clear_url_caches, path
+
+    import securefiles.urls
+
+    def empty(request: HttpRequest) -> HttpResponse:
+        return HttpResponse("")
+
+    def base(request: HttpRequest) -> HttpResponse:
+        return render(request, "base.html")
+
+    securefiles.urls.urlpatterns += [
+        path("__floor__/", login_required(empty)),
+        path("__floor__/base/", login_required(base)),
+    ]
+    clear_url_caches()
+    return ["/__floor__/", "/__floor__/base/"]
 
 
 def _client_for(username: str) -> Any:
