@@ -466,13 +466,20 @@ def owners_with_files() -> Iterator[tuple[int, str]]:
     yield from usages.values_list("user_id", "user__username")[:OWNERS_LISTED]
 
 
-def files_matching(files: QuerySet[StoredFile], term: str) -> QuerySet[StoredFile]:
+def files_matching(
+    files: QuerySet[StoredFile], term: str, *, first: int | None = None
+) -> QuerySet[StoredFile]:
     """For the admin's search: files whose name contains ``term`` (name_contains), whose
     owner's username or e-mail contains it (any case), or whose id it is.
 
     The owners are looked up first (a few of them, in the small users table) and passed
-    as ids, so that PostgreSQL can combine the owner index with the name's trigram index
-    instead of scanning every file.
+    as ids. ``first``: only the first ``first`` matches in ``files``' ordering are needed
+    (a list page and its capped count). Each way of matching is then read on its own, in
+    that order, from its index (the owner's (owner, created_at, id), the name's trigram
+    index), up to ``first`` rows, and the page is cut from the union (PostgreSQL): one
+    ``name LIKE … OR owner_id IN …`` had PostgreSQL either sort every file of the owner
+    or scan the table in date order testing each row (a million files: 350 ms). Without
+    ``first`` (or on SQLite), one filter: every match, for any ordering.
     """
     term = term.strip()[:SEARCH_MAX_CHARS]
     if not term:
@@ -482,13 +489,21 @@ def files_matching(files: QuerySet[StoredFile], term: str) -> QuerySet[StoredFil
         .objects.filter(Q(username__icontains=term) | Q(email__icontains=term))
         .values_list("pk", flat=True)[:OWNERS_LISTED]
     )
-    matches = name_matches(term)
+    ways = [name_matches(term)]
     if owner_ids:
-        matches |= Q(owner_id__in=owner_ids)
+        ways.append(Q(owner_id__in=owner_ids))
     file_id = uuid_or_none(term)
     if file_id is not None:
-        matches |= Q(pk=file_id)
-    return files.filter(matches)
+        ways.append(Q(pk=file_id))
+    if (
+        first is None
+        or len(ways) == 1
+        or not connection.features.supports_slicing_ordering_in_compound
+    ):
+        return files.filter(Q(*ways, _connector=Q.OR))
+    ordering = files.query.order_by or files.model._meta.ordering
+    branches = [files.filter(way).order_by(*ordering).values("pk")[:first] for way in ways]
+    return files.filter(pk__in=branches[0].union(*branches[1:], all=True))
 
 
 # -- maintenance: for the operator's management commands only, never for a view

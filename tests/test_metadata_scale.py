@@ -9,15 +9,17 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin as django_admin
 from django.contrib.auth.models import Group
 from django.db import connection
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.actors import Actor
 from audit.services import audit_record
 from securefiles.lib.paging import CappedCountPaginator
-from sharing import services
+from sharing import selectors, services
 from sharing.models import Share, ShareLink, StorageUsage, StoredFile
 from tests.helpers import make_file
 
@@ -409,3 +411,46 @@ def test_the_admin_owner_key_and_event_filters_keep_only_what_they_name(
     assert 'class="field-actor">alice<' in entries
     assert 'class="field-actor">bob<' not in entries
     assert f"?owner={alice.pk}" in choices and f"?owner={bob.pk}" in choices
+
+
+def _admin_names(page: str) -> list[str]:
+    return re.findall(r'class="field-name"><a href="[^"]+">([^<]+)</a>', page)
+
+
+def test_the_admin_search_lists_every_owner_or_name_match_once_in_order(
+    alice, bob, admin_client, monkeypatch
+) -> None:
+    admin_of_files = django_admin.site._registry[StoredFile]
+    monkeypatch.setattr(admin_of_files, "list_per_page", 20)
+    add_rows(bob, 50, prefix="plain")  # bob's: found by their owner
+    add_rows(alice, 20, prefix="about-bob")  # alice's, found by their name
+    add_rows(alice, 10, prefix="other")  # neither
+    # One matching both ways: listed once.
+    StoredFile.objects.filter(owner=bob, name="plain-000.txt").update(name="bob-too.txt")
+    matches = StoredFile.objects.filter(Q(owner=bob) | Q(name__contains="bob"))
+    expected = list(matches.order_by("-created_at", "-id").values_list("name", flat=True))
+
+    pages = [
+        admin_client.get("/admin/sharing/storedfile/", {"q": "bob", "p": n}).content.decode()
+        for n in (1, 2, 3, 4)
+    ]
+    by_name = admin_client.get("/admin/sharing/storedfile/", {"q": "bob", "o": "1"})
+
+    assert [name for page in pages[:4] for name in _admin_names(page)] == expected
+    assert re.search(r"\b70 stored files\b", pages[0])
+    assert sorted(_admin_names(by_name.content.decode())) == sorted(expected)[:20]
+
+
+def test_the_admin_search_reads_only_the_first_matches_it_shows(alice, bob) -> None:
+    add_rows(bob, 40, prefix="plain")
+    add_rows(alice, 30, prefix="about-bob")
+    every = StoredFile.objects.filter(Q(owner=bob) | Q(name__contains="bob"))
+    expected = list(every.order_by("-created_at", "-id").values_list("id", flat=True))
+
+    first = selectors.files_matching(StoredFile.objects.all(), "bob", first=25)
+    whole = selectors.files_matching(StoredFile.objects.all(), "bob")
+
+    listed = first.order_by("-created_at", "-id").values_list("id", flat=True)
+    assert list(listed[:25]) == expected[:25]
+    assert first[:1000].count() >= 25
+    assert whole.count() == 70
