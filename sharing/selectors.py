@@ -501,7 +501,7 @@ def files_matching(
         or not connection.features.supports_slicing_ordering_in_compound
     ):
         return files.filter(Q(*ways, _connector=Q.OR))
-    ordering = files.query.order_by or files.model._meta.ordering
+    ordering = tuple(files.query.order_by or StoredFile._meta.ordering or ())
     branches = [files.filter(way).order_by(*ordering).values("pk")[:first] for way in ways]
     return files.filter(pk__in=branches[0].union(*branches[1:], all=True))
 
