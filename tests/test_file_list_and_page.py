@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from sharing import services
 from sharing.models import StoredFile
-from tests.helpers import make_file, upload
+from tests.helpers import make_file, make_link, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -211,3 +211,20 @@ def test_it_does_not_fail_on_a_bogus_page_number(alice, alice_client, page) -> N
 
     assert response.status_code == 200
     assert b"only.txt" in response.content
+
+
+def test_the_revoke_forms_post_to_the_share_and_link_they_name(alice, alice_client, bob):
+    from django.urls import reverse
+
+    from sharing.models import Share
+
+    stored = make_file(alice, b"x")
+    share = Share.objects.create(file=stored, colleague=bob)
+    make_link(alice_client, stored)
+    link = stored.links.get()
+
+    page = alice_client.get(f"/files/{stored.id}/").content.decode()
+
+    assert f'action="{reverse("sharing:share_revoke", args=[stored.id, share.id])}"' in page
+    assert f'action="{reverse("sharing:link_revoke", args=[stored.id, link.id])}"' in page
+    assert f'href="{reverse("sharing:download", args=[stored.id])}"' in page

@@ -118,23 +118,34 @@ register.filter("duration", display.duration)
 
 
 _URL_PLACEHOLDER = uuid.UUID(int=0)
+_ITEM_PLACEHOLDER = 918273645  # an id no URL of ours has in its fixed parts
 
 
 @lru_cache(maxsize=64)
-def _url_around_id(view: str, script_prefix: str) -> tuple[str, str]:
-    """What a file URL of ``view`` has before and after the file's id (one reverse() per
-    view and script prefix for the life of the process)."""
-    head, _, tail = reverse(view, args=[_URL_PLACEHOLDER]).partition(str(_URL_PLACEHOLDER))
-    return head, tail
+def _url_around_ids(view: str, script_prefix: str, with_item: bool) -> tuple[str, ...]:
+    """The fixed parts of a file URL of ``view`` around the file's id (and, ``with_item``,
+    the share's or link's id after it): one reverse() per view and script prefix for the
+    life of the process."""
+    args: list[object] = [_URL_PLACEHOLDER, _ITEM_PLACEHOLDER] if with_item else [_URL_PLACEHOLDER]
+    head, _, tail = reverse(view, args=args).partition(str(_URL_PLACEHOLDER))
+    if not with_item:
+        return head, tail
+    middle, _, tail = tail.partition(str(_ITEM_PLACEHOLDER))
+    return head, middle, tail
 
 
 @register.simple_tag
-def file_url(view: str, file_id: uuid.UUID) -> str:
-    """``{% url view file_id %}`` for a view whose only argument is a file's UUID, without
-    a reverse() per call: a list page has two such links a row, and reversing them was a
-    fifth of the page's time (issue 17). Raises NoReverseMatch as reverse() does."""
-    head, tail = _url_around_id(view, get_script_prefix())
-    return f"{head}{uuid.UUID(str(file_id))}{tail}"
+def file_url(view: str, file_id: uuid.UUID, item_id: int | None = None) -> str:
+    """``{% url view file_id %}`` (or ``{% url view file_id item_id %}`` for a view of one
+    share or link of the file) without a reverse() per call: a list page has two such
+    links a row, and reversing them was a fifth of the page's time (issue 17). Raises
+    NoReverseMatch as reverse() does."""
+    file_part = str(uuid.UUID(str(file_id)))
+    if item_id is None:
+        head, tail = _url_around_ids(view, get_script_prefix(), False)
+        return f"{head}{file_part}{tail}"
+    head, middle, tail = _url_around_ids(view, get_script_prefix(), True)
+    return f"{head}{file_part}{middle}{int(item_id)}{tail}"
 
 
 # The rows of the file lists, rendered here rather than by a template loop: a page shows
