@@ -226,20 +226,27 @@ class SharesWithMe:
 
     def __init__(self, user: User, search: str) -> None:
         self.user, self.search = user, search
-        reaching = shares_reaching(user=user)
-        self._earlier = reaching.filter(file=OuterRef("file"), pk__lt=OuterRef("pk"))
+        # The user's groups, read once (a few ids). With none (most users) the list is
+        # their shares by name alone, one per file (one_share_per_colleague): one branch,
+        # and no test for an earlier share of the same file (less to build and to plan).
+        self._group_ids = list(_group_ids_of(user).values_list("group_id", flat=True))
         live = _share_is_live()
-        self._branches = [
-            self._narrowed(Share.objects.filter(live, colleague=user), self._earlier),
-            self._narrowed(
-                Share.objects.filter(live, group__in=_group_ids_of(user)), self._earlier
-            ),
-        ]
+        self._earlier: QuerySet[Share] | None = None
+        if self._group_ids:
+            reaching = Share.objects.filter(Q(colleague=user) | Q(group__in=self._group_ids), live)
+            self._earlier = reaching.filter(file=OuterRef("file"), pk__lt=OuterRef("pk"))
+        self._branches = [self._narrowed(Share.objects.filter(live, colleague=user))]
+        if self._group_ids:
+            self._branches.append(
+                self._narrowed(Share.objects.filter(live, group__in=self._group_ids))
+            )
         self._bound = Q()  # seek(): where the rows start
         self._ordering: tuple[str, ...] = ("-created_at", "-id")
 
-    def _narrowed(self, branch: QuerySet[Share], earlier: QuerySet[Share]) -> QuerySet[Share]:
-        branch = branch.exclude(file__owner=self.user).exclude(Exists(earlier))
+    def _narrowed(self, branch: QuerySet[Share]) -> QuerySet[Share]:
+        branch = branch.exclude(file__owner=self.user)
+        if self._earlier is not None:
+            branch = branch.exclude(Exists(self._earlier))
         if self.search:
             branch = branch.filter(name_matches(self.search, field="file__name"))
         return branch
@@ -251,17 +258,20 @@ class SharesWithMe:
         plus the files only group shares reach (few, checked one by one)."""
         live = _share_is_live()
         by_name = Share.objects.filter(live, colleague=self.user)
-        by_group = (
-            Share.objects.filter(live, group__in=_group_ids_of(self.user))
-            .exclude(file__owner=self.user)
-            .exclude(file__in=by_name.values("file"))
-        )
         if self.search:
             by_name = by_name.filter(name_matches(self.search, field="file__name"))
-            by_group = by_group.filter(name_matches(self.search, field="file__name"))
-        only_group = by_group.order_by().values("file").distinct()
-        both = by_name.order_by().values("file").union(only_group, all=True)
-        return (both[:up_to] if up_to is not None else both).count()
+        counted = by_name.order_by().values("file")
+        if self._group_ids:
+            by_group = (
+                Share.objects.filter(live, group__in=self._group_ids)
+                .exclude(file__owner=self.user)
+                .exclude(file__in=Share.objects.filter(live, colleague=self.user).values("file"))
+            )
+            if self.search:
+                by_group = by_group.filter(name_matches(self.search, field="file__name"))
+            only_group = by_group.order_by().values("file").distinct()
+            counted = counted.union(only_group, all=True)
+        return (counted[:up_to] if up_to is not None else counted).count()
 
     def __len__(self) -> int:
         return self.count()
@@ -301,19 +311,16 @@ class SharesWithMe:
 
     def _first_ids(self, stop: int) -> QuerySet[Any]:
         """A subquery of the ids of the list's first ``stop`` rows, and maybe some more."""
+        firsts = [branch.order_by(*self._ordering).values("pk")[:stop] for branch in self._branches]
+        if len(firsts) == 1:
+            return firsts[0]
         if not connection.features.supports_slicing_ordering_in_compound:
             # SQLite allows no LIMIT inside a UNION; its lists are small: one query.
-            either = Share.objects.filter(
-                Q(colleague=self.user) | Q(group__in=_group_ids_of(self.user))
-            )
-            either = either.filter(_share_is_live(), self._bound)
-            return self._narrowed(either, self._earlier).values("pk")
+            either = Share.objects.filter(Q(colleague=self.user) | Q(group__in=self._group_ids))
+            return self._narrowed(either.filter(_share_is_live(), self._bound)).values("pk")
         # Each branch's first ``stop`` rows in order, each read from its index (a LIMIT in
         # each); the page is cut from what the two give.
-        first, second = (
-            branch.order_by(*self._ordering).values("pk")[:stop] for branch in self._branches
-        )
-        return first.union(second, all=True)
+        return firsts[0].union(*firsts[1:], all=True)
 
 
 def colleagues_known_to(*, user: User) -> list[str]:
