@@ -235,16 +235,17 @@ class SharesWithMe:
         if self._group_ids:
             reaching = Share.objects.filter(Q(colleague=user) | Q(group__in=self._group_ids), live)
             self._earlier = reaching.filter(file=OuterRef("file"), pk__lt=OuterRef("pk"))
+        # A share by name is never of the user's own file (the services refuse it, a
+        # transfer deletes it), so that branch is read from its index alone; a group's
+        # share may be of a member's own file, listed among their own files instead.
         self._branches = [self._narrowed(Share.objects.filter(live, colleague=user))]
         if self._group_ids:
-            self._branches.append(
-                self._narrowed(Share.objects.filter(live, group__in=self._group_ids))
-            )
+            by_group = Share.objects.filter(live, group__in=self._group_ids)
+            self._branches.append(self._narrowed(by_group.exclude(file__owner=user)))
         self._bound = Q()  # seek(): where the rows start
         self._ordering: tuple[str, ...] = ("-created_at", "-id")
 
     def _narrowed(self, branch: QuerySet[Share]) -> QuerySet[Share]:
-        branch = branch.exclude(file__owner=self.user)
         if self._earlier is not None:
             branch = branch.exclude(Exists(self._earlier))
         if self.search:
@@ -283,7 +284,10 @@ class SharesWithMe:
             raise TypeError("slice with an end and no step")
         if stop <= start:
             return []
-        rows = Share.objects.filter(pk__in=self._first_ids(stop))
+        if len(self._branches) == 1:  # the shares by name alone: read in order directly
+            rows = self._branches[0]
+        else:
+            rows = Share.objects.filter(pk__in=self._first_ids(stop))
         rows = rows.select_related("file", "file__owner", "group")
         return list(rows.order_by(*self._ordering)[start:stop])
 
@@ -311,16 +315,17 @@ class SharesWithMe:
 
     def _first_ids(self, stop: int) -> QuerySet[Any]:
         """A subquery of the ids of the list's first ``stop`` rows, and maybe some more."""
-        firsts = [branch.order_by(*self._ordering).values("pk")[:stop] for branch in self._branches]
-        if len(firsts) == 1:
-            return firsts[0]
         if not connection.features.supports_slicing_ordering_in_compound:
             # SQLite allows no LIMIT inside a UNION; its lists are small: one query.
             either = Share.objects.filter(Q(colleague=self.user) | Q(group__in=self._group_ids))
-            return self._narrowed(either.filter(_share_is_live(), self._bound)).values("pk")
+            either = either.filter(_share_is_live(), self._bound).exclude(file__owner=self.user)
+            return self._narrowed(either).values("pk")
         # Each branch's first ``stop`` rows in order, each read from its index (a LIMIT in
         # each); the page is cut from what the two give.
-        return firsts[0].union(*firsts[1:], all=True)
+        first, second = (
+            branch.order_by(*self._ordering).values("pk")[:stop] for branch in self._branches
+        )
+        return first.union(second, all=True)
 
 
 def colleagues_known_to(*, user: User) -> list[str]:
