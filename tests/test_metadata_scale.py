@@ -95,9 +95,14 @@ USER_PAGES = (
 )
 
 
+@pytest.mark.parametrize("in_a_group", [False, True], ids=["no group", "in a group"])
 def test_every_list_page_takes_as_many_queries_at_120_files_as_at_1200(
-    alice, bob, alice_client
+    alice, bob, alice_client, in_a_group
 ) -> None:
+    if in_a_group:  # "Shared with me" then merges the group's shares with those by name
+        team = Group.objects.create(name="team")
+        alice.groups.add(team)
+        Share.objects.bulk_create(Share(file=f, group=team) for f in add_rows(bob, 30))
     sharer_files = add_rows(bob, 120, prefix="from-bob")
     Share.objects.bulk_create(Share(file=f, colleague=alice) for f in sharer_files)
     add_rows(alice, 120)
