@@ -332,7 +332,8 @@ def user_pages(
         "deep page by Next link (name)": _deep_link(session, site, "name"),
         "middle page by number (OFFSET)": f"/?page={_pages(session, site) // 2}",
         "last page": f"/?page={_pages(session, site)}",
-        "/?q=doc-0099 (search)": "/?q=doc-0099",
+        # 100 matches at either size (doc-0001200 to doc-0001299): the same page at both.
+        "/?q=doc-00012 (search)": "/?q=doc-00012",
         "/?q=résumé (non-ASCII search)": "/?q=r%C3%A9sum%C3%A9",
         "shared with me, page 100 by Next link": _shared_deep_link(100),
         "shared with me, page 100 by number (OFFSET)": "/?shared_page=100",
