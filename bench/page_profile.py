@@ -44,6 +44,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
     parser.add_argument("--queries", action="store_true", help="print each statement's time")
     parser.add_argument(
+        "--explain",
+        type=float,
+        metavar="MS",
+        help="EXPLAIN ANALYZE each statement of one request that took MS ms or more",
+    )
+    parser.add_argument(
         "--floor",
         action="store_true",
         help="also time two pages that show nothing (/__floor__/: an empty response; "
@@ -68,8 +74,8 @@ def main() -> int:
             f"db {figures['db']:6.1f} ({figures['queries']:.0f} queries)  "
             f"template {figures['template']:6.1f}  bytes {figures['bytes']:.0f}"
         )
-        if args.queries:
-            print_queries(client, url)
+        if args.queries or args.explain is not None:
+            print_queries(client, url, explain_from=args.explain)
         if args.profile:
             profile(client, url, args.requests, args.profile)
     return 0
@@ -190,19 +196,29 @@ def _timed_templates() -> Iterator[list[float]]:
         Template.render = original  # type: ignore[method-assign]
 
 
-def print_queries(client: Any, url: str) -> None:
-    """Each statement of one request of ``url``, with its time (ms) at the client."""
+def print_queries(client: Any, url: str, explain_from: float | None = None) -> None:
+    """Each statement of one request of ``url``, with its time (ms) at the client; then
+    the plan (EXPLAIN ANALYZE, BUFFERS) of each that took ``explain_from`` ms or more."""
     from django.db import connection
+
+    slow: list[tuple[str, Any]] = []
 
     def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, ctx: Any) -> Any:
         started = time.perf_counter()
         try:
             return execute(sql, params, many, ctx)
         finally:
-            print(f"  {(time.perf_counter() - started) * 1000:6.2f} ms  {sql[:160]}")
+            spent = (time.perf_counter() - started) * 1000
+            print(f"  {spent:6.2f} ms  {sql[:160]}")
+            if explain_from is not None and spent >= explain_from and sql.startswith("SELECT"):
+                slow.append((sql, params))
 
     with connection.execute_wrapper(wrapper):
         client.get(url)
+    for sql, params in slow:
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+            print(f"\n{sql}\n" + "\n".join(row[0] for row in cursor.fetchall()))
 
 
 def profile(client: Any, url: str, count: int, top: int) -> None:
