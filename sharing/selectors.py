@@ -600,6 +600,12 @@ def file_count_of(*, user: User) -> int:
     return _usage_row(user=user)[0]
 
 
+def storage_usage_of(*, user: User) -> tuple[int, int]:
+    """How many files the user owns and the plaintext bytes they take, in one read of the
+    row the services keep."""
+    return _usage_row(user=user)
+
+
 def _usage_row(*, user: User) -> tuple[int, int]:
     row = StorageUsage.objects.filter(user_id=user.pk).values_list("files", "bytes").first()
     return row or (0, 0)

@@ -118,7 +118,7 @@ def test_every_list_page_takes_as_many_queries_at_120_files_as_at_1200(
     large["shared deep"] = queries_of(alice_client, _shared_deep_url(alice_client))
 
     assert small == large
-    # The 15th: the user's groups, read once for "Shared with me".
+    # A search's 15th: the user's groups, read once for "Shared with me".
     assert max(large.values()) <= 15, large
 
 

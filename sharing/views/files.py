@@ -49,7 +49,9 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     files = selectors.files_owned_by(user=request.user, search=query, ordering=sort)
     # Unsearched, the count is the usage row's; a search counts its matches (found by an
     # index), up to SEARCH_COUNT_CAP: past that, the first ones are listed.
-    count, capped = _count(request, files, query)
+    # One read of the usage row: the file count (unsearched) and the bytes used.
+    file_count, usage = selectors.storage_usage_of(user=request.user)
+    count, capped = _count(files, query, file_count)
     page = page_of_files(
         files,
         per_page=FILES_PER_PAGE,
@@ -80,7 +82,7 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
         "search_count_cap": SEARCH_COUNT_CAP,
         "max_upload_mb": settings.MAX_UPLOAD_MB,
         "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
-        "usage": selectors.usage_of(user=request.user),
+        "usage": usage,
         "quota": selectors.quota_of(user=request.user),
         "max_days": settings.FILE_MAX_DAYS,
         "default_days": settings.FILE_DEFAULT_DAYS or settings.FILE_MAX_DAYS,
@@ -101,12 +103,11 @@ def file_detail(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpRe
     return render(request, "sharing/file_shared.html", context)
 
 
-def _count(
-    request: AuthenticatedHttpRequest, files: QuerySet[StoredFile], query: str
-) -> tuple[int, bool]:
-    """How many files the list has, and whether a search's count stopped at the cap."""
+def _count(files: QuerySet[StoredFile], query: str, file_count: int) -> tuple[int, bool]:
+    """How many files the list has (unsearched: ``file_count``, the user's), and whether a
+    search's count stopped at the cap."""
     if not query:
-        return selectors.file_count_of(user=request.user), False
+        return file_count, False
     matches = files[: SEARCH_COUNT_CAP + 1].count()
     return min(matches, SEARCH_COUNT_CAP), matches > SEARCH_COUNT_CAP
 
