@@ -72,6 +72,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="TEXT",
+        help="time only the pages whose name contains one of these (e.g. 'search an owner')",
+    )
+    parser.add_argument(
+        "--no-writes", action="store_true", help="pages phase: skip the audited writes"
+    )
+    parser.add_argument(
+        "--no-verify", action="store_true", help="files, audit phases: skip verify_audit_log"
+    )
+    parser.add_argument(
+        "--conn-max-age",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="serve with persistent database connections (DATABASE_URL ?conn_max_age=; "
+        "README 'Metadata at scale'); 0, Django's default, connects for every request",
+    )
+    parser.add_argument(
         "--phase",
         choices=["all", "user", "files", "audit", "pages"],
         default="all",
@@ -92,6 +112,9 @@ def main() -> int:
         site = prepare(
             Path(tmp), args.database_url, reuse=args.phase in ("files", "audit", "pages")
         )
+        if args.conn_max_age:
+            # gunicorn's only: the benchmark's own connection is made already.
+            site.env["DATABASE_URL"] = _with_conn_max_age(args.database_url, args.conn_max_age)
         results = run(site, args)
     print_results(results)
     if args.json:
@@ -152,6 +175,17 @@ def _wipe_and_migrate(env: dict[str, str]) -> None:
     run_manage(env, "migrate", "--noinput", "--verbosity", "0", timeout=600)
 
 
+def _with_conn_max_age(url: str, seconds: int) -> str:
+    """``url`` with ``conn_max_age`` and ``conn_health_checks`` (django-environ reads them)."""
+    parsed = urlparse(url)
+    options = "&".join(
+        part
+        for part in (parsed.query, f"conn_max_age={seconds}", "conn_health_checks=true")
+        if part
+    )
+    return parsed._replace(query=options).geturl()
+
+
 def _create_database(url: str) -> None:
     """CREATE DATABASE for ``url`` if it does not exist (through the "postgres" database)."""
     import psycopg
@@ -173,7 +207,10 @@ def _stored_keys(env: dict[str, str]) -> dict[str, str]:
 
 def run(site: Site, args: argparse.Namespace) -> dict[str, object]:
     """The phase's steps with gunicorn serving; the figures by section."""
-    results: dict[str, object] = {"load_before": round(os.getloadavg()[0], 2)}
+    results: dict[str, object] = {
+        "load_before": round(os.getloadavg()[0], 2),
+        "conn_max_age": args.conn_max_age,
+    }
     if args.phase in ("all", "user"):
         pages = add_user_data(args)
     proc = start_gunicorn(site)
@@ -187,9 +224,9 @@ def run(site: Site, args: argparse.Namespace) -> dict[str, object]:
             measure_user_pages(session, site, args, pages, results)
         if args.phase in ("all", "files"):
             add_admin_files(args)
-            add_audit(site, args.audit // 5, results)
+            add_audit(site, args.audit // 5, results, verify=not args.no_verify)
         if args.phase in ("all", "audit"):
-            add_audit(site, args.audit - args.audit // 5, results)
+            add_audit(site, args.audit - args.audit // 5, results, verify=not args.no_verify)
         if args.phase in ("all", "pages"):
             results["admin"] = admin_pages(session, site, args)
         if args.phase == "pages":
@@ -197,7 +234,7 @@ def run(site: Site, args: argparse.Namespace) -> dict[str, object]:
             results[f"user pages, {_own_rows(_bench_user())} files"] = user_pages(
                 session, site, args, *files
             )
-        if args.phase in ("all", "pages"):
+        if args.phase in ("all", "pages") and not args.no_writes:
             results["audited writes"] = audited_writes(args.writers, args.write_seconds)
         succeeded = True
     finally:
@@ -298,13 +335,43 @@ def user_pages(
         "deep page by Next link (name)": _deep_link(session, site, "name"),
         "middle page by number (OFFSET)": f"/?page={_pages(session, site) // 2}",
         "last page": f"/?page={_pages(session, site)}",
-        "/?q=doc-0099 (search)": "/?q=doc-0099",
+        # 100 matches at either size (doc-0001200 to doc-0001299): the same page at both.
+        "/?q=doc-00012 (search)": "/?q=doc-00012",
         "/?q=résumé (non-ASCII search)": "/?q=r%C3%A9sum%C3%A9",
-        "/?shared_page=100 (shared with me)": "/?shared_page=100",
+        "shared with me, page 100 by Next link": _shared_deep_link(100),
+        "shared with me, page 100 by number (OFFSET)": "/?shared_page=100",
         "file page": f"/files/{detail.id}/",  # type: ignore[attr-defined]
         f"file page, {args.links} links + shares": f"/files/{busy.id}/",  # type: ignore[attr-defined]
     }
-    return {name: timed(session, site.base + path, args.requests) for name, path in pages.items()}
+    return _timed_pages(session, site, args, pages)
+
+
+def _timed_pages(
+    session: requests.Session, site: Site, args: argparse.Namespace, pages: dict[str, str]
+) -> Results:
+    """p50/p95 of each page whose name contains one of --only (all without it)."""
+    wanted = {
+        name: path
+        for name, path in pages.items()
+        if not args.only or any(part in name for part in args.only)
+    }
+    return {name: timed(session, site.base + path, args.requests) for name, path in wanted.items()}
+
+
+def _shared_deep_link(number: int) -> str:
+    """The Next link a user follows to page ``number`` of "shared with me" (the cursor of
+    the last share of the page before, as sharing.views.paging writes it), or page 1 if
+    the list is shorter."""
+    from sharing import selectors
+    from sharing.views.paging import Cursor
+
+    shares = selectors.shares_with_me(user=_bench_user())
+    index = (number - 1) * PER_PAGE - 1
+    before = shares[index : index + 1] if index >= 0 else []
+    if not before:
+        return "/"
+    cursor = Cursor(before[0].created_at, before[0].pk).encode()
+    return f"/?shared_page={number}&shared_after={cursor}"
 
 
 def _pages(session: requests.Session, site: Site) -> int:
@@ -364,8 +431,9 @@ def add_admin_files(args: argparse.Namespace) -> None:
         data.recount_usage(owner)
 
 
-def add_audit(site: Site, count: int, results: dict[str, object]) -> None:
-    """Append ``count`` entries to the chain, then time verify_audit_log over all."""
+def add_audit(site: Site, count: int, results: dict[str, object], *, verify: bool = True) -> None:
+    """Append ``count`` entries to the chain, then (``verify``) time verify_audit_log
+    over all."""
     from bench import metadata_data as data
 
     actors = [f"owner-{i:05}" for i in range(1, 101)] + ["bench"]
@@ -375,6 +443,8 @@ def add_audit(site: Site, count: int, results: dict[str, object]) -> None:
     with data.IndexesOff(data.AUDIT):
         data.add_audit_entries(count, actors=actors, file_names=names)
     log(f"audit entries added in {time.perf_counter() - started:.0f} s")
+    if not verify:
+        return
     verified = verify_log(site)
     results[f"verify_audit_log, {verified['entries']} entries"] = verified
 
@@ -401,7 +471,7 @@ def admin_pages(session: requests.Session, site: Site, args: argparse.Namespace)
         "audit, search a file name": "/admin/audit/auditentry/?q=doc-0000777",
         "audit, search an IP": "/admin/audit/auditentry/?q=10.3.0.4",
     }
-    return {name: timed(session, site.base + path, args.requests) for name, path in pages.items()}
+    return _timed_pages(session, site, args, pages)
 
 
 def audited_writes(writers: int, seconds: float) -> dict[str, float]:

@@ -7,8 +7,10 @@ measured against it read alike. static/js/upload.js (humanSize) follows the same
 
 from datetime import datetime, timedelta
 
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.html import format_html
 from django.utils.timesince import timeuntil
 
 # A no-break space keeps a number and its unit on one line ("190.7 MiB").
@@ -58,6 +60,27 @@ def when(value: datetime | None) -> str:
     if value is None:
         return ""
     return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+
+
+def time_element(value: datetime | None, *, ago: bool = False) -> str:
+    """A ``<time>`` element for an aware date-time: its ``datetime`` attribute is ISO 8601
+    in the active zone (what the ``date:'c'`` filter gives); its text the exact time with
+    the zone (``when``), or with ``ago`` "3 hours ago" (humanize's naturaltime) and the
+    exact time as its title. None gives "".
+
+    The lists show such an element on every row: one call converts the time to the zone
+    once, where three template filters did it three times (issue 17: the dates were a
+    third of rendering a page of 100 rows).
+    """
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    exact = date_format(local, "DATETIME_FORMAT")
+    if not ago:
+        return format_html('<time datetime="{}">{}</time>', local.isoformat(), exact)
+    relative = naturaltime(value)
+    html = '<time datetime="{}" title="{}">{}</time>'
+    return format_html(html, local.isoformat(), exact, relative)
 
 
 _KINDS = (

@@ -9,14 +9,17 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin as django_admin
+from django.contrib.auth.models import Group
 from django.db import connection
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.actors import Actor
 from audit.services import audit_record
 from securefiles.lib.paging import CappedCountPaginator
-from sharing import services
+from sharing import selectors, services
 from sharing.models import Share, ShareLink, StorageUsage, StoredFile
 from tests.helpers import make_file
 
@@ -62,6 +65,21 @@ def listed_ids(response) -> list[str]:
     return re.findall(r'href="/files/([0-9a-f-]{36})/download/"', table)
 
 
+def _shared_section(response) -> str:
+    return response.content.decode().split('id="shared-title"', 1)[1]
+
+
+def shared_ids(response) -> list[str]:
+    table = _shared_section(response).split("</table>", 1)[0]
+    return re.findall(r'href="/files/([0-9a-f-]{36})/download/"', table)
+
+
+def shared_link(response, rel: str) -> str | None:
+    """The shared list's Next or Previous link (``rel``), as a path."""
+    found = re.search(rf'<a href="\?([^"]+)" rel="{rel}">', _shared_section(response))
+    return "/?" + found.group(1).replace("&amp;", "&") if found else None
+
+
 USER_PAGES = (
     "/",
     "/?sort=name",
@@ -77,28 +95,42 @@ USER_PAGES = (
 )
 
 
+@pytest.mark.parametrize("in_a_group", [False, True], ids=["no group", "in a group"])
 def test_every_list_page_takes_as_many_queries_at_120_files_as_at_1200(
-    alice, bob, alice_client
+    alice, bob, alice_client, in_a_group
 ) -> None:
+    if in_a_group:  # "Shared with me" then merges the group's shares with those by name
+        team = Group.objects.create(name="team")
+        alice.groups.add(team)
+        Share.objects.bulk_create(Share(file=f, group=team) for f in add_rows(bob, 30))
     sharer_files = add_rows(bob, 120, prefix="from-bob")
     Share.objects.bulk_create(Share(file=f, colleague=alice) for f in sharer_files)
     add_rows(alice, 120)
     small = {url: queries_of(alice_client, url) for url in USER_PAGES}
     small["deep"] = queries_of(alice_client, _deep_url(alice_client))
+    small["shared deep"] = queries_of(alice_client, _shared_deep_url(alice_client))
 
     more = add_rows(bob, 1080, prefix="from-bob")
     Share.objects.bulk_create(Share(file=f, colleague=alice) for f in more)
     add_rows(alice, 1080)
     large = {url: queries_of(alice_client, url) for url in USER_PAGES}
     large["deep"] = queries_of(alice_client, _deep_url(alice_client))
+    large["shared deep"] = queries_of(alice_client, _shared_deep_url(alice_client))
 
     assert small == large
-    assert max(large.values()) <= 14, large
+    # A search's 15th: the user's groups, read once for "Shared with me".
+    assert max(large.values()) <= 15, large
 
 
 def _deep_url(client) -> str:
     """The Next link of the second page: a keyset page."""
     return next_link(client.get(next_link(client.get("/?sort=name")) or "/")) or "/"
+
+
+def _shared_deep_url(client) -> str:
+    """The shared list's Next link on its second page: a keyset page."""
+    second = shared_link(client.get("/"), "next") or "/"
+    return shared_link(client.get(second), "next") or "/"
 
 
 def test_the_file_page_takes_as_many_queries_with_5_links_and_shares_as_with_120(
@@ -196,6 +228,51 @@ def _ordered_ids(owner, sort: str) -> list[uuid.UUID]:
     }
     rows.sort(key=keys[sort.lstrip("-")], reverse=sort.startswith("-"))
     return [row[3] for row in rows]
+
+
+def test_shared_next_links_walk_every_share_once_in_order_and_previous_walks_back(
+    alice, bob, charlie, alice_client
+) -> None:
+    team = Group.objects.create(name="team")
+    alice.groups.add(team)
+    by_name = [Share(file=f, colleague=alice) for f in add_rows(bob, 70, prefix="by-name")]
+    by_group = [Share(file=f, group=team) for f in add_rows(charlie, 60, prefix="by-group")]
+    shares = Share.objects.bulk_create(by_name + by_group)
+    start = timezone.now() - timedelta(days=1)
+    for n, share in enumerate(shares):  # threes share a moment: the id breaks the tie
+        Share.objects.filter(pk=share.pk).update(created_at=start + timedelta(seconds=n % 43))
+    ordered = Share.objects.order_by("-created_at", "-id").values_list("file_id", flat=True)
+    expected = [str(pk) for pk in ordered]
+
+    pages: list[list[str]] = []
+    url: str | None = "/"
+    while url:
+        response = alice_client.get(url)
+        pages.append(shared_ids(response))
+        url = shared_link(response, "next")
+    back = [shared_ids(response)]
+    while url := shared_link(response, "prev"):
+        response = alice_client.get(url)
+        back.append(shared_ids(response))
+
+    assert [pk for page in pages for pk in page] == expected
+    assert [len(page) for page in pages] == [50, 50, 30]
+    assert "shared_after=" in (_shared_deep_url(alice_client) or "")
+    assert back[::-1] == pages
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "WyJ4IiwgMV0", "W3sidCI6ICJ4In0sIDFd", "WzEsMl0"])
+def test_a_forged_shared_cursor_falls_back_on_the_page_number(
+    alice, bob, alice_client, cursor
+) -> None:
+    Share.objects.bulk_create(Share(file=f, colleague=alice) for f in add_rows(bob, 120))
+    by_number = shared_ids(alice_client.get("/?shared_page=2"))
+
+    after = alice_client.get(f"/?shared_page=2&shared_after={cursor}")
+    before = alice_client.get(f"/?shared_page=2&shared_before={cursor}")
+
+    assert after.status_code == before.status_code == 200
+    assert shared_ids(after) == shared_ids(before) == by_number
 
 
 @pytest.mark.parametrize(
@@ -340,3 +417,46 @@ def test_the_admin_owner_key_and_event_filters_keep_only_what_they_name(
     assert 'class="field-actor">alice<' in entries
     assert 'class="field-actor">bob<' not in entries
     assert f"?owner={alice.pk}" in choices and f"?owner={bob.pk}" in choices
+
+
+def _admin_names(page: str) -> list[str]:
+    return re.findall(r'class="field-name"><a href="[^"]+">([^<]+)</a>', page)
+
+
+def test_the_admin_search_lists_every_owner_or_name_match_once_in_order(
+    alice, bob, admin_client, monkeypatch
+) -> None:
+    admin_of_files = django_admin.site._registry[StoredFile]
+    monkeypatch.setattr(admin_of_files, "list_per_page", 20)
+    add_rows(bob, 50, prefix="plain")  # bob's: found by their owner
+    add_rows(alice, 20, prefix="about-bob")  # alice's, found by their name
+    add_rows(alice, 10, prefix="other")  # neither
+    # One matching both ways: listed once.
+    StoredFile.objects.filter(owner=bob, name="plain-000.txt").update(name="bob-too.txt")
+    matches = StoredFile.objects.filter(Q(owner=bob) | Q(name__contains="bob"))
+    expected = list(matches.order_by("-created_at", "-id").values_list("name", flat=True))
+
+    pages = [
+        admin_client.get("/admin/sharing/storedfile/", {"q": "bob", "p": n}).content.decode()
+        for n in (1, 2, 3, 4)
+    ]
+    by_name = admin_client.get("/admin/sharing/storedfile/", {"q": "bob", "o": "1"})
+
+    assert [name for page in pages[:4] for name in _admin_names(page)] == expected
+    assert re.search(r"\b70 stored files\b", pages[0])
+    assert sorted(_admin_names(by_name.content.decode())) == sorted(expected)[:20]
+
+
+def test_the_admin_search_reads_only_the_first_matches_it_shows(alice, bob) -> None:
+    add_rows(bob, 40, prefix="plain")
+    add_rows(alice, 30, prefix="about-bob")
+    every = StoredFile.objects.filter(Q(owner=bob) | Q(name__contains="bob"))
+    expected = list(every.order_by("-created_at", "-id").values_list("id", flat=True))
+
+    first = selectors.files_matching(StoredFile.objects.all(), "bob", first=25)
+    whole = selectors.files_matching(StoredFile.objects.all(), "bob")
+
+    listed = first.order_by("-created_at", "-id").values_list("id", flat=True)
+    assert list(listed[:25]) == expected[:25]
+    assert first[:1000].count() >= 25
+    assert whole.count() == 70

@@ -39,7 +39,10 @@ class CappedCountPaginator(Paginator):
     def count(self) -> int:
         object_list = self.object_list
         if isinstance(object_list, QuerySet):
-            return object_list[: self.cap + 1].count()  # SELECT COUNT(*) FROM (... LIMIT)
+            # SELECT COUNT(*) FROM (... LIMIT), without the list's ORDER BY: any cap + 1
+            # rows count alike, and in order PostgreSQL would read and sort every match
+            # (a search matching 50,000 of 5,000,000 audit entries) to keep 1,001.
+            return object_list.order_by()[: self.cap + 1].count()
         return len(object_list)
 
     @property

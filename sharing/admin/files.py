@@ -4,6 +4,7 @@ from contextlib import suppress
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -93,7 +94,21 @@ class StoredFileAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[StoredFile], search_term: str
     ) -> tuple[QuerySet[StoredFile], bool]:
-        return selectors.files_matching(queryset, search_term), False
+        return selectors.files_matching(
+            queryset, search_term, first=self._rows_shown(request)
+        ), False
+
+    def _rows_shown(self, request: HttpRequest) -> int | None:
+        """How many matches the list in its default order reads at most: its capped count
+        and the rows up to its page's end (None: all of them, for another order, and for
+        an action, which may apply to every match)."""
+        if request.method != "GET" or ORDER_VAR in request.GET:
+            return None
+        try:
+            page = max(int(request.GET.get(PAGE_VAR, 1)), 1)
+        except ValueError:
+            page = 1
+        return max(self.paginator.filtered_cap + 1, page * self.list_per_page)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # files arrive encrypted through the upload view only

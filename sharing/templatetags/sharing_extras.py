@@ -1,4 +1,5 @@
-"""Template helpers: a kind of file for its icon, sort links, names, durations, sizes, times."""
+"""Template helpers: a kind of file for its icon, sort links, names, durations, sizes, times,
+and the rows of the file lists."""
 
 import uuid
 from datetime import datetime
@@ -8,9 +9,13 @@ from django import template
 from django.http import QueryDict
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 from audit import events
 from sharing import display, names
+from sharing.models import Share, StoredFile
 
 register = template.Library()
 
@@ -42,13 +47,15 @@ def page_query(
     context: template.Context, number: int, param: str = "page", after: str = "", before: str = ""
 ) -> str:
     """The query string of page ``number`` of a list (``param`` names which list), with
-    the cursor of a Next (``after``) or Previous (``before``) link (sharing.views.paging)."""
+    the cursor of a Next (``after``) or Previous (``before``) link (sharing.views.paging),
+    named after the list: ``after`` for ``page``, ``shared_after`` for ``shared_page``."""
     params = QueryDict(mutable=True)
     params[param] = str(number)
+    prefix = param.removesuffix("page")
     if after:
-        params["after"] = after
+        params[f"{prefix}after"] = after
     if before:
-        params["before"] = before
+        params[f"{prefix}before"] = before
     if context.get("sort") and context["sort"] != "-date":
         params["sort"] = context["sort"]
     if context.get("query"):
@@ -93,6 +100,13 @@ def when(value: datetime | None) -> str:
 
 
 @register.simple_tag
+def time_of(value: datetime | None, ago: bool = False) -> str:
+    """``<time datetime="ISO 8601">30 Nov 2026, 14:05 CET</time>``, or with ``ago`` the
+    relative time ("3 hours ago") titled with the exact one: sharing.display.time_element."""
+    return display.time_element(value, ago=ago)
+
+
+@register.simple_tag
 def zone_name() -> str:
     """The IANA name of the zone times are shown in ("Europe/Berlin", "UTC")."""
     return timezone.get_current_timezone_name()
@@ -104,20 +118,89 @@ register.filter("duration", display.duration)
 
 
 _URL_PLACEHOLDER = uuid.UUID(int=0)
+_ITEM_PLACEHOLDER = 918273645  # an id no URL of ours has in its fixed parts
 
 
 @lru_cache(maxsize=64)
-def _url_around_id(view: str, script_prefix: str) -> tuple[str, str]:
-    """What a file URL of ``view`` has before and after the file's id (one reverse() per
-    view and script prefix for the life of the process)."""
-    head, _, tail = reverse(view, args=[_URL_PLACEHOLDER]).partition(str(_URL_PLACEHOLDER))
-    return head, tail
+def _url_around_ids(view: str, script_prefix: str, with_item: bool) -> tuple[str, ...]:
+    """The fixed parts of a file URL of ``view`` around the file's id (and, ``with_item``,
+    the share's or link's id after it): one reverse() per view and script prefix for the
+    life of the process."""
+    args: list[object] = [_URL_PLACEHOLDER, _ITEM_PLACEHOLDER] if with_item else [_URL_PLACEHOLDER]
+    head, _, tail = reverse(view, args=args).partition(str(_URL_PLACEHOLDER))
+    if not with_item:
+        return head, tail
+    middle, _, tail = tail.partition(str(_ITEM_PLACEHOLDER))
+    return head, middle, tail
 
 
 @register.simple_tag
-def file_url(view: str, file_id: uuid.UUID) -> str:
-    """``{% url view file_id %}`` for a view whose only argument is a file's UUID, without
-    a reverse() per call: a list page has two such links a row, and reversing them was a
-    fifth of the page's time (issue 17). Raises NoReverseMatch as reverse() does."""
-    head, tail = _url_around_id(view, get_script_prefix())
-    return f"{head}{uuid.UUID(str(file_id))}{tail}"
+def file_url(view: str, file_id: uuid.UUID, item_id: int | None = None) -> str:
+    """``{% url view file_id %}`` (or ``{% url view file_id item_id %}`` for a view of one
+    share or link of the file) without a reverse() per call: a list page has two such
+    links a row, and reversing them was a fifth of the page's time (issue 17). Raises
+    NoReverseMatch as reverse() does."""
+    file_part = str(uuid.UUID(str(file_id)))
+    if item_id is None:
+        head, tail = _url_around_ids(view, get_script_prefix(), False)
+        return f"{head}{file_part}{tail}"
+    head, middle, tail = _url_around_ids(view, get_script_prefix(), True)
+    return f"{head}{file_part}{middle}{int(item_id)}{tail}"
+
+
+# The rows of the file lists, rendered here rather than by a template loop: a page shows
+# up to 100 of them, and the template engine's per-node cost (a variable, a filter, a tag
+# each) made them most of the page's time (issue 17; bench/page_profile.py measures it).
+_NAME_CELL = (
+    '<td><span class="icon icon-{}" aria-hidden="true"></span>'
+    '<a href="{}" class="filename">{}</a>{}</td>'
+)
+_LEGACY = ' <span class="legacy-origin">{}</span>'
+_DETAILS_CELL = '<td><a href="{}">{}<span class="visually-hidden"> {}</span></a></td>'
+
+
+def _name_cell(file: StoredFile, name: str) -> SafeString:
+    legacy = (
+        format_html(_LEGACY, gettext("Imported from the unauthenticated legacy format"))
+        if file.origin == "legacy"
+        else ""
+    )
+    download = file_url("sharing:download", file.id)
+    return format_html(_NAME_CELL, display.file_kind(file.content_type), download, name, legacy)
+
+
+def _details_cell(file: StoredFile, name: str) -> SafeString:
+    return format_html(
+        _DETAILS_CELL, file_url("sharing:file_detail", file.id), gettext("Details"), name
+    )
+
+
+@register.simple_tag
+def file_row(file: StoredFile) -> SafeString:
+    """A row of "Uploaded by me": the name (its kind's icon, a download link, a mark if
+    imported from the legacy format), the size, when it was uploaded (time_element, "3
+    hours ago"), a link to its page. Every value is escaped (format_html)."""
+    name = names.display_name(file.name or "")
+    return format_html(
+        "<tr>{}<td>{}</td><td>{}</td>{}</tr>",
+        _name_cell(file, name),
+        display.human_size(file.size or 0),
+        display.time_element(file.created_at, ago=True),
+        _details_cell(file, name),
+    )
+
+
+@register.simple_tag
+def shared_row(share: Share) -> SafeString:
+    """A row of "Shared with me": as file_row, with the owner's username after the name
+    and the time of the share instead of the upload's."""
+    file = share.file
+    name = names.display_name(file.name or "")
+    return format_html(
+        "<tr>{}<td>{}</td><td>{}</td><td>{}</td>{}</tr>",
+        _name_cell(file, name),
+        file.owner.get_username(),
+        display.human_size(file.size or 0),
+        display.time_element(share.created_at, ago=True),
+        _details_cell(file, name),
+    )

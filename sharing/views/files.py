@@ -27,7 +27,7 @@ from sharing import names, selectors, services
 from sharing.forms import LinkForm, ShareForm
 from sharing.models import StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404, _readable_file_or_404
-from sharing.views.paging import CountedPaginator, page_of_files
+from sharing.views.paging import page_of_files, page_of_matches, page_of_shares
 from sharing.views.ranges import ByteRange
 from sharing.views.streaming import stream_file
 
@@ -47,22 +47,34 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     sort = sort if sort in selectors.FILE_ORDERINGS else "-date"
     query = request.GET.get("q", "").strip()[: selectors.SEARCH_MAX_CHARS]
     files = selectors.files_owned_by(user=request.user, search=query, ordering=sort)
-    # Unsearched, the count is the usage row's; a search counts its matches (found by an
-    # index), up to SEARCH_COUNT_CAP: past that, the first ones are listed.
-    count, capped = _count(request, files, query)
-    page = page_of_files(
-        files,
-        per_page=FILES_PER_PAGE,
-        count=count,
-        ordering=sort,
-        number=request.GET.get("page"),
-        after=request.GET.get("after"),
-        before=request.GET.get("before"),
-    )
+    # One read of the usage row: the file count (the unsearched list's) and the bytes used.
+    file_count, usage = selectors.storage_usage_of(user=request.user)
+    capped = False
+    if query:
+        # A search lists its first SEARCH_COUNT_CAP matches at most (past that, "more
+        # than"): their ids, in order, are read in one query, which counts them too.
+        page, capped = page_of_matches(
+            files, per_page=FILES_PER_PAGE, cap=SEARCH_COUNT_CAP, number=request.GET.get("page")
+        )
+    else:
+        page = page_of_files(
+            files,
+            per_page=FILES_PER_PAGE,
+            count=file_count,
+            ordering=sort,
+            number=request.GET.get("page"),
+            after=request.GET.get("after"),
+            before=request.GET.get("before"),
+        )
     shared_files = selectors.shares_with_me(user=request.user, search=query)
     shared_count, shared_capped = _shared_count(shared_files, query)
-    shared = CountedPaginator(shared_files, FILES_PER_PAGE, count=shared_count).get_page(
-        request.GET.get("shared_page")
+    shared = page_of_shares(
+        shared_files,
+        per_page=FILES_PER_PAGE,
+        count=shared_count,
+        number=request.GET.get("shared_page"),
+        after=request.GET.get("shared_after"),
+        before=request.GET.get("shared_before"),
     )
     context = {
         "page": page,
@@ -75,7 +87,7 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
         "search_count_cap": SEARCH_COUNT_CAP,
         "max_upload_mb": settings.MAX_UPLOAD_MB,
         "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
-        "usage": selectors.usage_of(user=request.user),
+        "usage": usage,
         "quota": selectors.quota_of(user=request.user),
         "max_days": settings.FILE_MAX_DAYS,
         "default_days": settings.FILE_DEFAULT_DAYS or settings.FILE_MAX_DAYS,
@@ -94,16 +106,6 @@ def file_detail(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpRe
         return _render_detail(request, stored)
     context = {"file": stored, "sha256": selectors.file_sha256(file=stored)}
     return render(request, "sharing/file_shared.html", context)
-
-
-def _count(
-    request: AuthenticatedHttpRequest, files: QuerySet[StoredFile], query: str
-) -> tuple[int, bool]:
-    """How many files the list has, and whether a search's count stopped at the cap."""
-    if not query:
-        return selectors.file_count_of(user=request.user), False
-    matches = files[: SEARCH_COUNT_CAP + 1].count()
-    return min(matches, SEARCH_COUNT_CAP), matches > SEARCH_COUNT_CAP
 
 
 def _shared_count(shares: selectors.SharesWithMe, query: str) -> tuple[int, bool]:
