@@ -236,3 +236,15 @@ def test_postgresql_connections_get_a_connect_timeout_unless_the_url_names_one()
     assert "'connect_timeout': 5" in default.stdout, default.stderr[-2000:]
     named = _with_database_url("postgres://nobody@127.0.0.1:5432/x?connect_timeout=2", code)
     assert "'connect_timeout': 2" in named.stdout, named.stderr[-2000:]
+
+
+def test_postgresql_connections_are_kept_a_minute_unless_the_url_says_otherwise() -> None:
+    code = (
+        "from django.conf import settings\n"
+        "d = settings.DATABASES['default']\n"
+        "print('age', d['CONN_MAX_AGE'], 'checks', bool(d['CONN_HEALTH_CHECKS']))\n"
+    )
+    default = _with_database_url("postgres://nobody@127.0.0.1:5432/nothing", code)
+    assert "age 60 checks True" in default.stdout, default.stderr[-2000:]
+    per_request = _with_database_url("postgres://nobody@127.0.0.1:5432/x?conn_max_age=0", code)
+    assert "age 0 checks True" in per_request.stdout, per_request.stderr[-2000:]
