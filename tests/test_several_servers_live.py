@@ -62,6 +62,7 @@ LINK_RE = re.compile(r"/s/([A-Za-z0-9_-]{20,})/")
 
 
 pytestmark = [
+    pytest.mark.database_url,
     pytest.mark.skipif(
         not DATABASE_URL.startswith("postgres"),
         reason="several app servers share one PostgreSQL database (DATABASE_URL=postgres://...)",
