@@ -52,7 +52,10 @@ from tests.test_throttle import redis_is_up
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = "redis://127.0.0.1:6379/13"
-PORTS = range(18400, 18500)  # this module's own range
+# This module's own range, below the kernel's ephemeral ports: an instance restarts on its
+# port, and while it is down no other test (they take ephemeral ports, free_port()) and no
+# outgoing connection may take it; a test that did got the instance's answers instead.
+PORTS = range(18400, 18500)
 MiB = 1024 * 1024
 PASSWORD = "Quill-Harbor-7-Lantern"
 LINK_PASSWORD = "correct horse battery staple"
