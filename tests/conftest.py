@@ -4,6 +4,11 @@ alice owns files, bob is another logged-in user, charlie a stranger, anonymous i
 pytest-django's ``client``. Every test starts and ends with an empty MEDIA_ROOT, so "files
 on disk" assertions are exact. Passwords are hashed cheaply for the whole session, except
 in tests marked ``argon2``.
+
+With TESTS_DATABASE_ONLY=1 (CI's PostgreSQL run, .ci/run) only the tests that reach the
+suite's database run: those using pytest-django's database fixtures (a live server
+included) or marked ``database_url``; the others do the same work on any engine, and the
+SQLite run has done it.
 """
 
 from __future__ import annotations
@@ -38,6 +43,46 @@ from tests.helpers import (  # noqa: E402
 
 # A real S3-compatible server (moto_server on loopback), started on first use.
 from tests.s3server import moto_server  # noqa: E402, F401
+
+# ---------------------------------------------------------------------------- selection
+
+DATABASE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+        "live_server",
+    }
+)
+
+
+def reaches_the_database(item: pytest.Item) -> bool:
+    """Whether a test uses the suite's database: through pytest-django (its fixtures or
+    ``django_db`` marker), or, marked ``database_url``, through servers and commands."""
+    return bool(DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))) or any(
+        item.get_closest_marker(name) for name in ("django_db", "database_url")
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """TESTS_DATABASE_ONLY=1: deselect the tests that never reach the suite's database.
+    A deselected test whose module names PostgreSQL is an error: it must be marked
+    ``database_url`` if it uses DATABASE_URL's server, or it would silently not run."""
+    if os.environ.get("TESTS_DATABASE_ONLY") != "1":
+        return
+    kept = [item for item in items if reaches_the_database(item)]
+    dropped = [item for item in items if not reaches_the_database(item)]
+    modules = {item.path for item in dropped}
+    unmarked = sorted(str(path) for path in modules if "postgres" in path.read_text().lower())
+    if unmarked:
+        raise pytest.UsageError(
+            "TESTS_DATABASE_ONLY=1 would skip tests that name PostgreSQL; mark those that use"
+            f" DATABASE_URL's server with @pytest.mark.database_url: {unmarked}"
+        )
+    config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+
 
 # ---------------------------------------------------------------------------- passwords
 

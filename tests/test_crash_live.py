@@ -49,6 +49,8 @@ UPLOADS = 20
 SMALL_FILES = 40
 PHASE_SECONDS = 60  # the uploads give up (and fail the test) after this long
 
+pytestmark = pytest.mark.database_url  # on PostgreSQL, a database of its own (postgres_url)
+
 
 class PacedBody:
     """A request body of known length sent in 256 KiB pieces 30 ms apart, so that a kill

@@ -9,15 +9,8 @@ from pathlib import Path
 
 import requests
 
-from tests.live_gunicorn import create_user, manage, running_gunicorn, server_env
-from tests.test_several_servers_live import (
-    PASSWORD,
-    SCRAPE_TOKEN,
-    _alice,
-    _free_port,
-    _scrape,
-    _upload,
-)
+from tests.live_gunicorn import create_user, free_port, manage, running_gunicorn, server_env
+from tests.test_several_servers_live import PASSWORD, SCRAPE_TOKEN, _alice, _scrape, _upload
 
 DOWNLOADS = ("securefiles_download_bytes_total", frozenset())
 
@@ -29,7 +22,7 @@ def test_a_scrape_sums_the_workers_and_starts_from_zero(tmp_path: Path) -> None:
     (metrics_dir / "README").write_text("not ours to delete")
     env = server_env(
         tmp_path,
-        _free_port(),
+        free_port(),
         GUNICORN_WORKERS="2",
         METRICS_DIR=str(metrics_dir),
         METRICS_TOKEN_SHA256=hashlib.sha256(SCRAPE_TOKEN.encode()).hexdigest(),

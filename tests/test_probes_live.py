@@ -9,8 +9,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from tests.live_gunicorn import manage, running_gunicorn, server_env
-from tests.test_several_servers_live import _free_port
+from tests.live_gunicorn import free_port, manage, running_gunicorn, server_env
 
 POD = "10.0.3.7"
 
@@ -33,7 +32,7 @@ def _get(port: int, path: str, *headers: str, method: str = "GET") -> tuple[int,
 
 
 def test_probes_answer_a_load_balancer_and_no_path_trick_reaches_them(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = server_env(tmp_path, port, HTTPS="True", ALLOWED_HOSTS="files.example.org")
     manage(env, "migrate", "--noinput")
 

@@ -35,11 +35,14 @@ from tests.crash_site import (
 )
 from tests.live_gunicorn import free_port, server_env
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres")
-    or shutil.which("pg_dump") is None,
-    reason="the drill dumps and restores PostgreSQL (run the suite with DATABASE_URL)",
-)
+pytestmark = [
+    pytest.mark.database_url,
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres")
+        or shutil.which("pg_dump") is None,
+        reason="the drill dumps and restores PostgreSQL (run the suite with DATABASE_URL)",
+    ),
+]
 
 PASSWORD = "Drill-Harbor-4-Lantern"
 KEPT_APART = ("SECRET_KEY", "ENCRYPTION_KEYS", "AUDIT_LOG_KEY")
