@@ -19,7 +19,7 @@ from sharing.models import ResumableUpload, StoredFile
 from tests.helpers import files_on_disk
 from tests.helpers_requests import make_request, send_form, tus_create, tus_patch, visitor
 from tests.test_links_concurrency import _in_parallel
-from tests.test_throttle import redis_is_up
+from tests.test_throttle import redis_is_up, redis_url
 from throttle import counters, keys
 
 pytestmark = [
@@ -76,8 +76,8 @@ def shared_counters(request: pytest.FixtureRequest, settings):  # type: ignore[n
     """The counters all workers share: the database's, or Redis's (db 10 here)."""
     if request.param == "redis":
         if not redis_is_up():
-            pytest.skip("no Redis on 127.0.0.1:6379")
-        settings.THROTTLE_REDIS_URL = "redis://127.0.0.1:6379/10"
+            pytest.skip("no Redis for the tests")
+        settings.THROTTLE_REDIS_URL = redis_url(10)
     counters._redis.cache_clear()
     yield request.param
     for found in FileRequest.objects.all():

@@ -18,7 +18,7 @@ from django.test import Client
 from ops import checks
 from sharing.storage.keyring import get_keyring
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, s3_client
-from tests.test_throttle import redis_is_up
+from tests.test_throttle import redis_is_up, redis_url
 
 pytestmark = pytest.mark.django_db
 
@@ -145,9 +145,9 @@ def test_it_is_not_ready_without_master_keys(client, settings, caplog) -> None:
     assert record.getMessage() == "readiness check keys failed: ImproperlyConfigured"
 
 
-@pytest.mark.skipif(not redis_is_up(), reason="no Redis on 127.0.0.1:6379")
+@pytest.mark.skipif(not redis_is_up(), reason="no Redis for the tests")
 def test_it_checks_redis_counters_when_configured(client, settings) -> None:
-    settings.THROTTLE_REDIS_URL = "redis://127.0.0.1:6379/13"
+    settings.THROTTLE_REDIS_URL = redis_url(13)
     assert _ready(client)[0] == 200
 
     with socket.socket() as closed:  # a port nothing listens on

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import socket
 from datetime import timedelta
 
 import pytest
@@ -20,6 +19,7 @@ from sharing.crypto import HEADER_SIZE
 from sharing.models import Share, ShareLink, StoredFile
 from sharing.templatetags.sharing_extras import when
 from tests.helpers import MiB, blob_path, make_file, make_link, make_share, streamed
+from tests.test_throttle import redis_is_up, redis_url
 from throttle import counters
 from throttle.models import ThrottleCounter
 
@@ -523,13 +523,11 @@ def test_it_does_not_count_right_passwords_as_attempts(alice_client, stored) -> 
 
 @pytest.fixture
 def redis_counters(settings):  # type: ignore[no-untyped-def]
-    """Throttle counters in Redis (database 14 of 127.0.0.1:6379), as THROTTLE_REDIS_URL sets."""
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            pass
-    except OSError:
-        pytest.skip("no Redis on 127.0.0.1:6379")
-    settings.THROTTLE_REDIS_URL = "redis://127.0.0.1:6379/14"
+    """Throttle counters in Redis (database 14 of the tests' Redis), as THROTTLE_REDIS_URL
+    sets."""
+    if not redis_is_up():
+        pytest.skip("no Redis for the tests")
+    settings.THROTTLE_REDIS_URL = redis_url(14)
     counters._redis.cache_clear()
     counters._redis().flushdb()
     yield counters._redis()

@@ -9,7 +9,7 @@ across both, and their /metrics together saw it; a master-key rotation done exac
 the README says never fails a download or an upload on either instance.
 
 Needs PostgreSQL (DATABASE_URL=postgres://...): several hosts cannot share a SQLite file,
-so on SQLite the module is skipped. Also needs Redis on 127.0.0.1:6379 (database 13).
+so on SQLite the module is skipped. Also needs the tests' Redis (database 13; TESTS_REDIS_URL).
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ from tests.live_gunicorn import (
     wait_until_up,
 )
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, s3_client
-from tests.test_throttle import redis_is_up
+from tests.test_throttle import redis_is_up, redis_url
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = redis_url(13)
 # This module's own range, below the kernel's ephemeral ports: an instance restarts on its
 # port, and while it is down no other test (they take ephemeral ports, free_port()) and no
 # outgoing connection may take it; a test that did got the instance's answers instead.
@@ -70,7 +70,7 @@ pytestmark = [
         not DATABASE_URL.startswith("postgres"),
         reason="several app servers share one PostgreSQL database (DATABASE_URL=postgres://...)",
     ),
-    pytest.mark.skipif(not redis_is_up(), reason="no Redis on 127.0.0.1:6379"),
+    pytest.mark.skipif(not redis_is_up(), reason="no Redis for the tests"),
 ]
 
 

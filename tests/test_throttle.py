@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from datetime import timedelta
+from urllib.parse import urlparse
 
 import pytest
 from django.utils import timezone
@@ -15,9 +17,20 @@ from throttle.models import ThrottleCounter
 pytestmark = pytest.mark.django_db
 
 
+# The Redis the tests use: CI's PostgreSQL run gets a server of its own (TESTS_REDIS_URL,
+# .ci/run), so that the two suites running side by side never flush each other's data.
+REDIS_BASE_URL = os.environ.get("TESTS_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+
+
+def redis_url(db: int) -> str:
+    """The tests' Redis URL for database number ``db`` (0-15)."""
+    return f"{REDIS_BASE_URL}/{db}"
+
+
 def redis_is_up() -> bool:
+    parsed = urlparse(REDIS_BASE_URL)
     try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+        with socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=1):
             return True
     except OSError:
         return False
@@ -26,8 +39,8 @@ def redis_is_up() -> bool:
 @pytest.fixture
 def redis_throttle(settings):
     if not redis_is_up():
-        pytest.skip("no Redis on 127.0.0.1:6379")
-    settings.THROTTLE_REDIS_URL = "redis://127.0.0.1:6379/15"
+        pytest.skip(f"no Redis at {REDIS_BASE_URL}")
+    settings.THROTTLE_REDIS_URL = redis_url(15)
     counters._redis.cache_clear()
     key = f"test-{uuid.uuid4().hex}"
     yield key
