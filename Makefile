@@ -69,6 +69,11 @@ lint: $(BIN)/.installed-dev
 	# The django-stubs plugin imports the settings: a throw-away SECRET_KEY, and no .env.
 	SECUREFILES_ENV_FILE= SECRET_KEY=mypy-type-check-only $(BIN)/mypy
 	$(BIN)/bandit -q -c bandit.yaml -r accounts audit throttle sharing api ops securefiles jobs filerequests client/securefiles_cli --severity-level medium
+	# Every model change has its migration (throw-away keys: nothing is encrypted here).
+	SECUREFILES_ENV_FILE= SECRET_KEY=migrations-check-only \
+	  ENCRYPTION_KEYS=check:w4LpCWLZUlnRV1anQlCMOsmPvvGssgjADu9Wjw1jp7U= \
+	  $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/ruff format --check .
 
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/transfer.py
