@@ -10,7 +10,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from audit.events import EVENT_LABELS
 from audit.models import AuditEntry
 from audit.selectors import entries_matching
-from securefiles.lib.paging import CappedCountPaginator
+from securefiles.lib.paging import CappedCountPaginator, matches_by_id
 
 
 class EventFilter(admin.SimpleListFilter):
@@ -67,7 +67,10 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[AuditEntry], search_term: str
     ) -> tuple[QuerySet[AuditEntry], bool]:
-        return entries_matching(queryset, search_term), False
+        matching = entries_matching(queryset, search_term)
+        if matching is queryset:
+            return queryset, False
+        return matches_by_id(queryset, matching, cap=self.paginator.filtered_cap), False
 
     def get_readonly_fields(self, request: HttpRequest, obj: AuditEntry | None = None) -> tuple:
         return self.CSV_FIELDS

@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.actors import Actor
+from audit.models import AuditEntry
 from audit.services import audit_record
 from securefiles.lib.paging import CappedCountPaginator
 from sharing import selectors, services
@@ -397,6 +398,38 @@ def test_the_admin_counts_no_further_than_its_cap(alice, admin_client, monkeypat
     assert "More than 40 stored files" in listing
     assert "More than 20 stored files" in searched
     assert re.search(r"\b2 stored files\b", small)
+
+
+def _audit_seqs(page: str) -> list[int]:
+    return [int(seq) for seq in re.findall(r'class="field-seq"><a href="[^"]+">(\d+)</a>', page)]
+
+
+def test_the_audit_search_lists_its_matches_in_order_under_and_over_the_cap(
+    admin_client, monkeypatch
+) -> None:
+    monkeypatch.setattr(CappedCountPaginator, "filtered_cap", 20)
+    monkeypatch.setattr(django_admin.site._registry[AuditEntry], "list_per_page", 10)
+    for n in range(30):
+        audit_record(event="file.download", actor=Actor(label=f"alice-{n % 2}"))
+    audit_record(event="share.granted", actor=Actor(label="alice-1"))
+    few = list(AuditEntry.objects.filter(actor="alice-1").values_list("seq", flat=True))
+    alices = AuditEntry.objects.filter(actor__startswith="alice-")
+    newest = list(alices.values_list("seq", flat=True))
+
+    pages = [
+        admin_client.get("/admin/audit/auditentry/", {"q": "ALICE-1", "p": n}).content.decode()
+        for n in (1, 2)
+    ]
+    many = admin_client.get("/admin/audit/auditentry/", {"q": "alice-"}).content.decode()
+    filtered = admin_client.get(
+        "/admin/audit/auditentry/", {"q": "alice-1", "event": "share.granted"}
+    ).content.decode()
+
+    assert _audit_seqs(pages[0]) + _audit_seqs(pages[1]) == few  # 16 matches, newest first
+    assert re.search(r"\b16 audit entries\b", pages[0])
+    assert "More than 20 audit entries" in many
+    assert _audit_seqs(many) == newest[:10]
+    assert len(_audit_seqs(filtered)) == 1
 
 
 def test_the_admin_owner_key_and_event_filters_keep_only_what_they_name(
