@@ -47,6 +47,11 @@ class AuditEntryAdmin(admin.ModelAdmin):
     )
     paginator = CappedCountPaginator
     show_full_result_count = False
+    # Fifty rows, not Django's hundred: the admin renders each row's cells through its
+    # generic machinery (about 0.7 ms a row of CPU at 5,000,000 entries, more than the
+    # database's time for a search); the count, filters, search and "select all" export
+    # are the same.
+    list_per_page = 50
     actions = ["export_csv"]
     CSV_FIELDS = (
         "seq",
