@@ -262,6 +262,27 @@ def test_shared_next_links_walk_every_share_once_in_order_and_previous_walks_bac
     assert back[::-1] == pages
 
 
+def test_a_shared_search_lists_each_match_once_in_order_page_by_page(
+    alice, bob, charlie, alice_client
+) -> None:
+    team = Group.objects.create(name="team")
+    alice.groups.add(team)
+    by_name = [Share(file=f, colleague=alice) for f in add_rows(bob, 40, prefix="Plan")]
+    by_group = [Share(file=f, group=team) for f in add_rows(charlie, 40, prefix="plan")]
+    both = [Share(file=share.file, group=team) for share in by_name[:5]]  # listed once
+    other = [Share(file=f, colleague=alice) for f in add_rows(bob, 20, prefix="memo")]
+    Share.objects.bulk_create(by_name + by_group + both + other)
+    ordered = Share.objects.exclude(pk__in=[s.pk for s in both + other]).order_by(
+        "-created_at", "-id"
+    )
+    expected = [str(pk) for pk in ordered.values_list("file_id", flat=True)]
+
+    pages = [shared_ids(alice_client.get("/", {"q": "PLAN", "shared_page": n})) for n in (1, 2)]
+
+    assert [pk for page in pages for pk in page] == expected
+    assert [len(page) for page in pages] == [50, 30]
+
+
 @pytest.mark.parametrize("cursor", ["garbage", "WyJ4IiwgMV0", "W3sidCI6ICJ4In0sIDFd", "WzEsMl0"])
 def test_a_forged_shared_cursor_falls_back_on_the_page_number(
     alice, bob, alice_client, cursor
