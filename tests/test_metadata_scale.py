@@ -232,13 +232,22 @@ def _ordered_ids(owner, sort: str) -> list[uuid.UUID]:
     return [row[3] for row in rows]
 
 
+def shares_for_alice(
+    alice, bob, charlie, *, by_name: int, by_group: int, prefix: str = "by"
+) -> tuple[list[Share], list[Share], Group]:
+    """Unsaved shares with alice: ``by_name`` of bob's files by her name, ``by_group`` of
+    charlie's with a group she is in (returned too)."""
+    team = Group.objects.create(name="team")
+    alice.groups.add(team)
+    named = [Share(file=f, colleague=alice) for f in add_rows(bob, by_name, prefix=prefix)]
+    grouped = [Share(file=f, group=team) for f in add_rows(charlie, by_group, prefix=prefix)]
+    return named, grouped, team
+
+
 def test_shared_next_links_walk_every_share_once_in_order_and_previous_walks_back(
     alice, bob, charlie, alice_client
 ) -> None:
-    team = Group.objects.create(name="team")
-    alice.groups.add(team)
-    by_name = [Share(file=f, colleague=alice) for f in add_rows(bob, 70, prefix="by-name")]
-    by_group = [Share(file=f, group=team) for f in add_rows(charlie, 60, prefix="by-group")]
+    by_name, by_group, _ = shares_for_alice(alice, bob, charlie, by_name=70, by_group=60)
     shares = Share.objects.bulk_create(by_name + by_group)
     start = timezone.now() - timedelta(days=1)
     for n, share in enumerate(shares):  # threes share a moment: the id breaks the tie
@@ -266,10 +275,9 @@ def test_shared_next_links_walk_every_share_once_in_order_and_previous_walks_bac
 def test_a_shared_search_lists_each_match_once_in_order_page_by_page(
     alice, bob, charlie, alice_client
 ) -> None:
-    team = Group.objects.create(name="team")
-    alice.groups.add(team)
-    by_name = [Share(file=f, colleague=alice) for f in add_rows(bob, 40, prefix="Plan")]
-    by_group = [Share(file=f, group=team) for f in add_rows(charlie, 40, prefix="plan")]
+    by_name, by_group, team = shares_for_alice(
+        alice, bob, charlie, by_name=40, by_group=40, prefix="Plan"
+    )
     both = [Share(file=share.file, group=team) for share in by_name[:5]]  # listed once
     other = [Share(file=f, colleague=alice) for f in add_rows(bob, 20, prefix="memo")]
     Share.objects.bulk_create(by_name + by_group + both + other)
