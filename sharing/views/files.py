@@ -27,7 +27,12 @@ from sharing import names, selectors, services
 from sharing.forms import LinkForm, ShareForm
 from sharing.models import StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404, _readable_file_or_404
-from sharing.views.paging import page_of_files, page_of_matches, page_of_shares
+from sharing.views.paging import (
+    page_of_files,
+    page_of_matches,
+    page_of_shared_matches,
+    page_of_shares,
+)
 from sharing.views.ranges import ByteRange
 from sharing.views.streaming import stream_file
 
@@ -67,15 +72,24 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
             before=request.GET.get("before"),
         )
     shared_files = selectors.shares_with_me(user=request.user, search=query)
-    shared_count, shared_capped = _shared_count(shared_files, query)
-    shared = page_of_shares(
-        shared_files,
-        per_page=FILES_PER_PAGE,
-        count=shared_count,
-        number=request.GET.get("shared_page"),
-        after=request.GET.get("shared_after"),
-        before=request.GET.get("shared_before"),
-    )
+    shared_capped = False
+    if query:
+        # The first SHARED_SEARCH_COUNT_CAP matches at most, their ids read in one query.
+        shared, shared_capped = page_of_shared_matches(
+            shared_files,
+            per_page=FILES_PER_PAGE,
+            cap=SHARED_SEARCH_COUNT_CAP,
+            number=request.GET.get("shared_page"),
+        )
+    else:
+        shared = page_of_shares(
+            shared_files,
+            per_page=FILES_PER_PAGE,
+            count=shared_files.count(),
+            number=request.GET.get("shared_page"),
+            after=request.GET.get("shared_after"),
+            before=request.GET.get("shared_before"),
+        )
     context = {
         "page": page,
         "shared": shared,
@@ -88,7 +102,8 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
         "max_upload_mb": settings.MAX_UPLOAD_MB,
         "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
         "usage": usage,
-        "quota": selectors.quota_of(user=request.user),
+        # The header's usage is this one; its quota (the context processor's) is read once.
+        "header_usage": usage,
         "max_days": settings.FILE_MAX_DAYS,
         "default_days": settings.FILE_DEFAULT_DAYS or settings.FILE_MAX_DAYS,
     }
@@ -106,20 +121,6 @@ def file_detail(request: AuthenticatedHttpRequest, file_id: uuid.UUID) -> HttpRe
         return _render_detail(request, stored)
     context = {"file": stored, "sha256": selectors.file_sha256(file=stored)}
     return render(request, "sharing/file_shared.html", context)
-
-
-def _shared_count(shares: selectors.SharesWithMe, query: str) -> tuple[int, bool]:
-    """How many shares "shared with me" lists, and whether a search's count was capped.
-
-    Unsearched, an index-only count of the user's shares. Searched, at most
-    SHARED_SEARCH_COUNT_CAP + 1 matches are counted, read from the user's shares newest
-    first: PostgreSQL then checks the user's shares one by one, where a larger count has it
-    collect every matching file of the portal first (a million files: 150 ms).
-    """
-    if not query:
-        return shares.count(), False
-    matches = shares.count(up_to=SHARED_SEARCH_COUNT_CAP + 1)
-    return min(matches, SHARED_SEARCH_COUNT_CAP), matches > SHARED_SEARCH_COUNT_CAP
 
 
 def _render_detail(

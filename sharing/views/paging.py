@@ -172,6 +172,25 @@ def page_of_shares(
     return _with_cursors(page, lambda row: Cursor(row.created_at, row.pk))
 
 
+def page_of_shared_matches(
+    shares: selectors.SharesWithMe, *, per_page: int, cap: int, number: str | None
+) -> tuple[SeekPage, bool]:
+    """Page ``number`` of a searched "shared with me" (``selectors.shares_with_me``), which
+    lists its first ``cap`` matches at most; and whether there are more.
+
+    As page_of_matches: the ids of the first ``cap`` + 1 matches, in order, in one query
+    (it counts them too), then the page's rows by id. Counted and paged each on its own,
+    PostgreSQL built the bitmap of every file in the portal whose name matches twice
+    ("doc-00012": 10,200 of 1,000,000 files, 25 ms each)."""
+    ids = shares.first_ids(cap + 1)
+    capped, ids = len(ids) > cap, ids[:cap]
+    paginator = CountedPaginator(shares, per_page, count=len(ids))
+    page_number = paginator.validate_number(_as_number(number, paginator.num_pages))
+    shown = ids[(page_number - 1) * per_page : page_number * per_page]
+    page = SeekPage(shares.with_ids(shown) if shown else [], page_number, paginator)
+    return _with_cursors(page, lambda row: Cursor(row.created_at, row.pk)), capped
+
+
 def _seek_or_offset(
     paginator: Paginator,
     number: str | None,
