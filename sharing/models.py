@@ -222,6 +222,38 @@ class ShareLink(models.Model):
         return max(0, self.max_downloads - self.download_count)
 
 
+class LinkClaim(models.Model):
+    """One download taken from a share link with a download limit, and the bytes sent
+    under it (README "Ranged and resumed downloads").
+
+    The browser session that made the claim may resume it with Range requests. Every
+    response under the claim adds its length to ``sent`` before its first byte, in one
+    conditional UPDATE that refuses to pass ``budget``, and takes back at its end what it
+    did not hand to the server; so ``sent`` is never below the bytes that actually left,
+    even under parallel requests. ``budget`` is the file's size plus a slack below
+    size / max_downloads: all of a link's claims together send fewer than
+    (max_downloads + 1) x size bytes, so no sequence of ranged, repeated or parallel
+    requests delivers one more complete copy than the limit.
+    """
+
+    link = models.ForeignKey(ShareLink, on_delete=models.CASCADE, related_name="claims")
+    number = models.PositiveIntegerField(help_text="The link's download count it took.")
+    budget = models.BigIntegerField(help_text="Bytes all responses under it may send.")
+    sent = models.BigIntegerField(default=0, help_text="Bytes sent or being sent.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(sent__gte=0) & models.Q(sent__lte=models.F("budget")),
+                name="link_claim_sent_within_budget",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"claim {self.number} of link {self.link_id}"
+
+
 class ResumableUpload(models.Model):
     """A tus 1.0.0 upload in progress (README "Resumable uploads").
 

@@ -204,6 +204,49 @@ def test_it_ignores_a_range_on_head(alice_client, stored) -> None:
     assert response.content == b""
 
 
+def test_it_evaluates_if_none_match_and_if_match(alice_client, stored) -> None:
+    etag = _get(alice_client, stored)["ETag"]
+
+    unchanged = _get(alice_client, stored, HTTP_IF_NONE_MATCH=etag)
+    head = alice_client.head(_url(stored), HTTP_IF_NONE_MATCH=f'"other", {etag}')
+    changed = _get(alice_client, stored, HTTP_IF_NONE_MATCH='"other"')
+    matching = _get(alice_client, stored, "bytes=0-9", HTTP_IF_MATCH=etag)
+    mismatched = _get(alice_client, stored, "bytes=0-9", HTTP_IF_MATCH='"other"')
+    weak = _get(alice_client, stored, HTTP_IF_MATCH=f"W/{etag}")
+    earlier = http_date(int(stored.created_at.timestamp()) - 60)
+    unmodified_since = _get(alice_client, stored, HTTP_IF_UNMODIFIED_SINCE=earlier)
+
+    # RFC 9110 sections 13.1.1 and 13.1.2: 304 with the validators and no body ...
+    assert unchanged.status_code == head.status_code == 304
+    assert unchanged["ETag"] == head["ETag"] == etag
+    assert unchanged.content == b""
+    assert unchanged["Cache-Control"] == "private, no-store"
+    # ... 412 when If-Match fails (strong comparison) or the file is newer than asked.
+    assert mismatched.status_code == weak.status_code == unmodified_since.status_code == 412
+    assert changed.status_code == 200
+    assert streamed(changed) == DATA
+    assert matching.status_code == 206
+    assert streamed(matching) == DATA[:10]
+
+
+def test_a_link_precondition_that_fails_takes_no_download(alice, alice_client, stored) -> None:
+    token, link = make_link(alice_client, stored, max_downloads="1")
+    visitor = Client()
+
+    refused = visitor.post(f"/s/{token}/", HTTP_IF_MATCH='"other"')
+    also = visitor.post(f"/s/{token}/", HTTP_IF_NONE_MATCH="*")
+    link.refresh_from_db()
+    assert refused.status_code == also.status_code == 412
+    assert link.download_count == 0
+
+    first = visitor.post(f"/s/{token}/", HTTP_RANGE="bytes=0-9")
+    resume = visitor.get(f"/s/{token}/", HTTP_RANGE="bytes=10-", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert resume.status_code == 304
+    assert streamed(first) == DATA[:10]
+    link.refresh_from_db()
+    assert link.download_count == 1
+
+
 def test_it_keeps_the_etag_through_re_encryption_not_across_contents(alice, stored) -> None:
     client = client_for(alice)
     before = _get(client, stored)["ETag"]

@@ -321,7 +321,10 @@ def test_a_second_patch_while_one_holds_the_lease_gets_423(
     ResumableUpload.objects.filter(pk=row.pk).update(
         patching_until=timezone.now() + timedelta(seconds=30), lease_token="other"
     )
-    assert patch(alice_client, location, 0, b"0123456789").status_code == 423
+    busy = patch(alice_client, location, 0, b"0123456789")
+    assert busy.status_code == 423
+    # RFC 9110 section 10.2.3: when the other PATCH's lease runs out.
+    assert 25 <= int(busy["Retry-After"]) <= 30
     ResumableUpload.objects.filter(pk=row.pk).update(
         patching_until=timezone.now() - timedelta(seconds=1)
     )

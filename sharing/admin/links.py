@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from audit.actors import actor_from_request
 from sharing import services
-from sharing.models import ShareLink
+from sharing.models import LinkClaim, ShareLink
 
 
 class LinkStateFilter(admin.SimpleListFilter):
@@ -24,6 +24,25 @@ class LinkStateFilter(admin.SimpleListFilter):
         if self.value() == "revoked":
             return queryset.filter(revoked_at__isnull=False)
         return queryset
+
+
+class LinkClaimInline(admin.TabularInline):
+    """The link's downloads, each with the bytes sent under it (resumes included) against
+    its budget: read-only, as the counts are what keeps max_downloads exact."""
+
+    model = LinkClaim
+    fields = ("number", "created_at", "sent", "budget")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("number",)
+    verbose_name = "download"
+
+    def has_add_permission(self, request: HttpRequest, obj: ShareLink | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ShareLink | None = None) -> bool:
+        return False
 
 
 @admin.register(ShareLink)
@@ -55,6 +74,7 @@ class ShareLinkAdmin(admin.ModelAdmin):
         "revoked_at",
     )
     readonly_fields = fields
+    inlines = [LinkClaimInline]
     actions = ["revoke_links"]
 
     @admin.display(boolean=True, description="Password")

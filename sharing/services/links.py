@@ -5,11 +5,12 @@ from __future__ import annotations
 import enum
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -19,7 +20,7 @@ from audit.services import audit_record
 from securefiles.lib.auth_types import User
 from securefiles.lib.transactions import retry_on_deadlock
 from sharing import selectors
-from sharing.models import ShareLink, StoredFile
+from sharing.models import LinkClaim, ShareLink, StoredFile
 from sharing.services.files import FileGone, file_lock
 from throttle import counters, keys
 
@@ -100,17 +101,40 @@ def link_revoke(*, link: ShareLink, actor: Actor) -> bool:
     return bool(updated)
 
 
+@dataclass(frozen=True)
+class LinkClaimed:
+    """A download taken from a link: ``number`` is the link's download count after it
+    (1, 2, ...); ``claim_id`` the LinkClaim row that counts the bytes sent under it, None
+    for a link without a download limit (nothing to count)."""
+
+    number: int
+    claim_id: int | None
+
+
+def link_claim_budget(*, size: int, max_downloads: int) -> int:
+    """Bytes all responses under one claim may send (see LinkClaim): the file's ``size``
+    plus a slack for what broken connections lost in transit, at most
+    LINK_RESUME_SLACK_MB MiB and always below size / max_downloads, so that the link's
+    max_downloads claims together send fewer than (max_downloads + 1) x size bytes."""
+    if size <= 0:
+        return 0
+    slack = min((size - 1) // max_downloads, settings.LINK_RESUME_SLACK_MB * 1024 * 1024)
+    return size + slack
+
+
 @retry_on_deadlock
-def link_claim_download(*, link: ShareLink, actor: Actor) -> int | None:
-    """Atomically take one download from a link: the claim's number (the link's download
-    count after it, 1, 2, ...), or None when the link is no longer usable.
+def link_claim_download(*, link: ShareLink, actor: Actor, sending: int) -> LinkClaimed | None:
+    """Atomically take one download from a link, the first response under it about to
+    send ``sending`` bytes (the whole file or the range asked for); None when the link is
+    no longer usable.
 
     One conditional UPDATE: the database decides, so N+k parallel requests on a link
     with max_downloads=N deliver exactly N files, whatever the number of workers. The
     file's row is locked first, as for every write on a file: a claim racing the file's
-    deletion waits for it and then finds the link gone (None). A claim is never given
-    back once a byte was sent: a broken transfer resumes under the claim instead (ranged
-    requests, see ``link_resume_record``). Raises TryAgain if the database gave up on the
+    deletion waits for it and then finds the link gone (None). A limited link's claim
+    gets its LinkClaim row in the same transaction, ``sending`` already counted. A claim
+    is never given back once a byte was sent: a broken transfer resumes under the claim
+    instead (``link_claim_reserve``). Raises TryAgain if the database gave up on the
     transaction (deadlock victim) every time.
     """
     usable = Q(revoked_at__isnull=True, expires_at__gt=timezone.now()) & (
@@ -126,20 +150,49 @@ def link_claim_download(*, link: ShareLink, actor: Actor) -> int | None:
         )
         if not claimed:
             return None
-        link.refresh_from_db(fields=["download_count"])
+        link.refresh_from_db(fields=["download_count", "max_downloads"])
+        claim_id = None
+        if link.max_downloads is not None:
+            budget = link_claim_budget(size=link.file.size, max_downloads=link.max_downloads)
+            claim = LinkClaim.objects.create(
+                link=link, number=link.download_count, budget=budget, sent=sending
+            )
+            claim_id = claim.pk
         _audit_link(Event.DOWNLOAD, link, actor, f"via=link count={link.download_count}")
         if link.max_downloads is not None and link.download_count >= link.max_downloads:
             _audit_link(Event.LINK_USED_UP, link, actor)
-    return link.download_count
+    return LinkClaimed(number=link.download_count, claim_id=claim_id)
+
+
+def link_claim_reserve(*, claim_id: int, length: int) -> bool:
+    """Count ``length`` bytes (a resumed range about to be sent) against a claim's budget;
+    False, counting nothing, when they do not fit (or the claim is gone with its link or
+    file). One conditional UPDATE, so parallel resumes in one session never pass the
+    budget together. The response gives back what it did not send (``link_claim_settle``)."""
+    fits = Q(pk=claim_id, sent__lte=F("budget") - length)
+    return bool(LinkClaim.objects.filter(fits).update(sent=F("sent") + length))
+
+
+def link_claim_settle(*, claim_id: int, unsent: int) -> None:
+    """Give back to a claim the ``unsent`` bytes (>= 0) that a response counted but never
+    handed to the server (the client left, or nothing was sent at all). Runs as a
+    response closes: never raises; a failure only leaves the bytes counted, which errs
+    on the safe side."""
+    if unsent <= 0:
+        return
+    try:
+        LinkClaim.objects.filter(pk=claim_id, sent__gte=unsent).update(sent=F("sent") - unsent)
+    except DatabaseError:
+        logger.warning("unsent bytes not given back claim=%s unsent=%s", claim_id, unsent)
 
 
 @retry_on_deadlock
-def link_release_download(*, link: ShareLink, actor: Actor) -> None:
+def link_release_download(*, link: ShareLink, actor: Actor, claim_id: int | None) -> None:
     """Give back a claimed download whose response sent nothing (the stored copy failed
-    verification before any header: a 502). Not capped, since no byte left the server;
-    a transfer that started is never given back. Nothing is given back (nor raised) if
-    the file was deleted meanwhile. Raises TryAgain if the database gave up on the
-    transaction (deadlock victim) every time.
+    verification before any header: a 502), with its LinkClaim row. Not capped, since no
+    byte left the server; a transfer that started is never given back. Nothing is given
+    back (nor raised) if the file was deleted meanwhile. Raises TryAgain if the database
+    gave up on the transaction (deadlock victim) every time.
     """
     with transaction.atomic():
         try:
@@ -149,6 +202,8 @@ def link_release_download(*, link: ShareLink, actor: Actor) -> None:
         refunded = ShareLink.objects.filter(pk=link.pk, download_count__gt=0).update(
             download_count=F("download_count") - 1, refunds=F("refunds") + 1
         )
+        if claim_id is not None:
+            LinkClaim.objects.filter(pk=claim_id, link=link).delete()
         outcome = "download given back" if refunded else "nothing to give back"
         _audit_link(Event.DOWNLOAD, link, actor, f"via=link nothing sent; {outcome}")
 

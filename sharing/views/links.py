@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
@@ -30,7 +32,12 @@ from sharing.models import ShareLink, StoredFile
 from sharing.views.access import _gone_is_404, _owned_file_or_404
 from sharing.views.files import _render_detail
 from sharing.views.ranges import ByteRange, Unsatisfiable
-from sharing.views.streaming import requested_range, stream_file, validators_of
+from sharing.views.streaming import (
+    preconditions_refused,
+    requested_range,
+    stream_file,
+    validators_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -162,58 +169,103 @@ def _render_link(
 # Download grants: a claim (one download of a link's max_downloads) lets the browser
 # session that made it resume that download with Range requests (GET, as browsers resume,
 # or POST, as `curl -C -` repeats the form) for LINK_RESUME_MINUTES, without claiming
-# again. Kept in the server-side session, which the visitor cannot forge; a request
-# without a Range never rides on a grant. {str(link pk): {"claim": n, "until": epoch s}}
+# again, as long as the claim's byte budget lasts (sharing.models.LinkClaim). Kept in the
+# server-side session, which the visitor cannot forge; a request without a Range never
+# rides on a grant. {str(link pk): {"claim": n, "id": LinkClaim pk or None, "until": s}}
 GRANTS_KEY = "link_grants"
 
 
 GRANTS_KEPT = 20
 
 
-def _grant_claim(request: HttpRequest, found: ShareLink) -> int | None:
-    """The claim number this session may resume on this link, or None."""
+@dataclass(frozen=True)
+class _Grant:
+    number: int  # the claim's number (the link's download count it took)
+    claim_id: int | None  # its LinkClaim; None only for a link without a download limit
+
+
+def _grant_of(request: HttpRequest, found: ShareLink) -> _Grant | None:
+    """The claim this session may resume on this link, or None."""
     grant = request.session.get(GRANTS_KEY, {}).get(str(found.pk))
     if not isinstance(grant, dict) or grant.get("until", 0) <= time.time():
         return None
-    claim = grant.get("claim")
-    return claim if isinstance(claim, int) else None
+    number, claim_id = grant.get("claim"), grant.get("id", "missing")
+    if not isinstance(number, int) or not (claim_id is None or isinstance(claim_id, int)):
+        return None  # also a grant from before claims counted their bytes
+    if claim_id is None and found.max_downloads is not None:
+        return None  # the link got a limit since: only a counted claim resumes
+    return _Grant(number, claim_id)
 
 
-def _set_grant(request: HttpRequest, found: ShareLink, claim: int | None) -> None:
+def _set_grant(
+    request: HttpRequest, found: ShareLink, claimed: services.LinkClaimed | None
+) -> None:
     grants = {
         pk: grant
         for pk, grant in request.session.get(GRANTS_KEY, {}).items()
         if pk != str(found.pk) and grant.get("until", 0) > time.time()
     }
-    if claim is not None:
+    if claimed is not None:
         until = time.time() + settings.LINK_RESUME_MINUTES * 60
-        grants[str(found.pk)] = {"claim": claim, "until": until}
+        grants[str(found.pk)] = {"claim": claimed.number, "id": claimed.claim_id, "until": until}
     request.session[GRANTS_KEY] = dict(list(grants.items())[-GRANTS_KEPT:])
+
+
+def _settler(claim_id: int | None, counted: int) -> Callable[[int], None] | None:
+    """What a response under a claim calls with the bytes it sent: gives the claim back
+    the rest of the ``counted`` bytes. None for a link without a limit."""
+    if claim_id is None:
+        return None
+
+    def settle(sent: int) -> None:
+        services.link_claim_settle(claim_id=claim_id, unsent=counted - sent)
+
+    return settle
 
 
 def _link_resume(request: HttpRequest, found: ShareLink) -> HttpResponseBase | None:
     """A ranged GET or POST under this session's grant for the link: the range (206) or
-    416, taking no download. None when the request is not one (no grant, no Range, or a
-    Range the whole file answers: invalid, or an If-Range that no longer matches)."""
+    416, taking no download. None when the request is not one (no grant, no Range, a
+    Range the whole file answers: invalid, or an If-Range that no longer matches) or
+    when the range no longer fits in the claim's byte budget (the grant then ends)."""
     if request.method not in ("GET", "POST") or "Range" not in request.headers:
         return None
-    claim = _grant_claim(request, found)
-    if claim is None:
+    grant = _grant_of(request, found)
+    if grant is None:
         return None
     stored = found.file
-    wanted = requested_range(request, stored, validators_of(stored))
+    validators = validators_of(stored)
+    wanted = requested_range(request, stored, validators)
     if wanted is None:
         return None  # a whole copy: only a new claim gives one
+    refused = preconditions_refused(request, validators)
+    if refused is not None:
+        return refused  # 304 or 412: nothing sent, nothing counted
+    if isinstance(wanted, Unsatisfiable):
+        return stream_file(request, stored, via=f"link {found.pk}", byte_range=wanted)
+    if grant.claim_id is not None and not services.link_claim_reserve(
+        claim_id=grant.claim_id, length=wanted.length
+    ):
+        _set_grant(request, found, None)  # spent: more bytes need a new claim
+        return None
     actor = actor_from_request(request, label=f"link {found.pk}")
 
     def resumed(byte_range: ByteRange | None) -> None:
         if byte_range is not None:
             services.link_resume_record(
-                link=found, actor=actor, claim=claim, byte_range=byte_range.content_range
+                link=found, actor=actor, claim=grant.number, byte_range=byte_range.content_range
             )
 
-    return stream_file(
-        request, stored, via=f"link {found.pk}", actor=actor, on_verified=resumed, byte_range=wanted
+    return _unbuffered(
+        stream_file(
+            request,
+            stored,
+            via=f"link {found.pk}",
+            actor=actor,
+            on_verified=resumed,
+            byte_range=wanted,
+            on_sent=_settler(grant.claim_id, wanted.length),
+        )
     )
 
 
@@ -225,24 +277,44 @@ def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
             return refused
         _remember_unlocked(request, found)
     stored = found.file
-    wanted = requested_range(request, stored, validators_of(stored))
+    validators = validators_of(stored)
+    refused = preconditions_refused(request, validators)
+    if refused is not None:
+        return refused  # 412 (or 304): evaluated before a download is taken
+    wanted = requested_range(request, stored, validators)
     if isinstance(wanted, Unsatisfiable):
         return stream_file(request, stored, via=f"link {found.pk}", byte_range=wanted)
-    claim = services.link_claim_download(link=found, actor=actor)
-    if claim is None:
+    sending = stored.size if wanted is None else wanted.length
+    claimed = services.link_claim_download(link=found, actor=actor, sending=sending)
+    if claimed is None:
         return _link_not_found(request)
-    response = stream_file(request, stored, via=f"link {found.pk}", actor=actor, byte_range=wanted)
+    response = stream_file(
+        request,
+        stored,
+        via=f"link {found.pk}",
+        actor=actor,
+        byte_range=wanted,
+        on_sent=_settler(claimed.claim_id, sending),
+    )
     if response.status_code == 502:
         # Nothing was sent: the claim is given back, and there is nothing to resume.
-        _give_back(found, actor)
-        claim = None
-    _set_grant(request, found, claim)
+        _give_back(found, actor, claimed.claim_id)
+        claimed = None
+    _set_grant(request, found, claimed)
+    return _unbuffered(response)
+
+
+def _unbuffered(response: HttpResponseBase) -> HttpResponseBase:
+    # A claim counts the bytes handed to the server as sent; a proxy that read the file
+    # far ahead of a slow client (nginx buffers up to 1 GiB by default) would make a
+    # broken download's resume pay for bytes the client never got. nginx honours this.
+    response["X-Accel-Buffering"] = "no"
     return response
 
 
-def _give_back(found: ShareLink, actor: Actor) -> None:
+def _give_back(found: ShareLink, actor: Actor, claim_id: int | None) -> None:
     try:
-        services.link_release_download(link=found, actor=actor)
+        services.link_release_download(link=found, actor=actor, claim_id=claim_id)
     except TryAgain:
         logger.warning("failed download not given back link=%s", found.pk)
 

@@ -332,6 +332,18 @@ def _head(actor: Actor, user: User, found: ResumableUpload) -> HttpResponse:
     )
 
 
+def _busy(exc: services.UploadBusy, user: User, found: ResumableUpload) -> HttpResponse:
+    """423 for a PATCH that found another one holding the upload, with Retry-After: the
+    seconds left on that lease, read anew (the lease was taken after ``found`` was read)."""
+    answer = _refused(exc)
+    try:
+        found = selectors.resumable_get_for_owner(user=user, upload_id=found.pk)
+    except Http404:
+        pass  # gone meanwhile: the next try learns it
+    answer["Retry-After"] = str(_busy_retry_after(found))
+    return answer
+
+
 def _busy_retry_after(found: ResumableUpload) -> int:
     """Seconds until the lease on ``found`` runs out (at least 1): when a HEAD or PATCH
     may find it free (RFC 9110 section 10.2.3)."""
@@ -369,6 +381,8 @@ def _patch(request: HttpRequest, actor: Actor, user: User, found: ResumableUploa
             body_length=body_length,
             actor=actor,
         )
+    except services.UploadBusy as exc:
+        return _busy(exc, user, found)
     except (services.ResumableRefused, services.QuotaExceeded, services.ScanRefused) as exc:
         return _refused(exc)
     except BlobIntegrityError:

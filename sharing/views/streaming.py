@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from django.http import (
     HttpRequest,
@@ -15,6 +15,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import render
+from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
 from django.utils.translation import gettext as _
 
@@ -83,6 +84,27 @@ def requested_range(
     return wanted
 
 
+def preconditions_refused(request: HttpRequest, validators: Validators) -> HttpResponse | None:
+    """The answer when a request's preconditions fail (RFC 9110 section 13.2.2, evaluated
+    by Django's get_conditional_response): 412 for a failed If-Match or
+    If-Unmodified-Since, or an If-None-Match that matches on a POST; 304 for a matching
+    If-None-Match or a passed If-Modified-Since on a GET or HEAD, with the validators.
+    None when the download may go on (If-Range is requested_range's)."""
+    described = HttpResponse()
+    _range_headers(described, validators)
+    described["Cache-Control"] = "private, no-store"
+    answer = get_conditional_response(
+        request,
+        etag=validators.etag,
+        last_modified=validators.last_modified,
+        response=described,
+    )
+    if answer is None or answer is described:
+        return None
+    answer["Cache-Control"] = "private, no-store"
+    return answer
+
+
 def _unsatisfiable(stored: StoredFile, validators: Validators) -> HttpResponse:
     response = HttpResponse(status=416, content_type="text/plain")
     response["Content-Range"] = f"bytes */{stored.size}"
@@ -148,6 +170,7 @@ def stream_file(
     actor: Actor | None = None,
     on_verified: Callable[[ByteRange | None], None] | None = None,
     byte_range: ByteRange | Unsatisfiable | None | Literal["request"] = "request",
+    on_sent: Callable[[int], None] | None = None,
 ) -> HttpResponseBase:
     """Answer with the plaintext of a file the caller may read, verified segment by segment.
 
@@ -161,9 +184,71 @@ def stream_file(
     go into the audit entry of an integrity failure. ``on_verified`` gets the range (None
     for the whole file) once the first segment released verified, before any header is
     sent (a GET or POST, not a HEAD). A first segment that fails answers 502, nothing sent.
+
+    ``on_sent`` is called exactly once with the body bytes handed to the server: at once
+    with 0 for an answer without the file (HEAD, 416, 502), else when the response is
+    closed (the last byte, an integrity failure, or a client that left), counting every
+    chunk yielded, even one whose write then failed: never fewer than actually left.
     """
+    response = _stream_file(
+        request, stored, via=via, actor=actor, on_verified=on_verified, byte_range=byte_range
+    )
+    if on_sent is None:
+        return response
+    if isinstance(response, StreamingHttpResponse):
+        # Ours are never async: _stream_file gives a plain iterator.
+        chunks = cast(Iterator[bytes], response.streaming_content)
+        response.streaming_content = SentCounter(chunks, on_sent)
+    else:
+        on_sent(0)
+    return response
+
+
+class SentCounter:
+    """An iterator over ``chunks`` (bytes) that counts what it yielded and, when closed
+    (WSGI servers close every response, PEP 3333, even one whose client left before the
+    first byte), calls ``on_sent(bytes yielded)`` once. A class, not a generator: a
+    generator closed before its first ``next`` never runs its ``finally``."""
+
+    def __init__(self, chunks: Iterator[bytes], on_sent: Callable[[int], None]) -> None:
+        self._chunks = chunks
+        self._on_sent: Callable[[int], None] | None = on_sent
+        self.sent = 0
+
+    def __iter__(self) -> SentCounter:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = next(self._chunks)
+        self.sent += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        on_sent, self._on_sent = self._on_sent, None
+        if on_sent is None:
+            return
+        try:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+        finally:
+            on_sent(self.sent)
+
+
+def _stream_file(
+    request: HttpRequest,
+    stored: StoredFile,
+    *,
+    via: str,
+    actor: Actor | None,
+    on_verified: Callable[[ByteRange | None], None] | None,
+    byte_range: ByteRange | Unsatisfiable | None | Literal["request"],
+) -> HttpResponseBase:
     started = time.monotonic()
     validators = validators_of(stored)
+    refused = preconditions_refused(request, validators)
+    if refused is not None:
+        return refused
     if request.method == "HEAD":
         # Range is defined for GET only (section 14.2): a HEAD describes the whole file.
         head = HttpResponse(content_type=stored.content_type)

@@ -1,0 +1,352 @@
+"""A share link's max_downloads stays exact under resumes: every response under a claim
+counts its bytes against the claim's budget (sharing.models.LinkClaim), so no sequence of
+ranged, repeated, broken or parallel requests delivers one complete copy more than the
+limit (issue 12, README "Ranged and resumed downloads")."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+from django.contrib.auth.models import User
+from django.http import HttpResponseBase
+from django.test import Client
+
+from sharing import services
+from sharing.models import LinkClaim, ShareLink, StoredFile
+from tests.helpers import MiB, client_for, make_file, make_link, streamed
+
+# Closing a response fires request_finished, which closes the database connection as at
+# the end of any real request: these run outside the test transaction.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DATA = bytes(range(256)) * (3 * MiB // 256 + 7)  # three segments and a bit
+SIZE = len(DATA)
+
+
+@pytest.fixture
+def stored(alice: User) -> StoredFile:
+    return make_file(alice, DATA, name="evidence.mp4", content_type="video/mp4")
+
+
+def _ranged(
+    client: Client, token: str, spec: str, method: str = "get", **extra: str
+) -> HttpResponseBase:
+    return getattr(client, method)(f"/s/{token}/", HTTP_RANGE=f"bytes={spec}", **extra)
+
+
+def _count(link: ShareLink) -> int:
+    link.refresh_from_db()
+    return link.download_count
+
+
+class Deliveries:
+    """Every byte range a test got back, to count complete copies: a complete copy needs
+    every position of the file, so the copies delivered are the least number of times
+    any one position was delivered."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.spans: list[tuple[int, int]] = []  # [start, stop)
+
+    def add(self, response: HttpResponseBase, body: bytes) -> None:
+        if response.status_code == 200:
+            assert body == DATA
+            self.spans.append((0, len(body)))
+        elif response.status_code == 206:
+            first = int(response["Content-Range"].split(" ")[1].split("-")[0])
+            assert body == DATA[first : first + len(body)]
+            self.spans.append((first, first + len(body)))
+
+    @property
+    def total(self) -> int:
+        return sum(stop - start for start, stop in self.spans)
+
+    @property
+    def complete_copies(self) -> int:
+        steps = [0] * (self.size + 1)
+        for start, stop in self.spans:
+            steps[start] += 1
+            steps[stop] -= 1
+        least, running = None, 0
+        for position in range(self.size):
+            running += steps[position]
+            least = running if least is None else min(least, running)
+        return least or 0
+
+
+def test_the_budget_leaves_no_room_for_another_copy(settings) -> None:
+    settings.LINK_RESUME_SLACK_MB = 64
+    for size in (1, 2, 10, 4096, SIZE):
+        for limit in (1, 2, 3, 7, 1_000_000):
+            budget = services.link_claim_budget(size=size, max_downloads=limit)
+            assert size <= budget
+            assert limit * budget < (limit + 1) * size, (size, limit)
+    assert services.link_claim_budget(size=0, max_downloads=1) == 0
+    settings.LINK_RESUME_SLACK_MB = 1
+    assert services.link_claim_budget(size=10 * MiB, max_downloads=1) == 11 * MiB
+    settings.LINK_RESUME_SLACK_MB = 0
+    assert services.link_claim_budget(size=10 * MiB, max_downloads=1) == 10 * MiB
+
+
+def _claim_whole(token: str) -> tuple[Client, Deliveries, HttpResponseBase]:
+    """A visitor's session that claimed and received the whole file, what it got, and
+    the claiming response."""
+    visitor = Client()
+    got = Deliveries(SIZE)
+    claim = visitor.post(f"/s/{token}/")
+    got.add(claim, streamed(claim))
+    claim.close()
+    return visitor, got, claim
+
+
+def test_bytes_0_again_and_again_gives_no_second_copy(alice, stored) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="1")
+    visitor, got, _ = _claim_whole(token)
+
+    for _ in range(5):
+        assert _ranged(visitor, token, "0-").status_code == 404
+        assert _ranged(visitor, token, "0-", method="post").status_code == 404
+
+    assert got.complete_copies == 1
+    assert _count(link) == 1
+    assert LinkClaim.objects.get(link=link).sent == SIZE
+
+
+def test_a_resume_may_resend_what_was_lost_but_never_a_copy(alice, stored) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="1")
+    visitor, got, claim = _claim_whole(token)
+    # Everything but the first byte fits in the slack (size - 1 for one download) ...
+    rest = _ranged(visitor, token, "1-", HTTP_IF_RANGE=claim["ETag"])
+    assert rest.status_code == 206
+    got.add(rest, streamed(rest))
+    rest.close()
+    # ... and then nothing more, not even one byte: the grant has ended.
+    assert _ranged(visitor, token, "0-0").status_code == 404
+    assert _ranged(visitor, token, "-1").status_code == 404
+
+    assert got.total == 2 * SIZE - 1
+    assert got.complete_copies == 1
+    assert _count(link) == 1
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_no_mix_of_ranges_from_every_claim_adds_a_copy(alice, stored, limit) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads=str(limit))
+    got = Deliveries(SIZE)
+    # What a recipient might try: small and large windows, suffixes, open ranges, from
+    # every position, by GET and by POST, each claim in a session of its own.
+    tries = [
+        "0-",
+        f"{SIZE // 2}-",
+        "-1000",
+        f"{MiB - 5}-{MiB + 5}",
+        f"{SIZE - 1}-",
+        "0-0",
+        f"{SIZE // 3}-{2 * SIZE // 3}",
+        "1-",
+        "0-",
+    ]
+    for _ in range(limit + 1):
+        visitor = Client()
+        claim = visitor.post(f"/s/{token}/")
+        if claim.status_code == 404:
+            continue
+        got.add(claim, streamed(claim))
+        claim.close()
+        for index, spec in enumerate(tries):
+            response = _ranged(visitor, token, spec, method="post" if index % 2 else "get")
+            if response.streaming:  # not the landing page of a spent grant
+                got.add(response, streamed(response))
+            response.close()
+
+    # A POST under a spent grant takes a new claim (curl -C -), which may be spent on a
+    # small range: fewer complete copies than claims, never more.
+    assert _count(link) == limit
+    assert 1 <= got.complete_copies <= limit
+    assert got.total < (limit + 1) * SIZE
+
+
+def test_a_response_closed_before_its_first_byte_costs_nothing(alice, stored) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="1")
+    visitor = Client()
+
+    response = visitor.post(f"/s/{token}/")
+    assert response.status_code == 200
+    response.close()  # the client left before the body: nothing was handed on
+    assert LinkClaim.objects.get(link=link).sent == 0
+
+    whole = _ranged(visitor, token, "0-")
+    assert whole.status_code == 206
+    assert streamed(whole) == DATA
+    whole.close()
+    assert _count(link) == 1
+
+
+def test_a_broken_transfer_counts_what_was_handed_on(alice, stored) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="1")
+    visitor = Client()
+
+    response = visitor.post(f"/s/{token}/")
+    chunks = iter(response.streaming_content)
+    first, second = next(chunks), next(chunks)
+    response.close()  # the client hung up after two chunks
+
+    assert LinkClaim.objects.get(link=link).sent == len(first) + len(second)
+    rest = _ranged(visitor, token, f"{len(first)}-")
+    assert first + streamed(rest) == DATA
+    rest.close()
+    assert LinkClaim.objects.get(link=link).sent == SIZE + len(second)
+
+
+def test_a_spent_grant_needs_a_new_claim(alice, stored, settings) -> None:
+    settings.LINK_RESUME_SLACK_MB = 0
+    token, link = make_link(client_for(alice), stored, max_downloads="2")
+    visitor = Client()
+
+    first = visitor.post(f"/s/{token}/")
+    assert streamed(first) == DATA
+    first.close()
+    assert _ranged(visitor, token, "-10").status_code == 200  # landing page: no grant
+    # curl -C - repeats its POST: with downloads left, that is a new claim.
+    again = _ranged(visitor, token, "-10", method="post")
+    assert again.status_code == 206
+    assert streamed(again) == DATA[-10:]
+    again.close()
+    assert _count(link) == 2
+    assert list(LinkClaim.objects.filter(link=link).values_list("number", "sent")) == [
+        (1, SIZE),
+        (2, 10),
+    ]
+
+
+def test_links_without_a_limit_resume_without_counting(alice, stored) -> None:
+    token, link = make_link(client_for(alice), stored)
+    visitor = Client()
+
+    first = visitor.post(f"/s/{token}/")
+    streamed(first)
+    first.close()
+    for _ in range(3):
+        again = _ranged(visitor, token, "0-")
+        assert again.status_code == 206
+        assert streamed(again) == DATA
+        again.close()
+
+    assert _count(link) == 1
+    assert not LinkClaim.objects.filter(link=link).exists()
+
+
+def test_a_grant_without_a_counted_claim_resumes_nothing(alice, stored) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="1")
+    visitor = Client()
+    first = visitor.post(f"/s/{token}/")
+    streamed(first)
+    first.close()
+
+    # A grant as sessions held it before claims counted bytes: no claim id.
+    session = visitor.session
+    grant = session["link_grants"][str(link.pk)]
+    session["link_grants"] = {str(link.pk): {"claim": grant["claim"], "until": grant["until"]}}
+    session.save()
+
+    assert _ranged(visitor, token, "1-").status_code == 404
+
+
+def test_resumed_responses_ask_proxies_not_to_read_ahead(alice, stored) -> None:
+    token, _ = make_link(client_for(alice), stored, max_downloads="1")
+    visitor = Client()
+    first = visitor.post(f"/s/{token}/", HTTP_RANGE="bytes=0-9")
+    rest = _ranged(visitor, token, "10-")
+
+    assert first["X-Accel-Buffering"] == rest["X-Accel-Buffering"] == "no"
+    assert streamed(first) + streamed(rest) == DATA
+
+
+def test_a_file_deleted_meanwhile_ends_the_grant(alice, stored) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="1")
+    visitor = Client()
+    first = visitor.post(f"/s/{token}/")
+    first.close()
+    client_for(alice).post(f"/files/{stored.id}/delete/")
+
+    assert _ranged(visitor, token, "0-").status_code == 404
+    assert not LinkClaim.objects.exists()
+
+
+# ---------------------------------------------------------------------------- live server
+
+
+def _session_after_claim(url: str) -> requests.Session:
+    session = requests.Session()
+    claim = session.post(url, headers={"Range": "bytes=0-0"}, timeout=30)
+    assert claim.status_code == 206
+    assert claim.content == DATA[:1]
+    return session
+
+
+def test_parallel_resumes_in_one_session_send_one_copy(alice, stored, live_server) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="1")
+    url = f"{live_server.url}/s/{token}/"
+    session = _session_after_claim(url)
+    cookies = session.cookies.get_dict()
+    start = threading.Barrier(8)
+    answers: list[tuple[int, bytes]] = []
+
+    def fetch() -> None:
+        start.wait()
+        response = requests.get(url, headers={"Range": "bytes=0-"}, cookies=cookies, timeout=60)
+        answers.append((response.status_code, response.content))
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    # 1 byte was counted by the claim; the budget (2 x size - 1) leaves room for one
+    # whole range more, never two, however the eight requests interleave.
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [206] + [404] * 7
+    assert [body for status, body in answers if status == 206] == [DATA]
+    assert _count(link) == 1
+
+
+def test_a_connection_broken_mid_download_resumes_to_the_same_bytes(
+    alice, stored, live_server
+) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="1")
+    url = f"{live_server.url}/s/{token}/"
+    session = requests.Session()
+
+    with session.post(url, stream=True, timeout=30) as broken:
+        assert broken.status_code == 200
+        received = broken.raw.read(SIZE // 2)
+    # The socket is closed with half the file read; the server counted what it sent.
+    resumed = session.get(
+        url,
+        headers={"Range": f"bytes={len(received)}-", "If-Range": broken.headers["ETag"]},
+        timeout=30,
+    )
+
+    assert resumed.status_code == 206
+    assert received + resumed.content == DATA
+    assert _count(link) == 1
+    assert requests.post(url, timeout=30).status_code == 404
+
+
+def test_the_admin_shows_what_each_download_sent(alice, stored, admin_client) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="2")
+    visitor, _, _ = _claim_whole(token)
+    rest = _ranged(visitor, token, "-100")
+    streamed(rest)
+    rest.close()
+
+    page = admin_client.get(f"/admin/sharing/sharelink/{link.pk}/change/")
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    budget = services.link_claim_budget(size=SIZE, max_downloads=2)
+    assert f"<p>{SIZE + 100}</p>" in text  # sent: the whole file, then 100 bytes
+    assert f"<p>{budget}</p>" in text
