@@ -296,6 +296,11 @@ def test_limits_refuse_and_leave_nothing(alice: User, alice_client: Client, sett
     settings.TUS_MAX_UNFINISHED = 2
     assert create(alice_client, 1)[0] == 201
     assert create(alice_client, 1)[0] == 429
+    # When the first unfinished upload expires and frees a place (24 hours by default).
+    ResumableUpload.objects.filter(length=1).update(expires_at=timezone.now() + timedelta(hours=2))
+    refused = alice_client.post(URL, **TUS, HTTP_UPLOAD_LENGTH="1")  # type: ignore[arg-type]
+    assert refused.status_code == 429
+    assert 7100 <= int(refused["Retry-After"]) <= 7200
     assert ResumableUpload.objects.count() == 2
     assert len(files_on_disk()) == 2
 

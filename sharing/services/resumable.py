@@ -22,6 +22,7 @@ dropped. The last part completes the multipart upload; termination and expiry ab
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import time
@@ -34,7 +35,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Min, QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -84,7 +85,15 @@ class UploadTooLarge(ResumableRefused):
 
 
 class TooManyUnfinished(ResumableRefused):
-    """The user already has TUS_MAX_UNFINISHED unfinished, unexpired uploads (429)."""
+    """The user already has TUS_MAX_UNFINISHED unfinished, unexpired uploads (429).
+
+    ``retry_after``: seconds (at least 1) until the first of them expires and frees a
+    place, unless one is finished or cancelled sooner (RFC 6585 section 4's Retry-After).
+    """
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
 
 
 class UploadBusy(ResumableRefused):
@@ -167,13 +176,20 @@ def _owners_own(live: QuerySet[ResumableUpload], owner: User) -> QuerySet[Resuma
     return live
 
 
-def _unfinished_count(
+def _unfinished_counted(
     live: QuerySet[ResumableUpload], owner: User, scope: UnfinishedScope | None
-) -> int:
-    """How many of ``live`` count against the cap this creation is under."""
+) -> QuerySet[ResumableUpload]:
+    """Those of ``live`` that count against the cap this creation is under."""
     if scope is not None:
-        return live.filter(id__in=scope.ids()).count()
-    return _owners_own(live, owner).count()
+        return live.filter(id__in=scope.ids())
+    return _owners_own(live, owner)
+
+
+def _too_many(counted: QuerySet[ResumableUpload], now: datetime) -> TooManyUnfinished:
+    """The refusal, saying when the first of ``counted`` expires (seconds from ``now``)."""
+    soonest = counted.aggregate(soonest=Min("expires_at"))["soonest"]
+    left = (soonest - now).total_seconds() if soonest is not None else 0
+    return TooManyUnfinished(retry_after=max(1, math.ceil(left)))
 
 
 def _reserved_bytes(
@@ -237,8 +253,9 @@ def resumable_create(
             # creations cannot both squeeze under the cap or the quota.
             get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
             live = _live(owner=owner, now=now)
-            if _unfinished_count(live, owner, scope) >= settings.TUS_MAX_UNFINISHED:
-                raise TooManyUnfinished
+            counted = _unfinished_counted(live, owner, scope)
+            if counted.count() >= settings.TUS_MAX_UNFINISHED:
+                raise _too_many(counted, now)
             quota = selectors.quota_of(user=owner)
             if quota is not None:
                 reserved = _reserved_bytes(live, owner, scope)

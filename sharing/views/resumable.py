@@ -80,6 +80,8 @@ def _refused(exc: Exception) -> HttpResponse:
         return _answer(exc.status, exc.message, **retry)
     status = next(code for kind, code in _STATUS_OF.items() if isinstance(exc, kind))
     retry = {"Retry_After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+    if isinstance(exc, services.TooManyUnfinished):
+        retry = {"Retry_After": str(exc.retry_after)}
     return _answer(status, (exc.__doc__ or "").split("\n")[0].strip(), **retry)
 
 
