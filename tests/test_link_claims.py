@@ -200,6 +200,31 @@ def test_a_broken_transfer_counts_what_was_handed_on(alice, stored) -> None:
     assert LinkClaim.objects.get(link=link).sent == SIZE + len(second)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="review12: a claim's slack is below size / max_downloads, so with a limit of 5 "
+    "one break that loses one segment in transit already leaves no room for the resume; "
+    "live, each break lost 2.5-6.6 MB (socket buffers), see the review's report",
+)
+def test_one_break_that_loses_a_segment_in_transit_resumes_under_a_limit_of_5(
+    alice, stored
+) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="5")
+    visitor = Client()
+
+    response = visitor.post(f"/s/{token}/")
+    chunks = iter(response.streaming_content)
+    first = next(chunks)
+    next(chunks)  # handed to the server, lost with the connection (socket buffers)
+    response.close()
+    resumed = visitor.post(f"/s/{token}/", HTTP_RANGE=f"bytes={len(first)}-")
+
+    assert resumed.status_code == 206
+    assert first + streamed(resumed) == DATA
+    resumed.close()
+    assert _count(link) == 1  # fails: the resume took a second download
+
+
 def test_a_spent_grant_needs_a_new_claim(alice, stored, settings) -> None:
     settings.LINK_RESUME_SLACK_MB = 0
     token, link = make_link(client_for(alice), stored, max_downloads="2")
