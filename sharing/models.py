@@ -200,6 +200,9 @@ class ShareLink(models.Model):
     # Aborted transfers given back so far; capped, or a visitor could fetch all but the
     # last bytes of a one-download link again and again.
     refunds = models.PositiveIntegerField(default=0)
+    # Bytes the downloads sent beyond the file's size each (what resumes sent twice),
+    # all downloads together: at most size - 1, the pool LinkClaim budgets draw on.
+    resent = models.BigIntegerField(default=0)
     password_hash = models.CharField(max_length=255, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
     # Who the owner made it for ("for Dr Smith"), so links need not be told apart by id.
@@ -227,13 +230,13 @@ class LinkClaim(models.Model):
     under it (README "Ranged and resumed downloads").
 
     The browser session that made the claim may resume it with Range requests. Every
-    response under the claim adds its length to ``sent`` before its first byte, in one
-    conditional UPDATE that refuses to pass ``budget``, and takes back at its end what it
-    did not hand to the server; so ``sent`` is never below the bytes that actually left,
-    even under parallel requests. ``budget`` is the file's size plus a slack below
-    size / max_downloads: all of a link's claims together send fewer than
-    (max_downloads + 1) x size bytes, so no sequence of ranged, repeated or parallel
-    requests delivers one more complete copy than the limit.
+    response under it adds its length to ``sent`` before its first byte, in conditional
+    UPDATEs that refuse to pass ``budget`` (the file's size plus at most
+    LINK_RESUME_SLACK_MB) or to draw the link's ``resent`` pool past size - 1, and takes
+    back at its end what it did not hand to the server; so ``sent`` is never below the
+    bytes that actually left, even under parallel requests. A link's N claims together
+    send at most N x size + (size - 1) bytes: no sequence of ranged, repeated or parallel
+    requests delivers one complete copy more than the limit.
     """
 
     link = models.ForeignKey(ShareLink, on_delete=models.CASCADE, related_name="claims")

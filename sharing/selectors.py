@@ -45,6 +45,7 @@ from sharing.crypto import (
 )
 from sharing.models import (
     NAME_SORT_KEY,
+    LinkClaim,
     ResumableUpload,
     Share,
     ShareLink,
@@ -430,6 +431,11 @@ def link_get_by_token(*, token: str, including_used_up: bool = False) -> ShareLi
 def link_is_live(link: ShareLink) -> bool:
     """Neither revoked nor expired (it may be used up)."""
     return link.revoked_at is None and link.expires_at > timezone.now()
+
+
+def link_claim_sent(*, claim_id: int) -> int | None:
+    """Bytes counted so far under a claim; None if it is gone (with its link or file)."""
+    return LinkClaim.objects.filter(pk=claim_id).values_list("sent", flat=True).first()
 
 
 def link_is_usable(link: ShareLink) -> bool:

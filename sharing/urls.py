@@ -22,4 +22,5 @@ urlpatterns = [
     path("files/<uuid:file_id>/links/", links.link_create, name="link_create"),
     path("files/<uuid:file_id>/links/<int:link_id>/revoke/", links.link_revoke, name="link_revoke"),
     path(f"{settings.LINK_PATH}<str:token>/", links.link, name="link"),
+    path(f"{settings.LINK_PATH}<str:token>/download/", links.link_download, name="link_download"),
 ]

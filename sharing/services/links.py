@@ -111,22 +111,30 @@ class LinkClaimed:
     claim_id: int | None
 
 
-def link_claim_budget(*, size: int, max_downloads: int) -> int:
+def link_claim_budget(*, size: int) -> int:
     """Bytes all responses under one claim may send (see LinkClaim): the file's ``size``
-    plus a slack for what broken connections lost in transit, at most
-    LINK_RESUME_SLACK_MB MiB and always below size / max_downloads, so that the link's
-    max_downloads claims together send fewer than (max_downloads + 1) x size bytes."""
+    plus at most LINK_RESUME_SLACK_MB MiB, and less than ``size`` more, for what broken
+    connections lost in transit. What they send beyond ``size`` is drawn from the link's
+    pool as well (``link_claim_reserve``)."""
     if size <= 0:
         return 0
-    slack = min((size - 1) // max_downloads, settings.LINK_RESUME_SLACK_MB * 1024 * 1024)
-    return size + slack
+    return size + min(size - 1, settings.LINK_RESUME_SLACK_MB * 1024 * 1024)
+
+
+def _beyond(sent: int, size: int) -> int:
+    """Bytes of ``sent`` beyond one copy of the file: what the claim draws on the pool."""
+    return max(0, sent - size)
+
+
+class _NoRoom(Exception):
+    """The link's pool cannot give what a range needs: the transaction is undone."""
 
 
 @retry_on_deadlock
 def link_claim_download(*, link: ShareLink, actor: Actor, sending: int) -> LinkClaimed | None:
     """Atomically take one download from a link, the first response under it about to
-    send ``sending`` bytes (the whole file or the range asked for); None when the link is
-    no longer usable.
+    send ``sending`` bytes (the whole file, the range asked for, or 0 when the browser is
+    sent on to the link's GET download URL); None when the link is no longer usable.
 
     One conditional UPDATE: the database decides, so N+k parallel requests on a link
     with max_downloads=N deliver exactly N files, whatever the number of workers. The
@@ -153,7 +161,7 @@ def link_claim_download(*, link: ShareLink, actor: Actor, sending: int) -> LinkC
         link.refresh_from_db(fields=["download_count", "max_downloads"])
         claim_id = None
         if link.max_downloads is not None:
-            budget = link_claim_budget(size=link.file.size, max_downloads=link.max_downloads)
+            budget = link_claim_budget(size=link.file.size)
             claim = LinkClaim.objects.create(
                 link=link, number=link.download_count, budget=budget, sent=sending
             )
@@ -164,24 +172,52 @@ def link_claim_download(*, link: ShareLink, actor: Actor, sending: int) -> LinkC
     return LinkClaimed(number=link.download_count, claim_id=claim_id)
 
 
-def link_claim_reserve(*, claim_id: int, length: int) -> bool:
-    """Count ``length`` bytes (a resumed range about to be sent) against a claim's budget;
-    False, counting nothing, when they do not fit (or the claim is gone with its link or
-    file). One conditional UPDATE, so parallel resumes in one session never pass the
-    budget together. The response gives back what it did not send (``link_claim_settle``)."""
-    fits = Q(pk=claim_id, sent__lte=F("budget") - length)
-    return bool(LinkClaim.objects.filter(fits).update(sent=F("sent") + length))
+@retry_on_deadlock
+def link_claim_reserve(*, claim_id: int, length: int, size: int) -> bool:
+    """Count ``length`` bytes (a range about to be sent under a claim, of a file of
+    ``size`` bytes) as sent; False, counting nothing, when they do not fit: past the
+    claim's budget, or, for what goes beyond one copy, past the link's pool of size - 1
+    bytes shared by all its claims (or the claim is gone with its link or file).
+
+    Conditional UPDATEs in one transaction, the claim's row first, then the link's: the
+    database decides, so parallel ranges of one session or of several never pass either
+    limit together. The response gives back what it did not send (``link_claim_settle``).
+    Raises TryAgain if the database gave up on the transaction (deadlock victim) every
+    time.
+    """
+    try:
+        with transaction.atomic():
+            fits = Q(pk=claim_id, sent__lte=F("budget") - length)
+            if not LinkClaim.objects.filter(fits).update(sent=F("sent") + length):
+                return False
+            claim = LinkClaim.objects.only("sent", "link_id").get(pk=claim_id)
+            drawn = _beyond(claim.sent, size) - _beyond(claim.sent - length, size)
+            pooled = Q(pk=claim.link_id, resent__lte=size - 1 - drawn)
+            if drawn and not ShareLink.objects.filter(pooled).update(resent=F("resent") + drawn):
+                raise _NoRoom
+    except _NoRoom:
+        return False
+    return True
 
 
-def link_claim_settle(*, claim_id: int, unsent: int) -> None:
-    """Give back to a claim the ``unsent`` bytes (>= 0) that a response counted but never
-    handed to the server (the client left, or nothing was sent at all). Runs as a
-    response closes: never raises; a failure only leaves the bytes counted, which errs
-    on the safe side."""
+def link_claim_settle(*, claim_id: int, unsent: int, size: int) -> None:
+    """Give back to a claim (and to its link's pool) the ``unsent`` bytes (>= 0) that a
+    response counted but never handed to the server (the client left, or nothing was
+    sent at all); ``size`` is the file's. Runs as a response closes: never raises; a
+    failure only leaves the bytes counted, which errs on the safe side."""
     if unsent <= 0:
         return
     try:
-        LinkClaim.objects.filter(pk=claim_id, sent__gte=unsent).update(sent=F("sent") - unsent)
+        with transaction.atomic():
+            back = Q(pk=claim_id, sent__gte=unsent)
+            if not LinkClaim.objects.filter(back).update(sent=F("sent") - unsent):
+                return
+            claim = LinkClaim.objects.only("sent", "link_id").get(pk=claim_id)
+            given = _beyond(claim.sent + unsent, size) - _beyond(claim.sent, size)
+            if given:
+                ShareLink.objects.filter(pk=claim.link_id, resent__gte=given).update(
+                    resent=F("resent") - given
+                )
     except DatabaseError:
         logger.warning("unsent bytes not given back claim=%s unsent=%s", claim_id, unsent)
 
@@ -199,11 +235,12 @@ def link_release_download(*, link: ShareLink, actor: Actor, claim_id: int | None
             link.file = file_lock(link.file_id)
         except FileGone:
             return
+        # The claim's row before the link's, the order link_claim_reserve locks them in.
+        if claim_id is not None:
+            LinkClaim.objects.filter(pk=claim_id, link=link).delete()
         refunded = ShareLink.objects.filter(pk=link.pk, download_count__gt=0).update(
             download_count=F("download_count") - 1, refunds=F("refunds") + 1
         )
-        if claim_id is not None:
-            LinkClaim.objects.filter(pk=claim_id, link=link).delete()
         outcome = "download given back" if refunded else "nothing to give back"
         _audit_link(Event.DOWNLOAD, link, actor, f"via=link nothing sent; {outcome}")
 

@@ -16,12 +16,13 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
+    HttpResponseRedirect,
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.actors import Actor, actor_from_request
 from securefiles.lib.auth_types import AuthenticatedHttpRequest
@@ -124,6 +125,10 @@ def link(request: HttpRequest, token: str) -> HttpResponseBase:
     resumed = _link_resume(request, found)
     if resumed is not None:
         return _no_referrer(resumed)
+    if request.method == "POST" and _unstarted_claim(request, found):
+        # A double click, or a download the browser dropped before its first byte: the
+        # claim this session took is used again rather than taking another.
+        return _no_referrer(_to_download_url(request))
     if not selectors.link_is_usable(found):
         return _no_referrer(_link_not_found(request))
     if request.method == "POST":
@@ -211,20 +216,20 @@ def _set_grant(
     request.session[GRANTS_KEY] = dict(list(grants.items())[-GRANTS_KEPT:])
 
 
-def _settler(claim_id: int | None, counted: int) -> Callable[[int], None] | None:
+def _settler(claim_id: int | None, counted: int, size: int) -> Callable[[int], None] | None:
     """What a response under a claim calls with the bytes it sent: gives the claim back
-    the rest of the ``counted`` bytes. None for a link without a limit."""
+    the rest of the ``counted`` bytes (of a file of ``size``). None without a limit."""
     if claim_id is None:
         return None
 
     def settle(sent: int) -> None:
-        services.link_claim_settle(claim_id=claim_id, unsent=counted - sent)
+        services.link_claim_settle(claim_id=claim_id, unsent=counted - sent, size=size)
 
     return settle
 
 
 def _link_resume(request: HttpRequest, found: ShareLink) -> HttpResponseBase | None:
-    """A ranged GET or POST under this session's grant for the link: the range (206) or
+    """A ranged GET or POST to the link under this session's grant: the range (206) or
     416, taking no download. None when the request is not one (no grant, no Range, a
     Range the whole file answers: invalid, or an If-Range that no longer matches) or
     when the range no longer fits in the claim's byte budget (the grant then ends)."""
@@ -234,18 +239,32 @@ def _link_resume(request: HttpRequest, found: ShareLink) -> HttpResponseBase | N
     if grant is None:
         return None
     stored = found.file
-    validators = validators_of(stored)
-    wanted = requested_range(request, stored, validators)
+    wanted = requested_range(request, stored, validators_of(stored))
     if wanted is None:
-        return None  # a whole copy: only a new claim gives one
-    refused = preconditions_refused(request, validators)
+        return None  # a whole copy: only a new claim (or the download URL's grant) gives one
+    return _under_grant(request, found, grant, wanted)
+
+
+def _under_grant(
+    request: HttpRequest, found: ShareLink, grant: _Grant, wanted: ByteRange | Unsatisfiable | None
+) -> HttpResponseBase | None:
+    """Send ``wanted`` (None: the whole file) under ``grant``, counting its bytes against
+    the claim: 200, 206, 416, or 304/412 for failed preconditions (nothing counted).
+    None when it does not fit in the claim's budget (the grant then ends)."""
+    stored = found.file
+    refused = preconditions_refused(request, validators_of(stored))
     if refused is not None:
-        return refused  # 304 or 412: nothing sent, nothing counted
+        return refused
     if isinstance(wanted, Unsatisfiable):
         return stream_file(request, stored, via=f"link {found.pk}", byte_range=wanted)
-    if grant.claim_id is not None and not services.link_claim_reserve(
-        claim_id=grant.claim_id, length=wanted.length
-    ):
+    length = stored.size if wanted is None else wanted.length
+    try:
+        fits = grant.claim_id is None or services.link_claim_reserve(
+            claim_id=grant.claim_id, length=length, size=stored.size
+        )
+    except TryAgain:
+        fits = False
+    if not fits:
         _set_grant(request, found, None)  # spent: more bytes need a new claim
         return None
     actor = actor_from_request(request, label=f"link {found.pk}")
@@ -256,17 +275,48 @@ def _link_resume(request: HttpRequest, found: ShareLink) -> HttpResponseBase | N
                 link=found, actor=actor, claim=grant.number, byte_range=byte_range.content_range
             )
 
-    return _unbuffered(
-        stream_file(
-            request,
-            stored,
-            via=f"link {found.pk}",
-            actor=actor,
-            on_verified=resumed,
-            byte_range=wanted,
-            on_sent=_settler(grant.claim_id, wanted.length),
-        )
+    response = stream_file(
+        request,
+        stored,
+        via=f"link {found.pk}",
+        actor=actor,
+        on_verified=resumed,
+        byte_range=wanted,
+        on_sent=_settler(grant.claim_id, length, stored.size),
     )
+    return _unbuffered(response)
+
+
+@require_GET
+def link_download(request: HttpRequest, token: str) -> HttpResponseBase:
+    """The GET download URL of a share link (/s/<token>/download/), where the landing
+    page's form sends a browser (303) once its POST took a download: served under this
+    session's grant, the whole file or a Range, so that the browser can resume a broken
+    download by itself (browsers resume GET downloads only, with Range and If-Range).
+    Without a grant: back to the landing page (303); once the grant's bytes are spent:
+    the landing page for a plain GET, the one 404 for a Range."""
+    try:
+        found = selectors.link_get_by_token(token=token, including_used_up=True)
+    except Http404:
+        return _no_referrer(_link_not_found(request))
+    grant = _grant_of(request, found)
+    landing = reverse("sharing:link", kwargs={"token": token})
+    if grant is None:
+        return _no_referrer(_see_other(landing))
+    stored = found.file
+    wanted = requested_range(request, stored, validators_of(stored))
+    served = _under_grant(request, found, grant, wanted)
+    if served is not None:
+        return _no_referrer(served)
+    if "Range" in request.headers:
+        return _no_referrer(_link_not_found(request))
+    return _no_referrer(_see_other(landing))
+
+
+def _is_navigation(request: HttpRequest) -> bool:
+    """Whether a browser sent this as a page navigation (the landing page's form, Fetch
+    Metadata's Sec-Fetch-Mode), not a script or curl, which get the file in the answer."""
+    return request.headers.get("Sec-Fetch-Mode") == "navigate"
 
 
 def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
@@ -282,6 +332,8 @@ def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
     if refused is not None:
         return refused  # 412 (or 304): evaluated before a download is taken
     wanted = requested_range(request, stored, validators)
+    if wanted is None and _is_navigation(request):
+        return _claim_and_redirect(request, found, actor)
     if isinstance(wanted, Unsatisfiable):
         return stream_file(request, stored, via=f"link {found.pk}", byte_range=wanted)
     sending = stored.size if wanted is None else wanted.length
@@ -294,7 +346,7 @@ def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
         via=f"link {found.pk}",
         actor=actor,
         byte_range=wanted,
-        on_sent=_settler(claimed.claim_id, sending),
+        on_sent=_settler(claimed.claim_id, sending, stored.size),
     )
     if response.status_code == 502:
         # Nothing was sent: the claim is given back, and there is nothing to resume.
@@ -302,6 +354,38 @@ def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
         claimed = None
     _set_grant(request, found, claimed)
     return _unbuffered(response)
+
+
+def _claim_and_redirect(request: HttpRequest, found: ShareLink, actor: Actor) -> HttpResponse:
+    """A browser's download: take a download (nothing counted yet) and send the browser
+    on to the GET download URL (303), which serves it under the grant."""
+    claimed = services.link_claim_download(link=found, actor=actor, sending=0)
+    if claimed is None:
+        return _link_not_found(request)
+    _set_grant(request, found, claimed)
+    return _to_download_url(request)
+
+
+def _unstarted_claim(request: HttpRequest, found: ShareLink) -> bool:
+    """Whether this is a browser's download (a navigation without a Range) and this
+    session holds a claim of the link that has sent nothing yet."""
+    if not _is_navigation(request) or "Range" in request.headers:
+        return False
+    grant = _grant_of(request, found)
+    if grant is None or grant.claim_id is None:
+        return False
+    return selectors.link_claim_sent(claim_id=grant.claim_id) == 0
+
+
+def _to_download_url(request: HttpRequest) -> HttpResponse:
+    return _see_other(request.path.rstrip("/") + "/download/")
+
+
+def _see_other(url: str) -> HttpResponse:
+    """303 See Other (RFC 9110 section 15.4.4): the browser follows with a GET."""
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
 
 
 def _unbuffered(response: HttpResponseBase) -> HttpResponseBase:

@@ -205,28 +205,41 @@ def stream_file(
 
 
 class SentCounter:
-    """An iterator over ``chunks`` (bytes) that counts what it yielded and, when closed
-    (WSGI servers close every response, PEP 3333, even one whose client left before the
-    first byte), calls ``on_sent(bytes yielded)`` once. A class, not a generator: a
-    generator closed before its first ``next`` never runs its ``finally``."""
+    """An iterator over ``chunks`` (bytes) that yields them in pieces of at most
+    PIECE_BYTES, counts what it yielded and, when closed (WSGI servers close every
+    response, PEP 3333, even one whose client left before the first byte), calls
+    ``on_sent(bytes yielded)`` once. A piece counts once yielded, written or not, so a
+    client that leaves costs at most one piece beyond what reached its socket; hence the
+    small pieces (a segment is 1 MiB). A class, not a generator: a generator closed
+    before its first ``next`` never runs its ``finally``."""
+
+    PIECE_BYTES = 256 * 1024
 
     def __init__(self, chunks: Iterator[bytes], on_sent: Callable[[int], None]) -> None:
         self._chunks = chunks
         self._on_sent: Callable[[int], None] | None = on_sent
+        self._chunk = b""
+        self._at = 0
         self.sent = 0
 
     def __iter__(self) -> SentCounter:
         return self
 
     def __next__(self) -> bytes:
-        chunk = next(self._chunks)
-        self.sent += len(chunk)
-        return chunk
+        if self._at >= len(self._chunk):
+            self._chunk, self._at = next(self._chunks), 0
+        piece = self._chunk
+        if self._at or len(piece) > self.PIECE_BYTES:
+            piece = self._chunk[self._at : self._at + self.PIECE_BYTES]
+        self._at += len(piece)
+        self.sent += len(piece)
+        return piece
 
     def close(self) -> None:
         on_sent, self._on_sent = self._on_sent, None
         if on_sent is None:
             return
+        self._chunk = b""
         try:
             close = getattr(self._chunks, "close", None)
             if close is not None:
