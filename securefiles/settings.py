@@ -411,9 +411,9 @@ LINK_PASSWORD_WINDOW_SECONDS = _positive_int("LINK_PASSWORD_WINDOW_SECONDS", 900
 # Minutes a browser session may resume (with Range requests) a link download it claimed,
 # without claiming another: a broken transfer is resumed, never given back.
 LINK_RESUME_MINUTES = _positive_int("LINK_RESUME_MINUTES", 60, minimum=1)
-# Bytes (MiB) a claimed link download may send beyond the file's size across its resumes:
-# what broken connections lost in transit. Capped anyway below size / max_downloads, so a
-# limited link never delivers one complete copy more than its limit.
+# Bytes (MiB) one claimed link download may send beyond the file's size across its resumes:
+# what broken connections lost in transit. A link's downloads together draw at most
+# size - 1 such bytes, so a limited link never delivers one complete copy more than its limit.
 LINK_RESUME_SLACK_MB = _positive_int("LINK_RESUME_SLACK_MB", 64, minimum=0)
 # Throttle counters: the database (shared by all workers) unless a Redis URL is given.
 THROTTLE_REDIS_URL = env.str("THROTTLE_REDIS_URL", default="")
