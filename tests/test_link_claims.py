@@ -483,3 +483,14 @@ def test_scripts_still_get_the_file_in_the_answer(alice, stored) -> None:
     assert streamed(response) == DATA
     response.close()
     assert _count(link) == 1
+
+
+def test_the_landing_page_says_a_broken_download_resumes(alice, stored, settings) -> None:
+    settings.LINK_RESUME_MINUTES = 45
+    limited, _ = make_link(client_for(alice), stored, max_downloads="1")
+    unlimited, _ = make_link(client_for(alice), stored)
+
+    page = Client().get(f"/s/{limited}/").content.decode()
+
+    assert "your browser can resume it within 45 minutes" in page
+    assert "resume it within" not in Client().get(f"/s/{unlimited}/").content.decode()

@@ -167,6 +167,7 @@ def _render_link(
         "file": found.file if unlocked else None,
         "unlocked": unlocked,
         "password_error": password_error,
+        "resume_minutes": settings.LINK_RESUME_MINUTES,
     }
     return render(request, "sharing/link.html", context, status=status)
 
