@@ -233,7 +233,8 @@ def _link_resume(request: HttpRequest, found: ShareLink) -> HttpResponseBase | N
     """A ranged GET or POST to the link under this session's grant: the range (206) or
     416, taking no download. None when the request is not one (no grant, no Range, a
     Range the whole file answers: invalid, or an If-Range that no longer matches) or
-    when the range no longer fits in the claim's byte budget (the grant then ends)."""
+    when the range does not fit in the claim's byte budget now (the grant stays: see
+    _under_grant)."""
     if request.method not in ("GET", "POST") or "Range" not in request.headers:
         return None
     grant = _grant_of(request, found)
@@ -251,7 +252,11 @@ def _under_grant(
 ) -> HttpResponseBase | None:
     """Send ``wanted`` (None: the whole file) under ``grant``, counting its bytes against
     the claim: 200, 206, 416, or 304/412 for failed preconditions (nothing counted).
-    None when it does not fit in the claim's budget (the grant then ends)."""
+    None when it does not fit in the claim's budget now. The grant stays: a response still
+    open under the claim (a connection that died without the server noticing yet, until
+    CLIENT_IDLE_TIMEOUT_SECONDS) holds the bytes it counted until it closes and gives back
+    what it did not send, so the same resume fits a moment later; a spent budget refuses
+    every later range as well, so keeping the grant gives nothing more."""
     stored = found.file
     refused = preconditions_refused(request, validators_of(stored))
     if refused is not None:
@@ -266,7 +271,6 @@ def _under_grant(
     except TryAgain:
         fits = False
     if not fits:
-        _set_grant(request, found, None)  # spent: more bytes need a new claim
         return None
     actor = actor_from_request(request, label=f"link {found.pk}")
 
