@@ -461,6 +461,23 @@ def test_a_resume_refused_while_a_dead_connection_holds_its_bytes_works_later(
     assert LinkClaim.objects.get(link=link).sent == SIZE
 
 
+def test_a_download_taken_but_not_begun_keeps_its_page(alice, stored) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="1")
+    browser = Client()
+    assert browser.post(f"/s/{token}/", **NAVIGATE).status_code == 303
+    # The browser did not follow the 303 (or went back); the recipient reloads the page.
+    page = browser.get(f"/s/{token}/")
+    assert page.status_code == 200
+    assert b'class="big">Download' in page.content
+    assert Client().get(f"/s/{token}/").status_code == 404  # used up for everyone else
+    assert browser.post(f"/s/{token}/", **NAVIGATE)["Location"] == f"/s/{token}/download/"
+    whole = browser.get(f"/s/{token}/download/")
+    assert streamed(whole) == DATA
+    whole.close()
+    assert browser.get(f"/s/{token}/").status_code == 404  # begun: nothing to offer
+    assert _count(link) == 1
+
+
 def test_the_download_url_gives_no_second_copy(alice, stored) -> None:
     token, link = make_link(client_for(alice), stored, max_downloads="1")
     browser = Client()

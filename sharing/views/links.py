@@ -130,6 +130,10 @@ def link(request: HttpRequest, token: str) -> HttpResponseBase:
         # claim this session took is used again rather than taking another.
         return _no_referrer(_to_download_url(request))
     if not selectors.link_is_usable(found):
+        if request.method == "GET" and _holds_unstarted_claim(request, found):
+            # This session's own download, taken but not begun (the browser did not follow
+            # the 303, or went back): the page with its button, which uses that claim.
+            return _no_referrer(_render_link(request, found))
         return _no_referrer(_link_not_found(request))
     if request.method == "POST":
         return _no_referrer(_link_download(request, found))
@@ -376,6 +380,11 @@ def _unstarted_claim(request: HttpRequest, found: ShareLink) -> bool:
     session holds a claim of the link that has sent nothing yet."""
     if not _is_navigation(request) or "Range" in request.headers:
         return False
+    return _holds_unstarted_claim(request, found)
+
+
+def _holds_unstarted_claim(request: HttpRequest, found: ShareLink) -> bool:
+    """Whether this session holds a claim of the link that has sent nothing yet."""
     grant = _grant_of(request, found)
     if grant is None or grant.claim_id is None:
         return False
