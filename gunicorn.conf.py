@@ -24,6 +24,7 @@ from gunicorn.glogging import Logger
 
 from securefiles import metrics_dir
 from securefiles.client_idle import is_idle_error, set_idle_timeout
+from securefiles.lib.streams import StreamCut
 from securefiles.log_filters import redact
 
 
@@ -42,6 +43,9 @@ class RedactingLogger(Logger):
         # request."); a client dropped for idling is routine, so one line is enough.
         if is_idle_error(sys.exc_info()[1]):
             self.info("Closed a connection idle for too long: %s", sys.exc_info()[1])
+            return
+        if isinstance(sys.exc_info()[1], StreamCut):
+            self.info("Cut a response short on purpose: %s", sys.exc_info()[1])
             return
         super().exception(redact(str(msg)), *args, **kwargs)
 

@@ -200,8 +200,8 @@ class ShareLink(models.Model):
     # Aborted transfers given back so far; capped, or a visitor could fetch all but the
     # last bytes of a one-download link again and again.
     refunds = models.PositiveIntegerField(default=0)
-    # Bytes the downloads sent beyond the file's size each (what resumes sent twice),
-    # all downloads together: at most size - 1, the pool LinkClaim budgets draw on.
+    # Bytes the downloads sent beyond the file's size and their own slack each (what
+    # resumes sent twice), all downloads together: the pool LinkClaim budgets draw on.
     resent = models.BigIntegerField(default=0)
     password_hash = models.CharField(max_length=255, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -229,19 +229,23 @@ class LinkClaim(models.Model):
     """One download taken from a share link with a download limit, and the bytes sent
     under it (README "Ranged and resumed downloads").
 
-    The browser session that made the claim may resume it with Range requests. Every
-    response under it adds its length to ``sent`` before its first byte, in conditional
-    UPDATEs that refuse to pass ``budget`` (the file's size plus at most
-    LINK_RESUME_SLACK_MB) or to draw the link's ``resent`` pool past size - 1, and takes
-    back at its end what it did not hand to the server; so ``sent`` is never below the
-    bytes that actually left, even under parallel requests. A link's N claims together
-    send at most N x size + (size - 1) bytes: no sequence of ranged, repeated or parallel
-    requests delivers one complete copy more than the limit.
+    The browser session that made the claim may resume it with Range requests. Responses
+    under it add to ``sent`` before sending, a window at a time, in conditional UPDATEs
+    that refuse to pass ``budget`` (the file's size plus at most LINK_RESUME_SLACK_MB),
+    and take back at their end what they did not hand to the server; so ``sent`` is never
+    below the bytes that actually left, even under parallel requests. Beyond one copy a
+    claim first uses its ``own_slack``, then the link's pool (``ShareLink.resent``). With
+    q = (size - 1) // (2N), own_slack <= q and the pool holds size - 1 - N x q, so a link's
+    N claims together send at most N x size + size - 1 bytes: no sequence of ranged,
+    repeated or parallel requests delivers one complete copy more than the limit.
     """
 
     link = models.ForeignKey(ShareLink, on_delete=models.CASCADE, related_name="claims")
     number = models.PositiveIntegerField(help_text="The link's download count it took.")
     budget = models.BigIntegerField(help_text="Bytes all responses under it may send.")
+    own_slack = models.BigIntegerField(
+        default=0, help_text="Bytes beyond one copy it may send without drawing on the pool."
+    )
     sent = models.BigIntegerField(default=0, help_text="Bytes sent or being sent.")
     created_at = models.DateTimeField(auto_now_add=True)
 

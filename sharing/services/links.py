@@ -114,16 +114,34 @@ class LinkClaimed:
 def link_claim_budget(*, size: int) -> int:
     """Bytes all responses under one claim may send (see LinkClaim): the file's ``size``
     plus at most LINK_RESUME_SLACK_MB MiB, and less than ``size`` more, for what broken
-    connections lost in transit. What they send beyond ``size`` is drawn from the link's
-    pool as well (``link_claim_reserve``)."""
+    connections lost in transit and resumes sent again."""
     if size <= 0:
         return 0
     return size + min(size - 1, settings.LINK_RESUME_SLACK_MB * 1024 * 1024)
 
 
-def _beyond(sent: int, size: int) -> int:
-    """Bytes of ``sent`` beyond one copy of the file: what the claim draws on the pool."""
-    return max(0, sent - size)
+def _own_share(size: int, max_downloads: int) -> int:
+    """q = (size - 1) // (2 x max_downloads): the most slack of its own a claim may have."""
+    return max(0, size - 1) // (2 * max_downloads)
+
+
+def link_claim_own_slack(*, size: int, max_downloads: int) -> int:
+    """Bytes beyond one copy a claim may send without drawing on the link's pool: its
+    share q of half the slack the limit allows (see LinkClaim), at most
+    LINK_RESUME_SLACK_MB MiB; so one recipient's resumes can never leave another's
+    broken download nothing to resume with."""
+    return min(_own_share(size, max_downloads), settings.LINK_RESUME_SLACK_MB * 1024 * 1024)
+
+
+def link_pool_bytes(*, size: int, max_downloads: int) -> int:
+    """Bytes the link's pool holds for all its claims together, beyond one copy and their
+    own slack each: size - 1 - N x q, so that N claims send at most N x size + size - 1."""
+    return max(0, size - 1 - max_downloads * _own_share(size, max_downloads))
+
+
+def _drawn(sent: int, size: int, own_slack: int) -> int:
+    """Bytes of ``sent`` that a claim draws on the pool: beyond one copy and its slack."""
+    return max(0, sent - size - own_slack)
 
 
 class _NoRoom(Exception):
@@ -161,9 +179,13 @@ def link_claim_download(*, link: ShareLink, actor: Actor, sending: int) -> LinkC
         link.refresh_from_db(fields=["download_count", "max_downloads"])
         claim_id = None
         if link.max_downloads is not None:
-            budget = link_claim_budget(size=link.file.size)
+            size = link.file.size
             claim = LinkClaim.objects.create(
-                link=link, number=link.download_count, budget=budget, sent=sending
+                link=link,
+                number=link.download_count,
+                budget=link_claim_budget(size=size),
+                own_slack=link_claim_own_slack(size=size, max_downloads=link.max_downloads),
+                sent=sending,
             )
             claim_id = claim.pk
         _audit_link(Event.DOWNLOAD, link, actor, f"via=link count={link.download_count}")
@@ -174,27 +196,34 @@ def link_claim_download(*, link: ShareLink, actor: Actor, sending: int) -> LinkC
 
 @retry_on_deadlock
 def link_claim_reserve(*, claim_id: int, length: int, size: int) -> bool:
-    """Count ``length`` bytes (a range about to be sent under a claim, of a file of
-    ``size`` bytes) as sent; False, counting nothing, when they do not fit: past the
-    claim's budget, or, for what goes beyond one copy, past the link's pool of size - 1
-    bytes shared by all its claims (or the claim is gone with its link or file).
+    """Count ``length`` more bytes (the next window of a response under a claim, of a
+    file of ``size`` bytes) as sent; False, counting nothing, when they do not fit: past
+    the claim's budget or, for what goes beyond one copy and the claim's own slack, past
+    the link's pool (``link_pool_bytes``); or the claim is gone with its link or file.
 
     Conditional UPDATEs in one transaction, the claim's row first, then the link's: the
-    database decides, so parallel ranges of one session or of several never pass either
-    limit together. The response gives back what it did not send (``link_claim_settle``).
-    Raises TryAgain if the database gave up on the transaction (deadlock victim) every
-    time.
+    database decides, so parallel responses of one session or of several never pass
+    either limit together. The response gives back what it did not send
+    (``link_claim_settle``). Raises TryAgain if the database gave up on the transaction
+    (deadlock victim) every time.
     """
     try:
         with transaction.atomic():
             fits = Q(pk=claim_id, sent__lte=F("budget") - length)
             if not LinkClaim.objects.filter(fits).update(sent=F("sent") + length):
                 return False
-            claim = LinkClaim.objects.only("sent", "link_id").get(pk=claim_id)
-            drawn = _beyond(claim.sent, size) - _beyond(claim.sent - length, size)
-            pooled = Q(pk=claim.link_id, resent__lte=size - 1 - drawn)
-            if drawn and not ShareLink.objects.filter(pooled).update(resent=F("resent") + drawn):
-                raise _NoRoom
+            claim = (
+                LinkClaim.objects.select_related("link")
+                .only("sent", "own_slack", "link__max_downloads")
+                .get(pk=claim_id)
+            )
+            own = claim.own_slack
+            drawn = _drawn(claim.sent, size, own) - _drawn(claim.sent - length, size, own)
+            if drawn:
+                limit = link_pool_bytes(size=size, max_downloads=claim.link.max_downloads or 1)
+                pooled = Q(pk=claim.link_id, resent__lte=limit - drawn)
+                if not ShareLink.objects.filter(pooled).update(resent=F("resent") + drawn):
+                    raise _NoRoom
     except _NoRoom:
         return False
     return True
@@ -202,9 +231,9 @@ def link_claim_reserve(*, claim_id: int, length: int, size: int) -> bool:
 
 def link_claim_settle(*, claim_id: int, unsent: int, size: int) -> None:
     """Give back to a claim (and to its link's pool) the ``unsent`` bytes (>= 0) that a
-    response counted but never handed to the server (the client left, or nothing was
-    sent at all); ``size`` is the file's. Runs as a response closes: never raises; a
-    failure only leaves the bytes counted, which errs on the safe side."""
+    response counted but never handed to the server (the client left, or the rest of a
+    window); ``size`` is the file's. Runs as a response closes: never raises; a failure
+    only leaves the bytes counted, which errs on the safe side."""
     if unsent <= 0:
         return
     try:
@@ -212,8 +241,9 @@ def link_claim_settle(*, claim_id: int, unsent: int, size: int) -> None:
             back = Q(pk=claim_id, sent__gte=unsent)
             if not LinkClaim.objects.filter(back).update(sent=F("sent") - unsent):
                 return
-            claim = LinkClaim.objects.only("sent", "link_id").get(pk=claim_id)
-            given = _beyond(claim.sent + unsent, size) - _beyond(claim.sent, size)
+            claim = LinkClaim.objects.only("sent", "own_slack", "link_id").get(pk=claim_id)
+            own = claim.own_slack
+            given = _drawn(claim.sent + unsent, size, own) - _drawn(claim.sent, size, own)
             if given:
                 ShareLink.objects.filter(pk=claim.link_id, resent__gte=given).update(
                     resent=F("resent") - given

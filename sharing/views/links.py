@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -221,16 +220,44 @@ def _set_grant(
     request.session[GRANTS_KEY] = dict(list(grants.items())[-GRANTS_KEPT:])
 
 
-def _settler(claim_id: int | None, counted: int, size: int) -> Callable[[int], None] | None:
-    """What a response under a claim calls with the bytes it sent: gives the claim back
-    the rest of the ``counted`` bytes (of a file of ``size``). None without a limit."""
-    if claim_id is None:
-        return None
+# Bytes a response under a claim counts ahead of what it sent: a connection that died
+# unnoticed holds at most this much (plus a piece) until it closes and gives it back.
+METER_WINDOW_BYTES = 8 * 1024 * 1024
 
-    def settle(sent: int) -> None:
-        services.link_claim_settle(claim_id=claim_id, unsent=counted - sent, size=size)
 
-    return settle
+class _ClaimMeter:
+    """Counts one response's body against a claim (streaming.Meter), METER_WINDOW_BYTES
+    at a time as the body advances: ``length`` bytes in all, ``reserved`` of them already
+    counted (by the claim itself), of a file of ``size`` bytes."""
+
+    def __init__(self, claim_id: int, *, size: int, length: int, reserved: int = 0) -> None:
+        self.claim_id, self.size, self.length, self.reserved = claim_id, size, length, reserved
+
+    def allow(self, through: int) -> bool:
+        if through <= self.reserved:
+            return True
+        # A window if it fits, else only what this piece needs: near the end of the
+        # budget the stream goes on piece by piece as far as it may.
+        needed = through - self.reserved
+        window = min(METER_WINDOW_BYTES, self.length - self.reserved)
+        for more in (window, needed) if window > needed else (needed,):
+            if self._reserve(more):
+                self.reserved += more
+                return True
+        return False
+
+    def _reserve(self, length: int) -> bool:
+        try:
+            return services.link_claim_reserve(
+                claim_id=self.claim_id, length=length, size=self.size
+            )
+        except TryAgain:
+            return False
+
+    def finished(self, sent: int) -> None:
+        services.link_claim_settle(
+            claim_id=self.claim_id, unsent=self.reserved - sent, size=self.size
+        )
 
 
 def _link_resume(request: HttpRequest, found: ShareLink) -> HttpResponseBase | None:
@@ -268,14 +295,11 @@ def _under_grant(
     if isinstance(wanted, Unsatisfiable):
         return stream_file(request, stored, via=f"link {found.pk}", byte_range=wanted)
     length = stored.size if wanted is None else wanted.length
-    try:
-        fits = grant.claim_id is None or services.link_claim_reserve(
-            claim_id=grant.claim_id, length=length, size=stored.size
-        )
-    except TryAgain:
-        fits = False
-    if not fits:
-        return None
+    meter = None
+    if grant.claim_id is not None:
+        meter = _ClaimMeter(grant.claim_id, size=stored.size, length=length)
+        if not meter.allow(min(length, METER_WINDOW_BYTES)):
+            return None
     actor = actor_from_request(request, label=f"link {found.pk}")
 
     def resumed(byte_range: ByteRange | None) -> None:
@@ -291,7 +315,7 @@ def _under_grant(
         actor=actor,
         on_verified=resumed,
         byte_range=wanted,
-        on_sent=_settler(grant.claim_id, length, stored.size),
+        meter=meter,
     )
     return _unbuffered(response)
 
@@ -341,27 +365,27 @@ def _link_download(request: HttpRequest, found: ShareLink) -> HttpResponseBase:
     if refused is not None:
         return refused  # 412 (or 304): evaluated before a download is taken
     wanted = requested_range(request, stored, validators)
-    if wanted is None and _is_navigation(request):
+    if wanted is None and _is_navigation(request) and stored.size:
         return _claim_and_redirect(request, found, actor)
     if isinstance(wanted, Unsatisfiable):
         return stream_file(request, stored, via=f"link {found.pk}", byte_range=wanted)
-    sending = stored.size if wanted is None else wanted.length
+    length = stored.size if wanted is None else wanted.length
+    sending = min(length, METER_WINDOW_BYTES)  # the first window, counted with the claim
     claimed = services.link_claim_download(link=found, actor=actor, sending=sending)
     if claimed is None:
         return _link_not_found(request)
+    meter = None
+    if claimed.claim_id is not None:
+        meter = _ClaimMeter(claimed.claim_id, size=stored.size, length=length, reserved=sending)
     response = stream_file(
-        request,
-        stored,
-        via=f"link {found.pk}",
-        actor=actor,
-        byte_range=wanted,
-        on_sent=_settler(claimed.claim_id, sending, stored.size),
+        request, stored, via=f"link {found.pk}", actor=actor, byte_range=wanted, meter=meter
     )
     if response.status_code == 502:
         # Nothing was sent: the claim is given back, and there is nothing to resume.
         _give_back(found, actor, claimed.claim_id)
         claimed = None
-    _set_grant(request, found, claimed)
+    # An empty file has nothing to resume: no grant, so nothing to fetch again uncounted.
+    _set_grant(request, found, claimed if stored.size else None)
     return _unbuffered(response)
 
 

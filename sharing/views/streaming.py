@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, Protocol, cast
 
 from django.http import (
     HttpRequest,
@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from audit.actors import Actor, actor_from_request
 from securefiles.lib import metrics
+from securefiles.lib.streams import StreamCut
 from sharing import names, selectors, services
 from sharing.crypto import BlobIntegrityError, DecryptingReader, KeyProblem
 from sharing.crypto.ahead import READ_AHEAD_SEGMENTS, read_ahead
@@ -170,7 +171,7 @@ def stream_file(
     actor: Actor | None = None,
     on_verified: Callable[[ByteRange | None], None] | None = None,
     byte_range: ByteRange | Unsatisfiable | None | Literal["request"] = "request",
-    on_sent: Callable[[int], None] | None = None,
+    meter: Meter | None = None,
 ) -> HttpResponseBase:
     """Answer with the plaintext of a file the caller may read, verified segment by segment.
 
@@ -185,39 +186,52 @@ def stream_file(
     for the whole file) once the first segment released verified, before any header is
     sent (a GET or POST, not a HEAD). A first segment that fails answers 502, nothing sent.
 
-    ``on_sent`` is called exactly once with the body bytes handed to the server: at once
-    with 0 for an answer without the file (HEAD, 416, 502), else when the response is
-    closed (the last byte, an integrity failure, or a client that left), counting every
-    chunk yielded, even one whose write then failed: never fewer than actually left.
+    ``meter`` (a share link's claim) is asked before each piece whether the bytes up to
+    its end may go (``allow``), and told the body bytes handed to the server exactly once
+    (``finished``): at once with 0 for an answer without the file (HEAD, 416, 502, 304,
+    412), else when the response is closed (the last byte, an integrity failure, a
+    client that left, or a refusal of ``allow``, which cuts the stream: StreamCut).
     """
     response = _stream_file(
         request, stored, via=via, actor=actor, on_verified=on_verified, byte_range=byte_range
     )
-    if on_sent is None:
+    if meter is None:
         return response
     if isinstance(response, StreamingHttpResponse):
         # Ours are never async: _stream_file gives a plain iterator.
         chunks = cast(Iterator[bytes], response.streaming_content)
-        response.streaming_content = SentCounter(chunks, on_sent)
+        response.streaming_content = SentCounter(chunks, meter)
     else:
-        on_sent(0)
+        meter.finished(0)
     return response
+
+
+class Meter(Protocol):
+    """What counts a response's bytes against a budget (sharing.views.links)."""
+
+    def allow(self, through: int) -> bool:
+        """Whether the body's bytes up to ``through`` (from its first byte) may be sent."""
+        ...
+
+    def finished(self, sent: int) -> None:
+        """The response closed having handed ``sent`` body bytes to the server."""
+        ...
 
 
 class SentCounter:
     """An iterator over ``chunks`` (bytes) that yields them in pieces of at most
-    PIECE_BYTES, counts what it yielded and, when closed (WSGI servers close every
-    response, PEP 3333, even one whose client left before the first byte), calls
-    ``on_sent(bytes yielded)`` once. A piece counts once yielded, written or not, so a
-    client that leaves costs at most one piece beyond what reached its socket; hence the
-    small pieces (a segment is 1 MiB). A class, not a generator: a generator closed
-    before its first ``next`` never runs its ``finally``."""
+    PIECE_BYTES, each only once ``meter.allow`` lets it go (else StreamCut), and when
+    closed (WSGI servers close every response, PEP 3333, even one whose client left
+    before the first byte) tells ``meter.finished(bytes yielded)`` once. A piece counts
+    once yielded, written or not, so a client that leaves costs at most one piece beyond
+    what reached its socket; hence the small pieces (a segment is 1 MiB). A class, not a
+    generator: a generator closed before its first ``next`` never runs its ``finally``."""
 
     PIECE_BYTES = 256 * 1024
 
-    def __init__(self, chunks: Iterator[bytes], on_sent: Callable[[int], None]) -> None:
+    def __init__(self, chunks: Iterator[bytes], meter: Meter) -> None:
         self._chunks = chunks
-        self._on_sent: Callable[[int], None] | None = on_sent
+        self._meter: Meter | None = meter
         self._chunk = b""
         self._at = 0
         self.sent = 0
@@ -231,13 +245,15 @@ class SentCounter:
         piece = self._chunk
         if self._at or len(piece) > self.PIECE_BYTES:
             piece = self._chunk[self._at : self._at + self.PIECE_BYTES]
+        if self._meter is not None and not self._meter.allow(self.sent + len(piece)):
+            raise StreamCut("the share link's byte budget ran out")
         self._at += len(piece)
         self.sent += len(piece)
         return piece
 
     def close(self) -> None:
-        on_sent, self._on_sent = self._on_sent, None
-        if on_sent is None:
+        meter, self._meter = self._meter, None
+        if meter is None:
             return
         self._chunk = b""
         try:
@@ -245,7 +261,7 @@ class SentCounter:
             if close is not None:
                 close()
         finally:
-            on_sent(self.sent)
+            meter.finished(self.sent)
 
 
 def _stream_file(
