@@ -6,15 +6,18 @@ limit (issue 12, README "Ranged and resumed downloads")."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 import requests
 from django.contrib.auth.models import User
 from django.http import HttpResponseBase
 from django.test import Client
+from django.utils import timezone
 
 from sharing import services
 from sharing.models import LinkClaim, ShareLink, StoredFile
+from sharing.views.links import REPEATED_CLICK_SECONDS
 from tests.helpers import MiB, client_for, make_file, make_link, streamed
 
 # Closing a response fires request_finished, which closes the database connection as at
@@ -433,6 +436,26 @@ def test_a_browser_is_sent_on_to_a_get_it_can_resume(alice, stored) -> None:
     assert received + streamed(resumed) == DATA
     resumed.close()
     assert _count(link) == 1
+
+
+def test_a_second_click_while_the_download_runs_takes_nothing(alice, stored) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="3")
+    browser = Client()
+    browser.post(f"/s/{token}/", **NAVIGATE)
+    download = browser.get(f"/s/{token}/download/")
+    next(iter(download.streaming_content))  # under way: the claim has sent bytes
+
+    again = browser.post(f"/s/{token}/", **NAVIGATE)  # a double or impatient click
+    assert again.status_code == 204  # the browser stays on the page
+    assert _count(link) == 1
+    download.close()
+
+    # Later, a click is another download.
+    taken = timezone.now() - timedelta(seconds=REPEATED_CLICK_SECONDS)
+    LinkClaim.objects.filter(link=link).update(created_at=taken)
+    later = browser.post(f"/s/{token}/", **NAVIGATE)
+    assert later.status_code == 303
+    assert _count(link) == 2
 
 
 def test_the_download_url_gives_no_second_copy(alice, stored) -> None:
