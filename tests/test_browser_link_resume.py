@@ -3,12 +3,13 @@
 Debian's Chromium (Playwright, as tests/test_browser.py) downloads a 12 MiB file through a
 share link with max_downloads=1, through a loopback proxy (a thread here) that closes the
 connection of the first /download/ response after 5 MiB: a clean close (FIN) before
-Content-Length. Chromium's network stack fails that request with ERR_CONTENT_LENGTH_MISMATCH,
-which its download system turns into the interrupt reason SERVER_CONTENT_LENGTH_MISMATCH;
-with a strong validator (the ETag) that reason resumes automatically, at once, with
-`Range: bytes=<received>-` and `If-Range: <ETag>` on the GET download URL, at most 5 times
-in a row (then the download shows "Failed - File incomplete" with a Resume button).
-Playwright reports such an interrupted download as "canceled".
+Content-Length. Chromium's network stack fails that request with ERR_CONTENT_LENGTH_MISMATCH
+(seen in its net log), which its download system turns into the interrupt reason
+SERVER_CONTENT_LENGTH_MISMATCH; with a strong validator (the ETag) that reason resumes
+automatically, at once, with `Range: bytes=<received>-` and `If-Range: <ETag>` on the GET
+download URL, at most 5 times in a row; then the download stops as "Failed - File
+incomplete" and chrome://downloads offers Resume (in the item's menu). Playwright reports
+an interrupted download as "canceled", even one the user can still resume.
 """
 
 from __future__ import annotations
@@ -97,7 +98,11 @@ class CuttingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(("127.0.0.1", self.target_port))
+            server = socket.socket()
+            # A small window, as a slow link's: what the server hands to its socket past
+            # the cut (lost in transit, counted against the claim) stays small.
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            server.connect(("127.0.0.1", self.target_port))
             with self._lock:
                 self._sockets += [client, server]
             waiting: list[Exchange] = []  # requests sent on, their responses not started
@@ -272,4 +277,58 @@ def test_two_quick_clicks_on_download_take_one_download(browser, live_server, us
     assert _count(link) == 1
     assert _downloads_audited(link) == ["via=link count=1"]
     visitor.expect_clean()
+    visitor.close()
+
+
+ITEM = "document.querySelector('downloads-manager').shadowRoot.querySelector('downloads-item')"
+COMPLETE = 2  # chrome://downloads' State.kComplete (kInterrupted, its "Failed - ...", is 5)
+
+
+def test_once_chromium_gives_up_the_user_resumes_from_the_downloads_page(
+    browser, live_server, users
+) -> None:
+    """Broken 6 times in a row (the first response and Chromium's 5 resumes), the download
+    stops as "Failed - File incomplete"; Resume on chrome://downloads finishes it.
+
+    A larger file: each break loses what the server had handed to its socket beyond the
+    cut (on loopback up to its send buffer, 4 MiB), which the claim counts as sent and
+    draws from the link's pool of size - 1 resent bytes; six breaks of a 12 MiB file can
+    use it all, and the Resume is then refused (README "Ranged and resumed downloads")."""
+    size = 32 * MiB
+    data = os.urandom(size)
+    _, link, token = _shared(users[0], data, max_downloads=1)
+    proxy = CuttingProxy(_port(live_server), cut_after=MiB, cuts=6)
+    visitor = Watch(browser, proxy.url)
+    try:
+        visitor.page.goto(f"{proxy.url}/s/{token}/")
+        with visitor.page.expect_download() as info:
+            visitor.page.click("button:text-is('Download')")
+        assert info.value.failure() == "canceled"  # Playwright's word for "interrupted"
+        downloads = visitor.context.new_page()
+        downloads.goto("chrome://downloads")
+        stopped = downloads.evaluate(f"() => {ITEM}.data.lastReasonText")
+        assert stopped == "Failed - File incomplete"
+        downloads.locator("downloads-item #more-actions").click()  # the item's ⋮ menu
+        downloads.locator("downloads-item #pause-or-resume").click()
+        downloads.wait_for_function(f"() => {ITEM}.data.state === {COMPLETE}", timeout=20_000)
+        got = Path(downloads.evaluate(f"() => {ITEM}.data.filePath")).read_bytes()
+    finally:
+        proxy.close()
+
+    broken = proxy.to(f"/s/{token}/download/")
+    assert [(e.request.get("range"), e.status, e.cut) for e in broken] == [
+        (None, 200, True),
+        *((f"bytes={n * MiB}-", 206, True) for n in range(1, 6)),
+        (f"bytes={6 * MiB}-", 206, False),  # the user's Resume
+    ]
+    assert {e.request["if-range"] for e in broken[1:]} == {broken[0].response["etag"]}
+    assert got == data
+    assert _count(link) == 1
+    assert _downloads_audited(link) == [
+        "via=link count=1",
+        *(
+            f"via=link resume of count=1 range=bytes {n * MiB}-{size - 1}/{size}"
+            for n in range(1, 7)
+        ),
+    ]
     visitor.close()

@@ -438,6 +438,29 @@ def test_a_browser_is_sent_on_to_a_get_it_can_resume(alice, stored) -> None:
     assert _count(link) == 1
 
 
+def test_a_resume_waits_for_the_responses_it_replaces_to_settle(alice, stored) -> None:
+    """A browser resumes at once; the server may not have noticed yet that the responses
+    before broke, and counts their whole ranges until they close."""
+    token, link = make_link(client_for(alice), stored, max_downloads="1")
+    browser = Client()
+    browser.post(f"/s/{token}/", **NAVIGATE)
+    first = browser.get(f"/s/{token}/download/")
+    got = next(iter(first.streaming_content))
+    second = browser.get(f"/s/{token}/download/", HTTP_RANGE=f"bytes={len(got)}-")
+    more = next(iter(second.streaming_content))
+    # Both still open: a third range does not fit beside them until the first closes.
+    closing = threading.Timer(0.3, first.close)
+    closing.start()
+    third = browser.get(f"/s/{token}/download/", HTTP_RANGE=f"bytes={len(got) + len(more)}-")
+    closing.join()
+
+    assert third.status_code == 206
+    assert got + more + streamed(third) == DATA
+    second.close()
+    third.close()
+    assert _count(link) == 1
+
+
 def test_a_second_click_while_the_download_runs_takes_nothing(alice, stored) -> None:
     token, link = make_link(client_for(alice), stored, max_downloads="3")
     browser = Client()

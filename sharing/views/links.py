@@ -252,6 +252,26 @@ def _link_resume(request: HttpRequest, found: ShareLink) -> HttpResponseBase | N
     return _under_grant(request, found, grant, wanted)
 
 
+# A browser resumes a broken download at once, often before the server has noticed the
+# broken connection: the response it replaces still has its whole range counted until it
+# settles. A range that does not fit is tried again while that happens.
+RESERVE_WAIT_SECONDS = 2.0
+
+
+def _reserve(claim_id: int, length: int, size: int) -> bool:
+    """``services.link_claim_reserve``, tried again for up to RESERVE_WAIT_SECONDS."""
+    deadline = time.monotonic() + RESERVE_WAIT_SECONDS
+    while True:
+        try:
+            if services.link_claim_reserve(claim_id=claim_id, length=length, size=size):
+                return True
+        except TryAgain:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 def _under_grant(
     request: HttpRequest, found: ShareLink, grant: _Grant, wanted: ByteRange | Unsatisfiable | None
 ) -> HttpResponseBase | None:
@@ -265,12 +285,7 @@ def _under_grant(
     if isinstance(wanted, Unsatisfiable):
         return stream_file(request, stored, via=f"link {found.pk}", byte_range=wanted)
     length = stored.size if wanted is None else wanted.length
-    try:
-        fits = grant.claim_id is None or services.link_claim_reserve(
-            claim_id=grant.claim_id, length=length, size=stored.size
-        )
-    except TryAgain:
-        fits = False
+    fits = grant.claim_id is None or _reserve(grant.claim_id, length, stored.size)
     if not fits:
         _set_grant(request, found, None)  # spent: more bytes need a new claim
         return None
