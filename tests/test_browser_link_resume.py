@@ -261,7 +261,7 @@ def test_two_quick_clicks_on_download_take_one_download(browser, live_server, us
         visitor.page.goto(f"{proxy.url}/s/{token}/")
         button = visitor.page.locator("button:text-is('Download')")
         button.click()
-        visitor.page.wait_for_timeout(150)  # a person's double click, or an impatient one
+        visitor.page.wait_for_timeout(150)  # a person's double click
         button.click()
         visitor.page.wait_for_timeout(1000)
         got = [Path(download.path()).read_bytes() for download in downloads]

@@ -468,7 +468,7 @@ def test_a_second_click_while_the_download_runs_takes_nothing(alice, stored) -> 
     download = browser.get(f"/s/{token}/download/")
     next(iter(download.streaming_content))  # under way: the claim has sent bytes
 
-    again = browser.post(f"/s/{token}/", **NAVIGATE)  # a double or impatient click
+    again = browser.post(f"/s/{token}/", **NAVIGATE)  # a double click
     assert again.status_code == 204  # the browser stays on the page
     assert _count(link) == 1
     download.close()
