@@ -433,9 +433,10 @@ def link_is_live(link: ShareLink) -> bool:
     return link.revoked_at is None and link.expires_at > timezone.now()
 
 
-def link_claim_sent(*, claim_id: int) -> int | None:
-    """Bytes counted so far under a claim; None if it is gone (with its link or file)."""
-    return LinkClaim.objects.filter(pk=claim_id).values_list("sent", flat=True).first()
+def link_claim_progress(*, claim_id: int) -> tuple[int, datetime] | None:
+    """Bytes counted so far under a claim and when it was taken; None if it is gone
+    (with its link or file)."""
+    return LinkClaim.objects.filter(pk=claim_id).values_list("sent", "created_at").first()
 
 
 def link_is_usable(link: ShareLink) -> bool:

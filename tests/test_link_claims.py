@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import timedelta
 
 import pytest
 import requests
 from django.contrib.auth.models import User
 from django.http import HttpResponseBase
 from django.test import Client
+from django.utils import timezone
 
 from securefiles.lib.streams import StreamCut
 from sharing import services
 from sharing.models import LinkClaim, ShareLink, StoredFile
-from sharing.views.links import METER_WINDOW_BYTES
+from sharing.views.links import METER_WINDOW_BYTES, REPEATED_CLICK_SECONDS
 from sharing.views.streaming import SentCounter
 from tests.helpers import MiB, client_for, make_file, make_link, streamed
 
@@ -486,6 +488,26 @@ def test_a_download_taken_but_not_begun_keeps_its_page(alice, stored) -> None:
     whole.close()
     assert browser.get(f"/s/{token}/").status_code == 404  # begun: nothing to offer
     assert _count(link) == 1
+
+
+def test_a_second_click_while_the_download_runs_takes_nothing(alice, stored) -> None:
+    token, link = make_link(client_for(alice), stored, max_downloads="3")
+    browser = Client()
+    browser.post(f"/s/{token}/", **NAVIGATE)
+    download = browser.get(f"/s/{token}/download/")
+    next(iter(download.streaming_content))  # under way: the claim has sent bytes
+
+    again = browser.post(f"/s/{token}/", **NAVIGATE)  # a double click
+    assert again.status_code == 204  # the browser stays on the page
+    assert _count(link) == 1
+    download.close()
+
+    # Later, a click is another download.
+    taken = timezone.now() - timedelta(seconds=REPEATED_CLICK_SECONDS)
+    LinkClaim.objects.filter(link=link).update(created_at=taken)
+    later = browser.post(f"/s/{token}/", **NAVIGATE)
+    assert later.status_code == 303
+    assert _count(link) == 2
 
 
 def test_the_download_url_gives_no_second_copy(alice, stored) -> None:

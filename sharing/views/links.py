@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -19,6 +20,7 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -124,10 +126,15 @@ def link(request: HttpRequest, token: str) -> HttpResponseBase:
     resumed = _link_resume(request, found)
     if resumed is not None:
         return _no_referrer(resumed)
-    if request.method == "POST" and _unstarted_claim(request, found):
+    repeated = _repeated_click(request, found) if request.method == "POST" else None
+    if repeated == "unstarted":
         # A double click, or a download the browser dropped before its first byte: the
         # claim this session took is used again rather than taking another.
         return _no_referrer(_to_download_url(request))
+    if repeated == "started":
+        # A second click while the first download is under way: 204 No Content leaves
+        # the browser on the page, its download going on (and resumable) under the claim.
+        return _no_referrer(HttpResponse(status=204))
     if not selectors.link_is_usable(found):
         if request.method == "GET" and _holds_unstarted_claim(request, found):
             # This session's own download, taken but not begun (the browser did not follow
@@ -399,12 +406,31 @@ def _claim_and_redirect(request: HttpRequest, found: ShareLink, actor: Actor) ->
     return _to_download_url(request)
 
 
-def _unstarted_claim(request: HttpRequest, found: ShareLink) -> bool:
-    """Whether this is a browser's download (a navigation without a Range) and this
-    session holds a claim of the link that has sent nothing yet."""
+# A browser's download click this soon after the claim of this session it repeats is the
+# same click (a double click: systems' double-click time is 500 ms by default) and takes
+# no other download. A click after that, on the page link.js refreshed a second after
+# the first, is another download.
+REPEATED_CLICK_SECONDS = 0.5
+
+
+def _repeated_click(request: HttpRequest, found: ShareLink) -> str | None:
+    """For a browser's download (a navigation without a Range) from a session holding a
+    claim of the link: "unstarted" if the claim has sent nothing yet, "started" if it has
+    but was taken less than REPEATED_CLICK_SECONDS ago; else None (a new download)."""
     if not _is_navigation(request) or "Range" in request.headers:
-        return False
-    return _holds_unstarted_claim(request, found)
+        return None
+    grant = _grant_of(request, found)
+    if grant is None or grant.claim_id is None:
+        return None
+    progress = selectors.link_claim_progress(claim_id=grant.claim_id)
+    if progress is None:
+        return None
+    sent, taken_at = progress
+    if sent == 0:
+        return "unstarted"
+    if timezone.now() - taken_at < timedelta(seconds=REPEATED_CLICK_SECONDS):
+        return "started"
+    return None
 
 
 def _holds_unstarted_claim(request: HttpRequest, found: ShareLink) -> bool:
@@ -412,7 +438,8 @@ def _holds_unstarted_claim(request: HttpRequest, found: ShareLink) -> bool:
     grant = _grant_of(request, found)
     if grant is None or grant.claim_id is None:
         return False
-    return selectors.link_claim_sent(claim_id=grant.claim_id) == 0
+    progress = selectors.link_claim_progress(claim_id=grant.claim_id)
+    return progress is not None and progress[0] == 0
 
 
 def _to_download_url(request: HttpRequest) -> HttpResponse:
