@@ -119,6 +119,25 @@ def files_seek(
     return files if forward else files.reverse()
 
 
+def files_slice(files: QuerySet[StoredFile], start: int, stop: int) -> list[StoredFile]:
+    """Rows ``start`` to ``stop`` (0-based, ``stop`` excluded) of ``files``, a
+    ``files_owned_by`` queryset, in its order: a page typed by number (OFFSET).
+
+    Past the first rows, a deferred join in one query: the page's ids are read with
+    OFFSET from the sort's index alone (``owner, created_at, id`` and ``owner, size, id``
+    are read index-only: the skipped rows are never fetched from the table), then the
+    page's rows by id. Read whole, every skipped row was fetched and its columns and sort
+    key computed before being thrown away (page 1,000 of 2,000: 50,000 rows, ~45 ms).
+    The name sort gains less: its index holds ``lower(left(name, 200))``, not the name,
+    and PostgreSQL reads an expression index index-only only if the query needs no column
+    the index lacks (its planner does not see that ``name`` is needed only through the
+    expression), so the skipped rows are still read from the table, their ids alone kept.
+    """
+    if start <= 0:
+        return list(files[:stop])
+    return list(files.filter(pk__in=files.values("pk")[start:stop]))
+
+
 def name_contains(files: QuerySet[StoredFile], search: str) -> QuerySet[StoredFile]:
     """The files whose name contains ``search`` (name_matches)."""
     return files.filter(name_matches(search))
@@ -288,8 +307,14 @@ class SharesWithMe:
             rows = self._branches[0]
         else:
             rows = Share.objects.filter(pk__in=self._first_ids(stop))
-        rows = rows.select_related("file", "file__owner", "group")
-        return list(rows.order_by(*self._ordering)[start:stop])
+        rows = rows.order_by(*self._ordering)
+        if start > 0:
+            # Deferred join (as files_slice): the page's ids with OFFSET from the shares
+            # alone, then its rows with their files and owners. Read whole, PostgreSQL
+            # joined each skipped share to its file and owner (page 100: 4,950 of each).
+            rows = Share.objects.filter(pk__in=rows.values("pk")[start:stop])
+            rows, start, stop = rows.order_by(*self._ordering), 0, stop - start
+        return list(rows.select_related("file", "file__owner", "group")[start:stop])
 
     def first_ids(self, stop: int) -> list[int]:
         """The ids of the list's first ``stop`` shares, in its order (one query)."""
