@@ -251,7 +251,7 @@ def _shares_slice(shares: selectors.SharesWithMe, start: int, stop: int) -> list
 def _offset_page(paginator: Paginator, number: int, between: RowsBetween) -> SeekPage:
     """Page ``number`` by OFFSET, counted from the nearer end of the list; ``between(list,
     start, stop)`` reads a slice of the paginator's list or of its reverse."""
-    objects = paginator.object_list
+    objects: Any = paginator.object_list  # a files_owned_by QuerySet or a SharesWithMe
     start = (number - 1) * paginator.per_page
     end = min(start + paginator.per_page, paginator.count)
     if start <= paginator.count - end:
