@@ -265,10 +265,12 @@ class SharesWithMe:
         self._ordering: tuple[str, ...] = ("-created_at", "-id")
 
     def _narrowed(self, branch: QuerySet[Share]) -> QuerySet[Share]:
+        # Searched by the share's copy of its file's name (Share.file_name): its trigram
+        # index by colleague and group finds only this user's matching shares.
         if self._earlier is not None:
             branch = branch.exclude(Exists(self._earlier))
         if self.search:
-            branch = branch.filter(name_matches(self.search, field="file__name"))
+            branch = branch.filter(name_matches(self.search, field="file_name"))
         return branch
 
     def count(self) -> int:
@@ -279,7 +281,7 @@ class SharesWithMe:
         live = _share_is_live()
         by_name = Share.objects.filter(live, colleague=self.user)
         if self.search:
-            by_name = by_name.filter(name_matches(self.search, field="file__name"))
+            by_name = by_name.filter(name_matches(self.search, field="file_name"))
         counted = by_name.order_by().values("file")
         if self._group_ids:
             by_group = (
@@ -288,7 +290,7 @@ class SharesWithMe:
                 .exclude(file__in=Share.objects.filter(live, colleague=self.user).values("file"))
             )
             if self.search:
-                by_group = by_group.filter(name_matches(self.search, field="file__name"))
+                by_group = by_group.filter(name_matches(self.search, field="file_name"))
             only_group = by_group.order_by().values("file").distinct()
             counted = counted.union(only_group, all=True)
         return counted.count()
