@@ -216,12 +216,12 @@ def files_shared_with(*, user: User, search: str = "") -> QuerySet[StoredFile]:
     """Files that live shares reach ``user`` with (shares_reaching), owned by others,
     newest first, each once, optionally searched by name (name_matches). The API's list;
     the web page lists shares (shares_with_me)."""
-    shared = shares_reaching(user=user).values("file_id")
+    shares = shares_reaching(user=user)
+    if search:  # by the shares' copy of the name: their index by colleague and group
+        shares = shares.filter(name_matches(search, field="file_name"))
     # An owner who is in a group the file is shared with already sees it among their own.
-    files = StoredFile.objects.filter(pk__in=shared).exclude(owner=user).select_related("owner")
-    if search:
-        files = files.filter(name_matches(search))
-    return files.order_by("-created_at", "-id")
+    files = StoredFile.objects.filter(pk__in=shares.values("file_id")).exclude(owner=user)
+    return files.select_related("owner").order_by("-created_at", "-id")
 
 
 def shares_with_me(*, user: User, search: str = "") -> SharesWithMe:
