@@ -28,18 +28,12 @@ BATCH = 10_000
 def fill_file_names(apps: Any, schema_editor: Any) -> None:
     """Copy each share's file name, BATCH shares (by id) per statement and transaction."""
     Share = apps.get_model("sharing", "Share")
-    table = schema_editor.quote_name(Share._meta.db_table)
-    files = schema_editor.quote_name(apps.get_model("sharing", "StoredFile")._meta.db_table)
+    StoredFile = apps.get_model("sharing", "StoredFile")
+    name = StoredFile.objects.filter(pk=models.OuterRef("file_id")).values("name")[:1]
     last = Share.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    with schema_editor.connection.cursor() as cursor:
-        for start in range(0, last, BATCH):
-            # Table names quoted by the backend; the bounds are parameters.
-            cursor.execute(
-                f"UPDATE {table} SET file_name = (SELECT name FROM {files} "  # noqa: S608
-                f"WHERE {files}.id = {table}.file_id) "
-                "WHERE id > %s AND id <= %s AND file_name = ''",
-                [start, start + BATCH],
-            )
+    for start in range(0, last, BATCH):
+        batch = Share.objects.filter(pk__gt=start, pk__lte=start + BATCH, file_name="")
+        batch.update(file_name=models.Subquery(name))
 
 
 class Migration(migrations.Migration):
