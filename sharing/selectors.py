@@ -131,7 +131,8 @@ def files_slice(files: QuerySet[StoredFile], start: int, stop: int) -> list[Stor
     The name sort gains less: its index holds ``lower(left(name, 200))``, not the name,
     and PostgreSQL reads an expression index index-only only if the query needs no column
     the index lacks (its planner does not see that ``name`` is needed only through the
-    expression), so the skipped rows are still read from the table, their ids alone kept.
+    expression), so the table is still read: PostgreSQL sorts all the owner's rows, or
+    walks the index fetching each skipped one (100,000 files: 55-125 ms at load 2-5).
     """
     if start <= 0:
         return list(files[:stop])
