@@ -86,10 +86,24 @@ def _set_up_django(database_url: str) -> None:
 
     env = bench_env(Path("/tmp"), 0, 16, 1, 1, "bench", "unused")  # noqa: S108 (no files)
     env.update(DATABASE_URL=database_url, STAFF_REQUIRE_2FA="False", ALLOWED_HOSTS="testserver")
+    # The keys the data was written under: a login's audit entry is chained under the key
+    # derived from SECRET_KEY, and one signed with another would fail verify_audit_log.
+    env.update(_stored_keys(database_url))
     os.environ.update(env)
     import django
 
     django.setup()
+
+
+def _stored_keys(database_url: str) -> dict[str, str]:
+    """SECRET_KEY and ENCRYPTION_KEYS as bench/metadata.py stored them with its rows
+    (none in a database it did not fill)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        if conn.execute("SELECT to_regclass('bench_keys')").fetchone() == (None,):
+            return {}
+        return dict(conn.execute("SELECT name, value FROM bench_keys").fetchall())
 
 
 def _add_floor_pages() -> list[str]:

@@ -65,6 +65,21 @@ def test_shared_files_are_listed_apart(alice: User, bob: User, client: Client) -
     assert [item["id"] for item in shared["items"]] == [str(stored.id)]
 
 
+def test_shared_files_are_searched_by_name_in_any_case(
+    alice: User, bob: User, client: Client
+) -> None:
+    from sharing.models import Share
+
+    wanted = make_file(alice, DATA, name="Überblick Q3.pdf")
+    other = make_file(alice, DATA, name="notes.txt")
+    make_file(alice, DATA, name="überblick private.pdf")  # not shared
+    Share.objects.bulk_create([Share(file=wanted, colleague=bob), Share(file=other, colleague=bob)])
+
+    found = client.get("/api/v1/files/?shared=true&q=ÜBERBLICK", **bearer(make_token(bob)))
+
+    assert [item["id"] for item in found.json()["items"]] == [str(wanted.id)]
+
+
 @pytest.mark.parametrize(
     "query", ["page=0", "per_page=201", "sort=owner", "page=x", "q=" + "a" * 201, "shared=maybe"]
 )

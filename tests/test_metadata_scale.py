@@ -89,6 +89,8 @@ USER_PAGES = (
     "/?sort=-size",
     "/?sort=date",
     "/?page=3",
+    "/?page=2&sort=name",
+    "/?page=2&sort=-size",
     "/?page=9999",
     "/?q=file-01",
     "/?q=file-01&sort=name&page=2",
@@ -219,6 +221,17 @@ def test_next_links_walk_every_file_once_in_order_and_previous_walks_back(
     assert back[::-1] == pages
 
 
+@pytest.mark.parametrize("sort", ["-date", "date", "name", "-name", "size", "-size"])
+def test_every_page_by_number_lists_the_rows_the_next_links_list(alice, alice_client, sort):
+    add_rows(alice, 260)  # 6 pages: 2 and 3 read from the start, 4 and 5 from the end
+    expected = [str(pk) for pk in _ordered_ids(alice, sort)]
+
+    pages = [listed_ids(alice_client.get(f"/?sort={sort}&page={n}")) for n in range(1, 7)]
+
+    assert [pk for page in pages for pk in page] == expected
+    assert [len(page) for page in pages] == [50, 50, 50, 50, 50, 10]
+
+
 def _ordered_ids(owner, sort: str) -> list[uuid.UUID]:
     rows = list(
         StoredFile.objects.filter(owner=owner).values_list("name", "size", "created_at", "id")
@@ -270,6 +283,24 @@ def test_shared_next_links_walk_every_share_once_in_order_and_previous_walks_bac
     assert [len(page) for page in pages] == [50, 50, 30]
     assert "shared_after=" in (_shared_deep_url(alice_client) or "")
     assert back[::-1] == pages
+
+
+@pytest.mark.parametrize("in_a_group", [False, True], ids=["no group", "in a group"])
+def test_every_shared_page_by_number_lists_the_shares_in_order(
+    alice, bob, charlie, alice_client, in_a_group
+) -> None:
+    by_name, by_group, _ = shares_for_alice(
+        alice, bob, charlie, by_name=130, by_group=100 if in_a_group else 0
+    )
+    Share.objects.bulk_create(by_name + by_group)
+    ordered = Share.objects.order_by("-created_at", "-id").values_list("file_id", flat=True)
+    expected = [str(pk) for pk in ordered]
+
+    last = 5 if in_a_group else 3  # the middle pages are read from the start or the end
+    pages = [shared_ids(alice_client.get(f"/?shared_page={n}")) for n in range(1, last + 1)]
+
+    assert [pk for page in pages for pk in page] == expected
+    assert [len(page) for page in pages] == [50] * (last - 1) + [30]
 
 
 def test_a_shared_search_lists_each_match_once_in_order_page_by_page(

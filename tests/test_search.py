@@ -100,6 +100,28 @@ def test_the_search_covers_the_files_shared_with_me(alice, bob, bob_client):
     assert "Übersicht Mandant.pdf" in section and "private" not in section
 
 
+def test_every_way_of_sharing_records_the_file_name_the_search_reads(alice, bob, charlie):
+    from django.contrib.auth.models import Group
+
+    from audit.actors import Actor
+    from sharing import services
+    from sharing.models import Share
+
+    team = Group.objects.create(name="team")
+    alice.groups.add(team)
+    by_service = make_file(alice, b"x", name="by service.txt")
+    by_group = make_file(alice, b"x", name="by group.txt")
+    by_bulk = make_file(alice, b"x", name="by bulk.txt")
+    actor = Actor(label="alice", user_id=alice.pk)
+    services.share_grant(file=by_service, query="bob", actor=actor)
+    services.share_grant_group(file=by_group, group_name="team", actor=actor)
+    Share.objects.bulk_create([Share(file_id=by_bulk.pk, colleague=charlie)])  # id only
+
+    names = dict(Share.objects.values_list("file_id", "file_name"))
+
+    assert names == {f.pk: f.name for f in (by_service, by_group, by_bulk)}
+
+
 def test_the_admin_search_finds_names_owners_and_ids(alice, admin_client, named_files):
     listing = admin_client.get("/admin/sharing/storedfile/", {"q": "résumé"}).content.decode()
     by_owner = admin_client.get("/admin/sharing/storedfile/", {"q": "ALIC"}).content.decode()

@@ -355,6 +355,9 @@ def _check_upgraded(filled: dict[str, Any], expected: dict[str, list[dict]]) -> 
     assert response.status_code == 200
     assert streamed(response) == ALICE_DATA
     assert bob_client.get(f"/files/{finding.pk}/download/").status_code == 404
+    # ... and finds it by name: the share was given its file's name (sharing 0018)
+    searched = bob_client.get("/", {"q": report_file.name[1:-1]}).content.decode()
+    assert f"/files/{report_file.pk}/download/" in searched.split('id="shared-title"', 1)[1]
 
     # -- the link: its password, its count and its throttle counter still hold
     ShareLink, ThrottleCounter = model("ShareLink"), model("ThrottleCounter")

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib.postgres.operations import (
     AddIndexConcurrently,
+    BtreeGinExtension,
     RemoveIndexConcurrently,
     TrigramExtension,
 )
@@ -62,13 +63,16 @@ class PostgresTrigramIndex(_ConcurrentlyOnPostgreSQL, migrations.RunSQL):
     query of three characters or more, in any script. Kept out of the models' state (a GIN
     index cannot be described to SQLite): elsewhere this operation does nothing. Needs
     TrigramExtension earlier in the migrations and ``atomic = False``.
+
+    ``prefix``: columns the index holds before the name (GIN keys of their own, through
+    btree_gin: BtreeGinExtensionWherePossible earlier), so that a search with equality on
+    them (``owner_id = 7 AND UPPER(name) LIKE …``) finds in the index only the rows that
+    match both, instead of every matching name in the table.
     """
 
-    def __init__(self, *, table: str, column: str, name: str) -> None:
-        create = (
-            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{table}" '
-            f'USING gin (upper("{column}") gin_trgm_ops)'
-        )
+    def __init__(self, *, table: str, column: str, name: str, prefix: tuple[str, ...] = ()) -> None:
+        keys = ", ".join([*(f'"{key}"' for key in prefix), f'upper("{column}") gin_trgm_ops'])
+        create = f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{table}" USING gin ({keys})'
         super().__init__(create, f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
 
 
@@ -79,6 +83,16 @@ class TrigramExtensionWherePossible(_ConcurrentlyOnPostgreSQL, TrigramExtension)
     0012, audit 0002), and dropping it under the other's indexes would fail. (Django's
     own operation also queries pg_extension when unapplied, even on SQLite.)
     """
+
+    def database_backwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
+        return  # the extension stays (see the class docstring)
+
+
+class BtreeGinExtensionWherePossible(_ConcurrentlyOnPostgreSQL, BtreeGinExtension):
+    """CREATE EXTENSION IF NOT EXISTS btree_gin on PostgreSQL (trusted since 13, as
+    pg_trgm: the database owner may create it); nothing elsewhere. It lets a GIN index
+    hold plain columns (an owner's id) beside trigrams. Unapplied, it stays installed, as
+    TrigramExtensionWherePossible does: dropping it would fail under another's index."""
 
     def database_backwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
         return  # the extension stays (see the class docstring)

@@ -8,7 +8,9 @@
   ``before``, an opaque cursor), and the next page is read from the index from there
   (keyset pagination): page 2,000 costs what page 2 does;
 * a bare ``?page=n`` (typed, bookmarked, or the First/Last link) is read with OFFSET from
-  whichever end of the list is nearer, so Last costs what First does.
+  whichever end of the list is nearer, so Last costs what First does, and by a deferred
+  join (the page's ids from the index, then its rows: ``selectors.files_slice``), so the
+  skipped rows are neither fetched nor joined.
 
 "Shared with me" pages the same way (``shared_page``, ``shared_after``,
 ``shared_before``), by the time and id of its shares (``page_of_shares``).
@@ -34,6 +36,8 @@ from sharing.models import Share, StoredFile
 
 # What a cursor's row id is: a file's UUID, a share's integer id.
 IdType = type[uuid.UUID] | type[int]
+# Reads rows start to stop (stop excluded) of a list in its order, for a page by OFFSET.
+RowsBetween = Callable[[Any, int, int], list[Any]]
 
 
 class CountedPaginator(Paginator):
@@ -119,7 +123,15 @@ def page_of_files(
         )
 
     paginator = CountedPaginator(files, per_page, count=count)
-    page = _seek_or_offset(paginator, number, after, before, seek=seek, id_type=uuid.UUID)
+    page = _seek_or_offset(
+        paginator,
+        number,
+        after,
+        before,
+        seek=seek,
+        id_type=uuid.UUID,
+        between=selectors.files_slice,
+    )
     return _with_cursors(page, lambda row: Cursor(row.seek_key, row.id))
 
 
@@ -168,7 +180,9 @@ def page_of_shares(
     paginator = CountedPaginator(shares, per_page, count=count)
     if not count:
         return SeekPage([], 1, paginator)  # nothing shared: no query
-    page = _seek_or_offset(paginator, number, after, before, seek=seek, id_type=int)
+    page = _seek_or_offset(
+        paginator, number, after, before, seek=seek, id_type=int, between=_shares_slice
+    )
     return _with_cursors(page, lambda row: Cursor(row.created_at, row.pk))
 
 
@@ -199,10 +213,11 @@ def _seek_or_offset(
     *,
     seek: Callable[[Cursor, bool], Any],
     id_type: IdType,
+    between: RowsBetween,
 ) -> SeekPage:
     """The page from the cursor of a Next (``after``) or Previous (``before``) link, read
     by ``seek(cursor, forward)`` (rows nearest the cursor first); else, or if the list
-    changed under the cursor, page ``number`` by OFFSET."""
+    changed under the cursor, page ``number`` by OFFSET, read by ``between``."""
     page_number = paginator.validate_number(_as_number(number, paginator.num_pages))
     forward = Cursor.decode(after, id_type)
     cursor = forward or Cursor.decode(before, id_type)
@@ -210,7 +225,7 @@ def _seek_or_offset(
         rows = list(seek(cursor, forward is not None)[: paginator.per_page])
         if rows:
             return SeekPage(rows if forward else rows[::-1], page_number, paginator)
-    return _offset_page(paginator, paginator.object_list, page_number)
+    return _offset_page(paginator, page_number, between)
 
 
 def _with_cursors(page: SeekPage, cursor_of: Callable[[Any], Cursor]) -> SeekPage:
@@ -229,15 +244,21 @@ def _as_number(number: str | None, last: int) -> int:
     return min(max(value, 1), max(last, 1))
 
 
-def _offset_page(paginator: Paginator, files: Any, number: int) -> SeekPage:
-    """Page ``number`` by OFFSET, counted from the nearer end of the list."""
+def _shares_slice(shares: selectors.SharesWithMe, start: int, stop: int) -> list[Share]:
+    return shares[start:stop]
+
+
+def _offset_page(paginator: Paginator, number: int, between: RowsBetween) -> SeekPage:
+    """Page ``number`` by OFFSET, counted from the nearer end of the list; ``between(list,
+    start, stop)`` reads a slice of the paginator's list or of its reverse."""
+    objects: Any = paginator.object_list  # a files_owned_by QuerySet or a SharesWithMe
     start = (number - 1) * paginator.per_page
     end = min(start + paginator.per_page, paginator.count)
     if start <= paginator.count - end:
         # A whole page, not `count` rows: the count (the usage row) is read in a statement
         # of its own, so a file committed in between would push the page's last row off
         # (found by bench/load.py: several sessions of one account uploading).
-        return SeekPage(list(files[start : start + paginator.per_page]), number, paginator)
+        return SeekPage(between(objects, start, start + paginator.per_page), number, paginator)
     from_end = paginator.count - end
-    rows = list(files.reverse()[from_end : from_end + (end - start)])
-    return SeekPage(rows[::-1], number, paginator)
+    nearest_first = between(objects.reverse(), from_end, from_end + (end - start))
+    return SeekPage(nearest_first[::-1], number, paginator)
