@@ -22,7 +22,7 @@ from securefiles.lib.indexes import BtreeGinExtensionWherePossible, PostgresTrig
 class Migration(migrations.Migration):
     atomic = False
 
-    dependencies = [("sharing", "0015_storedfile_scan_state_encrypted")]
+    dependencies = [("sharing", "0016_link_claim")]
 
     operations = [
         BtreeGinExtensionWherePossible(),
