@@ -3,13 +3,34 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Left, Lower
 
 from sharing.storage import get_encrypted_storage
 
-# How the file list sorts by name: case-insensitively, on the first 200 characters (what
-# the index on it holds). Names alike that far are ordered by id.
-NAME_SORT_KEY = Lower(Left("name", 200))
+# How the file list sorts by name: case-insensitively, on the first SORT_NAME_CHARS
+# characters (a B-tree entry holds at most ~2700 bytes; a name has no limit). Names alike
+# that far are ordered by id.
+SORT_NAME_CHARS = 200
+
+
+def sort_name_of(name: str) -> str:
+    """The name sort's key for ``name``: its first SORT_NAME_CHARS characters, lower case.
+
+    Python's ``str.lower`` here; on PostgreSQL a trigger (migration 0019) sets the stored
+    column to ``lower(left(name, 200))`` on every insert and rename instead, so that rows
+    written by anything (an older release during an upgrade, a bulk load) agree.
+    """
+    return name[:SORT_NAME_CHARS].lower()
+
+
+class StoredFileManager(models.Manager["StoredFile"]):
+    """StoredFile.objects: ``bulk_create`` fills each new file's ``sort_name`` (as save()
+    does)."""
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> "list[StoredFile]":
+        files = list(objs)
+        for stored in files:
+            stored.sort_name = sort_name_of(stored.name)
+        return super().bulk_create(files, *args, **kwargs)
 
 
 class StoredFile(models.Model):
@@ -45,6 +66,9 @@ class StoredFile(models.Model):
     )
     # As the browser sent it, minus what no database can hold (NUL); sanitised on output.
     name = models.TextField()
+    # sort_name_of(name), what the name sort orders by, stored so that its index holds all
+    # a page needs (PostgreSQL reads an index on an expression of name index-only never).
+    sort_name = models.TextField(editable=False)
     content_type = models.CharField(max_length=255, default="application/octet-stream")
     size = models.BigIntegerField(help_text="Plaintext size in bytes.")
     digest = models.BinaryField(
@@ -73,23 +97,29 @@ class StoredFile(models.Model):
         max_length=16, choices=ScanState.choices, default=ScanState.OFF, editable=False
     )
 
+    objects = StoredFileManager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         # One index per ordering of the file list (and the admin's), each ending in the id
         # that makes the order total, so a page is read from the index in order, never
-        # sorted; PostgreSQL reads them backwards for the descending orders. The name sort
-        # is on a lowered prefix: a B-tree entry holds at most ~2700 bytes, a name has no
-        # limit. Built concurrently on PostgreSQL (migration 0012, which also adds the
-        # trigram index the name search uses).
+        # sorted, and a page typed by number reads its ids from the index alone;
+        # PostgreSQL reads them backwards for the descending orders. Built concurrently
+        # on PostgreSQL (migrations 0012 and 0019; 0012 also adds the trigram index the
+        # name search uses).
         indexes = [
             models.Index(fields=["owner", "created_at", "id"], name="file_owner_date_idx"),
             models.Index(fields=["owner", "size", "id"], name="file_owner_size_idx"),
-            models.Index("owner", NAME_SORT_KEY, "id", name="file_owner_name_idx"),
+            models.Index(fields=["owner", "sort_name", "id"], name="file_owner_sort_name_idx"),
             models.Index(fields=["created_at", "id"], name="file_date_idx"),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.sort_name = sort_name_of(self.name)
+        super().save(*args, **kwargs)
 
 
 class StorageQuota(models.Model):

@@ -338,6 +338,8 @@ def _check_upgraded(filled: dict[str, Any], expected: dict[str, list[dict]]) -> 
     report_file = StoredFile.objects.get(pk=filled["files"]["report"])
     finding = StoredFile.objects.get(pk=filled["files"]["finding"])
     assert model("StorageQuota").objects.get(user=alice).quota_mb == 50
+    # Each file got its name sort's key (sharing 0019), and the name sort lists it.
+    assert (report_file.sort_name, finding.sort_name) == ("merger terms.pdf", "befund märz.txt")
 
     # -- every file downloads, byte-identical, for its owner
     alice_client = client_for(alice)
@@ -348,6 +350,8 @@ def _check_upgraded(filled: dict[str, Any], expected: dict[str, list[dict]]) -> 
     response = carol_client.get(f"/files/{finding.pk}/download/")
     assert response.status_code == 200
     assert streamed(response) == CAROL_DATA
+    by_name = carol_client.get("/", {"sort": "name", "page": "1"}).content.decode()
+    assert f"/files/{finding.pk}/download/" in by_name
 
     # -- the share: bob gets the file shared with him, and only that one
     bob_client = client_for(bob)

@@ -96,3 +96,38 @@ class BtreeGinExtensionWherePossible(_ConcurrentlyOnPostgreSQL, BtreeGinExtensio
 
     def database_backwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
         return  # the extension stays (see the class docstring)
+
+
+class RunSQLOnPostgreSQL(_ConcurrentlyOnPostgreSQL, migrations.RunSQL):
+    """RunSQL on PostgreSQL (a trigger, say); nothing on any other database."""
+
+
+class SetNotNullWherePossible(migrations.AlterField):
+    """AlterField to a NOT NULL ``field`` whose column holds no NULL any more, without
+    holding a large table's ACCESS EXCLUSIVE lock for a scan of every row on PostgreSQL.
+
+    There: ``ADD CONSTRAINT … CHECK (col IS NOT NULL) NOT VALID`` (a moment's lock),
+    ``VALIDATE CONSTRAINT`` (scans under SHARE UPDATE EXCLUSIVE: reads and writes go on),
+    ``SET NOT NULL`` (PostgreSQL 12+ proves it from the valid check, no scan), then the
+    check is dropped: the pattern of PostgreSQL's ALTER TABLE documentation ("SET/DROP NOT
+    NULL"). Any other database: the plain AlterField (SQLite rebuilds the table). Raises
+    the database's IntegrityError if a NULL is left.
+    """
+
+    def database_forwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
+        if not _on_postgresql(schema_editor):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+            return
+        model = to_state.apps.get_model(app_label, self.model_name)
+        table = schema_editor.quote_name(model._meta.db_table)
+        column = schema_editor.quote_name(model._meta.get_field(self.name).column)
+        check = schema_editor.quote_name(f"{model._meta.db_table}_{self.name}_not_null")
+        for statement in (
+            f"ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID",
+            f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}",
+            f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL",
+            f"ALTER TABLE {table} DROP CONSTRAINT {check}",
+        ):
+            schema_editor.execute(statement)

@@ -1,0 +1,109 @@
+"""The name sort reads a stored column, so a page of it typed by number is index-only.
+
+The file list sorted by name ordered by ``lower(left(name, 200))`` from an index on that
+expression. PostgreSQL never reads an expression index index-only (its planner sees that
+the query needs ``name``, which the index lacks), so ``?sort=name&page=1000`` fetched the
+50,000 rows it skipped, or sorted all the owner's files: 55-125 ms at 100,000 files.
+``sort_name`` holds the key itself, indexed by (owner_id, sort_name, id).
+
+Safe on a table of millions of files while the portal runs (``atomic = False``):
+
+* the column is added nullable (no rewrite);
+* on PostgreSQL a trigger sets it on every insert and rename (``lower(left(name,
+  200))``, the old index's expression, so the order does not change), so files an older
+  release uploads meanwhile get it too;
+* existing rows are filled BATCH at a time, in order of id, each batch its own
+  transaction;
+* NOT NULL is set without a scan under an exclusive lock (SetNotNullWherePossible);
+* the new index is built and the old one dropped concurrently.
+
+On SQLite the rows are filled with ``sort_name_of`` (Python's lower case, which StoredFile
+uses for new rows there) and the table is rebuilt for NOT NULL.
+"""
+
+from typing import Any
+
+from django.db import migrations, models
+from django.db.models.functions import Left, Lower
+
+from securefiles.lib.indexes import (
+    AddIndexConcurrentlyWherePossible,
+    RemoveIndexConcurrentlyWherePossible,
+    RunSQLOnPostgreSQL,
+    SetNotNullWherePossible,
+)
+
+BATCH = 10_000
+
+TRIGGER = """
+CREATE OR REPLACE FUNCTION sharing_storedfile_sort_name() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.sort_name := lower(left(NEW.name, 200));
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER sharing_storedfile_sort_name
+    BEFORE INSERT OR UPDATE OF name, sort_name ON sharing_storedfile
+    FOR EACH ROW EXECUTE FUNCTION sharing_storedfile_sort_name();
+"""
+NO_TRIGGER = """
+DROP TRIGGER IF EXISTS sharing_storedfile_sort_name ON sharing_storedfile;
+DROP FUNCTION IF EXISTS sharing_storedfile_sort_name();
+"""
+
+
+def fill_sort_names(apps: Any, schema_editor: Any) -> None:
+    """Set every file's sort_name, BATCH files (in order of id) per transaction."""
+    StoredFile = apps.get_model("sharing", "StoredFile")
+    on_postgresql = schema_editor.connection.vendor == "postgresql"
+    ids = StoredFile.objects.order_by("pk").values_list("pk", flat=True)
+    last = None
+    while True:
+        batch = list((ids.filter(pk__gt=last) if last else ids)[:BATCH])
+        if not batch:
+            return
+        last = batch[-1]
+        empty = StoredFile.objects.filter(pk__gte=batch[0], pk__lte=last, sort_name=None)
+        if on_postgresql:
+            empty.update(sort_name=Lower(Left("name", 200)))
+        else:
+            _fill_in_python(StoredFile, empty)
+
+
+def _fill_in_python(StoredFile: Any, files: Any) -> None:
+    from sharing.models import sort_name_of
+
+    rows = [
+        StoredFile(pk=pk, sort_name=sort_name_of(name))
+        for pk, name in files.values_list("pk", "name")
+    ]
+    StoredFile.objects.bulk_update(rows, ["sort_name"], batch_size=500)
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [("sharing", "0018_share_file_name")]
+
+    operations = [
+        migrations.AddField(
+            model_name="storedfile",
+            name="sort_name",
+            field=models.TextField(editable=False, null=True),
+        ),
+        RunSQLOnPostgreSQL(TRIGGER, NO_TRIGGER),
+        migrations.RunPython(fill_sort_names, migrations.RunPython.noop, elidable=True),
+        SetNotNullWherePossible(
+            model_name="storedfile",
+            name="sort_name",
+            field=models.TextField(editable=False),
+        ),
+        AddIndexConcurrentlyWherePossible(
+            model_name="storedfile",
+            index=models.Index(
+                fields=["owner", "sort_name", "id"], name="file_owner_sort_name_idx"
+            ),
+        ),
+        RemoveIndexConcurrentlyWherePossible(model_name="storedfile", name="file_owner_name_idx"),
+    ]
