@@ -43,8 +43,9 @@ def _is_unsafe_char(char: str) -> bool:
 def display_name(name: str) -> str:
     """A name to show in a page (HTML escaping does the rest): one line, and no control
     or bidi-override character that could make it read as another name."""
-    cleaned = "".join(" " if _is_unsafe_char(c) else c for c in name)
-    return " ".join(cleaned.split()) or "unnamed"
+    if not (name.isascii() and name.isprintable()):  # else no character is unsafe
+        name = "".join(" " if _is_unsafe_char(c) else c for c in name)
+    return " ".join(name.split()) or "unnamed"
 
 
 def attachment_name(name: str, keep: str = "") -> str:

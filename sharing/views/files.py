@@ -59,7 +59,11 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
         # A search lists its first SEARCH_COUNT_CAP matches at most (past that, "more
         # than"): their ids, in order, are read in one query, which counts them too.
         page, capped = page_of_matches(
-            files, per_page=FILES_PER_PAGE, cap=SEARCH_COUNT_CAP, number=request.GET.get("page")
+            files,
+            unsearched=selectors.files_owned_by(user=request.user, ordering=sort),
+            per_page=FILES_PER_PAGE,
+            cap=SEARCH_COUNT_CAP,
+            number=request.GET.get("page"),
         )
     else:
         page = page_of_files(

@@ -136,24 +136,32 @@ def page_of_files(
 
 
 def page_of_matches(
-    files: QuerySet[StoredFile], *, per_page: int, cap: int, number: str | None
+    files: QuerySet[StoredFile],
+    *,
+    unsearched: QuerySet[StoredFile],
+    per_page: int,
+    cap: int,
+    number: str | None,
 ) -> tuple[SeekPage, bool]:
     """Page ``number`` of a searched ``selectors.files_owned_by`` queryset, which lists its
-    first ``cap`` matches at most; and whether there are more.
+    first ``cap`` matches at most; and whether there are more. ``unsearched`` is the same
+    list without the search, which the page's rows are read from by id.
 
     The ids of the first ``cap`` + 1 matches, in order, are read in one query (it counts
     them too), and the page's rows by their ids. Read page by page instead, PostgreSQL
     walks the user's files in order testing each name when it expects many matches: a
     name 100 files of 100,000 match, all near the end of the order, read 98,703 rows
     (73 ms) for its first page. Every page of a search is among those ids, so the Next
-    and Previous links' cursors are not needed (the page number is).
+    and Previous links' cursors are not needed (the page number is). The rows are read
+    without the search's filter: with it, PostgreSQL searched the name index again to
+    fetch 50 rows it knew by id (5.5 ms of a 0.5 ms read).
     """
     ids = list(files.values_list("pk", flat=True)[: cap + 1])
     capped, ids = len(ids) > cap, ids[:cap]
     paginator = CountedPaginator(files, per_page, count=len(ids))
     page_number = paginator.validate_number(_as_number(number, paginator.num_pages))
     shown = ids[(page_number - 1) * per_page : page_number * per_page]
-    found = {row.pk: row for row in files.filter(pk__in=shown)} if shown else {}
+    found = {row.pk: row for row in unsearched.filter(pk__in=shown)} if shown else {}
     page = SeekPage([found[pk] for pk in shown if pk in found], page_number, paginator)
     return _with_cursors(page, lambda row: Cursor(row.seek_key, row.id)), capped
 
