@@ -61,9 +61,7 @@ def test_a_row_written_without_the_key_gets_it_from_the_database(alice) -> None:
             [file_id, alice.pk, LONG, f"blobs/{file_id.hex}"],
         )
         # Nor can a wrong key be written over it.
-        cursor.execute(
-            "UPDATE sharing_storedfile SET sort_name = 'zzz' WHERE id = %s", [file_id]
-        )
+        cursor.execute("UPDATE sharing_storedfile SET sort_name = 'zzz' WHERE id = %s", [file_id])
 
     assert StoredFile.objects.get(pk=file_id).sort_name == "ä" + "b" * 199
 

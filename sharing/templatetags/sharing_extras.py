@@ -4,17 +4,17 @@ and the rows of the file lists."""
 import uuid
 from datetime import datetime
 from functools import lru_cache
-from html import escape
 
 from django import template
 from django.http import QueryDict
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
 from audit import events
 from sharing import display, names
+from sharing.display import html_format
 from sharing.models import Share, StoredFile
 
 register = template.Library()
@@ -151,43 +151,44 @@ def file_url(view: str, file_id: uuid.UUID, item_id: int | None = None) -> str:
 # The rows of the file lists, rendered here rather than by a template loop: a page shows
 # up to 100 of them, and the template engine's per-node cost (a variable, a filter, a tag
 # each) made them most of the page's time (issue 17; bench/page_profile.py measures it).
-# Each value is escaped by html.escape, which is what django.utils.html.escape and
-# format_html call, minus their per-argument checks for lazy strings (a fifth of a row).
+# Every value is escaped (display.html_format).
+_NAME_CELL = (
+    '<td><span class="icon icon-{}" aria-hidden="true"></span>'
+    '<a href="{}" class="filename">{}</a>{}</td>'
+)
 _LEGACY = ' <span class="legacy-origin">{}</span>'
+_DETAILS_CELL = '<td><a href="{}">{}<span class="visually-hidden"> {}</span></a></td>'
 
 
-def _name_cell(file: StoredFile, name: str) -> str:
+def _name_cell(file: StoredFile, name: str) -> SafeString:
     legacy = (
-        _LEGACY.format(escape(gettext("Imported from the unauthenticated legacy format")))
+        html_format(_LEGACY, gettext("Imported from the unauthenticated legacy format"))
         if file.origin == "legacy"
-        else ""
+        else SafeString("")
     )
-    download = escape(file_url("sharing:download", file.id))
-    kind = display.file_kind(file.content_type)  # one of a fixed set of words
-    return (
-        f'<td><span class="icon icon-{kind}" aria-hidden="true"></span>'
-        f'<a href="{download}" class="filename">{name}</a>{legacy}</td>'
-    )
+    download = file_url("sharing:download", file.id)
+    return html_format(_NAME_CELL, display.file_kind(file.content_type), download, name, legacy)
 
 
-def _details_cell(file: StoredFile, name: str) -> str:
-    details = escape(file_url("sharing:file_detail", file.id))
-    label = escape(gettext("Details"))
-    return f'<td><a href="{details}">{label}<span class="visually-hidden"> {name}</span></a></td>'
+def _details_cell(file: StoredFile, name: str) -> SafeString:
+    return html_format(
+        _DETAILS_CELL, file_url("sharing:file_detail", file.id), gettext("Details"), name
+    )
 
 
 @register.simple_tag
 def file_row(file: StoredFile) -> SafeString:
     """A row of "Uploaded by me": the name (its kind's icon, a download link, a mark if
     imported from the legacy format), the size, when it was uploaded (time_element, "3
-    hours ago"), a link to its page. Every value is escaped."""
-    name = escape(names.display_name(file.name or ""))
-    html = (
-        f"<tr>{_name_cell(file, name)}<td>{escape(display.human_size(file.size or 0))}</td>"
-        f"<td>{display.time_element(file.created_at, ago=True)}</td>"
-        f"{_details_cell(file, name)}</tr>"
+    hours ago"), a link to its page. Every value is escaped (display.html_format)."""
+    name = names.display_name(file.name or "")
+    return html_format(
+        "<tr>{}<td>{}</td><td>{}</td>{}</tr>",
+        _name_cell(file, name),
+        display.human_size(file.size or 0),
+        display.time_element(file.created_at, ago=True),
+        _details_cell(file, name),
     )
-    return mark_safe(html)  # noqa: S308 (every value escaped)
 
 
 @register.simple_tag
@@ -195,12 +196,12 @@ def shared_row(share: Share) -> SafeString:
     """A row of "Shared with me": as file_row, with the owner's username after the name
     and the time of the share instead of the upload's."""
     file = share.file
-    name = escape(names.display_name(file.name or ""))
-    owner = escape(file.owner.get_username())
-    html = (
-        f"<tr>{_name_cell(file, name)}<td>{owner}</td>"
-        f"<td>{escape(display.human_size(file.size or 0))}</td>"
-        f"<td>{display.time_element(share.created_at, ago=True)}</td>"
-        f"{_details_cell(file, name)}</tr>"
+    name = names.display_name(file.name or "")
+    return html_format(
+        "<tr>{}<td>{}</td><td>{}</td><td>{}</td>{}</tr>",
+        _name_cell(file, name),
+        file.owner.get_username(),
+        display.human_size(file.size or 0),
+        display.time_element(share.created_at, ago=True),
+        _details_cell(file, name),
     )
-    return mark_safe(html)  # noqa: S308 (every value escaped)
