@@ -349,3 +349,31 @@ def test_the_suite_reads_no_developer_dotenv(tmp_path: Path) -> None:
     assert (settings.DEBUG, settings.HTTPS, settings.SIGNUP_ENABLED) == (False, False, False)
     assert as_tests_run.stdout.split() == ["False", "False"]
     assert opted_in.stdout.split() == ["True", "True"]
+
+
+def test_html_format_escapes_each_value_and_keeps_safe_markup() -> None:
+    from django.utils.safestring import SafeString
+
+    from sharing.display import html_format
+
+    made = html_format('<a title="{}">{}</a>{}', "\"'&<>", "<b>", SafeString("<i>kept</i>"))
+
+    assert isinstance(made, SafeString)
+    assert made == '<a title="&quot;&#x27;&amp;&lt;&gt;">&lt;b&gt;</a><i>kept</i>'
+
+
+@pytest.mark.django_db
+def test_a_shared_row_escapes_the_file_name_and_the_owner(alice, alice_client) -> None:
+    from django.contrib.auth import get_user_model
+
+    from sharing.models import Share
+
+    mallory = get_user_model().objects.create_user("<b>mallory</b>", "m@example.com", "x")
+    stored = make_file(mallory, b"x", name='<img src=x onerror="alert(1)">.txt')
+    Share.objects.create(file=stored, colleague=alice)
+
+    shared = alice_client.get("/").content.decode().split('id="shared-title"', 1)[1]
+
+    assert "<img" not in shared and "<b>mallory" not in shared
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.txt" in shared
+    assert "&lt;b&gt;mallory&lt;/b&gt;" in shared
