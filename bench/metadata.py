@@ -339,7 +339,7 @@ def user_pages(
         "deep page by Next link (-date)": _deep_link(session, site, "-date"),
         "deep page by Next link (name)": _deep_link(session, site, "name"),
         "middle page by number (OFFSET)": f"/?page={_pages(session, site) // 2}",
-        # The name sort's index holds an expression: its skipped rows are read from the table.
+        # The name sort's stored key (sharing 0019): its page ids are read index-only too.
         "middle page by number, name (OFFSET)": f"/?sort=name&page={_pages(session, site) // 2}",
         "last page": f"/?page={_pages(session, site)}",
         # 100 matches at either size (doc-0001200 to doc-0001299): the same page at both.
