@@ -127,3 +127,83 @@ def test_the_migration_fills_every_file_in_batches(alice, monkeypatch) -> None:
 
     stored = dict(StoredFile.objects.values_list("name", "sort_name"))
     assert stored == {name: name[:200].lower() for name in names}
+
+
+def _nullable(column: str) -> bool:
+    with connection.cursor() as cursor:
+        described = connection.introspection.get_table_description(cursor, "sharing_storedfile")
+    return {info.name: info.null_ok for info in described}[column]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unapplied_the_key_is_nullable_again_before_its_trigger_goes() -> None:
+    """Unapplying 0019 drops the trigger before the column: meanwhile the column must take
+    the NULL an older release's insert leaves (SetNotNullWherePossible's backwards once
+    set NOT NULL again on PostgreSQL; elsewhere it is the plain AlterField)."""
+    _postgresql_only()
+    migration = importlib.import_module("sharing.migrations.0019_storedfile_sort_name")
+    state = MigrationExecutor(connection).loader.project_state(("sharing", "0018_share_file_name"))
+    *before_it, set_not_null = migration.Migration.operations[:4]
+    for operation in before_it:
+        operation.state_forwards("sharing", state)
+    nullable_state = state.clone()
+    set_not_null.state_forwards("sharing", state)
+    assert not _nullable("sort_name")
+    try:
+        with connection.schema_editor(atomic=False) as editor:
+            set_not_null.database_backwards("sharing", editor, state, nullable_state)
+        assert _nullable("sort_name")
+    finally:
+        with connection.schema_editor(atomic=False) as editor:
+            set_not_null.database_forwards("sharing", editor, nullable_state, state)
+    assert not _nullable("sort_name")
+
+
+class Interrupted(Exception):
+    """A deploy's timeout, a lost connection: the migration stops after an operation."""
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2, 3, 5, 6])
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupted_migration_is_migrated_again(alice, monkeypatch, stage: int) -> None:
+    """0019 is not atomic: stopped after any of its operations (what it did stays), it is
+    migrated again to the end, with every file's key."""
+    migration = importlib.import_module("sharing.migrations.0019_storedfile_sort_name")
+    operation = migration.Migration.operations[stage]
+    done = operation.database_forwards
+
+    def interrupted(app_label, editor, *states) -> None:  # type: ignore[no-untyped-def]
+        done(app_label, editor, *states)
+        if stage == 3 and connection.vendor == "postgresql":  # stopped during VALIDATE
+            editor.execute(
+                "ALTER TABLE sharing_storedfile ADD CONSTRAINT"
+                ' "sharing_storedfile_sort_name_not_null" CHECK (sort_name IS NOT NULL) NOT VALID'
+            )
+        raise Interrupted
+
+    make_file(alice, b"x", name="Before.txt")
+    leaves = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    try:
+        MigrationExecutor(connection).migrate([("sharing", "0018_share_file_name")])
+        OldFile = (
+            MigrationExecutor(connection)
+            .loader.project_state(("sharing", "0018_share_file_name"))
+            .apps.get_model("sharing", "StoredFile")
+        )
+        OldFile.objects.filter(owner_id=alice.pk).update(name="Renamed.TXT")
+        monkeypatch.setattr(operation, "database_forwards", interrupted)
+        with pytest.raises(Interrupted):
+            MigrationExecutor(connection).migrate(leaves)
+        monkeypatch.undo()
+
+        MigrationExecutor(connection).migrate(leaves)
+    finally:
+        monkeypatch.undo()
+        MigrationExecutor(connection).migrate(leaves)
+
+    assert list(StoredFile.objects.values_list("sort_name", flat=True)) == ["renamed.txt"]
+    assert not _nullable("sort_name")
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, "sharing_storedfile")
+    assert "file_owner_sort_name_idx" in indexes and "file_owner_name_idx" not in indexes
+    assert "sharing_storedfile_sort_name_not_null" not in indexes

@@ -125,9 +125,40 @@ class SetNotNullWherePossible(migrations.AlterField):
         column = schema_editor.quote_name(model._meta.get_field(self.name).column)
         check = schema_editor.quote_name(f"{model._meta.db_table}_{self.name}_not_null")
         for statement in (
+            # Left by an interrupted run (a timeout during VALIDATE, say): migrate again.
+            f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}",
             f"ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID",
             f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}",
             f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL",
             f"ALTER TABLE {table} DROP CONSTRAINT {check}",
         ):
             schema_editor.execute(statement)
+
+    def database_backwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
+        """Back to the nullable column: the plain AlterField everywhere (on PostgreSQL
+        ``DROP NOT NULL``, no scan). AlterField's own database_backwards calls
+        database_forwards, which here would set NOT NULL once more: unapplied, the column
+        stayed NOT NULL, and rows written meanwhile by a release that does not know it
+        (once the trigger that fills it is gone) failed."""
+        migrations.AlterField.database_forwards(
+            self, app_label, schema_editor, from_state, to_state
+        )
+
+
+class AddFieldIfMissing(migrations.AddField):
+    """AddField, except that a column already there is left as it is: a non-atomic
+    migration interrupted after adding it (a deploy's timeout during a long fill) can
+    then simply be migrated again, instead of failing on "column already exists"."""
+
+    def database_forwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        connection = schema_editor.connection
+        with connection.cursor() as cursor:
+            columns = connection.introspection.get_table_description(cursor, model._meta.db_table)
+        if model._meta.get_field(self.name).column in {column.name for column in columns}:
+            return
+        super().database_forwards(app_label, schema_editor, from_state, to_state)

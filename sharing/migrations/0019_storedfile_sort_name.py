@@ -15,7 +15,10 @@ Safe on a table of millions of files while the portal runs (``atomic = False``):
 * existing rows are filled BATCH at a time, in order of id, each batch its own
   transaction;
 * NOT NULL is set without a scan under an exclusive lock (SetNotNullWherePossible);
-* the new index is built and the old one dropped concurrently.
+* the new index is built and the old one dropped concurrently;
+* interrupted (a deploy's timeout during the fill, say), it is simply migrated again:
+  the column, trigger, check and new index a run left are kept or replaced, and the
+  fill takes up the rows still without a key.
 
 On SQLite the rows are filled with ``sort_name_of`` (Python's lower case, which StoredFile
 uses for new rows there) and the table is rebuilt for NOT NULL.
@@ -27,6 +30,7 @@ from django.db import migrations, models
 from django.db.models.functions import Left, Lower
 
 from securefiles.lib.indexes import (
+    AddFieldIfMissing,
     AddIndexConcurrentlyWherePossible,
     RemoveIndexConcurrentlyWherePossible,
     RunSQLOnPostgreSQL,
@@ -43,6 +47,7 @@ BEGIN
     RETURN NEW;
 END
 $$;
+DROP TRIGGER IF EXISTS sharing_storedfile_sort_name ON sharing_storedfile;
 CREATE TRIGGER sharing_storedfile_sort_name
     BEFORE INSERT OR UPDATE OF name, sort_name ON sharing_storedfile
     FOR EACH ROW EXECUTE FUNCTION sharing_storedfile_sort_name();
@@ -87,7 +92,7 @@ class Migration(migrations.Migration):
     dependencies = [("sharing", "0018_share_file_name")]
 
     operations = [
-        migrations.AddField(
+        AddFieldIfMissing(
             model_name="storedfile",
             name="sort_name",
             field=models.TextField(editable=False, null=True),
@@ -98,6 +103,12 @@ class Migration(migrations.Migration):
             model_name="storedfile",
             name="sort_name",
             field=models.TextField(editable=False),
+        ),
+        # An index an interrupted run left (INVALID if its build was cut short) is
+        # dropped and built again.
+        RunSQLOnPostgreSQL(
+            "DROP INDEX CONCURRENTLY IF EXISTS file_owner_sort_name_idx",
+            migrations.RunSQL.noop,
         ),
         AddIndexConcurrentlyWherePossible(
             model_name="storedfile",
